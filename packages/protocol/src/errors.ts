@@ -1,0 +1,68 @@
+/**
+ * The one catalogue of txmesh error codes. Every refusal carries a code from here, the HTTP status it
+ * travels with, and a sentence a person can act on. docs/design.md lists them; a test checks it does.
+ */
+
+export interface ErrorSpec {
+  readonly status: number;
+  readonly message: string;
+}
+
+export const ErrorCodes = {
+  TXM_BAD_REQUEST: { status: 400, message: 'The request body is not valid: fix the field named in the details and send it again.' },
+  TXM_BODY_TOO_LARGE: { status: 413, message: 'The request body is larger than this server accepts: send fewer participants or operations per request.' },
+  TXM_UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'Send the body as JSON with Content-Type: application/json.' },
+  TXM_NO_PARTICIPANTS: { status: 400, message: 'A transaction needs at least one participant: list the services and their operations.' },
+  TXM_DUPLICATE_PARTICIPANT: { status: 400, message: 'A service appears twice in participants: merge its operations into one entry.' },
+  TXM_TOO_MANY_PARTICIPANTS: { status: 400, message: 'The transaction lists more participants than this coordinator allows: split it or raise maxParticipants.' },
+  TXM_UNKNOWN_SERVICE: { status: 422, message: 'A participant names a service that has not registered: start its sidecar or correct the name.' },
+  TXM_BAD_TIMEOUT: { status: 400, message: 'timeoutMs must be an integer within the allowed range.' },
+  TXM_IDEMPOTENCY_CONFLICT: { status: 409, message: 'This idempotencyKey was already used for a different request body: use a new key for a new transaction.' },
+  TXM_TX_NOT_FOUND: { status: 404, message: 'No transaction with this id is known to this shard; under presumed abort an unknown transaction did not commit.' },
+  TXM_BAD_TX_ID: { status: 400, message: 'The transaction id is malformed: ids look like "<shard>-<time>-<random>".' },
+  TXM_WRONG_SHARD: { status: 421, message: 'This transaction id belongs to another shard: send the request to the shard the id names.' },
+  TXM_NOT_FOUND: { status: 404, message: 'No such route: see the API section of README.md.' },
+  TXM_SHUTTING_DOWN: { status: 503, message: 'This process is shutting down: retry against another shard or after restart.' },
+  TXM_UNKNOWN_OPERATION: { status: 400, message: 'The participant has no handler for this operation name: check the op against the service documentation.' },
+  TXM_PROTOCOL_VERSION: { status: 400, message: 'The peer speaks another txmesh protocol version: upgrade the older component.' },
+  TXM_SERVICE_UNREACHABLE: { status: 502, message: 'The service behind this sidecar did not answer: check that it is running and that its URL is right.' },
+  TXM_COMMIT_WITHOUT_PREPARE: { status: 409, message: 'Commit arrived for a branch that never prepared here: this indicates a protocol bug or a lost participant database.' },
+  TXM_INTERNAL: { status: 500, message: 'An unexpected error happened; the transaction state is unchanged. Check the server log for the details.' },
+} as const satisfies Record<string, ErrorSpec>;
+
+export type ErrorCode = keyof typeof ErrorCodes;
+
+/** The JSON body of every error answer. */
+export interface ErrorBody {
+  error: {
+    code: ErrorCode;
+    message: string;
+    /** Which field or value was wrong, when known. */
+    details?: string;
+  };
+}
+
+export class TxmeshError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly details: string | undefined;
+
+  constructor(code: ErrorCode, details?: string) {
+    const spec = ErrorCodes[code];
+    super(details ? `${spec.message} (${details})` : spec.message);
+    this.name = 'TxmeshError';
+    this.code = code;
+    this.status = spec.status;
+    this.details = details;
+  }
+
+  toBody(): ErrorBody {
+    const body: ErrorBody = { error: { code: this.code, message: ErrorCodes[this.code].message } };
+    if (this.details !== undefined) body.error.details = this.details;
+    return body;
+  }
+}
+
+export function isErrorCode(value: unknown): value is ErrorCode {
+  return typeof value === 'string' && Object.hasOwn(ErrorCodes, value);
+}

@@ -1,0 +1,198 @@
+/**
+ * Wire types spoken between client, coordinator shard, sidecar and service.
+ *
+ * Coordinator→sidecar and sidecar→service messages are batches from day one: a list of branch items
+ * (prepare/commit/rollback for many transactions) answered by a list of results in the same order.
+ */
+import type { BranchState, Decision, Outcome, TxState, Vote } from './states.ts';
+
+export const PROTOCOL_VERSION = 1;
+
+export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
+export type JsonObject = { [key: string]: JsonValue };
+
+/** HTTP header names (lower case, as Node presents them). */
+export const HeaderNames = {
+  /** Transaction id carried by ordinary service traffic; the sidecar passes it through. */
+  TX_CONTEXT: 'x-txmesh-tx',
+  PROTOCOL_VERSION: 'x-txmesh-protocol',
+  /** W3C trace context. */
+  TRACEPARENT: 'traceparent',
+} as const;
+
+/** Routes. Coordinator routes under /v1, sidecar control routes under /txmesh/v1 (all else is proxied). */
+export const Paths = {
+  TRANSACTIONS: '/v1/transactions',
+  TRANSACTION: '/v1/transactions/:txId',
+  TRANSACTION_DECISION: '/v1/transactions/:txId/decision',
+  SERVICES: '/v1/services',
+  COORDINATOR_HEALTH: '/v1/health',
+  SIDECAR_BATCH: '/txmesh/v1/batch',
+  SIDECAR_HEALTH: '/txmesh/v1/health',
+  PARTICIPANT_BATCH: '/txmesh/participant/v1/batch',
+  PARTICIPANT_PREPARED: '/txmesh/participant/v1/prepared',
+} as const;
+
+export function transactionPath(txId: string): string {
+  return `/v1/transactions/${encodeURIComponent(txId)}`;
+}
+export function decisionPath(txId: string): string {
+  return `/v1/transactions/${encodeURIComponent(txId)}/decision`;
+}
+
+// ---------------------------------------------------------------- client → coordinator
+
+export interface OperationSpec {
+  /** Operation name the service's participant handles, e.g. "reserve". */
+  op: string;
+  /** Operation arguments; JSON object. */
+  args?: JsonObject;
+}
+
+export interface ParticipantSpec {
+  service: string;
+  operations: OperationSpec[];
+}
+
+export interface BeginTransactionRequest {
+  participants: ParticipantSpec[];
+  /** Whole-transaction deadline in ms from arrival; prepares not answered by then count as no. */
+  timeoutMs?: number;
+  /** The same key always returns the first outcome and never runs the transaction twice. */
+  idempotencyKey?: string;
+}
+
+export interface ParticipantResult {
+  service: string;
+  vote: Vote;
+  /** Why the participant voted no, e.g. "OUT_OF_STOCK" or "TIMEOUT". */
+  reason?: string;
+}
+
+export interface TransactionResult {
+  txId: string;
+  outcome: Outcome;
+  /** For an abort: the first no-vote's reason, or "TIMEOUT". */
+  reason?: string;
+  participants: ParticipantResult[];
+  durationMs: number;
+}
+
+export interface BranchStatus {
+  service: string;
+  state: BranchState;
+  vote?: Vote;
+  reason?: string;
+  /** Delivery attempts of the current phase's message. */
+  attempts: number;
+}
+
+export interface TransactionStatus {
+  txId: string;
+  shard: number;
+  state: TxState;
+  outcome?: Outcome;
+  reason?: string;
+  createdAt: number;
+  decidedAt?: number;
+  branches: BranchStatus[];
+}
+
+export interface DecisionAnswer {
+  txId: string;
+  decision: Decision;
+}
+
+// ---------------------------------------------------------------- registry
+
+export interface ResourceReport {
+  /** Epoch ms the figures were taken. */
+  at: number;
+  cpuPercent?: number;
+  rssBytes?: number;
+  memoryLimitBytes?: number;
+  eventLoopDelayMs?: number;
+  latencyP50Ms?: number;
+  latencyP99Ms?: number;
+  inFlight?: number;
+}
+
+export interface RegisterServiceRequest {
+  service: string;
+  /** Where the coordinator sends branch batches. */
+  sidecarUrl: string;
+  report?: ResourceReport;
+}
+
+export interface RegisterServiceResponse {
+  shard: number;
+  shards: number;
+  /** How often the sidecar should re-register (heartbeat). */
+  heartbeatMs: number;
+}
+
+export interface ServiceView {
+  service: string;
+  sidecarUrl: string;
+  registeredAt: number;
+  lastSeenAt: number;
+  report?: ResourceReport;
+}
+
+// ---------------------------------------------------------------- batches (coordinator → sidecar → service)
+
+export const BranchAction = {
+  PREPARE: 'prepare',
+  COMMIT: 'commit',
+  ROLLBACK: 'rollback',
+} as const;
+export type BranchAction = (typeof BranchAction)[keyof typeof BranchAction];
+
+export interface BranchItem {
+  action: BranchAction;
+  txId: string;
+  service: string;
+  /** Present on prepare: what the branch must do. */
+  operations?: OperationSpec[];
+  /** On prepare: epoch ms after which the coordinator no longer waits for the vote. */
+  deadline?: number;
+}
+
+export interface BranchBatchRequest {
+  protocolVersion: number;
+  items: BranchItem[];
+}
+
+export const ItemStatus = {
+  /** prepare: voted yes. commit/rollback: acknowledged (applied now or earlier). */
+  OK: 'ok',
+  /** prepare only: voted no for a reason that will not change on retry (business refusal, lock timeout). */
+  NO: 'no',
+  /** Transient failure: the sender may retry the item. Nothing was decided by this answer. */
+  ERROR: 'error',
+} as const;
+export type ItemStatus = (typeof ItemStatus)[keyof typeof ItemStatus];
+
+export interface BranchItemResult {
+  txId: string;
+  action: BranchAction;
+  status: ItemStatus;
+  /** Short machine-readable reason for NO/ERROR, e.g. "OUT_OF_STOCK", "LOCK_TIMEOUT", "TXM_SERVICE_UNREACHABLE". */
+  reason?: string;
+  /** Human sentence. */
+  message?: string;
+}
+
+export interface BranchBatchResponse {
+  protocolVersion: number;
+  /** One result per item, in the order of the request's items. */
+  results: BranchItemResult[];
+  /** Piggybacked resource figures of the service behind the sidecar. */
+  report?: ResourceReport;
+}
+
+/** What a participant service answers about branches it holds prepared but undecided. */
+export interface PreparedListResponse {
+  service: string;
+  prepared: { txId: string; preparedAt: number }[];
+}
