@@ -20,13 +20,15 @@ export const ErrorCodes = {
   TXM_IDEMPOTENCY_CONFLICT: { status: 409, message: 'This idempotencyKey was already used for a different request body: use a new key for a new transaction.' },
   TXM_TX_NOT_FOUND: { status: 404, message: 'No transaction with this id is known to this shard; under presumed abort an unknown transaction did not commit.' },
   TXM_BAD_TX_ID: { status: 400, message: 'The transaction id is malformed: ids look like "<shard>-<time>-<random>".' },
-  TXM_WRONG_SHARD: { status: 421, message: 'This transaction id belongs to another shard: send the request to the shard the id names.' },
+  TXM_WRONG_SHARD: { status: 421, message: 'This transaction id or idempotency key belongs to another shard: send the request to the shard that owns it (the client SDK routes it for you).' },
   TXM_NOT_FOUND: { status: 404, message: 'No such route: see the API section of README.md.' },
+  TXM_RESOURCE_NOT_FOUND: { status: 404, message: 'The item named in the path does not exist: check the id in the details.' },
   TXM_SHUTTING_DOWN: { status: 503, message: 'This process is shutting down: retry against another shard or after restart.' },
   TXM_UNKNOWN_OPERATION: { status: 400, message: 'The participant has no handler for this operation name: check the op against the service documentation.' },
   TXM_PROTOCOL_VERSION: { status: 400, message: 'The peer speaks another txmesh protocol version: upgrade the older component.' },
   TXM_SERVICE_UNREACHABLE: { status: 502, message: 'The service behind this sidecar did not answer: check that it is running and that its URL is right.' },
   TXM_COMMIT_WITHOUT_PREPARE: { status: 409, message: 'Commit arrived for a branch that never prepared here: this indicates a protocol bug or a lost participant database.' },
+  TXM_COORDINATOR_UNREACHABLE: { status: 503, message: 'The coordinator did not answer, so the outcome is unknown: resend with the same idempotencyKey or poll the transaction status.' },
   TXM_INTERNAL: { status: 500, message: 'An unexpected error happened; the transaction state is unchanged. Check the server log for the details.' },
 } as const satisfies Record<string, ErrorSpec>;
 

@@ -20,3 +20,30 @@ export function shardOfTxId(txId: string): number | undefined {
 export function isTxId(value: unknown): value is string {
   return typeof value === 'string' && TX_ID_PATTERN.test(value);
 }
+
+/**
+ * The shard that owns an idempotency key. A keyed request must always reach the same shard, or a
+ * retry sent elsewhere could run the transaction a second time; coordinators refuse keys they do not own.
+ * FNV-1a (32 bit): stable across processes and versions, cheap, evenly spread for short strings.
+ */
+export function shardForIdempotencyKey(key: string, shards: number): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < key.length; i++) {
+    hash ^= key.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193) >>> 0;
+  }
+  return hash % shards;
+}
+
+/**
+ * Orders transactions by age: negative when `a` began before `b`. Ids carry their start time, so any
+ * participant can tell which of two transactions is older without asking anyone (used by the
+ * participants' wait-die locking).
+ */
+export function compareTxAge(a: string, b: string): number {
+  const [, timeA = ''] = a.split('-', 3);
+  const [, timeB = ''] = b.split('-', 3);
+  const diff = parseInt(timeA, 36) - parseInt(timeB, 36);
+  if (diff !== 0 && Number.isFinite(diff)) return diff;
+  return a < b ? -1 : a > b ? 1 : 0;
+}

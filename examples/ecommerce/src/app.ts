@@ -1,0 +1,131 @@
+/**
+ * Builds one e-commerce service: its own SQLite database, its fastify app with the SDK participant
+ * mounted, health and admin summary routes, and its business routes.
+ */
+import type { AddressInfo } from 'node:net';
+import Fastify, { type FastifyInstance } from 'fastify';
+import { createParticipant, openParticipantDatabase } from '@txmesh/participant-sdk';
+import { TxmeshError, toTxmeshError } from '@txmesh/protocol';
+import { resolveCatalog, type CatalogOptions } from './catalog.ts';
+import { inventoryService } from './inventory.ts';
+import { migrateShared } from './ledger.ts';
+import { orderService } from './order.ts';
+import { paymentService } from './payment.ts';
+import { ECOMMERCE_SERVICES, type EcommerceService, type ServiceDefinition, type ServiceSummary } from './service-definition.ts';
+import { shippingService } from './shipping.ts';
+
+const DEFINITIONS: Record<EcommerceService, ServiceDefinition> = {
+  inventory: inventoryService,
+  payment: paymentService,
+  order: orderService,
+  shipping: shippingService,
+};
+
+export interface BuildServiceOptions {
+  dbPath: string;
+  /** Used only when the database is new: a reopened database keeps its rows. */
+  catalog?: Partial<CatalogOptions>;
+  lockWaitMs?: number;
+  /** fastify/pino level; no request logging when omitted. */
+  logLevel?: string;
+}
+
+export interface StartServiceOptions {
+  dbPath: string;
+  host?: string;
+  port?: number;
+  catalog?: Partial<CatalogOptions>;
+  lockWaitMs?: number;
+  logLevel?: string;
+}
+
+export function isEcommerceService(value: unknown): value is EcommerceService {
+  return typeof value === 'string' && (ECOMMERCE_SERVICES as readonly string[]).includes(value);
+}
+
+export async function buildEcommerceService(
+  name: EcommerceService,
+  opts: BuildServiceOptions,
+): Promise<{ app: FastifyInstance; close(): Promise<void> }> {
+  if (!isEcommerceService(name)) throw new RangeError(`unknown e-commerce service ${String(name)}; expected one of ${ECOMMERCE_SERVICES.join(', ')}`);
+  const definition = DEFINITIONS[name];
+  const catalog = resolveCatalog(opts.catalog);
+  const db = openParticipantDatabase(opts.dbPath);
+  let participant: ReturnType<typeof createParticipant> | undefined;
+  let app: FastifyInstance | undefined;
+  try {
+    migrateShared(db);
+    definition.migrate(db, catalog);
+    // The participant restores the locks of prepared-undecided branches before we serve any traffic.
+    const created = createParticipant({
+      service: name,
+      db,
+      operations: definition.operations,
+      ...(opts.lockWaitMs !== undefined ? { lockWaitMs: opts.lockWaitMs } : {}),
+    });
+    participant = created;
+    const server = Fastify({ logger: opts.logLevel ? { level: opts.logLevel } : false });
+    app = server;
+    server.setErrorHandler((err, req, reply) => {
+      const txErr = toTxmeshError(err);
+      if (txErr.status >= 500) req.log.error({ err }, 'request failed');
+      return reply.status(txErr.status).send(txErr.toBody());
+    });
+    server.setNotFoundHandler((req, reply) => {
+      const txErr = new TxmeshError('TXM_NOT_FOUND', `${req.method} ${req.url.split('?')[0] ?? ''}`);
+      return reply.status(txErr.status).send(txErr.toBody());
+    });
+    server.get('/health', async () => ({ ok: true }));
+    server.get('/admin/summary', async (): Promise<ServiceSummary> => {
+      const prepared = new Set(created.preparedList().prepared.map((p) => p.txId));
+      const result = definition.check(db, prepared);
+      return {
+        service: name,
+        committedTxIds: result.committedTxIds,
+        preparedBranches: prepared.size,
+        invariants: result.invariants,
+        ok: result.problems.length === 0,
+        problems: result.problems,
+      };
+    });
+    definition.routes(server, db);
+    // Own scope, so whatever hooks or handlers the SDK installs stay with its routes.
+    await server.register(async (scope) => {
+      created.routes(scope);
+    });
+    await server.ready();
+  } catch (err) {
+    await app?.close().catch(() => undefined);
+    participant?.close();
+    if (db.open) db.close();
+    throw err;
+  }
+  const ready = app;
+  let closing: Promise<void> | undefined;
+  return {
+    app: ready,
+    close() {
+      closing ??= (async () => {
+        await ready.close();
+        participant?.close();
+        if (db.open) db.close();
+      })();
+      return closing;
+    },
+  };
+}
+
+export async function startEcommerceService(name: EcommerceService, opts: StartServiceOptions): Promise<{ url: string; close(): Promise<void> }> {
+  const service = await buildEcommerceService(name, opts);
+  try {
+    await service.app.listen({ host: opts.host ?? '127.0.0.1', port: opts.port ?? 0 });
+  } catch (err) {
+    await service.close();
+    throw err;
+  }
+  const address = service.app.server.address() as AddressInfo;
+  // A wildcard bind is reachable on loopback; hand out an address a client can dial.
+  const dialable = address.address === '0.0.0.0' ? '127.0.0.1' : address.address === '::' ? '::1' : address.address;
+  const host = dialable.includes(':') ? `[${dialable}]` : dialable;
+  return { url: `http://${host}:${address.port}`, close: () => service.close() };
+}

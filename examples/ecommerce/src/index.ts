@@ -1,0 +1,10 @@
+export { ECOMMERCE_SERVICES, type EcommerceService, type ServiceSummary } from './service-definition.ts';
+export { DEFAULT_CATALOG, resolveCatalog, type CatalogOptions } from './catalog.ts';
+export {
+  buildEcommerceService,
+  startEcommerceService,
+  isEcommerceService,
+  type BuildServiceOptions,
+  type StartServiceOptions,
+} from './app.ts';
+export { orderRequest, randomOrder, seededRandom, type OrderInput } from './order-workload.ts';

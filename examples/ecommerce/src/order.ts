@@ -1,0 +1,135 @@
+/**
+ * Order: the order record itself. Prepare writes it 'pending' (invisible as a confirmed order), commit
+ * confirms it, rollback deletes it so the order id can be used again.
+ */
+import type Database from 'better-sqlite3';
+import { BusinessRefusal, defineOperation, type HookContext } from '@txmesh/participant-sdk';
+import { TxmeshError } from '@txmesh/protocol';
+import { argsObject, positiveIntArg, stringArg } from './args.ts';
+import { committedBranchIds, compareTxSets, recordCommittedBranch, sortedIds, txIdSet } from './ledger.ts';
+import type { ServiceCheck, ServiceDefinition } from './service-definition.ts';
+import { statementCache } from './statement-cache.ts';
+
+interface CreateArgs {
+  orderId: string;
+  sku: string;
+  qty: number;
+  account: string;
+  amount: number;
+}
+
+interface OrderRow {
+  order_id: string;
+  tx_id: string;
+  status: 'pending' | 'confirmed';
+}
+
+const statements = statementCache((db) => ({
+  byTx: db.prepare(`SELECT order_id, tx_id, status FROM orders WHERE tx_id = ? AND op_index = ?`),
+  byId: db.prepare(`SELECT order_id, tx_id, status FROM orders WHERE order_id = ?`),
+  full: db.prepare(`SELECT order_id, tx_id, sku, qty, account, amount, status, created_at, confirmed_at FROM orders WHERE order_id = ?`),
+  insert: db.prepare(
+    `INSERT INTO orders (order_id, tx_id, op_index, sku, qty, account, amount, status, created_at)
+     VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?)`,
+  ),
+  confirm: db.prepare(`UPDATE orders SET status = 'confirmed', confirmed_at = ? WHERE tx_id = ? AND op_index = ?`),
+  remove: db.prepare(`DELETE FROM orders WHERE tx_id = ? AND op_index = ?`),
+}));
+
+function orderOf(ctx: HookContext): OrderRow | undefined {
+  return statements(ctx.db).byTx.get(ctx.txId, ctx.opIndex) as OrderRow | undefined;
+}
+
+const create = defineOperation<CreateArgs>({
+  parseArgs(raw) {
+    const args = argsObject(raw, 'create');
+    return {
+      orderId: stringArg(args, 'orderId', 'create'),
+      sku: stringArg(args, 'sku', 'create'),
+      qty: positiveIntArg(args, 'qty', 'create'),
+      account: stringArg(args, 'account', 'create'),
+      amount: positiveIntArg(args, 'amount', 'create'),
+    };
+  },
+  lockKeys: (args) => [`order:${args.orderId}`],
+  prepare(ctx, args) {
+    if (orderOf(ctx) !== undefined) return; // this operation already wrote its order
+    const s = statements(ctx.db);
+    if (s.byId.get(args.orderId) !== undefined) {
+      throw new BusinessRefusal('DUPLICATE_ORDER', `Order ${args.orderId} already exists.`);
+    }
+    s.insert.run(args.orderId, ctx.txId, ctx.opIndex, args.sku, args.qty, args.account, args.amount, Date.now());
+  },
+  commit(ctx) {
+    const row = orderOf(ctx);
+    if (row?.status === 'confirmed') return;
+    if (row === undefined) throw new Error(`order: commit of ${ctx.txId}/${ctx.opIndex} finds no pending order`);
+    statements(ctx.db).confirm.run(Date.now(), ctx.txId, ctx.opIndex);
+    recordCommittedBranch(ctx.db, ctx.txId);
+  },
+  rollback(ctx) {
+    const row = orderOf(ctx);
+    if (row === undefined) return;
+    if (row.status === 'confirmed') throw new Error(`order: rollback of ${ctx.txId}/${ctx.opIndex} after it committed`);
+    statements(ctx.db).remove.run(ctx.txId, ctx.opIndex);
+  },
+});
+
+function migrate(db: Database.Database): void {
+  db.exec(`
+    CREATE TABLE IF NOT EXISTS orders (
+      order_id TEXT PRIMARY KEY,
+      tx_id TEXT NOT NULL,
+      op_index INTEGER NOT NULL,
+      sku TEXT NOT NULL,
+      qty INTEGER NOT NULL,
+      account TEXT NOT NULL,
+      amount INTEGER NOT NULL,
+      status TEXT NOT NULL,
+      created_at INTEGER NOT NULL,
+      confirmed_at INTEGER
+    );
+    CREATE UNIQUE INDEX IF NOT EXISTS orders_branch ON orders (tx_id, op_index);
+  `);
+}
+
+function check(db: Database.Database, preparedTxIds: ReadonlySet<string>): ServiceCheck {
+  const counts = db
+    .prepare(
+      `SELECT COUNT(CASE WHEN status = 'confirmed' THEN 1 END) AS confirmed,
+              COUNT(CASE WHEN status = 'pending' THEN 1 END) AS pending,
+              COUNT(CASE WHEN status NOT IN ('confirmed', 'pending') THEN 1 END) AS unknown
+         FROM orders`,
+    )
+    .get() as { confirmed: number; pending: number; unknown: number };
+  const problems: string[] = [];
+  if (counts.unknown > 0) problems.push(`${counts.unknown} orders have an unknown status`);
+  const committed = txIdSet(db, `SELECT DISTINCT tx_id FROM orders WHERE status = 'confirmed'`);
+  const pending = txIdSet(db, `SELECT DISTINCT tx_id FROM orders WHERE status = 'pending'`);
+  const branches = committedBranchIds(db);
+  compareTxSets(problems, 'confirmed orders', committed, branches, 'committed branches');
+  compareTxSets(problems, 'pending orders', pending, preparedTxIds, 'prepared branches');
+  return {
+    committedTxIds: sortedIds(committed),
+    invariants: {
+      confirmedOrders: counts.confirmed,
+      pendingOrders: counts.pending,
+      committedBranches: branches.size,
+      unknownStatus: counts.unknown,
+    },
+    problems,
+  };
+}
+
+export const orderService: ServiceDefinition = {
+  migrate,
+  operations: { create },
+  check,
+  routes(app, db) {
+    app.get<{ Params: { orderId: string } }>('/orders/:orderId', async (req) => {
+      const row = statements(db).full.get(req.params.orderId);
+      if (row === undefined) throw new TxmeshError('TXM_RESOURCE_NOT_FOUND', `no order ${req.params.orderId}`);
+      return row;
+    });
+  },
+};

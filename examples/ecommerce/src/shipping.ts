@@ -1,0 +1,126 @@
+/**
+ * Shipping: one shipment per order. Prepare books it 'tentative', commit makes it 'scheduled', rollback
+ * deletes it. An address that is empty (or only blanks) cannot be delivered to.
+ */
+import type Database from 'better-sqlite3';
+import { BusinessRefusal, defineOperation, type HookContext } from '@txmesh/participant-sdk';
+import { TxmeshError } from '@txmesh/protocol';
+import { argsObject, stringArg } from './args.ts';
+import { committedBranchIds, compareTxSets, recordCommittedBranch, sortedIds, txIdSet } from './ledger.ts';
+import type { ServiceCheck, ServiceDefinition } from './service-definition.ts';
+import { statementCache } from './statement-cache.ts';
+
+interface ScheduleArgs {
+  orderId: string;
+  address: string;
+}
+
+interface ShipmentRow {
+  order_id: string;
+  tx_id: string;
+  status: 'tentative' | 'scheduled';
+}
+
+const statements = statementCache((db) => ({
+  byTx: db.prepare(`SELECT order_id, tx_id, status FROM shipments WHERE tx_id = ? AND op_index = ?`),
+  byOrder: db.prepare(`SELECT order_id, tx_id, status FROM shipments WHERE order_id = ?`),
+  full: db.prepare(`SELECT order_id, tx_id, address, status, created_at, scheduled_at FROM shipments WHERE order_id = ?`),
+  insert: db.prepare(
+    `INSERT INTO shipments (order_id, tx_id, op_index, address, status, created_at) VALUES (?, ?, ?, ?, 'tentative', ?)`,
+  ),
+  schedule: db.prepare(`UPDATE shipments SET status = 'scheduled', scheduled_at = ? WHERE tx_id = ? AND op_index = ?`),
+  remove: db.prepare(`DELETE FROM shipments WHERE tx_id = ? AND op_index = ?`),
+}));
+
+function shipmentOf(ctx: HookContext): ShipmentRow | undefined {
+  return statements(ctx.db).byTx.get(ctx.txId, ctx.opIndex) as ShipmentRow | undefined;
+}
+
+const schedule = defineOperation<ScheduleArgs>({
+  parseArgs(raw) {
+    const args = argsObject(raw, 'schedule');
+    // An empty address is well-formed input with a business answer (UNDELIVERABLE), not BAD_ARGS.
+    return { orderId: stringArg(args, 'orderId', 'schedule'), address: stringArg(args, 'address', 'schedule', { allowEmpty: true }) };
+  },
+  lockKeys: (args) => [`shipment:${args.orderId}`],
+  prepare(ctx, args) {
+    if (shipmentOf(ctx) !== undefined) return; // this operation already booked its shipment
+    if (args.address.trim().length === 0) {
+      throw new BusinessRefusal('UNDELIVERABLE', `Order ${args.orderId} has no delivery address.`);
+    }
+    const s = statements(ctx.db);
+    if (s.byOrder.get(args.orderId) !== undefined) {
+      throw new BusinessRefusal('DUPLICATE_SHIPMENT', `Order ${args.orderId} already has a shipment.`);
+    }
+    s.insert.run(args.orderId, ctx.txId, ctx.opIndex, args.address, Date.now());
+  },
+  commit(ctx) {
+    const row = shipmentOf(ctx);
+    if (row?.status === 'scheduled') return;
+    if (row === undefined) throw new Error(`shipping: commit of ${ctx.txId}/${ctx.opIndex} finds no tentative shipment`);
+    statements(ctx.db).schedule.run(Date.now(), ctx.txId, ctx.opIndex);
+    recordCommittedBranch(ctx.db, ctx.txId);
+  },
+  rollback(ctx) {
+    const row = shipmentOf(ctx);
+    if (row === undefined) return;
+    if (row.status === 'scheduled') throw new Error(`shipping: rollback of ${ctx.txId}/${ctx.opIndex} after it committed`);
+    statements(ctx.db).remove.run(ctx.txId, ctx.opIndex);
+  },
+});
+
+function migrate(db: Database.Database): void {
+  db.exec(`
+    CREATE TABLE IF NOT EXISTS shipments (
+      order_id TEXT PRIMARY KEY,
+      tx_id TEXT NOT NULL,
+      op_index INTEGER NOT NULL,
+      address TEXT NOT NULL,
+      status TEXT NOT NULL,
+      created_at INTEGER NOT NULL,
+      scheduled_at INTEGER
+    );
+    CREATE UNIQUE INDEX IF NOT EXISTS shipments_branch ON shipments (tx_id, op_index);
+  `);
+}
+
+function check(db: Database.Database, preparedTxIds: ReadonlySet<string>): ServiceCheck {
+  const counts = db
+    .prepare(
+      `SELECT COUNT(CASE WHEN status = 'scheduled' THEN 1 END) AS scheduled,
+              COUNT(CASE WHEN status = 'tentative' THEN 1 END) AS tentative,
+              COUNT(CASE WHEN status NOT IN ('scheduled', 'tentative') THEN 1 END) AS unknown
+         FROM shipments`,
+    )
+    .get() as { scheduled: number; tentative: number; unknown: number };
+  const problems: string[] = [];
+  if (counts.unknown > 0) problems.push(`${counts.unknown} shipments have an unknown status`);
+  const committed = txIdSet(db, `SELECT DISTINCT tx_id FROM shipments WHERE status = 'scheduled'`);
+  const tentative = txIdSet(db, `SELECT DISTINCT tx_id FROM shipments WHERE status = 'tentative'`);
+  const branches = committedBranchIds(db);
+  compareTxSets(problems, 'scheduled shipments', committed, branches, 'committed branches');
+  compareTxSets(problems, 'tentative shipments', tentative, preparedTxIds, 'prepared branches');
+  return {
+    committedTxIds: sortedIds(committed),
+    invariants: {
+      scheduledShipments: counts.scheduled,
+      tentativeShipments: counts.tentative,
+      committedBranches: branches.size,
+      unknownStatus: counts.unknown,
+    },
+    problems,
+  };
+}
+
+export const shippingService: ServiceDefinition = {
+  migrate,
+  operations: { schedule },
+  check,
+  routes(app, db) {
+    app.get<{ Params: { orderId: string } }>('/shipments/:orderId', async (req) => {
+      const row = statements(db).full.get(req.params.orderId);
+      if (row === undefined) throw new TxmeshError('TXM_RESOURCE_NOT_FOUND', `no shipment for order ${req.params.orderId}`);
+      return row;
+    });
+  },
+};

@@ -1,0 +1,87 @@
+/** A small argv parser: `--name value`, `--flag`, and positionals. Unknown flags are refused by the caller. */
+export interface ParsedArgs {
+  positionals: string[];
+  flags: Map<string, string | true>;
+}
+
+export function parseArgs(argv: string[]): ParsedArgs {
+  const positionals: string[] = [];
+  const flags = new Map<string, string | true>();
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (!arg.startsWith('--')) {
+      positionals.push(arg);
+      continue;
+    }
+    const eq = arg.indexOf('=');
+    if (eq > 0) {
+      flags.set(arg.slice(2, eq), arg.slice(eq + 1));
+      continue;
+    }
+    const next = argv[i + 1];
+    if (next !== undefined && !next.startsWith('--')) {
+      flags.set(arg.slice(2), next);
+      i++;
+    } else {
+      flags.set(arg.slice(2), true);
+    }
+  }
+  return { positionals, flags };
+}
+
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+/** Reads flags with defaults and refuses anything not declared, so a typo never passes silently. */
+export class FlagReader {
+  readonly #flags: Map<string, string | true>;
+  readonly #known = new Set<string>();
+
+  constructor(flags: Map<string, string | true>) {
+    this.#flags = flags;
+  }
+
+  string(name: string, fallback?: string): string {
+    this.#known.add(name);
+    const value = this.#flags.get(name);
+    if (value === undefined) {
+      if (fallback === undefined) throw new UsageError(`--${name} is required`);
+      return fallback;
+    }
+    if (value === true) throw new UsageError(`--${name} needs a value`);
+    return value;
+  }
+
+  optionalString(name: string): string | undefined {
+    this.#known.add(name);
+    const value = this.#flags.get(name);
+    if (value === true) throw new UsageError(`--${name} needs a value`);
+    return value;
+  }
+
+  int(name: string, fallback: number, min = 0, max = Number.MAX_SAFE_INTEGER): number {
+    const raw = this.string(name, String(fallback));
+    const value = Number(raw);
+    if (!Number.isInteger(value) || value < min || value > max) {
+      throw new UsageError(`--${name} must be an integer from ${min} to ${max}, got "${raw}"`);
+    }
+    return value;
+  }
+
+  bool(name: string): boolean {
+    this.#known.add(name);
+    const value = this.#flags.get(name);
+    return value === true || value === 'true';
+  }
+
+  /** Call after reading every flag: refuses unknown ones. */
+  done(): void {
+    for (const name of this.#flags.keys()) {
+      if (!this.#known.has(name)) throw new UsageError(`unknown flag --${name}`);
+    }
+  }
+}

@@ -1,0 +1,226 @@
+/**
+ * Starts a txmesh cluster as real processes on loopback: coordinator shards, the example services and
+ * a sidecar next to each. Used by `txmesh demo` and by the cross-process tests, which kill members with
+ * SIGKILL and restart them on the same port and data.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream, mkdirSync, mkdtempSync, rmSync, type WriteStream } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ECOMMERCE_SERVICES, type CatalogOptions, type EcommerceService } from '@txmesh/example-ecommerce';
+
+const BIN = fileURLToPath(new URL('../bin/txmesh.mjs', import.meta.url));
+const READY_PREFIX = 'TXMESH_READY ';
+const START_TIMEOUT_MS = 30_000;
+
+export type MemberRole = 'coordinator' | 'service' | 'sidecar';
+
+/** One process of the cluster. Keeps its port across restarts so peers keep finding it. */
+export class Member {
+  readonly name: string;
+  readonly role: MemberRole;
+  readonly #args: (port: number) => string[];
+  readonly #logFile: string;
+  readonly #env: NodeJS.ProcessEnv;
+  #child: ChildProcess | undefined;
+  #log: WriteStream | undefined;
+  #port = 0;
+  #url = '';
+  #exited: Promise<void> = Promise.resolve();
+
+  constructor(name: string, role: MemberRole, args: (port: number) => string[], logFile: string, env: NodeJS.ProcessEnv) {
+    this.name = name;
+    this.role = role;
+    this.#args = args;
+    this.#logFile = logFile;
+    this.#env = env;
+  }
+
+  get url(): string {
+    return this.#url;
+  }
+  get pid(): number | undefined {
+    return this.#child?.pid;
+  }
+  get running(): boolean {
+    return this.#child !== undefined && this.#child.exitCode === null && this.#child.signalCode === null;
+  }
+
+  /** Starts the process and resolves with its URL once it reports ready. `extraEnv` applies to this start only. */
+  async start(extraEnv: NodeJS.ProcessEnv = {}): Promise<string> {
+    if (this.running) throw new Error(`${this.name} is already running`);
+    this.#log ??= createWriteStream(this.#logFile, { flags: 'a' });
+    const child = spawn(process.execPath, [BIN, this.role, ...this.#args(this.#port)], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, ...this.#env, ...extraEnv },
+    });
+    this.#child = child;
+    this.#exited = new Promise((resolve) => child.once('exit', () => resolve()));
+    child.stderr!.pipe(this.#log, { end: false });
+    const url = await new Promise<string>((resolve, reject) => {
+      let buffered = '';
+      const timer = setTimeout(() => fail(new Error(`${this.name} did not become ready in ${START_TIMEOUT_MS} ms (log: ${this.#logFile})`)), START_TIMEOUT_MS);
+      const onExit = (code: number | null, signal: string | null): void =>
+        fail(new Error(`${this.name} exited before ready (code ${code}, signal ${signal}); log: ${this.#logFile}`));
+      const onData = (chunk: Buffer): void => {
+        buffered += chunk.toString('utf8');
+        let newline: number;
+        while ((newline = buffered.indexOf('\n')) >= 0) {
+          const line = buffered.slice(0, newline);
+          buffered = buffered.slice(newline + 1);
+          if (line.startsWith(READY_PREFIX)) {
+            cleanup();
+            resolve(line.slice(READY_PREFIX.length).trim());
+            return;
+          }
+          this.#log!.write(`${line}\n`);
+        }
+      };
+      const cleanup = (): void => {
+        clearTimeout(timer);
+        child.off('exit', onExit);
+        child.stdout!.off('data', onData);
+        child.stdout!.pipe(this.#log!, { end: false });
+      };
+      const fail = (err: Error): void => {
+        cleanup();
+        child.kill('SIGKILL');
+        reject(err);
+      };
+      child.on('exit', onExit);
+      child.stdout!.on('data', onData);
+    });
+    this.#url = url;
+    this.#port = Number(new URL(url).port);
+    return url;
+  }
+
+  /** Sends a signal and waits for the process to be gone. SIGKILL is a crash: nothing is flushed. */
+  async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    if (!this.running) return;
+    this.#child!.kill(signal);
+    await this.#exited;
+  }
+
+  /** Resolves when the process exits by itself (e.g. at a crash point). */
+  exited(): Promise<void> {
+    return this.#exited;
+  }
+
+  async stop(): Promise<void> {
+    if (this.running) {
+      const timer = setTimeout(() => this.#child?.kill('SIGKILL'), 5_000);
+      await this.kill('SIGTERM');
+      clearTimeout(timer);
+    }
+    await new Promise<void>((resolve) => (this.#log ? this.#log.end(resolve) : resolve()));
+    this.#log = undefined;
+  }
+}
+
+export interface ClusterOptions {
+  shards?: number;
+  dataDir?: string;
+  catalog?: Partial<CatalogOptions>;
+  /** Environment for every member (e.g. crash points, log level). */
+  env?: NodeJS.ProcessEnv;
+  /** Environment for one member's first start, by member name (e.g. "coordinator-0", "sidecar-inventory"). */
+  memberEnv?: Record<string, NodeJS.ProcessEnv>;
+}
+
+export class Cluster {
+  readonly dataDir: string;
+  readonly coordinators: Member[] = [];
+  readonly services = new Map<EcommerceService, Member>();
+  readonly sidecars = new Map<EcommerceService, Member>();
+  readonly #ownsDataDir: boolean;
+
+  private constructor(dataDir: string, ownsDataDir: boolean) {
+    this.dataDir = dataDir;
+    this.#ownsDataDir = ownsDataDir;
+  }
+
+  static async start(options: ClusterOptions = {}): Promise<Cluster> {
+    const shards = options.shards ?? 1;
+    const ownsDataDir = options.dataDir === undefined;
+    const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'txmesh-'));
+    mkdirSync(dataDir, { recursive: true });
+    const cluster = new Cluster(dataDir, ownsDataDir);
+    const env = options.env ?? {};
+    const envFor = (name: string): NodeJS.ProcessEnv => options.memberEnv?.[name] ?? {};
+    try {
+      for (let shard = 0; shard < shards; shard++) {
+        const name = `coordinator-${shard}`;
+        const member = new Member(name, 'coordinator', (port) => [
+          '--shard', String(shard), '--shards', String(shards), '--port', String(port), '--data', dataDir,
+        ], join(dataDir, `${name}.log`), env);
+        cluster.coordinators.push(member);
+      }
+      await Promise.all(cluster.coordinators.map((m) => m.start(envFor(m.name))));
+      const coordinatorUrls = cluster.coordinators.map((m) => m.url).join(',');
+      const catalog = JSON.stringify(options.catalog ?? {});
+      for (const service of ECOMMERCE_SERVICES) {
+        cluster.services.set(service, new Member(`service-${service}`, 'service', (port) => [
+          service, '--port', String(port), '--db', join(dataDir, `${service}.db`), '--catalog', catalog,
+        ], join(dataDir, `service-${service}.log`), env));
+      }
+      await Promise.all([...cluster.services.values()].map((m) => m.start(envFor(m.name))));
+      for (const service of ECOMMERCE_SERVICES) {
+        const serviceUrl = cluster.services.get(service)!.url;
+        cluster.sidecars.set(service, new Member(`sidecar-${service}`, 'sidecar', (port) => [
+          '--service', service, '--service-url', serviceUrl, '--coordinator', coordinatorUrls, '--port', String(port), '--data', dataDir,
+        ], join(dataDir, `sidecar-${service}.log`), env));
+      }
+      await Promise.all([...cluster.sidecars.values()].map((m) => m.start(envFor(m.name))));
+      await cluster.waitForRegistrations();
+      return cluster;
+    } catch (err) {
+      await cluster.stop();
+      throw err;
+    }
+  }
+
+  get coordinatorUrls(): string[] {
+    return this.coordinators.map((m) => m.url);
+  }
+
+  members(): Member[] {
+    return [...this.coordinators, ...this.services.values(), ...this.sidecars.values()];
+  }
+
+  /** Waits until every shard lists every example service as registered. */
+  async waitForRegistrations(timeoutMs = 20_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (const coordinator of this.coordinators) {
+      for (;;) {
+        try {
+          const res = await fetch(`${coordinator.url}/v1/services`);
+          const body = (await res.json()) as { services: { service: string }[] };
+          const names = new Set(body.services.map((s) => s.service));
+          if (ECOMMERCE_SERVICES.every((s) => names.has(s))) break;
+        } catch {
+          // not up yet
+        }
+        if (Date.now() > deadline) throw new Error(`services did not register with ${coordinator.name} in ${timeoutMs} ms`);
+        await sleep(50);
+      }
+    }
+  }
+
+  async stop(): Promise<void> {
+    // Sidecars first so nothing new reaches services, coordinators last.
+    await Promise.all([...this.sidecars.values()].map((m) => m.stop()));
+    await Promise.all([...this.services.values()].map((m) => m.stop()));
+    await Promise.all(this.coordinators.map((m) => m.stop()));
+  }
+
+  /** Removes the data directory if the cluster created it. */
+  removeData(): void {
+    if (this.#ownsDataDir) rmSync(this.dataDir, { recursive: true, force: true });
+  }
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

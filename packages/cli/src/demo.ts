@@ -1,0 +1,182 @@
+/**
+ * `txmesh demo`: starts the e-commerce cluster on loopback, places orders concurrently, prints a
+ * summary, checks that every service agrees and that stock and money are conserved, and stops.
+ */
+import { DEFAULT_CATALOG, orderRequest, randomOrder, seededRandom, type CatalogOptions, type EcommerceService } from '@txmesh/example-ecommerce';
+import { createTxmeshClient } from '@txmesh/participant-sdk';
+import { Outcome, TxmeshError } from '@txmesh/protocol';
+import { Cluster, sleep } from './cluster.ts';
+import { verifyCluster, waitForQuiescence, type VerifyReport } from './verify.ts';
+
+export interface DemoOptions {
+  orders: number;
+  concurrency: number;
+  shards: number;
+  json: boolean;
+  seed: number;
+  catalog?: Partial<CatalogOptions>;
+  /** Where progress and the human summary go. */
+  out: NodeJS.WritableStream;
+  progress: NodeJS.WriteStream;
+}
+
+export interface DemoSummary extends Omit<VerifyReport, 'problems'> {
+  orders: number;
+  concurrency: number;
+  shards: number;
+  committed: number;
+  aborted: number;
+  abortedByReason: Record<string, number>;
+  clientErrors: number;
+  durationSec: number;
+  throughputTps: number;
+  committedTps: number;
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
+  problems: string[];
+}
+
+export function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return 0;
+  const index = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[index]!;
+}
+
+class ProgressBar {
+  readonly #stream: NodeJS.WriteStream;
+  readonly #total: number;
+  #lastDraw = 0;
+  #lastQuarter = -1;
+
+  constructor(stream: NodeJS.WriteStream, total: number) {
+    this.#stream = stream;
+    this.#total = total;
+  }
+
+  update(done: number, committed: number, aborted: number): void {
+    const now = Date.now();
+    if (this.#stream.isTTY) {
+      if (now - this.#lastDraw < 80 && done < this.#total) return;
+      this.#lastDraw = now;
+      const width = 30;
+      const filled = Math.round((done / this.#total) * width);
+      this.#stream.write(`\r  [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${this.#total}  committed ${committed}  aborted ${aborted}`);
+      if (done === this.#total) this.#stream.write('\n');
+    } else {
+      const quarter = Math.floor((done / this.#total) * 4);
+      if (quarter > this.#lastQuarter) {
+        this.#lastQuarter = quarter;
+        this.#stream.write(`  progress ${done}/${this.#total}  committed ${committed}  aborted ${aborted}\n`);
+      }
+    }
+  }
+}
+
+export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
+  const say = (line: string): void => void options.out.write(`${line}\n`);
+  const catalog: CatalogOptions = { ...DEFAULT_CATALOG, ...options.catalog };
+  say(`txmesh demo: starting ${options.shards} coordinator shard(s), 4 services and 4 sidecars on 127.0.0.1 ...`);
+  const cluster = await Cluster.start({ shards: options.shards, catalog });
+  try {
+    say(`  data in ${cluster.dataDir}`);
+    say(`  coordinators ${cluster.coordinatorUrls.join(', ')}`);
+    for (const [name, sidecar] of cluster.sidecars) say(`  ${name.padEnd(9)} service ${cluster.services.get(name)!.url}  sidecar ${sidecar.url}`);
+    say(`placing ${options.orders} orders, ${options.concurrency} at a time ...`);
+
+    const client = createTxmeshClient({ coordinatorUrls: cluster.coordinatorUrls });
+    const rng = seededRandom(options.seed);
+    const requests = Array.from({ length: options.orders }, (_, i) => orderRequest(randomOrder(rng, catalog, `order-${i + 1}`)));
+    const heard = new Map<string, Outcome>();
+    const abortedByReason: Record<string, number> = {};
+    const latencies: number[] = [];
+    let committed = 0;
+    let aborted = 0;
+    let clientErrors = 0;
+    let next = 0;
+    const bar = new ProgressBar(options.progress, options.orders);
+    const started = performance.now();
+
+    const worker = async (): Promise<void> => {
+      while (next < requests.length) {
+        const index = next++;
+        const request = { ...requests[index]!, idempotencyKey: `demo-${options.seed}-${index}` };
+        const t0 = performance.now();
+        for (let attempt = 1; ; attempt++) {
+          try {
+            // The same idempotencyKey on a retry returns the first outcome, never a second run.
+            const result = await client.transaction(request);
+            latencies.push(performance.now() - t0);
+            heard.set(result.txId, result.outcome);
+            if (result.outcome === Outcome.COMMITTED) committed++;
+            else {
+              aborted++;
+              const reason = result.reason ?? 'UNKNOWN';
+              abortedByReason[reason] = (abortedByReason[reason] ?? 0) + 1;
+            }
+            break;
+          } catch (err) {
+            if (attempt >= 3) {
+              clientErrors++;
+              if (clientErrors <= 3) say(`  order ${index + 1} failed: ${err instanceof TxmeshError ? err.code : String(err)}`);
+              break;
+            }
+            await sleep(50 * attempt);
+          }
+        }
+        bar.update(committed + aborted + clientErrors, committed, aborted);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(options.concurrency, options.orders) }, worker));
+    const durationSec = (performance.now() - started) / 1000;
+    await client.close();
+
+    say('waiting for commit/rollback delivery to finish, then checking every service ...');
+    const quiet = await waitForQuiescence(sidecarUrls(cluster), cluster.coordinatorUrls, 30_000);
+    const report = await verifyCluster(sidecarUrls(cluster), heard);
+    if (!quiet) report.problems.push('cluster did not quiesce within 30 s');
+    latencies.sort((a, b) => a - b);
+    const round = (x: number): number => Math.round(x * 100) / 100;
+    return {
+      orders: options.orders,
+      concurrency: options.concurrency,
+      shards: options.shards,
+      committed,
+      aborted,
+      abortedByReason,
+      clientErrors,
+      durationSec: round(durationSec),
+      throughputTps: round((committed + aborted) / durationSec),
+      committedTps: round(committed / durationSec),
+      p50Ms: round(percentile(latencies, 50)),
+      p99Ms: round(percentile(latencies, 99)),
+      maxMs: round(latencies.at(-1) ?? 0),
+      ...report,
+      invariantsOk: report.invariantsOk && quiet && clientErrors === 0,
+    };
+  } finally {
+    await cluster.stop();
+    cluster.removeData();
+  }
+}
+
+/** Service admin routes are reached through each sidecar, which proxies ordinary traffic. */
+function sidecarUrls(cluster: Cluster): Map<EcommerceService, string> {
+  return new Map([...cluster.sidecars].map(([name, member]) => [name, member.url]));
+}
+
+export function formatSummary(s: DemoSummary): string {
+  const reasons = Object.entries(s.abortedByReason).map(([r, n]) => `${r} ${n}`).join(', ') || 'none';
+  return [
+    '',
+    `orders       ${s.orders} (concurrency ${s.concurrency}, ${s.shards} shard(s))`,
+    `committed    ${s.committed}`,
+    `aborted      ${s.aborted}  (${reasons})`,
+    `errors       ${s.clientErrors}`,
+    `throughput   ${s.throughputTps} tx/s  (${s.committedTps} committed/s) over ${s.durationSec} s`,
+    `latency      p50 ${s.p50Ms} ms  p99 ${s.p99Ms} ms  max ${s.maxMs} ms`,
+    `agreement    ${s.atomicityViolations} atomicity violations, ${s.lostCommits} lost commits, ${s.abortedButCommitted} aborted-but-committed, ${s.preparedAfterQuiescence} left prepared`,
+    `invariants   ${s.invariantsOk ? 'OK: every service agrees; stock and money are conserved' : 'FAILED'}`,
+    ...s.problems.slice(0, 10).map((p) => `  problem: ${p}`),
+  ].join('\n');
+}

@@ -1,0 +1,137 @@
+/**
+ * The coordinator's HTTP face: fastify routes over a TransactionManager, a SQLite decision log and the
+ * HTTP branch transport. startCoordinator runs recovery before it listens.
+ */
+import path from 'node:path';
+import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
+import { Paths, TxmeshError, toTxmeshError, validateRegisterRequest } from '@txmesh/protocol';
+import type { BranchTransport } from './branch-transport.ts';
+import type { DecisionLog } from './decision-log.ts';
+import { HttpBranchTransport } from './http-transport.ts';
+import { SqliteDecisionLog } from './sqlite-decision-log.ts';
+import { TransactionManager } from './transaction-manager.ts';
+
+export interface CoordinatorOptions {
+  shard: number;
+  shards: number;
+  dataDir: string;
+  host?: string;
+  port?: number;
+  /** fastify/pino level. */
+  logLevel?: string;
+  defaultTimeoutMs?: number;
+  heartbeatMs?: number;
+}
+
+export interface Coordinator {
+  app: FastifyInstance;
+  manager: TransactionManager;
+  close(): Promise<void>;
+}
+
+export const BODY_LIMIT_BYTES = 1024 * 1024;
+
+/** Where shard k keeps its decision log inside dataDir. */
+export function decisionLogPath(dataDir: string, shard: number): string {
+  return path.join(dataDir, `coordinator-shard-${shard}.db`);
+}
+
+interface TxIdParams {
+  txId: string;
+}
+
+/** Replaceable parts, for tests: by default HTTP to sidecars and SQLite in dataDir. */
+export interface CoordinatorParts {
+  transport?: BranchTransport & { close?(): Promise<void> };
+  log?: DecisionLog;
+}
+
+/** Builds the app without listening and without recovery (call manager.recover() for that). */
+export async function buildCoordinator(opts: CoordinatorOptions, parts: CoordinatorParts = {}): Promise<Coordinator> {
+  const app = Fastify({
+    logger: { level: opts.logLevel ?? 'warn' },
+    bodyLimit: BODY_LIMIT_BYTES,
+    // Errors fastify raises before routing (an undecodable URL) get our catalogue too.
+    frameworkErrors: (err, request, reply) => {
+      const undecodableTxId = err.code === 'FST_ERR_BAD_URL' && request.url.startsWith(`${Paths.TRANSACTIONS}/`);
+      const error = undecodableTxId ? new TxmeshError('TXM_BAD_TX_ID', 'the id in the URL cannot be decoded') : toTxmeshError(err);
+      sendError(reply as FastifyReply, error);
+    },
+  });
+  let log: DecisionLog | undefined = parts.log;
+  const transport = parts.transport ?? new HttpBranchTransport();
+  try {
+    log ??= new SqliteDecisionLog(decisionLogPath(opts.dataDir, opts.shard));
+    const manager = new TransactionManager({
+      shard: opts.shard,
+      shards: opts.shards,
+      log,
+      transport,
+      logger: app.log,
+      ...(opts.defaultTimeoutMs !== undefined ? { defaultTimeoutMs: opts.defaultTimeoutMs } : {}),
+      ...(opts.heartbeatMs !== undefined ? { heartbeatMs: opts.heartbeatMs } : {}),
+    });
+    registerRoutes(app, manager);
+    await app.ready();
+    const openLog = log;
+    let closing: Promise<void> | undefined;
+    const close = (): Promise<void> =>
+      (closing ??= (async () => {
+        manager.close();
+        await app.close();
+        await transport.close?.();
+        await openLog.close();
+      })());
+    return { app, manager, close };
+  } catch (err) {
+    await transport.close?.();
+    await log?.close();
+    await app.close();
+    throw err;
+  }
+}
+
+function sendError(reply: FastifyReply, error: TxmeshError): void {
+  void reply.status(error.status).send(error.toBody());
+}
+
+export function registerRoutes(app: FastifyInstance, manager: TransactionManager): void {
+  // Only JSON bodies: anything else is refused with TXM_UNSUPPORTED_MEDIA_TYPE rather than half-parsed.
+  app.removeContentTypeParser('text/plain');
+  app.setErrorHandler((err, request, reply) => {
+    const error = toTxmeshError(err);
+    if (error.code === 'TXM_INTERNAL') request.log.error({ err }, 'unexpected error');
+    sendError(reply, error);
+  });
+  app.setNotFoundHandler((request, reply) => {
+    sendError(reply, new TxmeshError('TXM_NOT_FOUND', `${request.method} ${request.url}`));
+  });
+
+  app.post(Paths.TRANSACTIONS, async (request) => manager.begin(request.body));
+
+  app.get<{ Params: TxIdParams }>(Paths.TRANSACTION, async (request) => manager.status(request.params.txId));
+
+  app.get<{ Params: TxIdParams }>(Paths.TRANSACTION_DECISION, async (request) => manager.decision(request.params.txId));
+
+  app.post(Paths.SERVICES, async (request) => manager.registerService(validateRegisterRequest(request.body)));
+
+  app.get(Paths.SERVICES, async () => ({ services: manager.listServices() }));
+
+  app.get(Paths.COORDINATOR_HEALTH, async () => ({ ok: true, shard: manager.shard, shards: manager.shards, inFlight: manager.inFlight }));
+
+  app.get('/v1/stats', async () => manager.stats());
+}
+
+/** Recovers unfinished decisions, then listens. */
+export async function startCoordinator(opts: CoordinatorOptions, parts: CoordinatorParts = {}): Promise<{ url: string; close(): Promise<void> }> {
+  const coordinator = await buildCoordinator(opts, parts);
+  try {
+    const resumed = coordinator.manager.recover();
+    if (resumed > 0) coordinator.app.log.warn({ resumed }, 'recovery resumed delivery of unfinished decisions');
+    const url = await coordinator.app.listen({ host: opts.host ?? '127.0.0.1', port: opts.port ?? 0 });
+    return { url, close: coordinator.close };
+  } catch (err) {
+    await coordinator.close();
+    throw err;
+  }
+}

@@ -1,0 +1,157 @@
+/**
+ * One suite, run against every DecisionLog implementation, so they cannot drift apart.
+ */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { DecisionLog, DecisionRecord } from './decision-log.ts';
+import { MemoryDecisionLog, MemoryLogStore } from './memory-decision-log.ts';
+import { SqliteDecisionLog } from './sqlite-decision-log.ts';
+
+interface LogFactory {
+  /** Opens a log on fresh storage; reopen() opens the same storage again, as a restarted process would. */
+  create(): { log: DecisionLog; reopen(): DecisionLog; cleanup(): void };
+}
+
+function record(txId: string, overrides: Partial<DecisionRecord> = {}): DecisionRecord {
+  return {
+    txId,
+    state: 'COMMITTING',
+    participants: [{ service: 'inventory', operations: [{ op: 'reserve', args: { sku: 'a', qty: 1 } }], vote: 'yes' }],
+    result: { txId, outcome: 'committed', participants: [{ service: 'inventory', vote: 'yes' }], durationMs: 3 },
+    createdAt: 1000,
+    decidedAt: 1001,
+    ...overrides,
+  };
+}
+
+function describeDecisionLog(name: string, factory: LogFactory): void {
+  describe(`DecisionLog contract: ${name}`, () => {
+    it('appends made in one event-loop turn share one flush, and each resolves when durable', async (t) => {
+      const { log, cleanup } = factory.create();
+      t.after(cleanup);
+      const before = log.stats().flushes;
+      await Promise.all([log.append(record('0-a-0000000000000001')), log.append(record('0-a-0000000000000002')), log.append(record('0-a-0000000000000003'))]);
+      assert.equal(log.stats().flushes - before, 1);
+      assert.equal(log.stats().records, 3);
+      await log.append(record('0-a-0000000000000004'));
+      assert.equal(log.stats().flushes - before, 2);
+      assert.equal(log.get('0-a-0000000000000002')?.state, 'COMMITTING');
+      await log.close();
+    });
+
+    it('a record is not readable before its flush and is readable after the append resolves', async (t) => {
+      const { log, cleanup } = factory.create();
+      t.after(cleanup);
+      const pending = log.append(record('0-a-0000000000000010'));
+      assert.equal(log.get('0-a-0000000000000010'), undefined);
+      await pending;
+      assert.deepEqual(log.get('0-a-0000000000000010'), record('0-a-0000000000000010'));
+      await log.close();
+    });
+
+    it('finds records by idempotency key and keeps the request hash', async (t) => {
+      const { log, cleanup } = factory.create();
+      t.after(cleanup);
+      await log.append(record('0-a-0000000000000020', { idempotencyKey: 'order-7', requestHash: 'h1', state: 'ABORTING' }));
+      const found = log.getByIdempotencyKey('order-7');
+      assert.equal(found?.txId, '0-a-0000000000000020');
+      assert.equal(found?.requestHash, 'h1');
+      assert.equal(log.getByIdempotencyKey('order-8'), undefined);
+      await log.close();
+    });
+
+    it('lists unfinished records until they are marked done, and done marks are written without being awaited', async (t) => {
+      const { log, cleanup } = factory.create();
+      t.after(cleanup);
+      await Promise.all([
+        log.append(record('0-a-0000000000000030', { decidedAt: 5 })),
+        log.append(record('0-a-0000000000000031', { state: 'ABORTING', decidedAt: 4 })),
+      ]);
+      assert.deepEqual(log.listUnfinished().map((r) => r.txId), ['0-a-0000000000000031', '0-a-0000000000000030']);
+      log.markDone('0-a-0000000000000030', 'COMMITTED', 99);
+      // The done mark rides along with the next forced group.
+      await log.append(record('0-a-0000000000000032'));
+      assert.deepEqual(log.listUnfinished().map((r) => r.txId), ['0-a-0000000000000031', '0-a-0000000000000032']);
+      const done = log.get('0-a-0000000000000030');
+      assert.equal(done?.state, 'COMMITTED');
+      assert.equal(done?.doneAt, 99);
+      await log.close();
+    });
+
+    it('an unforced write alone is still flushed soon', async (t) => {
+      const { log, cleanup } = factory.create();
+      t.after(cleanup);
+      log.saveService({ service: 'payment', sidecarUrl: 'http://127.0.0.1:9', registeredAt: 7 });
+      const deadline = Date.now() + 2000;
+      while (log.listServices().length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+      assert.deepEqual(log.listServices(), [{ service: 'payment', sidecarUrl: 'http://127.0.0.1:9', registeredAt: 7 }]);
+      await log.close();
+    });
+
+    it('everything written survives a reopen, including what was queued at close', async (t) => {
+      const { log, reopen, cleanup } = factory.create();
+      t.after(cleanup);
+      await log.append(record('0-a-0000000000000040', { idempotencyKey: 'k', requestHash: 'h' }));
+      log.saveService({ service: 'inventory', sidecarUrl: 'http://127.0.0.1:1', registeredAt: 1 });
+      log.saveService({ service: 'inventory', sidecarUrl: 'http://127.0.0.1:2', registeredAt: 2 });
+      log.markDone('0-a-0000000000000040', 'COMMITTED', 50);
+      await log.close();
+      await assert.rejects(log.append(record('0-a-0000000000000041')));
+      const again = reopen();
+      assert.equal(again.get('0-a-0000000000000040')?.state, 'COMMITTED');
+      assert.equal(again.getByIdempotencyKey('k')?.txId, '0-a-0000000000000040');
+      assert.deepEqual(again.listServices(), [{ service: 'inventory', sidecarUrl: 'http://127.0.0.1:2', registeredAt: 2 }]);
+      assert.deepEqual(again.listUnfinished(), []);
+      await again.close();
+    });
+
+    it('a group that fails is rejected as a whole and the log keeps working', async (t) => {
+      const { log, cleanup } = factory.create();
+      t.after(cleanup);
+      await log.append(record('0-a-0000000000000050'));
+      // A duplicate txId is refused by both; every waiter in that group fails and nothing of it is kept.
+      const results = await Promise.allSettled([log.append(record('0-a-0000000000000051')), log.append(record('0-a-0000000000000050'))]);
+      assert.deepEqual(results.map((r) => r.status), ['rejected', 'rejected']);
+      assert.equal(log.get('0-a-0000000000000051'), undefined);
+      await log.append(record('0-a-0000000000000052'));
+      assert.ok(log.get('0-a-0000000000000052'));
+      await log.close();
+    });
+  });
+}
+
+describeDecisionLog('MemoryDecisionLog', {
+  create() {
+    const store = new MemoryLogStore();
+    return { log: new MemoryDecisionLog(store), reopen: () => new MemoryDecisionLog(store), cleanup: () => {} };
+  },
+});
+
+describeDecisionLog('SqliteDecisionLog', {
+  create() {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'txmesh-log-'));
+    const file = path.join(dir, 'decisions.db');
+    const log = new SqliteDecisionLog(file);
+    return {
+      log,
+      reopen: () => new SqliteDecisionLog(file),
+      cleanup: () => fs.rmSync(dir, { recursive: true, force: true }),
+    };
+  },
+});
+
+describe('SqliteDecisionLog storage', () => {
+  it('opens the database in WAL mode', async (t) => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'txmesh-log-'));
+    t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+    const log = new SqliteDecisionLog(path.join(dir, 'nested', 'd.db'));
+    await log.close();
+    const Database = (await import('better-sqlite3')).default;
+    const db = new Database(path.join(dir, 'nested', 'd.db'), { readonly: true });
+    t.after(() => db.close());
+    assert.equal(db.pragma('journal_mode', { simple: true }), 'wal');
+  });
+});

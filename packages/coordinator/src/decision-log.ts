@@ -1,0 +1,168 @@
+/**
+ * The coordinator's durable decision log. Under presumed abort only decisions are written: a COMMIT
+ * record (forced before anyone hears "committed") and, when the request carried an idempotencyKey, an
+ * ABORT record (so the key can never run twice). No record means abort.
+ *
+ * Group commit: every write queued during one event-loop turn goes to storage as one atomic group
+ * (one SQLite transaction, one fsync). Forced appends resolve when their group is durable; unforced
+ * writes (done marks, registry entries) ride along with the next group and are never awaited.
+ */
+import type { OperationSpec, TransactionResult, Vote } from '@txmesh/protocol';
+
+export type DecisionState = 'COMMITTING' | 'ABORTING' | 'COMMITTED' | 'ABORTED';
+export type FinalDecisionState = 'COMMITTED' | 'ABORTED';
+
+export interface LoggedParticipant {
+  service: string;
+  /** Kept so that delivery can be redone after a restart with everything the branch was asked to do. */
+  operations: OperationSpec[];
+  vote: Vote;
+  reason?: string;
+}
+
+export interface DecisionRecord {
+  txId: string;
+  /** COMMITTING/ABORTING while delivery runs; COMMITTED/ABORTED once every branch acknowledged. */
+  state: DecisionState;
+  participants: LoggedParticipant[];
+  idempotencyKey?: string;
+  /** sha256 of the canonical request body, to tell a retry from a different request with the same key. */
+  requestHash?: string;
+  /** What the client was told; a retried idempotencyKey gets exactly this back. */
+  result: TransactionResult;
+  createdAt: number;
+  decidedAt: number;
+  doneAt?: number;
+}
+
+export interface StoredService {
+  service: string;
+  sidecarUrl: string;
+  registeredAt: number;
+}
+
+export interface DecisionLogStats {
+  /** Groups written durably (each one fsync'd storage transaction). */
+  flushes: number;
+  /** Decision records made durable. */
+  records: number;
+}
+
+export interface DecisionLog {
+  /** Queues a decision record; resolves once it is durable (joins the current group commit). */
+  append(record: DecisionRecord): Promise<void>;
+  /** Marks a record finished. Unforced: written with the next group, never awaited. */
+  markDone(txId: string, state: FinalDecisionState, at: number): void;
+  /** Records a service's sidecar address. Unforced, like markDone. */
+  saveService(entry: StoredService): void;
+  get(txId: string): DecisionRecord | undefined;
+  getByIdempotencyKey(key: string): DecisionRecord | undefined;
+  /** Records whose delivery had not finished (COMMITTING/ABORTING), oldest first. */
+  listUnfinished(): DecisionRecord[];
+  listServices(): StoredService[];
+  stats(): DecisionLogStats;
+  /** Writes what is queued, then releases storage. Later appends are refused. */
+  close(): Promise<void>;
+}
+
+export type LogWrite =
+  | { kind: 'append'; record: DecisionRecord }
+  | { kind: 'done'; txId: string; state: FinalDecisionState; at: number }
+  | { kind: 'service'; entry: StoredService };
+
+interface Waiter {
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+
+/** How long an unforced write may wait for a forced one to share its fsync. */
+const UNFORCED_DELAY_MS = 10;
+
+/**
+ * The group-commit machinery shared by every implementation; subclasses only write one group
+ * atomically and answer reads.
+ */
+export abstract class GroupCommitLog implements DecisionLog {
+  #queue: LogWrite[] = [];
+  #waiters: Waiter[] = [];
+  #immediate: NodeJS.Immediate | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #closed = false;
+  #flushes = 0;
+  #records = 0;
+
+  /** Writes every entry or none (one storage transaction); throws on failure. */
+  protected abstract writeGroup(writes: readonly LogWrite[]): void;
+  protected abstract closeStorage(): void;
+  abstract get(txId: string): DecisionRecord | undefined;
+  abstract getByIdempotencyKey(key: string): DecisionRecord | undefined;
+  abstract listUnfinished(): DecisionRecord[];
+  abstract listServices(): StoredService[];
+
+  append(record: DecisionRecord): Promise<void> {
+    if (this.#closed) return Promise.reject(new Error('decision log is closed'));
+    return new Promise<void>((resolve, reject) => {
+      this.#queue.push({ kind: 'append', record: structuredClone(record) });
+      this.#waiters.push({ resolve, reject });
+      this.#scheduleForced();
+    });
+  }
+
+  markDone(txId: string, state: FinalDecisionState, at: number): void {
+    if (this.#closed) return;
+    this.#queue.push({ kind: 'done', txId, state, at });
+    this.#scheduleUnforced();
+  }
+
+  saveService(entry: StoredService): void {
+    if (this.#closed) return;
+    this.#queue.push({ kind: 'service', entry: { ...entry } });
+    this.#scheduleUnforced();
+  }
+
+  stats(): DecisionLogStats {
+    return { flushes: this.#flushes, records: this.#records };
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#flush();
+    this.#closed = true;
+    this.closeStorage();
+  }
+
+  #scheduleForced(): void {
+    if (this.#immediate) return;
+    if (this.#timer) {
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
+    }
+    this.#immediate = setImmediate(() => this.#flush());
+  }
+
+  #scheduleUnforced(): void {
+    if (this.#immediate || this.#timer) return;
+    this.#timer = setTimeout(() => this.#flush(), UNFORCED_DELAY_MS);
+  }
+
+  #flush(): void {
+    if (this.#immediate) clearImmediate(this.#immediate);
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#immediate = undefined;
+    this.#timer = undefined;
+    if (this.#queue.length === 0) return;
+    const writes = this.#queue;
+    const waiters = this.#waiters;
+    this.#queue = [];
+    this.#waiters = [];
+    try {
+      this.writeGroup(writes);
+    } catch (err) {
+      for (const w of waiters) w.reject(err);
+      return;
+    }
+    this.#flushes += 1;
+    this.#records += writes.filter((w) => w.kind === 'append').length;
+    for (const w of waiters) w.resolve();
+  }
+}

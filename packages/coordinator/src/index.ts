@@ -1,0 +1,16 @@
+export { buildCoordinator, startCoordinator, registerRoutes, decisionLogPath, BODY_LIMIT_BYTES } from './app.ts';
+export type { CoordinatorOptions, Coordinator, CoordinatorParts } from './app.ts';
+export { TransactionManager } from './transaction-manager.ts';
+export type { TransactionManagerOptions, ManagerLogger, ManagerStats } from './transaction-manager.ts';
+export { GroupCommitLog } from './decision-log.ts';
+export type { DecisionLog, DecisionRecord, DecisionState, FinalDecisionState, LoggedParticipant, StoredService, DecisionLogStats, LogWrite } from './decision-log.ts';
+export { SqliteDecisionLog } from './sqlite-decision-log.ts';
+export { MemoryDecisionLog, MemoryLogStore } from './memory-decision-log.ts';
+export type { BranchTransport } from './branch-transport.ts';
+export { HttpBranchTransport, SidecarHttpError } from './http-transport.ts';
+export type { HttpBranchTransportOptions } from './http-transport.ts';
+export { BatchingDispatcher, MAX_BATCH_ITEMS, TransportTimeoutError } from './batching-dispatcher.ts';
+export type { Dispatch, DispatchStats } from './batching-dispatcher.ts';
+export { backoffDelayMs, PREPARE_BACKOFF, DELIVERY_BACKOFF } from './backoff.ts';
+export type { BackoffPolicy } from './backoff.ts';
+export { requestHash } from './request-hash.ts';

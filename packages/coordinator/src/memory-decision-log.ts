@@ -1,0 +1,71 @@
+/**
+ * In-memory decision log with the same group-commit behaviour as the SQLite one. Its store can be
+ * handed to a new instance to simulate a process restart in tests.
+ */
+import { GroupCommitLog, type DecisionRecord, type LogWrite, type StoredService } from './decision-log.ts';
+
+export class MemoryLogStore {
+  readonly records = new Map<string, DecisionRecord>();
+  readonly services = new Map<string, StoredService>();
+}
+
+export class MemoryDecisionLog extends GroupCommitLog {
+  readonly store: MemoryLogStore;
+
+  constructor(store: MemoryLogStore = new MemoryLogStore()) {
+    super();
+    this.store = store;
+  }
+
+  protected writeGroup(writes: readonly LogWrite[]): void {
+    // Check before applying anything so that a failing group changes nothing, as a SQLite transaction.
+    const appended = new Set<string>();
+    for (const write of writes) {
+      if (write.kind !== 'append') continue;
+      if (this.store.records.has(write.record.txId) || appended.has(write.record.txId)) {
+        throw new Error(`decision record ${write.record.txId} already exists`);
+      }
+      appended.add(write.record.txId);
+    }
+    for (const write of writes) {
+      if (write.kind === 'append') {
+        this.store.records.set(write.record.txId, write.record);
+      } else if (write.kind === 'done') {
+        const record = this.store.records.get(write.txId);
+        if (record) {
+          record.state = write.state;
+          record.doneAt = write.at;
+        }
+      } else {
+        this.store.services.set(write.entry.service, write.entry);
+      }
+    }
+  }
+
+  protected closeStorage(): void {
+    // Nothing to release: the store outlives the instance on purpose.
+  }
+
+  get(txId: string): DecisionRecord | undefined {
+    const record = this.store.records.get(txId);
+    return record && structuredClone(record);
+  }
+
+  getByIdempotencyKey(key: string): DecisionRecord | undefined {
+    for (const record of this.store.records.values()) {
+      if (record.idempotencyKey === key) return structuredClone(record);
+    }
+    return undefined;
+  }
+
+  listUnfinished(): DecisionRecord[] {
+    return [...this.store.records.values()]
+      .filter((r) => r.state === 'COMMITTING' || r.state === 'ABORTING')
+      .sort((a, b) => a.decidedAt - b.decidedAt)
+      .map((r) => structuredClone(r));
+  }
+
+  listServices(): StoredService[] {
+    return [...this.store.services.values()].map((s) => ({ ...s }));
+  }
+}

@@ -1,0 +1,125 @@
+import { describe, it, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import type { InjectOptions } from 'fastify';
+import { buildCoordinator, decisionLogPath } from './app.ts';
+import { FakeTransport } from './testing/fake-transport.ts';
+
+async function setup(t: TestContext) {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'txmesh-coord-'));
+  const transport = new FakeTransport();
+  const coordinator = await buildCoordinator({ shard: 0, shards: 2, dataDir }, { transport });
+  t.after(async () => {
+    await coordinator.close();
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  });
+  const { app } = coordinator;
+  const register = await app.inject({ method: 'POST', url: '/v1/services', payload: { service: 'inventory', sidecarUrl: 'http://127.0.0.1:9001/' } });
+  assert.equal(register.statusCode, 200);
+  return { ...coordinator, transport, dataDir };
+}
+
+/** Rows in the decision table, read through a second connection: refusals must leave none. */
+function decisionRows(dataDir: string): number {
+  const db = new Database(decisionLogPath(dataDir, 0), { readonly: true });
+  try {
+    return (db.prepare('SELECT COUNT(*) AS n FROM decisions').get() as { n: number }).n;
+  } finally {
+    db.close();
+  }
+}
+
+const validBody = { participants: [{ service: 'inventory', operations: [{ op: 'reserve', args: { sku: 'a' } }] }] };
+
+describe('coordinator routes', () => {
+  it('refuses bad input with the catalogue code and changes nothing', async (t) => {
+    const { app, transport, manager, dataDir } = await setup(t);
+    const cases: { name: string; request: InjectOptions; status: number; code: string }[] = [
+      { name: 'bad JSON', request: { method: 'POST', url: '/v1/transactions', headers: { 'content-type': 'application/json' }, payload: '{"participants": [' }, status: 400, code: 'TXM_BAD_REQUEST' },
+      { name: 'empty body', request: { method: 'POST', url: '/v1/transactions', headers: { 'content-type': 'application/json' }, payload: '' }, status: 400, code: 'TXM_BAD_REQUEST' },
+      { name: 'not JSON', request: { method: 'POST', url: '/v1/transactions', headers: { 'content-type': 'text/plain' }, payload: 'commit please' }, status: 415, code: 'TXM_UNSUPPORTED_MEDIA_TYPE' },
+      {
+        name: 'oversized body',
+        request: { method: 'POST', url: '/v1/transactions', headers: { 'content-type': 'application/json' }, payload: JSON.stringify({ ...validBody, pad: 'x'.repeat(1024 * 1024) }) },
+        status: 413,
+        code: 'TXM_BODY_TOO_LARGE',
+      },
+      { name: 'empty participants', request: { method: 'POST', url: '/v1/transactions', payload: { participants: [] } }, status: 400, code: 'TXM_NO_PARTICIPANTS' },
+      { name: 'body not an object', request: { method: 'POST', url: '/v1/transactions', payload: [1, 2] }, status: 400, code: 'TXM_BAD_REQUEST' },
+      { name: 'bad timeout', request: { method: 'POST', url: '/v1/transactions', payload: { ...validBody, timeoutMs: -1 } }, status: 400, code: 'TXM_BAD_TIMEOUT' },
+      {
+        name: 'unknown service',
+        request: { method: 'POST', url: '/v1/transactions', payload: { participants: [...validBody.participants, { service: 'ghost', operations: [{ op: 'x' }] }], idempotencyKey: 'k1-2' } },
+        status: 422,
+        code: 'TXM_UNKNOWN_SERVICE',
+      },
+      { name: 'wrong shard', request: { method: 'GET', url: '/v1/transactions/1-abc-0123456789abcdef' }, status: 421, code: 'TXM_WRONG_SHARD' },
+      { name: 'wrong shard decision', request: { method: 'GET', url: '/v1/transactions/1-abc-0123456789abcdef/decision' }, status: 421, code: 'TXM_WRONG_SHARD' },
+      { name: 'bad tx id', request: { method: 'GET', url: '/v1/transactions/not-an-id' }, status: 400, code: 'TXM_BAD_TX_ID' },
+      { name: 'bad tx id decision', request: { method: 'GET', url: '/v1/transactions/%00%ff/decision' }, status: 400, code: 'TXM_BAD_TX_ID' },
+      { name: 'unknown tx', request: { method: 'GET', url: '/v1/transactions/0-abc-0123456789abcdef' }, status: 404, code: 'TXM_TX_NOT_FOUND' },
+      { name: 'bad registration', request: { method: 'POST', url: '/v1/services', payload: { service: 'x', sidecarUrl: 'ftp://a' } }, status: 400, code: 'TXM_BAD_REQUEST' },
+      { name: 'no such route', request: { method: 'GET', url: '/v2/anything' }, status: 404, code: 'TXM_NOT_FOUND' },
+    ];
+    for (const c of cases) {
+      const response = await app.inject(c.request);
+      assert.equal(response.statusCode, c.status, `${c.name}: ${response.body}`);
+      const body = response.json() as { error: { code: string; message: string } };
+      assert.equal(body.error.code, c.code, c.name);
+      assert.ok(body.error.message.length > 10, c.name);
+      assert.doesNotMatch(response.body, /\n\s+at /, `${c.name} leaks no stack`);
+    }
+    await new Promise((r) => setTimeout(r, 30));
+    assert.equal(transport.batches.length, 0, 'nothing was sent to any sidecar');
+    assert.equal(manager.stats().inFlight, 0);
+    assert.equal(decisionRows(dataDir), 0, 'no decision record was written');
+    const services = (await app.inject({ method: 'GET', url: '/v1/services' })).json() as { services: { service: string }[] };
+    assert.deepEqual(services.services.map((s) => s.service), ['inventory'], 'a refused registration added nothing');
+  });
+
+  it('runs a transaction end to end and answers status, decision, services, health and stats', async (t) => {
+    const { app, manager, dataDir } = await setup(t);
+    const registered = await app.inject({
+      method: 'POST',
+      url: '/v1/services',
+      payload: { service: 'payment', sidecarUrl: 'http://127.0.0.1:9002', report: { cpuPercent: 12, junk: 'x' } },
+    });
+    assert.deepEqual(registered.json(), { shard: 0, shards: 2, heartbeatMs: 1000 });
+
+    const response = await app.inject({
+      method: 'POST',
+      url: '/v1/transactions',
+      payload: { participants: [...validBody.participants, { service: 'payment', operations: [{ op: 'charge' }] }], idempotencyKey: 'o-1' },
+    });
+    assert.equal(response.statusCode, 200, response.body);
+    const result = response.json() as { txId: string; outcome: string };
+    assert.equal(result.outcome, 'committed');
+    assert.equal(decisionRows(dataDir), 1);
+
+    const again = await app.inject({ method: 'POST', url: '/v1/transactions', payload: { participants: validBody.participants, idempotencyKey: 'o-1' } });
+    assert.equal(again.statusCode, 409);
+    assert.equal((again.json() as { error: { code: string } }).error.code, 'TXM_IDEMPOTENCY_CONFLICT');
+
+    const decision = await app.inject({ method: 'GET', url: `/v1/transactions/${result.txId}/decision` });
+    assert.deepEqual(decision.json(), { txId: result.txId, decision: 'commit' });
+    await manager.settled();
+    const status = (await app.inject({ method: 'GET', url: `/v1/transactions/${result.txId}` })).json() as { state: string; shard: number };
+    assert.equal(status.state, 'COMMITTED');
+    assert.equal(status.shard, 0);
+
+    const services = (await app.inject({ method: 'GET', url: '/v1/services' })).json() as { services: { service: string; sidecarUrl: string; report?: object }[] };
+    assert.deepEqual(services.services.map((s) => [s.service, s.sidecarUrl]), [['inventory', 'http://127.0.0.1:9001'], ['payment', 'http://127.0.0.1:9002']]);
+    assert.equal((services.services[1]?.report as { cpuPercent?: number }).cpuPercent, 12);
+
+    assert.deepEqual((await app.inject({ method: 'GET', url: '/v1/health' })).json(), { ok: true, shard: 0, shards: 2, inFlight: 0 });
+    const stats = (await app.inject({ method: 'GET', url: '/v1/stats' })).json() as Record<string, number>;
+    assert.deepEqual(Object.keys(stats).sort(), ['aborted', 'batchesSent', 'committed', 'inFlight', 'itemsSent', 'logFlushes', 'logRecords', 'recovered']);
+    assert.equal(stats.committed, 1);
+    assert.equal(stats.logRecords, 1);
+    assert.ok((stats.logFlushes ?? 0) >= 1);
+    assert.equal(stats.itemsSent, 4, 'two prepares and two commits');
+  });
+});

@@ -1,0 +1,623 @@
+/**
+ * The 2PC core of one shard, with presumed abort. No sockets here: branches are reached through a
+ * BranchTransport (batched per sidecar), decisions through a DecisionLog.
+ *
+ * Durability points: a COMMIT record is forced (group commit) before the client hears "committed";
+ * an ABORT record is forced only when the request carried an idempotencyKey. Nothing else is forced.
+ */
+import {
+  BranchAction,
+  BranchState,
+  CrashPoints,
+  Decision,
+  Outcome,
+  TxState,
+  TxmeshError,
+  Vote,
+  crashPoint,
+  newTxId,
+  shardForIdempotencyKey,
+  shardOfTxId,
+  validateBeginRequest,
+  type BeginTransactionRequest,
+  type BranchStatus,
+  type DecisionAnswer,
+  type OperationSpec,
+  type ParticipantResult,
+  type RegisterServiceRequest,
+  type RegisterServiceResponse,
+  type ServiceView,
+  type TransactionResult,
+  type TransactionStatus,
+} from '@txmesh/protocol';
+import { DELIVERY_BACKOFF, PREPARE_BACKOFF, backoffDelayMs, type BackoffPolicy } from './backoff.ts';
+import { BatchingDispatcher, MAX_BATCH_ITEMS, type Dispatch } from './batching-dispatcher.ts';
+import type { BranchTransport } from './branch-transport.ts';
+import type { DecisionLog, DecisionRecord, DecisionState, FinalDecisionState } from './decision-log.ts';
+import { RecentMap } from './recent-map.ts';
+import { requestHash } from './request-hash.ts';
+import { ServiceRegistry } from './service-registry.ts';
+
+/** The subset of a pino/fastify logger the manager uses. */
+export interface ManagerLogger {
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
+
+export interface TransactionManagerOptions {
+  shard: number;
+  shards: number;
+  log: DecisionLog;
+  transport: BranchTransport;
+  defaultTimeoutMs?: number;
+  heartbeatMs?: number;
+  logger?: ManagerLogger;
+  /** Finished transactions kept in memory for GET (older ones are answered from the log). */
+  recentLimit?: number;
+  maxBatchItems?: number;
+  maxPrepareAttempts?: number;
+  prepareBackoff?: BackoffPolicy;
+  deliveryBackoff?: BackoffPolicy;
+  /** How long one commit/rollback delivery attempt waits for its batch's answer. */
+  deliveryTimeoutMs?: number;
+  /** Failed deliveries of one branch between two warn lines. */
+  warnEvery?: number;
+  random?: () => number;
+}
+
+export interface ManagerStats {
+  committed: number;
+  aborted: number;
+  inFlight: number;
+  logFlushes: number;
+  logRecords: number;
+  batchesSent: number;
+  itemsSent: number;
+  recovered: number;
+}
+
+interface Branch {
+  service: string;
+  operations: OperationSpec[];
+  state: BranchState;
+  vote?: Vote;
+  reason?: string;
+  attempts: number;
+  /** Answered `no` itself: it never prepared, so it needs no rollback. */
+  refused: boolean;
+}
+
+interface LiveTx {
+  txId: string;
+  state: TxState;
+  createdAt: number;
+  decidedAt?: number;
+  outcome?: Outcome;
+  reason?: string;
+  branches: Branch[];
+  /** A decision record exists in the log, so its done mark must be written. */
+  logged: boolean;
+  /** Set once commit/abort is chosen; outstanding prepare retries stop. */
+  decided: boolean;
+}
+
+interface VoteOutcome {
+  vote: Vote;
+  reason?: string;
+}
+
+type Verdict = { commit: true } | { commit: false; reason: string };
+
+const noopLogger: ManagerLogger = { warn() {}, error() {} };
+
+function reasonOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+export class TransactionManager {
+  readonly shard: number;
+  readonly shards: number;
+  readonly #log: DecisionLog;
+  readonly #dispatcher: BatchingDispatcher;
+  readonly #registry: ServiceRegistry;
+  readonly #logger: ManagerLogger;
+  readonly #defaultTimeoutMs: number;
+  readonly #heartbeatMs: number;
+  readonly #maxPrepareAttempts: number;
+  readonly #prepareBackoff: BackoffPolicy;
+  readonly #deliveryBackoff: BackoffPolicy;
+  readonly #deliveryTimeoutMs: number;
+  readonly #warnEvery: number;
+  readonly #random: () => number;
+  /** Undecided or still delivering: bounded by load, not by history. */
+  readonly #active = new Map<string, LiveTx>();
+  readonly #recent: RecentMap<string, TransactionStatus>;
+  /** Idempotency keys whose transaction is running right now. */
+  readonly #running = new Map<string, { hash: string; result: Promise<TransactionResult> }>();
+  readonly #deliveries = new Set<Promise<void>>();
+  readonly #sleeps = new Set<{ timer: NodeJS.Timeout; wake: () => void }>();
+  #closing = false;
+  #committed = 0;
+  #aborted = 0;
+  #recovered = 0;
+
+  constructor(options: TransactionManagerOptions) {
+    if (!Number.isInteger(options.shards) || options.shards < 1) throw new RangeError(`shards must be a positive integer: ${options.shards}`);
+    if (!Number.isInteger(options.shard) || options.shard < 0 || options.shard >= options.shards) {
+      throw new RangeError(`shard must be an integer from 0 to ${options.shards - 1}: ${options.shard}`);
+    }
+    this.shard = options.shard;
+    this.shards = options.shards;
+    this.#log = options.log;
+    this.#dispatcher = new BatchingDispatcher(options.transport, options.maxBatchItems ?? MAX_BATCH_ITEMS);
+    this.#registry = new ServiceRegistry(options.log);
+    this.#logger = options.logger ?? noopLogger;
+    this.#defaultTimeoutMs = options.defaultTimeoutMs ?? 5000;
+    this.#heartbeatMs = options.heartbeatMs ?? 1000;
+    this.#maxPrepareAttempts = options.maxPrepareAttempts ?? 3;
+    this.#prepareBackoff = options.prepareBackoff ?? PREPARE_BACKOFF;
+    this.#deliveryBackoff = options.deliveryBackoff ?? DELIVERY_BACKOFF;
+    this.#deliveryTimeoutMs = options.deliveryTimeoutMs ?? 5000;
+    this.#warnEvery = options.warnEvery ?? 10;
+    this.#random = options.random ?? Math.random;
+    this.#recent = new RecentMap(options.recentLimit ?? 10_000);
+  }
+
+  // ------------------------------------------------------------------ registry
+
+  registerService(request: RegisterServiceRequest): RegisterServiceResponse {
+    this.#registry.register(request);
+    return { shard: this.shard, shards: this.shards, heartbeatMs: this.#heartbeatMs };
+  }
+
+  listServices(): ServiceView[] {
+    return this.#registry.list();
+  }
+
+  // ------------------------------------------------------------------ begin
+
+  /** Runs one transaction to its decision. Refusals (TxmeshError) are thrown before anything is sent. */
+  async begin(body: unknown): Promise<TransactionResult> {
+    if (this.#closing) throw new TxmeshError('TXM_SHUTTING_DOWN');
+    const request = validateBeginRequest(body);
+    const key = request.idempotencyKey;
+    if (key === undefined) {
+      this.#checkServices(request);
+      return this.#run(request, undefined);
+    }
+    const owner = shardForIdempotencyKey(key, this.shards);
+    if (owner !== this.shard) {
+      // Another shard owns this key; running it here could run it twice.
+      throw new TxmeshError('TXM_WRONG_SHARD', `idempotencyKey ${key} belongs to shard ${owner}, this is shard ${this.shard}`);
+    }
+    const hash = requestHash(request);
+    const running = this.#running.get(key);
+    if (running) {
+      if (running.hash !== hash) throw new TxmeshError('TXM_IDEMPOTENCY_CONFLICT', `idempotencyKey ${key}`);
+      return running.result;
+    }
+    const logged = this.#log.getByIdempotencyKey(key);
+    if (logged) {
+      if (logged.requestHash !== hash) throw new TxmeshError('TXM_IDEMPOTENCY_CONFLICT', `idempotencyKey ${key}`);
+      return logged.result;
+    }
+    this.#checkServices(request);
+    const result = this.#run(request, hash);
+    this.#running.set(key, { hash, result });
+    try {
+      return await result;
+    } finally {
+      // By now the decision record holding the key is durable (or the key never ran anything).
+      this.#running.delete(key);
+    }
+  }
+
+  #checkServices(request: BeginTransactionRequest): void {
+    const unknown = request.participants.map((p) => p.service).filter((s) => !this.#registry.has(s));
+    if (unknown.length > 0) throw new TxmeshError('TXM_UNKNOWN_SERVICE', unknown.join(', '));
+  }
+
+  async #run(request: BeginTransactionRequest, hash: string | undefined): Promise<TransactionResult> {
+    const createdAt = Date.now();
+    const deadline = createdAt + (request.timeoutMs ?? this.#defaultTimeoutMs);
+    const tx: LiveTx = {
+      txId: newTxId(this.shard, createdAt),
+      state: TxState.PREPARING,
+      createdAt,
+      branches: request.participants.map((p) => ({
+        service: p.service,
+        operations: p.operations,
+        state: BranchState.PREPARING,
+        attempts: 0,
+        refused: false,
+      })),
+      logged: false,
+      decided: false,
+    };
+    this.#active.set(tx.txId, tx);
+    const votes = tx.branches.map((branch) => this.#prepare(tx, branch, deadline));
+    const verdict = await this.#countVotes(tx, votes, deadline);
+    tx.decided = true;
+    const keyed = request.idempotencyKey !== undefined ? { key: request.idempotencyKey, hash: hash ?? requestHash(request) } : undefined;
+    if (verdict.commit) return this.#commit(tx, keyed);
+    return this.#abort(tx, verdict.reason, keyed);
+  }
+
+  /** Sends a prepare and retries transient failures; the promise never rejects. */
+  #prepare(tx: LiveTx, branch: Branch, deadline: number): Promise<VoteOutcome> {
+    const attempt = (): Dispatch | undefined => {
+      const sidecarUrl = this.#registry.sidecarUrl(branch.service);
+      if (sidecarUrl === undefined) return undefined;
+      branch.attempts += 1;
+      const item = { action: BranchAction.PREPARE, txId: tx.txId, service: branch.service, operations: branch.operations, deadline };
+      return this.#dispatcher.submit(sidecarUrl, item, Math.max(1, deadline - Date.now()));
+    };
+    const first = attempt();
+    return (async (): Promise<VoteOutcome> => {
+      let current = first;
+      let lastReason = 'UNREACHABLE';
+      for (let n = 1; ; n++) {
+        try {
+          if (!current) throw new Error(`no sidecar address known for ${branch.service}`);
+          const result = await current.result;
+          if (result.status === 'ok') return { vote: Vote.YES };
+          if (result.status === 'no') return { vote: Vote.NO, reason: result.reason ?? 'REFUSED' };
+          lastReason = result.reason ?? 'ERROR';
+        } catch (err) {
+          lastReason = err instanceof Error && err.name === 'TransportTimeoutError' ? 'TIMEOUT' : reasonOf(err);
+        }
+        if (tx.decided || this.#closing || n >= this.#maxPrepareAttempts) break;
+        const wait = backoffDelayMs(this.#prepareBackoff, n, this.#random);
+        if (Date.now() + wait >= deadline) return { vote: Vote.NONE, reason: 'TIMEOUT' };
+        await this.#sleep(wait);
+        if (tx.decided || this.#closing) break;
+        current = attempt();
+      }
+      return { vote: Vote.NONE, reason: lastReason };
+    })();
+  }
+
+  /** All yes → commit; the first no (or exhausted retries) → abort at once; the deadline → abort "TIMEOUT". */
+  #countVotes(tx: LiveTx, votes: Promise<VoteOutcome>[], deadline: number): Promise<Verdict> {
+    return new Promise<Verdict>((resolve) => {
+      let yes = 0;
+      let done = false;
+      let counting = false;
+      // The crash point fires when the first answer (or the deadline) arrives and before it is counted:
+      // by then prepares have demonstrably reached the sidecars, and nothing is decided.
+      const startCounting = (): void => {
+        if (counting) return;
+        counting = true;
+        crashPoint(CrashPoints.COORDINATOR_AFTER_PREPARES_SENT);
+      };
+      const finish = (verdict: Verdict): void => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        resolve(verdict);
+      };
+      const timer = setTimeout(() => {
+        startCounting();
+        finish({ commit: false, reason: 'TIMEOUT' });
+      }, Math.max(0, deadline - Date.now()));
+      votes.forEach((pending, i) => {
+        void pending.then((outcome) => {
+          const branch = tx.branches[i];
+          if (done || !branch) return;
+          startCounting();
+          branch.vote = outcome.vote;
+          if (outcome.vote === Vote.YES) {
+            branch.state = BranchState.PREPARED;
+            yes += 1;
+            if (yes === votes.length) finish({ commit: true });
+            return;
+          }
+          branch.state = BranchState.VOTED_NO;
+          if (outcome.reason !== undefined) branch.reason = outcome.reason;
+          branch.refused = outcome.vote === Vote.NO;
+          finish({ commit: false, reason: outcome.reason ?? 'REFUSED' });
+        });
+      });
+    });
+  }
+
+  #participantResults(tx: LiveTx): ParticipantResult[] {
+    return tx.branches.map((b) => {
+      const result: ParticipantResult = { service: b.service, vote: b.vote ?? Vote.NONE };
+      if (b.reason !== undefined) result.reason = b.reason;
+      return result;
+    });
+  }
+
+  #record(tx: LiveTx, state: DecisionState, result: TransactionResult, keyed: { key: string; hash: string } | undefined): DecisionRecord {
+    const record: DecisionRecord = {
+      txId: tx.txId,
+      state,
+      participants: tx.branches.map((b) => {
+        const p: DecisionRecord['participants'][number] = { service: b.service, operations: b.operations, vote: b.vote ?? Vote.NONE };
+        if (b.reason !== undefined) p.reason = b.reason;
+        return p;
+      }),
+      result,
+      createdAt: tx.createdAt,
+      decidedAt: tx.decidedAt ?? Date.now(),
+    };
+    if (keyed) {
+      record.idempotencyKey = keyed.key;
+      record.requestHash = keyed.hash;
+    }
+    return record;
+  }
+
+  async #commit(tx: LiveTx, keyed: { key: string; hash: string } | undefined): Promise<TransactionResult> {
+    tx.decidedAt = Date.now();
+    const result: TransactionResult = {
+      txId: tx.txId,
+      outcome: Outcome.COMMITTED,
+      participants: this.#participantResults(tx),
+      durationMs: tx.decidedAt - tx.createdAt,
+    };
+    try {
+      await this.#log.append(this.#record(tx, 'COMMITTING', result, keyed));
+    } catch (err) {
+      // The record is not on disk, so nobody can have learnt "commit": presumed abort still holds.
+      this.#logger.error({ txId: tx.txId, err: reasonOf(err) }, 'commit record could not be written; aborting instead');
+      return this.#abort(tx, 'LOG_WRITE_FAILED', keyed);
+    }
+    tx.logged = true;
+    tx.state = TxState.COMMITTING;
+    tx.outcome = Outcome.COMMITTED;
+    this.#committed += 1;
+    crashPoint(CrashPoints.COORDINATOR_AFTER_COMMIT_LOGGED);
+    this.#deliver(tx, BranchAction.COMMIT);
+    return result;
+  }
+
+  async #abort(tx: LiveTx, reason: string, keyed: { key: string; hash: string } | undefined): Promise<TransactionResult> {
+    tx.decidedAt = Date.now();
+    for (const b of tx.branches) {
+      if (b.vote === undefined) {
+        b.vote = Vote.NONE;
+        b.reason = 'TIMEOUT';
+        b.state = BranchState.VOTED_NO;
+      }
+    }
+    tx.state = TxState.ABORTING;
+    tx.outcome = Outcome.ABORTED;
+    tx.reason = reason;
+    this.#aborted += 1;
+    const result: TransactionResult = {
+      txId: tx.txId,
+      outcome: Outcome.ABORTED,
+      reason,
+      participants: this.#participantResults(tx),
+      durationMs: tx.decidedAt - tx.createdAt,
+    };
+    if (keyed) {
+      // Only so a retried key never runs again after a crash; correctness of the abort needs no write.
+      try {
+        await this.#log.append(this.#record(tx, 'ABORTING', result, keyed));
+        tx.logged = true;
+      } catch (err) {
+        this.#logger.error({ txId: tx.txId, err: reasonOf(err) }, 'abort record could not be written; the idempotencyKey stays unused');
+      }
+    }
+    this.#deliver(tx, BranchAction.ROLLBACK);
+    return result;
+  }
+
+  // ------------------------------------------------------------------ delivery of the outcome
+
+  /** Starts commit/rollback delivery in the background; it ends only when every target acknowledged. */
+  #deliver(tx: LiveTx, action: typeof BranchAction.COMMIT | typeof BranchAction.ROLLBACK): void {
+    // Rollback goes to every branch that did not itself refuse: a timed-out one may have prepared late.
+    const targets = action === BranchAction.COMMIT ? tx.branches : tx.branches.filter((b) => !b.refused);
+    const delivery = Promise.all(targets.map((b) => this.#deliverBranch(tx, b, action))).then((acked) => {
+      if (!acked.every(Boolean)) return;
+      const final: FinalDecisionState = action === BranchAction.COMMIT ? 'COMMITTED' : 'ABORTED';
+      tx.state = final === 'COMMITTED' ? TxState.COMMITTED : TxState.ABORTED;
+      this.#active.delete(tx.txId);
+      this.#recent.set(tx.txId, this.#snapshot(tx));
+      if (tx.logged) this.#log.markDone(tx.txId, final, Date.now());
+    });
+    this.#deliveries.add(delivery);
+    void delivery.finally(() => this.#deliveries.delete(delivery));
+  }
+
+  /** Retries until the branch acknowledges; false only when the manager is closing. */
+  async #deliverBranch(tx: LiveTx, branch: Branch, action: typeof BranchAction.COMMIT | typeof BranchAction.ROLLBACK): Promise<boolean> {
+    branch.attempts = 0;
+    for (let n = 1; ; n++) {
+      if (this.#closing) return false;
+      branch.attempts = n;
+      let failure: string;
+      const sidecarUrl = this.#registry.sidecarUrl(branch.service);
+      if (sidecarUrl === undefined) {
+        failure = 'no sidecar address known';
+      } else {
+        try {
+          const result = await this.#dispatcher.submit(sidecarUrl, { action, txId: tx.txId, service: branch.service }, this.#deliveryTimeoutMs).result;
+          if (result.status === 'ok') {
+            branch.state = action === BranchAction.COMMIT ? BranchState.COMMITTED : BranchState.ROLLED_BACK;
+            return true;
+          }
+          failure = `${result.status}${result.reason ? `: ${result.reason}` : ''}`;
+        } catch (err) {
+          failure = reasonOf(err);
+        }
+      }
+      if (this.#closing) return false;
+      if (n % this.#warnEvery === 0) {
+        this.#logger.warn({ txId: tx.txId, service: branch.service, action, attempts: n, failure }, 'branch has not acknowledged the outcome yet; still retrying');
+      }
+      await this.#sleep(backoffDelayMs(this.#deliveryBackoff, n, this.#random));
+    }
+  }
+
+  #sleep(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const entry = {
+        timer: setTimeout(() => {
+          this.#sleeps.delete(entry);
+          resolve();
+        }, ms),
+        wake: resolve,
+      };
+      this.#sleeps.add(entry);
+    });
+  }
+
+  // ------------------------------------------------------------------ recovery
+
+  /**
+   * Resumes delivery of every decision record not marked done (commit → commit every branch, abort →
+   * rollback). Undecided transactions of a dead process need nothing: no record means abort.
+   * Returns how many were resumed; delivery continues in the background.
+   */
+  recover(): number {
+    let resumed = 0;
+    for (const record of this.#log.listUnfinished()) {
+      if (this.#active.has(record.txId)) continue;
+      const committing = record.state === 'COMMITTING';
+      const tx: LiveTx = {
+        txId: record.txId,
+        state: committing ? TxState.COMMITTING : TxState.ABORTING,
+        createdAt: record.createdAt,
+        decidedAt: record.decidedAt,
+        outcome: committing ? Outcome.COMMITTED : Outcome.ABORTED,
+        branches: record.participants.map((p) => {
+          const branch: Branch = {
+            service: p.service,
+            operations: p.operations,
+            state: p.vote === Vote.YES ? BranchState.PREPARED : BranchState.VOTED_NO,
+            vote: p.vote,
+            attempts: 0,
+            refused: p.vote === Vote.NO,
+          };
+          if (p.reason !== undefined) branch.reason = p.reason;
+          return branch;
+        }),
+        logged: true,
+        decided: true,
+      };
+      if (record.result.reason !== undefined) tx.reason = record.result.reason;
+      this.#active.set(tx.txId, tx);
+      this.#deliver(tx, committing ? BranchAction.COMMIT : BranchAction.ROLLBACK);
+      resumed += 1;
+    }
+    this.#recovered += resumed;
+    return resumed;
+  }
+
+  // ------------------------------------------------------------------ queries
+
+  #checkTxId(txId: string): void {
+    const shard = shardOfTxId(txId);
+    if (shard === undefined) throw new TxmeshError('TXM_BAD_TX_ID', txId);
+    if (shard !== this.shard) throw new TxmeshError('TXM_WRONG_SHARD', `${txId} belongs to shard ${shard}, this is shard ${this.shard}`);
+  }
+
+  status(txId: string): TransactionStatus {
+    this.#checkTxId(txId);
+    const live = this.#active.get(txId);
+    if (live) return this.#snapshot(live);
+    const recent = this.#recent.get(txId);
+    if (recent) return structuredClone(recent);
+    const record = this.#log.get(txId);
+    if (record) return this.#statusFromRecord(record);
+    throw new TxmeshError('TXM_TX_NOT_FOUND', txId);
+  }
+
+  /** commit if a COMMIT record exists, pending while still preparing here, otherwise abort (presumed). */
+  decision(txId: string): DecisionAnswer {
+    this.#checkTxId(txId);
+    const live = this.#active.get(txId);
+    if (live) {
+      if (live.state === TxState.PREPARING) return { txId, decision: Decision.PENDING };
+      return { txId, decision: live.outcome === Outcome.COMMITTED ? Decision.COMMIT : Decision.ABORT };
+    }
+    const record = this.#log.get(txId);
+    const committed = record !== undefined && (record.state === 'COMMITTING' || record.state === 'COMMITTED');
+    return { txId, decision: committed ? Decision.COMMIT : Decision.ABORT };
+  }
+
+  #snapshot(tx: LiveTx): TransactionStatus {
+    const status: TransactionStatus = {
+      txId: tx.txId,
+      shard: this.shard,
+      state: tx.state,
+      createdAt: tx.createdAt,
+      branches: tx.branches.map((b) => {
+        const branch: BranchStatus = { service: b.service, state: b.state, attempts: b.attempts };
+        if (b.vote !== undefined) branch.vote = b.vote;
+        if (b.reason !== undefined) branch.reason = b.reason;
+        return branch;
+      }),
+    };
+    if (tx.outcome !== undefined) status.outcome = tx.outcome;
+    if (tx.reason !== undefined) status.reason = tx.reason;
+    if (tx.decidedAt !== undefined) status.decidedAt = tx.decidedAt;
+    return status;
+  }
+
+  #statusFromRecord(record: DecisionRecord): TransactionStatus {
+    const committed = record.state === 'COMMITTING' || record.state === 'COMMITTED';
+    const status: TransactionStatus = {
+      txId: record.txId,
+      shard: this.shard,
+      state: TxState[record.state],
+      outcome: committed ? Outcome.COMMITTED : Outcome.ABORTED,
+      createdAt: record.createdAt,
+      decidedAt: record.decidedAt,
+      branches: record.participants.map((p) => {
+        let state: BranchState = p.vote === Vote.YES ? BranchState.PREPARED : BranchState.VOTED_NO;
+        if (record.state === 'COMMITTED') state = BranchState.COMMITTED;
+        if (record.state === 'ABORTED' && p.vote !== Vote.NO) state = BranchState.ROLLED_BACK;
+        const branch: BranchStatus = { service: p.service, state, vote: p.vote, attempts: 0 };
+        if (p.reason !== undefined) branch.reason = p.reason;
+        return branch;
+      }),
+    };
+    if (record.result.reason !== undefined) status.reason = record.result.reason;
+    return status;
+  }
+
+  stats(): ManagerStats {
+    const log = this.#log.stats();
+    const sent = this.#dispatcher.stats();
+    return {
+      committed: this.#committed,
+      aborted: this.#aborted,
+      inFlight: this.#active.size,
+      logFlushes: log.flushes,
+      logRecords: log.records,
+      batchesSent: sent.batchesSent,
+      itemsSent: sent.itemsSent,
+      recovered: this.#recovered,
+    };
+  }
+
+  get inFlight(): number {
+    return this.#active.size;
+  }
+
+  /** Resolves when every delivery running now has finished (tests, graceful drains). */
+  async settled(): Promise<void> {
+    while (this.#deliveries.size > 0) await Promise.allSettled([...this.#deliveries]);
+  }
+
+  /**
+   * Stops retries and refuses new work. Unfinished deliveries stay unfinished in the log and resume
+   * at the next recover(); undecided transactions become presumed aborts.
+   */
+  close(): void {
+    if (this.#closing) return;
+    this.#closing = true;
+    for (const sleep of this.#sleeps) {
+      clearTimeout(sleep.timer);
+      sleep.wake();
+    }
+    this.#sleeps.clear();
+    this.#dispatcher.close();
+  }
+}

@@ -1,0 +1,137 @@
+/**
+ * The SDK's own tables in the service database, and the statements over them.
+ *
+ * - txm_branches: one row per branch (txId) this service saw: its vote, its operations (commit and
+ *   rollback messages carry none, so the hooks get their arguments from here) and its outcome.
+ *   A rollback that arrives before any prepare leaves a 'rolled_back' row, so a late prepare runs nothing.
+ * - txm_barrier: one row per (txId, opIndex, phase) whose hook ran, written in the same transaction
+ *   as the hook's business change: a hook runs only if its row could be inserted, hence at most once.
+ * - txm_locks: the business keys a prepared branch holds, so a restarted service gets them back.
+ */
+import type Database from 'better-sqlite3';
+import type { OperationSpec } from '@txmesh/protocol';
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS txm_branches (
+  tx_id TEXT PRIMARY KEY,
+  state TEXT NOT NULL CHECK (state IN ('prepared', 'voted_no', 'committed', 'rolled_back')),
+  reason TEXT,
+  message TEXT,
+  operations TEXT,
+  prepared_at INTEGER,
+  decided_at INTEGER
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS txm_branches_prepared ON txm_branches (prepared_at) WHERE state = 'prepared';
+CREATE TABLE IF NOT EXISTS txm_barrier (
+  tx_id TEXT NOT NULL,
+  op_index INTEGER NOT NULL,
+  phase TEXT NOT NULL CHECK (phase IN ('prepare', 'commit', 'rollback')),
+  at INTEGER NOT NULL,
+  PRIMARY KEY (tx_id, op_index, phase)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS txm_locks (
+  key TEXT PRIMARY KEY,
+  tx_id TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS txm_locks_by_tx ON txm_locks (tx_id);
+`;
+
+export type BranchRowState = 'prepared' | 'voted_no' | 'committed' | 'rolled_back';
+export type HookPhase = 'prepare' | 'commit' | 'rollback';
+
+export interface BranchRecord {
+  txId: string;
+  state: BranchRowState;
+  reason: string | undefined;
+  message: string | undefined;
+  operations: OperationSpec[];
+  preparedAt: number | undefined;
+}
+
+interface BranchRow {
+  tx_id: string;
+  state: BranchRowState;
+  reason: string | null;
+  message: string | null;
+  operations: string | null;
+  prepared_at: number | null;
+}
+
+export class BarrierStore {
+  private readonly getBranchStmt: Database.Statement<[string], BranchRow>;
+  private readonly insertPreparedStmt: Database.Statement<[string, string, number]>;
+  private readonly insertVotedNoStmt: Database.Statement<[string, string, string | null, string, number]>;
+  private readonly insertRolledBackStmt: Database.Statement<[string, number]>;
+  private readonly decideStmt: Database.Statement<[BranchRowState, number, string]>;
+  private readonly insertBarrierStmt: Database.Statement<[string, number, HookPhase, number]>;
+  private readonly insertLockStmt: Database.Statement<[string, string]>;
+  private readonly deleteLocksStmt: Database.Statement<[string]>;
+  private readonly allLocksStmt: Database.Statement<[], { key: string; tx_id: string }>;
+  private readonly preparedStmt: Database.Statement<[], { tx_id: string; prepared_at: number }>;
+
+  constructor(db: Database.Database) {
+    db.exec(SCHEMA);
+    this.getBranchStmt = db.prepare('SELECT tx_id, state, reason, message, operations, prepared_at FROM txm_branches WHERE tx_id = ?');
+    this.insertPreparedStmt = db.prepare(`INSERT INTO txm_branches (tx_id, state, operations, prepared_at) VALUES (?, 'prepared', ?, ?)`);
+    this.insertVotedNoStmt = db.prepare(
+      `INSERT INTO txm_branches (tx_id, state, reason, message, operations, decided_at) VALUES (?, 'voted_no', ?, ?, ?, ?)`,
+    );
+    this.insertRolledBackStmt = db.prepare(`INSERT INTO txm_branches (tx_id, state, decided_at) VALUES (?, 'rolled_back', ?)`);
+    this.decideStmt = db.prepare('UPDATE txm_branches SET state = ?, decided_at = ? WHERE tx_id = ?');
+    this.insertBarrierStmt = db.prepare('INSERT OR IGNORE INTO txm_barrier (tx_id, op_index, phase, at) VALUES (?, ?, ?, ?)');
+    this.insertLockStmt = db.prepare('INSERT INTO txm_locks (key, tx_id) VALUES (?, ?)');
+    this.deleteLocksStmt = db.prepare('DELETE FROM txm_locks WHERE tx_id = ?');
+    this.allLocksStmt = db.prepare('SELECT key, tx_id FROM txm_locks ORDER BY key');
+    this.preparedStmt = db.prepare(`SELECT tx_id, prepared_at FROM txm_branches WHERE state = 'prepared' ORDER BY prepared_at`);
+  }
+
+  branch(txId: string): BranchRecord | undefined {
+    const row = this.getBranchStmt.get(txId);
+    if (!row) return undefined;
+    return {
+      txId: row.tx_id,
+      state: row.state,
+      reason: row.reason ?? undefined,
+      message: row.message ?? undefined,
+      operations: row.operations === null ? [] : (JSON.parse(row.operations) as OperationSpec[]),
+      preparedAt: row.prepared_at ?? undefined,
+    };
+  }
+
+  recordPrepared(txId: string, operations: OperationSpec[], keys: readonly string[], now: number): void {
+    this.insertPreparedStmt.run(txId, JSON.stringify(operations), now);
+    for (const key of keys) this.insertLockStmt.run(key, txId);
+  }
+
+  recordVotedNo(txId: string, reason: string, message: string | undefined, operations: OperationSpec[], now: number): void {
+    this.insertVotedNoStmt.run(txId, reason, message ?? null, JSON.stringify(operations), now);
+  }
+
+  recordRolledBackUnprepared(txId: string, now: number): void {
+    this.insertRolledBackStmt.run(txId, now);
+  }
+
+  /** Moves a branch to its outcome and drops its durable locks, in the caller's transaction. */
+  recordDecided(txId: string, state: 'committed' | 'rolled_back', now: number): void {
+    this.decideStmt.run(state, now, txId);
+    this.deleteLocksStmt.run(txId);
+  }
+
+  /** Marks a voted-no branch as having heard its rollback; its state (and vote) stay. */
+  touchDecided(txId: string, now: number): void {
+    this.decideStmt.run('voted_no', now, txId);
+  }
+
+  /** True when this hook has not run yet; the row is the proof that it now has (same transaction). */
+  claimHook(txId: string, opIndex: number, phase: HookPhase, now: number): boolean {
+    return this.insertBarrierStmt.run(txId, opIndex, phase, now).changes === 1;
+  }
+
+  allLocks(): { key: string; txId: string }[] {
+    return this.allLocksStmt.all().map((row) => ({ key: row.key, txId: row.tx_id }));
+  }
+
+  preparedBranches(): { txId: string; preparedAt: number }[] {
+    return this.preparedStmt.all().map((row) => ({ txId: row.tx_id, preparedAt: row.prepared_at }));
+  }
+}

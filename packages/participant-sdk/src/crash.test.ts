@@ -1,0 +1,49 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { CrashPoints, type BranchItem } from '@txmesh/protocol';
+import { addStock, commit, openTempDatabase, prepare, reserveOp, startParticipant, stock, tempDatabasePath, txId } from './test-support.ts';
+
+const child = path.join(path.dirname(fileURLToPath(import.meta.url)), 'crash-child.fixture.ts');
+
+function runChild(file: string, items: BranchItem[], crashAt?: string) {
+  const env = { ...process.env };
+  delete env.TXMESH_CRASH_AT;
+  delete env.TXMESH_CRASH_AFTER;
+  if (crashAt) env.TXMESH_CRASH_AT = crashAt;
+  return spawnSync(process.execPath, ['--import', 'tsx', child, file, JSON.stringify(items)], { env, encoding: 'utf8', timeout: 30_000 });
+}
+
+test('a prepare is durable with its locks when the process dies right after it, before answering', async (t) => {
+  const file = tempDatabasePath(t);
+  const setup = openTempDatabase(t, file);
+  setup.exec('CREATE TABLE IF NOT EXISTS stock (sku TEXT PRIMARY KEY, qty INTEGER NOT NULL, reserved INTEGER NOT NULL DEFAULT 0)');
+  addStock(setup, 'apple', 10);
+  setup.close();
+
+  const id = txId();
+  const crashed = runChild(file, [prepare(id, [reserveOp('apple', 4)])], CrashPoints.PARTICIPANT_AFTER_PREPARE);
+  assert.equal(crashed.signal, 'SIGKILL', crashed.stderr);
+  assert.equal(crashed.stdout, '', 'no answer left the process');
+
+  const f = startParticipant(t, { file, lockWaitMs: 30 });
+  assert.deepEqual(f.participant.preparedList().prepared.map((p) => p.txId), [id]);
+  assert.deepEqual(stock(f.db, 'apple'), { qty: 10, reserved: 4 });
+  assert.equal((await f.one(prepare(txId(), [reserveOp('apple', 1)]))).reason, 'LOCK_TIMEOUT');
+  // The coordinator's retry of the prepare gets the yes the crash swallowed, without a second reservation.
+  assert.equal((await f.one(prepare(id, [reserveOp('apple', 4)]))).status, 'ok');
+  assert.deepEqual(f.calls.prepare, []);
+  f.participant.close();
+  f.db.close();
+
+  const committed = runChild(file, [commit(id)], CrashPoints.PARTICIPANT_AFTER_COMMIT);
+  assert.equal(committed.signal, 'SIGKILL', committed.stderr);
+  const again = runChild(file, [commit(id)]);
+  assert.equal(again.status, 0, again.stderr);
+  assert.deepEqual(JSON.parse(again.stdout), [{ txId: id, action: 'commit', status: 'ok' }]);
+  const check = openTempDatabase(t, file);
+  assert.deepEqual(stock(check, 'apple'), { qty: 6, reserved: 0 }, 'committed exactly once');
+  assert.equal((check.prepare('SELECT COUNT(*) AS n FROM txm_locks').get() as { n: number }).n, 0);
+});

@@ -1,0 +1,188 @@
+import assert from 'node:assert/strict';
+import type { AddressInfo } from 'node:net';
+import { test, type TestContext } from 'node:test';
+import Fastify, { type FastifyInstance } from 'fastify';
+import { request } from 'undici';
+import { PROTOCOL_VERSION, TxmeshError, newTxId, shardForIdempotencyKey, type TransactionResult } from '@txmesh/protocol';
+import { createTxmeshClient } from './txmesh-client.ts';
+import { addStock, prepare, reserveOp, startParticipant, txId } from './test-support.ts';
+
+async function listen(t: TestContext, app: FastifyInstance): Promise<string> {
+  t.after(() => app.close());
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  return `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+}
+
+async function post(url: string, body: string, contentType = 'application/json') {
+  const res = await request(url, { method: 'POST', body, headers: { 'content-type': contentType } });
+  return { status: res.statusCode, body: (await res.body.json()) as Record<string, any> };
+}
+
+test('participant routes answer batches and the prepared list, and refuse bad input with TxmeshError bodies', async (t) => {
+  const f = startParticipant(t);
+  addStock(f.db, 'apple', 5);
+  const app = Fastify();
+  app.get('/service-route', async () => {
+    throw new Error('the service keeps its own error handling');
+  });
+  f.participant.routes(app);
+  const base = await listen(t, app);
+  const id = txId();
+
+  const ok = await post(`${base}/txmesh/participant/v1/batch`, JSON.stringify({ protocolVersion: PROTOCOL_VERSION, items: [prepare(id, [reserveOp('apple', 2)])] }));
+  assert.equal(ok.status, 200);
+  assert.deepEqual(ok.body.results, [{ txId: id, action: 'prepare', status: 'ok' }]);
+
+  const prepared = await request(`${base}/txmesh/participant/v1/prepared`);
+  const list = (await prepared.body.json()) as { service: string; prepared: { txId: string; preparedAt: number }[] };
+  assert.equal(list.service, 'inventory');
+  assert.deepEqual(list.prepared.map((p) => p.txId), [id]);
+  assert.equal(typeof list.prepared[0]!.preparedAt, 'number');
+
+  const version = await post(`${base}/txmesh/participant/v1/batch`, JSON.stringify({ protocolVersion: 99, items: [] }));
+  assert.equal(version.status, 400);
+  assert.equal(version.body.error.code, 'TXM_PROTOCOL_VERSION');
+
+  const badItem = await post(`${base}/txmesh/participant/v1/batch`, JSON.stringify({ protocolVersion: PROTOCOL_VERSION, items: [{ action: 'prepare', txId: 'nope' }] }));
+  assert.equal(badItem.status, 400);
+  assert.equal(badItem.body.error.code, 'TXM_BAD_REQUEST');
+  assert.match(badItem.body.error.details, /items\[0\]\.txId/);
+
+  const notJson = await post(`${base}/txmesh/participant/v1/batch`, '{"protocolVersion":');
+  assert.equal(notJson.status, 400);
+  assert.equal(notJson.body.error.code, 'TXM_BAD_REQUEST');
+
+  const wrongType = await post(`${base}/txmesh/participant/v1/batch`, '<batch/>', 'application/xml');
+  assert.equal(wrongType.status, 415);
+  assert.equal(wrongType.body.error.code, 'TXM_UNSUPPORTED_MEDIA_TYPE');
+
+  const serviceRoute = await request(`${base}/service-route`);
+  const serviceBody = (await serviceRoute.body.json()) as Record<string, unknown>;
+  assert.equal(serviceRoute.statusCode, 500);
+  assert.equal(serviceBody.error, 'Internal Server Error', "the service's own routes keep fastify's default handler");
+
+  f.participant.close();
+  const closed = await post(`${base}/txmesh/participant/v1/batch`, JSON.stringify({ protocolVersion: PROTOCOL_VERSION, items: [] }));
+  assert.equal(closed.status, 503);
+  assert.equal(closed.body.error.code, 'TXM_SHUTTING_DOWN');
+});
+
+test('routes also mount through app.register', async (t) => {
+  const f = startParticipant(t);
+  const app = Fastify();
+  app.register(f.participant.routes);
+  const base = await listen(t, app);
+  const res = await request(`${base}/txmesh/participant/v1/prepared`);
+  assert.equal(res.statusCode, 200);
+  assert.deepEqual(await res.body.json(), { service: 'inventory', prepared: [] });
+});
+
+/** A coordinator stand-in: records what arrives and answers what the test says. */
+async function fakeCoordinator(t: TestContext, shard: number, answer: (body: unknown) => { status: number; body: unknown; raw?: boolean }) {
+  const seen: { method: string; url: string; body: unknown }[] = [];
+  const app = Fastify();
+  const reply = (req: { method: string; url: string; body: unknown }) => {
+    seen.push({ method: req.method, url: req.url, body: req.body });
+    return answer(req.body);
+  };
+  app.post('/v1/transactions', async (req, res) => {
+    const a = reply(req);
+    if (a.raw) return res.status(a.status).type('text/html').send(String(a.body));
+    return res.status(a.status).send(a.body);
+  });
+  app.get('/v1/transactions/:txId', async (req, res) => {
+    const a = reply(req);
+    return res.status(a.status).send({ ...(a.body as object), servedBy: shard });
+  });
+  return { url: await listen(t, app), seen };
+}
+
+const begin = { participants: [{ service: 'inventory', operations: [{ op: 'reserve', args: { sku: 'apple', qty: 1 } }] }] };
+
+test('client: round-robin begin, status to the shard named by the id, error bodies become TxmeshErrors', async (t) => {
+  let mode: 'ok' | 'refuse' | 'html' = 'ok';
+  const answer = (shard: number) => (): { status: number; body: unknown; raw?: boolean } => {
+    if (mode === 'refuse') return { status: 422, body: { error: { code: 'TXM_UNKNOWN_SERVICE', message: 'x', details: 'inventory' } } };
+    if (mode === 'html') return { status: 502, body: '<html>bad gateway</html>', raw: true };
+    const result: TransactionResult = { txId: newTxId(shard), outcome: 'committed', participants: [], durationMs: 1 };
+    return { status: 200, body: result };
+  };
+  const shard0 = await fakeCoordinator(t, 0, answer(0));
+  const shard1 = await fakeCoordinator(t, 1, answer(1));
+  const client = createTxmeshClient({ coordinatorUrls: [shard0.url, shard1.url] });
+  t.after(() => client.close());
+
+  const r1 = await client.transaction(begin);
+  const r2 = await client.transaction(begin);
+  assert.deepEqual([r1.txId.split('-')[0], r2.txId.split('-')[0]], ['0', '1']);
+  assert.equal(shard0.seen.length, 1);
+  assert.deepEqual(shard0.seen[0]!.body, begin);
+
+  const status = (await client.status(newTxId(1))) as unknown as { servedBy: number };
+  assert.equal(status.servedBy, 1);
+  assert.equal(shard1.seen.at(-1)!.method, 'GET');
+
+  mode = 'refuse';
+  await assert.rejects(client.transaction(begin), (err: unknown) => {
+    assert.ok(err instanceof TxmeshError);
+    assert.equal(err.code, 'TXM_UNKNOWN_SERVICE');
+    assert.equal(err.status, 422);
+    assert.equal(err.details, 'inventory');
+    return true;
+  });
+  mode = 'html';
+  await assert.rejects(client.transaction(begin), (err: unknown) => {
+    assert.ok(err instanceof TxmeshError);
+    assert.equal(err.code, 'TXM_INTERNAL');
+    assert.match(err.details ?? '', /HTTP 502/);
+    return true;
+  });
+
+  // Refused locally, nothing sent.
+  const sent = shard0.seen.length + shard1.seen.length;
+  await assert.rejects(client.transaction({ participants: [] }), (err: unknown) => err instanceof TxmeshError && err.code === 'TXM_NO_PARTICIPANTS');
+  await assert.rejects(client.status('not-an-id'), (err: unknown) => err instanceof TxmeshError && err.code === 'TXM_BAD_TX_ID');
+  await assert.rejects(client.status(newTxId(7)), (err: unknown) => err instanceof TxmeshError && err.code === 'TXM_WRONG_SHARD');
+  assert.equal(shard0.seen.length + shard1.seen.length, sent);
+});
+
+test('client: a shard that refuses connections is skipped for a new transaction', async (t) => {
+  const down = Fastify();
+  const downUrl = await listen(t, down);
+  await down.close();
+  const up = await fakeCoordinator(t, 1, () => ({ status: 200, body: { txId: newTxId(1), outcome: 'aborted', participants: [], durationMs: 1 } }));
+  const client = createTxmeshClient({ coordinatorUrls: [downUrl, up.url] });
+  t.after(() => client.close());
+  const result = await client.transaction(begin);
+  assert.equal(result.outcome, 'aborted');
+  assert.equal(up.seen.length, 1);
+  await assert.rejects(client.status(newTxId(0)), (err: unknown) => err instanceof TxmeshError && err.code === 'TXM_COORDINATOR_UNREACHABLE');
+});
+
+test('client: a keyed transaction always goes to the shard that owns its key, never fails over', async (t) => {
+  const shards = [0, 1, 2];
+  const coordinators = await Promise.all(
+    shards.map((shard) => fakeCoordinator(t, shard, () => ({ status: 200, body: { txId: newTxId(shard), outcome: 'committed', participants: [], durationMs: 1 } }))),
+  );
+  const client = createTxmeshClient({ coordinatorUrls: coordinators.map((c) => c.url) });
+  t.after(() => client.close());
+  for (const key of ['order-1', 'order-2', 'order-3', 'order-4', 'order-5', 'order-6']) {
+    const owner = shardForIdempotencyKey(key, shards.length);
+    const before = coordinators.map((c) => c.seen.length);
+    await client.transaction({ ...begin, idempotencyKey: key });
+    await client.transaction({ ...begin, idempotencyKey: key });
+    const after = coordinators.map((c) => c.seen.length);
+    assert.deepEqual(after.map((n, i) => n - before[i]!), shards.map((s) => (s === owner ? 2 : 0)), key);
+  }
+
+  // The owner refuses connections: the keyed request fails instead of running on another shard.
+  const down = Fastify();
+  const downUrl = await listen(t, down);
+  await down.close();
+  const keyOwnedBy0 = ['a', 'b', 'c', 'd', 'e', 'f', 'g'].find((k) => shardForIdempotencyKey(k, 2) === 0)!;
+  const failover = createTxmeshClient({ coordinatorUrls: [downUrl, coordinators[1]!.url] });
+  t.after(() => failover.close());
+  const seenBefore = coordinators[1]!.seen.length;
+  await assert.rejects(failover.transaction({ ...begin, idempotencyKey: keyOwnedBy0 }), (err: unknown) => err instanceof TxmeshError && err.code === 'TXM_COORDINATOR_UNREACHABLE');
+  assert.equal(coordinators[1]!.seen.length, seenBefore);
+});

@@ -1,0 +1,40 @@
+/**
+ * What a service writes per operation: argument parsing, the business keys it locks, and the three
+ * synchronous hooks that run inside the participant's local SQLite transactions.
+ */
+import type Database from 'better-sqlite3';
+
+/** Thrown by parseArgs or prepare to vote no with a business reason, e.g. "OUT_OF_STOCK". */
+export class BusinessRefusal extends Error {
+  readonly reason: string;
+
+  constructor(reason: string, message?: string) {
+    super(message ?? reason);
+    this.name = 'BusinessRefusal';
+    this.reason = reason;
+  }
+}
+
+export interface HookContext {
+  db: Database.Database;
+  txId: string;
+  opIndex: number;
+  service: string;
+}
+
+export interface OperationHandlers<A> {
+  /** Validate/convert; throw BusinessRefusal('BAD_ARGS', ...) on bad input. */
+  parseArgs(args: unknown): A;
+  /** Business keys locked exclusively from prepare to commit/rollback. */
+  lockKeys?(args: A): string[];
+  /** Synchronous, runs inside the local SQLite transaction; makes the tentative change. */
+  prepare(ctx: HookContext, args: A): void;
+  /** Runs only if this branch prepared yes, exactly once. */
+  commit(ctx: HookContext, args: A): void;
+  /** Runs only if prepare had succeeded (undo the tentative change), exactly once. */
+  rollback(ctx: HookContext, args: A): void;
+}
+
+export function defineOperation<A>(handlers: OperationHandlers<A>): OperationHandlers<A> {
+  return handlers;
+}

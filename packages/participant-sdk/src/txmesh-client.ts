@@ -1,0 +1,125 @@
+/**
+ * Client of the coordinator shards. A begin with an idempotencyKey goes to the shard that owns the key
+ * (so a retry can never run it on a second shard); one without goes round-robin and may fail over to
+ * the next shard when the connection is refused. A status request goes to the shard the id names.
+ */
+import { Pool } from 'undici';
+import {
+  DEFAULT_LIMITS,
+  Paths,
+  TxmeshError,
+  isErrorCode,
+  isTxId,
+  shardForIdempotencyKey,
+  shardOfTxId,
+  transactionPath,
+  validateBeginRequest,
+  type BeginTransactionRequest,
+  type TransactionResult,
+  type TransactionStatus,
+} from '@txmesh/protocol';
+
+export interface TxmeshClient {
+  transaction(req: BeginTransactionRequest): Promise<TransactionResult>;
+  status(txId: string): Promise<TransactionStatus>;
+  close(): Promise<void>;
+}
+
+export interface TxmeshClientOptions {
+  /** Index = shard number. */
+  coordinatorUrls: string[];
+}
+
+/** A begin may legitimately take the whole transaction timeout before the answer's headers arrive. */
+const ANSWER_TIMEOUT_MS = DEFAULT_LIMITS.maxTimeoutMs + 60_000;
+
+/** Failed before the request could reach the server: safe to send it to another shard. */
+function neverReachedServer(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'EHOSTUNREACH';
+}
+
+function errorFromAnswer(statusCode: number, text: string, url: string): TxmeshError {
+  try {
+    const body = JSON.parse(text) as { error?: { code?: unknown; details?: unknown } } | null;
+    const code = body?.error?.code;
+    if (isErrorCode(code)) {
+      const details = body?.error?.details;
+      return new TxmeshError(code, typeof details === 'string' ? details : undefined);
+    }
+  } catch {
+    // Not our error body (a proxy's HTML page, an empty answer): reported below with the status.
+  }
+  return new TxmeshError('TXM_INTERNAL', `HTTP ${statusCode} from ${url}: ${text.slice(0, 200)}`);
+}
+
+export function createTxmeshClient(options: TxmeshClientOptions): TxmeshClient {
+  const urls = options.coordinatorUrls.map((u) => new URL(u).origin);
+  if (urls.length === 0) throw new TypeError('coordinatorUrls must list at least one coordinator shard');
+  const pools = urls.map(
+    (origin) => new Pool(origin, { connections: 32, keepAliveTimeout: 30_000, headersTimeout: ANSWER_TIMEOUT_MS, bodyTimeout: ANSWER_TIMEOUT_MS }),
+  );
+  let nextShard = 0;
+
+  async function call<T>(shard: number, method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+    const pool = pools[shard]!;
+    const url = `${urls[shard]}${path}`;
+    const res = await pool.request({
+      method,
+      path,
+      headers: body === undefined ? {} : { 'content-type': 'application/json' },
+      body: body === undefined ? null : JSON.stringify(body),
+    });
+    const text = await res.body.text();
+    if (res.statusCode < 200 || res.statusCode >= 300) throw errorFromAnswer(res.statusCode, text, url);
+    try {
+      return JSON.parse(text) as T;
+    } catch {
+      throw new TxmeshError('TXM_INTERNAL', `HTTP ${res.statusCode} from ${url} is not JSON`);
+    }
+  }
+
+  function unreachable(shard: number, err: unknown, consequence: string): TxmeshError {
+    const cause = err instanceof Error ? err.message : String(err);
+    return new TxmeshError('TXM_COORDINATOR_UNREACHABLE', `coordinator ${urls[shard]} did not answer (${cause}); ${consequence}`);
+  }
+
+  return {
+    async transaction(req) {
+      const request = validateBeginRequest(req);
+      const key = request.idempotencyKey;
+      const first = key === undefined ? nextShard : shardForIdempotencyKey(key, urls.length);
+      if (key === undefined) nextShard = (nextShard + 1) % urls.length;
+      const candidates = key === undefined ? urls.length : 1;
+      let lastError: unknown;
+      for (let attempt = 0; attempt < candidates; attempt++) {
+        const shard = (first + attempt) % urls.length;
+        try {
+          return await call<TransactionResult>(shard, 'POST', Paths.TRANSACTIONS, request);
+        } catch (err) {
+          if (err instanceof TxmeshError) throw err;
+          if (!neverReachedServer(err)) throw unreachable(shard, err, 'the outcome is unknown: poll status or resend with the same idempotencyKey');
+          lastError = err;
+        }
+      }
+      const cause = lastError instanceof Error ? lastError.message : String(lastError);
+      throw new TxmeshError('TXM_COORDINATOR_UNREACHABLE', `no coordinator shard accepted a connection (${cause}); nothing was sent`);
+    },
+
+    async status(txId) {
+      if (!isTxId(txId)) throw new TxmeshError('TXM_BAD_TX_ID', String(txId));
+      const shard = shardOfTxId(txId)!;
+      if (shard >= urls.length) throw new TxmeshError('TXM_WRONG_SHARD', `shard ${shard} is not among the ${urls.length} coordinator URLs`);
+      try {
+        return await call<TransactionStatus>(shard, 'GET', transactionPath(txId));
+      } catch (err) {
+        if (err instanceof TxmeshError) throw err;
+        throw unreachable(shard, err, 'ask again later');
+      }
+    },
+
+    async close() {
+      await Promise.all(pools.map((pool) => pool.close()));
+    },
+  };
+}

@@ -1,0 +1,74 @@
+/**
+ * One coordinator batch: forward it to the service in one call, make the yes votes durable in one SQLite
+ * transaction before anyone hears them, and forget branches whose outcome the service acknowledged.
+ */
+import type { FastifyBaseLogger } from 'fastify';
+import { BranchAction, CrashPoints, ItemStatus, crashPoint, type BranchItem, type BranchItemResult } from '@txmesh/protocol';
+import type { PreparedRecord, PreparedStore } from './prepared-store.ts';
+import type { ServiceClient } from './service-client.ts';
+
+export interface BatchHandlerDeps {
+  service: string;
+  store: PreparedStore;
+  serviceClient: ServiceClient;
+  log: FastifyBaseLogger;
+  now?: () => number;
+}
+
+export async function handleBatch(items: readonly BranchItem[], deps: BatchHandlerDeps): Promise<BranchItemResult[]> {
+  const now = deps.now ?? Date.now;
+  const results: (BranchItemResult | undefined)[] = new Array(items.length);
+  const forwarded: { index: number; item: BranchItem }[] = [];
+  items.forEach((item, index) => {
+    // A branch of another service must never be recorded in this service's file nor reach this service.
+    if (item.service !== deps.service) {
+      results[index] = { txId: item.txId, action: item.action, status: ItemStatus.ERROR, reason: 'TXM_UNKNOWN_SERVICE', message: `this sidecar serves ${deps.service}, not ${item.service}` };
+    } else {
+      forwarded.push({ index, item });
+    }
+  });
+
+  const answers = await deps.serviceClient.sendBatch(forwarded.map((f) => f.item));
+
+  // The last acknowledged item of a transaction decides whether its record should exist afterwards, so a
+  // prepare followed by a rollback in the same batch leaves nothing behind.
+  const last = new Map<string, { item: BranchItem; index: number }>();
+  forwarded.forEach(({ index, item }, i) => {
+    const answer = answers[i];
+    results[index] = answer;
+    if (answer?.status === ItemStatus.OK) last.set(item.txId, { item, index });
+  });
+  const toRecord: { record: PreparedRecord; index: number }[] = [];
+  const toRemove: string[] = [];
+  const at = now();
+  for (const [txId, { item, index }] of last) {
+    if (item.action === BranchAction.PREPARE) {
+      toRecord.push({ index, record: { txId, service: item.service, operations: item.operations ?? [], preparedAt: at } });
+    } else {
+      toRemove.push(txId);
+    }
+  }
+
+  if (toRecord.length > 0) {
+    try {
+      deps.store.put(toRecord.map((r) => r.record));
+      crashPoint(CrashPoints.SIDECAR_AFTER_PREPARED_RECORDED);
+    } catch (err) {
+      // Without a durable record the yes vote must not leave; the service's own prepared list lets the
+      // in-doubt resolver find these branches later.
+      deps.log.error({ err }, 'could not record prepared branches; answering error instead of yes');
+      for (const { index, record } of toRecord) {
+        results[index] = { txId: record.txId, action: BranchAction.PREPARE, status: ItemStatus.ERROR, reason: 'TXM_INTERNAL', message: 'the sidecar could not record the prepared branch' };
+      }
+    }
+  }
+  if (toRemove.length > 0) {
+    try {
+      deps.store.remove(toRemove);
+    } catch (err) {
+      // A record left behind only costs a later decision look-up and an idempotent resend.
+      deps.log.error({ err }, 'could not remove acknowledged branches from the prepared store');
+    }
+  }
+  return results.map((r, i) => r ?? { txId: items[i]!.txId, action: items[i]!.action, status: ItemStatus.ERROR, reason: 'TXM_INTERNAL' });
+}

@@ -1,0 +1,91 @@
+/**
+ * Finds prepared branches whose outcome never arrived (the sidecar or coordinator crashed, a message was
+ * lost) and finishes them by asking the shard their txId names. Candidates come from the sidecar's store
+ * and from the service itself, which may hold a branch the sidecar never recorded (crash between the
+ * service's yes and the sidecar's write).
+ */
+import type { FastifyBaseLogger } from 'fastify';
+import { BranchAction, Decision, ItemStatus, shardOfTxId, type BranchItem } from '@txmesh/protocol';
+import type { CoordinatorClient } from './coordinator-client.ts';
+import type { PreparedStore } from './prepared-store.ts';
+import type { ServiceClient } from './service-client.ts';
+
+export interface InDoubtResolverDeps {
+  service: string;
+  store: PreparedStore;
+  serviceClient: ServiceClient;
+  coordinator: CoordinatorClient;
+  /** Later rounds only look at branches prepared at least this long ago, so live transactions are left alone. */
+  inDoubtAfterMs: number;
+  log: FastifyBaseLogger;
+  now?: () => number;
+}
+
+export class InDoubtResolver {
+  private running: Promise<number> | undefined;
+  private firstRoundDone = false;
+
+  constructor(private readonly deps: InDoubtResolverDeps) {}
+
+  /** Runs one round, or joins the one already running: never two at once. Resolves to how many branches it finished. */
+  resolve(): Promise<number> {
+    if (!this.running) {
+      this.running = this.round().finally(() => {
+        this.running = undefined;
+      });
+    }
+    return this.running;
+  }
+
+  /** Waits for a running round, if any, ignoring its outcome. */
+  async idle(): Promise<void> {
+    await this.running?.catch(() => undefined);
+  }
+
+  private async round(): Promise<number> {
+    const { store, serviceClient, log } = this.deps;
+    // The first round runs at start-up, when nothing can still be on its way: every branch is in doubt.
+    const cutoff = this.firstRoundDone ? (this.deps.now ?? Date.now)() - this.deps.inDoubtAfterMs : Infinity;
+    this.firstRoundDone = true;
+
+    const candidates = new Set<string>();
+    for (const record of store.list()) if (record.preparedAt <= cutoff) candidates.add(record.txId);
+    try {
+      for (const branch of await serviceClient.listPrepared()) if (branch.preparedAt <= cutoff) candidates.add(branch.txId);
+    } catch (err) {
+      log.warn({ err }, 'could not read the service prepared list; resolving the sidecar records only');
+    }
+    if (candidates.size === 0) return 0;
+
+    const decided = await Promise.all([...candidates].map((txId) => this.decide(txId)));
+    const items: BranchItem[] = decided.filter((item): item is BranchItem => item !== undefined);
+    if (items.length === 0) return 0;
+
+    const results = await serviceClient.sendBatch(items);
+    const acked = items.filter((_, i) => results[i]?.status === ItemStatus.OK).map((item) => item.txId);
+    results.forEach((result, i) => {
+      if (result.status !== ItemStatus.OK) log.warn({ txId: items[i]?.txId, reason: result.reason }, 'the service did not acknowledge an in-doubt outcome; retrying next round');
+    });
+    store.remove(acked);
+    return acked.length;
+  }
+
+  /** The outcome item to send for `txId`, or undefined to leave it for a later round. */
+  private async decide(txId: string): Promise<BranchItem | undefined> {
+    const { log, coordinator, service } = this.deps;
+    const shard = shardOfTxId(txId);
+    if (shard === undefined) {
+      log.warn({ txId }, 'an in-doubt branch has a malformed transaction id; it cannot be resolved automatically');
+      return undefined;
+    }
+    let decision: Decision;
+    try {
+      decision = await coordinator.decision(shard, txId);
+    } catch (err) {
+      log.warn({ err, txId, shard }, 'the owning shard could not give the decision of an in-doubt branch; retrying next round');
+      return undefined;
+    }
+    if (decision === Decision.PENDING) return undefined;
+    return { action: decision === Decision.COMMIT ? BranchAction.COMMIT : BranchAction.ROLLBACK, txId, service };
+  }
+}

@@ -1,0 +1,138 @@
+import { describe, it, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { BranchAction, Decision, ItemStatus, newTxId, PROTOCOL_VERSION, type BranchItem } from '@txmesh/protocol';
+import { buildSidecar } from './sidecar.ts';
+import { SqlitePreparedStore } from './sqlite-prepared-store.ts';
+import { deadUrl, startFakeCoordinator, startFakeService, tempDir, type FakeService } from './test-fakes.ts';
+
+const ops = [{ op: 'reserve', args: { sku: 'A-1' } }];
+
+/** Writes records as a sidecar that crashed would have left them. */
+function seedRecords(dataDir: string, txIds: string[], preparedAt = Date.now()): void {
+  const store = SqlitePreparedStore.forService(dataDir, 'inventory');
+  store.put(txIds.map((txId) => ({ txId, service: 'inventory', operations: ops, preparedAt })));
+  store.close();
+}
+
+function recorded(dataDir: string): string[] {
+  const store = SqlitePreparedStore.forService(dataDir, 'inventory');
+  try {
+    return store.list().map((r) => r.txId).sort();
+  } finally {
+    store.close();
+  }
+}
+
+async function build(t: TestContext, serviceUrl: string, coordinatorUrls: string[], dataDir: string, inDoubtAfterMs = 3000) {
+  const sidecar = await buildSidecar({ service: 'inventory', serviceUrl, coordinatorUrls, dataDir, inDoubtAfterMs, logLevel: 'silent', serviceTimeoutMs: 2000, coordinatorTimeoutMs: 2000 });
+  t.after(() => sidecar.close());
+  return sidecar;
+}
+
+function outcomesSent(service: FakeService): [string, string][] {
+  return service.batches.flatMap((b) => b.items.map((i): [string, string] => [i.txId, i.action])).sort();
+}
+
+describe('in-doubt resolution', () => {
+  it('asks the shard each txId names and finishes committed and aborted branches, leaving pending ones', async (t) => {
+    const [shard0, shard1] = [await startFakeCoordinator(t, 0), await startFakeCoordinator(t, 1)];
+    const service = await startFakeService(t);
+    const dataDir = tempDir(t);
+    const [committed, aborted, pending] = [newTxId(0), newTxId(1), newTxId(0)];
+    const [serviceOnly, serviceOnlyPending] = [newTxId(1), newTxId(1)];
+    seedRecords(dataDir, [committed, aborted, pending]);
+    // The service holds a branch the sidecar never recorded (crash between its yes and the sidecar's write).
+    service.prepared = [{ txId: serviceOnly, preparedAt: Date.now() }, { txId: serviceOnlyPending, preparedAt: Date.now() }, { txId: committed, preparedAt: Date.now() }];
+    shard0.decisions.set(committed, Decision.COMMIT);
+    shard1.decisions.set(aborted, Decision.ABORT);
+    shard1.decisions.set(serviceOnly, Decision.COMMIT);
+
+    const sidecar = await build(t, service.url, [shard0.url, shard1.url], dataDir);
+    assert.equal(await sidecar.resolveInDoubt(), 3);
+
+    assert.equal(service.batches.length, 1, 'all outcomes go to the service in one batch');
+    assert.deepEqual(outcomesSent(service), [[aborted, 'rollback'], [committed, 'commit'], [serviceOnly, 'commit']].sort());
+    assert.deepEqual(shard0.decisionQueries.sort(), [committed, pending].sort());
+    assert.deepEqual(shard1.decisionQueries.sort(), [aborted, serviceOnly, serviceOnlyPending].sort());
+    await sidecar.close();
+    assert.deepEqual(recorded(dataDir), [pending]);
+  });
+
+  it('leaves every branch alone while the owning shard is unreachable', async (t) => {
+    const service = await startFakeService(t);
+    const dataDir = tempDir(t);
+    const tx = newTxId(0);
+    seedRecords(dataDir, [tx]);
+    const sidecar = await build(t, service.url, [await deadUrl()], dataDir);
+    assert.equal(await sidecar.resolveInDoubt(), 0);
+    assert.equal(service.batches.length, 0);
+    await sidecar.close();
+    assert.deepEqual(recorded(dataDir), [tx]);
+  });
+
+  it('keeps the record when the service does not acknowledge the outcome', async (t) => {
+    const shard0 = await startFakeCoordinator(t, 0);
+    const service = await startFakeService(t);
+    service.answer = (item) => ({ txId: item.txId, action: item.action, status: ItemStatus.ERROR, reason: 'DB_BUSY' });
+    const dataDir = tempDir(t);
+    const tx = newTxId(0);
+    seedRecords(dataDir, [tx]);
+    shard0.decisions.set(tx, Decision.COMMIT);
+    const sidecar = await build(t, service.url, [shard0.url], dataDir);
+    assert.equal(await sidecar.resolveInDoubt(), 0);
+    assert.equal(service.batches.length, 1);
+    await sidecar.close();
+    assert.deepEqual(recorded(dataDir), [tx]);
+  });
+
+  it('after the first round only considers branches older than inDoubtAfterMs', async (t) => {
+    const shard0 = await startFakeCoordinator(t, 0);
+    const service = await startFakeService(t);
+    const dataDir = tempDir(t);
+    const sidecar = await build(t, service.url, [shard0.url], dataDir, 150);
+    assert.equal(await sidecar.resolveInDoubt(), 0, 'first round: nothing in doubt');
+
+    const tx = newTxId(0);
+    const prepare: BranchItem = { action: BranchAction.PREPARE, txId: tx, service: 'inventory', operations: ops };
+    const res = await sidecar.app.inject({ method: 'POST', url: '/txmesh/v1/batch', payload: { protocolVersion: PROTOCOL_VERSION, items: [prepare] } });
+    assert.equal(res.json().results[0].status, 'ok');
+    service.prepared = [{ txId: tx, preparedAt: Date.now() }];
+    shard0.decisions.set(tx, Decision.COMMIT);
+
+    assert.equal(await sidecar.resolveInDoubt(), 0, 'a fresh branch belongs to a live transaction');
+    assert.deepEqual(shard0.decisionQueries, []);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    assert.equal(await sidecar.resolveInDoubt(), 1);
+    assert.deepEqual(shard0.decisionQueries, [tx]);
+    assert.deepEqual(service.batches.at(-1)!.items, [{ action: 'commit', txId: tx, service: 'inventory' }]);
+  });
+
+  it('never runs two rounds at once', async (t) => {
+    const shard0 = await startFakeCoordinator(t, 0);
+    const service = await startFakeService(t);
+    const dataDir = tempDir(t);
+    const tx = newTxId(0);
+    seedRecords(dataDir, [tx]);
+    shard0.decisions.set(tx, Decision.ABORT);
+    const sidecar = await build(t, service.url, [shard0.url], dataDir);
+    const [first, second] = await Promise.all([sidecar.resolveInDoubt(), sidecar.resolveInDoubt()]);
+    assert.deepEqual([first, second], [1, 1], 'the second call joins the running round');
+    assert.deepEqual(shard0.decisionQueries, [tx]);
+    assert.equal(service.batches.length, 1);
+  });
+
+  it('treats TXM_TX_NOT_FOUND from the owning shard as abort (presumed abort)', async (t) => {
+    const Fastify = (await import('fastify')).default;
+    const shard = Fastify();
+    shard.get('/v1/transactions/:txId/decision', async (_req, reply) => reply.status(404).send({ error: { code: 'TXM_TX_NOT_FOUND', message: 'unknown' } }));
+    t.after(() => shard.close());
+    const shardUrl = await shard.listen({ host: '127.0.0.1', port: 0 });
+    const service = await startFakeService(t);
+    const dataDir = tempDir(t);
+    const tx = newTxId(0);
+    seedRecords(dataDir, [tx]);
+    const sidecar = await build(t, service.url, [shardUrl], dataDir);
+    assert.equal(await sidecar.resolveInDoubt(), 1);
+    assert.deepEqual(outcomesSent(service), [[tx, 'rollback']]);
+  });
+});

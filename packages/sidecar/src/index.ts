@@ -1,0 +1,5 @@
+export { buildSidecar, startSidecar } from './sidecar.ts';
+export type { SidecarOptions } from './options.ts';
+export type { PreparedRecord, PreparedStore } from './prepared-store.ts';
+export { SqlitePreparedStore } from './sqlite-prepared-store.ts';
+export { MemoryPreparedStore } from './memory-prepared-store.ts';

@@ -1,0 +1,67 @@
+/** Sidecar options and their defaults, checked once at start so a typo fails loudly and early. */
+import { TxmeshError, isValidName } from '@txmesh/protocol';
+
+export interface SidecarOptions {
+  /** Name of the service this sidecar stands next to. */
+  service: string;
+  /** Where the service listens, e.g. http://127.0.0.1:3001. */
+  serviceUrl: string;
+  /** Coordinator shard URLs; the index is the shard number. */
+  coordinatorUrls: string[];
+  /** Folder of the sidecar's SQLite file. */
+  dataDir: string;
+  host?: string;
+  port?: number;
+  /** URL the shards use to reach this sidecar; defaults to http://host:port. */
+  advertiseUrl?: string;
+  heartbeatMs?: number;
+  resolveIntervalMs?: number;
+  inDoubtAfterMs?: number;
+  /** How long a batch or prepared-list call to the service may take. */
+  serviceTimeoutMs?: number;
+  /** How long a registration or decision call to a shard may take. */
+  coordinatorTimeoutMs?: number;
+  logLevel?: string;
+}
+
+export type ResolvedOptions = Required<Omit<SidecarOptions, 'advertiseUrl'>> & { advertiseUrl: string | undefined };
+
+function httpUrl(value: unknown, field: string): string {
+  let url: URL;
+  try {
+    url = new URL(String(value));
+  } catch {
+    throw new TxmeshError('TXM_BAD_REQUEST', `${field} must be an absolute http(s) URL`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new TxmeshError('TXM_BAD_REQUEST', `${field} must be an http(s) URL`);
+  return url.origin;
+}
+
+function positiveInt(value: number | undefined, fallback: number, field: string): number {
+  if (value === undefined) return fallback;
+  if (!Number.isInteger(value) || value <= 0) throw new TxmeshError('TXM_BAD_REQUEST', `${field} must be a positive integer of milliseconds`);
+  return value;
+}
+
+export function resolveOptions(opts: SidecarOptions): ResolvedOptions {
+  if (!isValidName(opts.service)) throw new TxmeshError('TXM_BAD_REQUEST', 'service must be a name of letters, digits, . _ - (1-63 chars)');
+  if (!Array.isArray(opts.coordinatorUrls)) throw new TxmeshError('TXM_BAD_REQUEST', 'coordinatorUrls must be an array of URLs');
+  if (typeof opts.dataDir !== 'string' || opts.dataDir.length === 0) throw new TxmeshError('TXM_BAD_REQUEST', 'dataDir must be a folder path');
+  const port = opts.port ?? 0;
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new TxmeshError('TXM_BAD_REQUEST', 'port must be an integer from 0 to 65535');
+  return {
+    service: opts.service,
+    serviceUrl: httpUrl(opts.serviceUrl, 'serviceUrl'),
+    coordinatorUrls: opts.coordinatorUrls.map((u, i) => httpUrl(u, `coordinatorUrls[${i}]`)),
+    dataDir: opts.dataDir,
+    host: opts.host ?? '127.0.0.1',
+    port,
+    advertiseUrl: opts.advertiseUrl === undefined ? undefined : httpUrl(opts.advertiseUrl, 'advertiseUrl'),
+    heartbeatMs: positiveInt(opts.heartbeatMs, 1000, 'heartbeatMs'),
+    resolveIntervalMs: positiveInt(opts.resolveIntervalMs, 1000, 'resolveIntervalMs'),
+    inDoubtAfterMs: positiveInt(opts.inDoubtAfterMs, 3000, 'inDoubtAfterMs'),
+    serviceTimeoutMs: positiveInt(opts.serviceTimeoutMs, 30_000, 'serviceTimeoutMs'),
+    coordinatorTimeoutMs: positiveInt(opts.coordinatorTimeoutMs, 5000, 'coordinatorTimeoutMs'),
+    logLevel: opts.logLevel ?? 'warn',
+  };
+}

@@ -1,0 +1,58 @@
+/**
+ * Registers the sidecar with every shard and repeats it as a heartbeat carrying the resource report. A
+ * failure is retried at the next beat and never stops the loop.
+ */
+import type { FastifyBaseLogger } from 'fastify';
+import type { CoordinatorClient } from './coordinator-client.ts';
+import type { ResourceMonitor } from './resource-monitor.ts';
+
+export interface RegistrationDeps {
+  service: string;
+  sidecarUrl: string;
+  heartbeatMs: number;
+  coordinator: CoordinatorClient;
+  monitor: ResourceMonitor;
+  log: FastifyBaseLogger;
+}
+
+export class Registration {
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+  /** Shards whose last registration failed: a shard that stays down is logged at warn once, not every beat. */
+  private readonly failing = new Set<number>();
+
+  constructor(private readonly deps: RegistrationDeps) {}
+
+  start(): void {
+    void this.beat();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  private async beat(): Promise<void> {
+    const { coordinator, monitor, log, service, sidecarUrl } = this.deps;
+    const report = monitor.report();
+    monitor.resetLoopDelay();
+    await Promise.all(
+      Array.from({ length: coordinator.shards }, async (_, shard) => {
+        try {
+          await coordinator.register(shard, { service, sidecarUrl, report });
+          if (this.failing.delete(shard)) log.warn({ shard }, 'registration with shard succeeded again');
+        } catch (err) {
+          if (this.stopped) return;
+          if (!this.failing.has(shard)) log.warn({ err, shard }, 'registration with shard failed; retrying every heartbeat');
+          else log.debug({ err, shard }, 'registration with shard failed again');
+          this.failing.add(shard);
+        }
+      }),
+    );
+    if (this.stopped) return;
+    // Chained timeouts rather than an interval: a slow shard never makes beats pile up.
+    this.timer = setTimeout(() => void this.beat(), this.deps.heartbeatMs);
+    this.timer.unref();
+  }
+}

@@ -1,0 +1,83 @@
+/**
+ * Talks to the service's participant routes. A batch call never throws: when the service cannot give a
+ * usable answer every item becomes an `error` result, which tells the coordinator to retry it.
+ */
+import { Pool } from 'undici';
+import {
+  ItemStatus,
+  Paths,
+  PROTOCOL_VERSION,
+  type BranchBatchRequest,
+  type BranchItem,
+  type BranchItemResult,
+} from '@txmesh/protocol';
+import { errorCodeOf, isPlainObject, requestJson } from './http-json.ts';
+
+export interface PreparedBranch {
+  txId: string;
+  preparedAt: number;
+}
+
+const STATUSES = new Set<string>(Object.values(ItemStatus));
+
+function failAll(items: readonly BranchItem[], reason: string, message: string): BranchItemResult[] {
+  return items.map((item) => ({ txId: item.txId, action: item.action, status: ItemStatus.ERROR, reason, message }));
+}
+
+/** Takes the service's result for one item, or an error result when it is missing or does not match. */
+function resultFor(item: BranchItem, raw: unknown): BranchItemResult {
+  if (!isPlainObject(raw) || raw.txId !== item.txId || raw.action !== item.action || typeof raw.status !== 'string' || !STATUSES.has(raw.status)) {
+    return { txId: item.txId, action: item.action, status: ItemStatus.ERROR, reason: 'TXM_INTERNAL', message: 'the service answered this item with a malformed result' };
+  }
+  const result: BranchItemResult = { txId: item.txId, action: item.action, status: raw.status as ItemStatus };
+  if (typeof raw.reason === 'string') result.reason = raw.reason;
+  if (typeof raw.message === 'string') result.message = raw.message;
+  return result;
+}
+
+export class ServiceClient {
+  private readonly pool: Pool;
+
+  constructor(serviceUrl: string, private readonly timeoutMs: number) {
+    this.pool = new Pool(serviceUrl, { connections: 16, keepAliveTimeout: 30_000 });
+  }
+
+  /** Sends the whole batch in one call; the results are in the order of `items`. */
+  async sendBatch(items: readonly BranchItem[]): Promise<BranchItemResult[]> {
+    if (items.length === 0) return [];
+    const request: BranchBatchRequest = { protocolVersion: PROTOCOL_VERSION, items: [...items] };
+    let answer;
+    try {
+      answer = await requestJson(this.pool, 'POST', Paths.PARTICIPANT_BATCH, request, this.timeoutMs);
+    } catch (err) {
+      return failAll(items, 'TXM_SERVICE_UNREACHABLE', `the service did not answer: ${(err as Error).message}`);
+    }
+    if (answer.status < 200 || answer.status >= 300) {
+      return failAll(items, errorCodeOf(answer.body) ?? 'TXM_SERVICE_UNREACHABLE', `the service answered HTTP ${answer.status}`);
+    }
+    const results = isPlainObject(answer.body) ? answer.body.results : undefined;
+    if (!Array.isArray(results) || results.length !== items.length) {
+      return failAll(items, 'TXM_INTERNAL', 'the service answered a batch without one result per item');
+    }
+    return items.map((item, i) => resultFor(item, results[i]));
+  }
+
+  /** Branches the service holds prepared and undecided. Throws when the service cannot say. */
+  async listPrepared(): Promise<PreparedBranch[]> {
+    const answer = await requestJson(this.pool, 'GET', Paths.PARTICIPANT_PREPARED, undefined, this.timeoutMs);
+    if (answer.status !== 200 || !isPlainObject(answer.body) || !Array.isArray(answer.body.prepared)) {
+      throw new Error(`the service answered its prepared list with HTTP ${answer.status} and an unusable body`);
+    }
+    const branches: PreparedBranch[] = [];
+    for (const raw of answer.body.prepared) {
+      if (isPlainObject(raw) && typeof raw.txId === 'string' && typeof raw.preparedAt === 'number') {
+        branches.push({ txId: raw.txId, preparedAt: raw.preparedAt });
+      }
+    }
+    return branches;
+  }
+
+  async close(): Promise<void> {
+    await this.pool.destroy();
+  }
+}

@@ -1,0 +1,68 @@
+import { describe, it, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { PROTOCOL_VERSION } from '@txmesh/protocol';
+import { buildSidecar } from './sidecar.ts';
+import { deadUrl, startFakeService, tempDir, readJson } from './test-fakes.ts';
+
+async function startTestSidecar(t: TestContext, serviceUrl: string) {
+  const sidecar = await buildSidecar({ service: 'inventory', serviceUrl, coordinatorUrls: [], dataDir: tempDir(t), logLevel: 'silent' });
+  t.after(() => sidecar.close());
+  const url = await sidecar.app.listen({ host: '127.0.0.1', port: 0 });
+  return { ...sidecar, url };
+}
+
+describe('sidecar proxy', () => {
+  it('passes ordinary requests, bodies and txmesh/trace headers through untouched', async (t) => {
+    const service = await startFakeService(t);
+    const sidecar = await startTestSidecar(t, service.url);
+    const txId = '3-abc123-0123456789abcdef';
+    const traceparent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+
+    const get = await fetch(`${sidecar.url}/echo/items?sku=A-1`, { headers: { 'x-txmesh-tx': txId, traceparent, 'x-custom': 'kept' } });
+    assert.equal(get.status, 200);
+    assert.deepEqual(await readJson(get), { seen: '/echo/items?sku=A-1', tx: txId, body: null });
+
+    const post = await fetch(`${sidecar.url}/echo/orders`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-txmesh-tx': txId }, body: JSON.stringify({ qty: 3 }) });
+    assert.deepEqual(await readJson(post), { seen: '/echo/orders', tx: txId, body: { qty: 3 } });
+
+    assert.equal(service.echoes.length, 2);
+    const seen = service.echoes[0]!.headers;
+    assert.equal(seen['x-txmesh-tx'], txId);
+    assert.equal(seen.traceparent, traceparent);
+    assert.equal(seen['x-custom'], 'kept');
+    assert.equal(seen.host, new URL(sidecar.url).host, 'the Host header is not rewritten');
+    assert.equal(seen['x-forwarded-for'], undefined, 'no headers are added');
+    assert.equal(service.echoes[1]!.method, 'POST');
+  });
+
+  it('relays the service’s own status codes, including 404 for routes it does not have', async (t) => {
+    const service = await startFakeService(t);
+    const sidecar = await startTestSidecar(t, service.url);
+    const res = await fetch(`${sidecar.url}/not-a-service-route`);
+    assert.equal(res.status, 404);
+    const body = await readJson(res);
+    assert.notEqual(body.error?.code, 'TXM_NOT_FOUND', 'the 404 comes from the service, not the sidecar');
+  });
+
+  it('answers 502 TXM_SERVICE_UNREACHABLE when the service is down', async (t) => {
+    const sidecar = await startTestSidecar(t, await deadUrl());
+    const res = await fetch(`${sidecar.url}/echo/anything`, { headers: { 'x-txmesh-tx': '0-abc-0123456789abcdef' } });
+    assert.equal(res.status, 502);
+    const body = await readJson(res);
+    assert.equal(body.error.code, 'TXM_SERVICE_UNREACHABLE');
+    assert.equal(typeof body.error.message, 'string');
+  });
+
+  it('measures proxied latency and in-flight requests for the resource report', async (t) => {
+    const service = await startFakeService(t);
+    const sidecar = await startTestSidecar(t, service.url);
+    for (let i = 0; i < 5; i += 1) await (await fetch(`${sidecar.url}/echo/${i}`)).text();
+    // The report rides on every batch answer; an empty batch asks for nothing else.
+    const res = await fetch(`${sidecar.url}/txmesh/v1/batch`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ protocolVersion: PROTOCOL_VERSION, items: [] }) });
+    const { results, report } = await readJson(res);
+    assert.deepEqual(results, []);
+    assert.equal(report.inFlight, 0);
+    assert.ok(report.latencyP50Ms > 0 && report.latencyP99Ms >= report.latencyP50Ms, JSON.stringify(report));
+    assert.equal(service.batches.length, 0, 'an empty batch is not forwarded');
+  });
+});

@@ -1,0 +1,142 @@
+/**
+ * Assembles the sidecar: one HTTP server whose /txmesh/v1/ paths go to fastify (control routes) and
+ * everything else to the service proxy, plus the registration heartbeat and the in-doubt resolver loop.
+ */
+import http from 'node:http';
+import Fastify, { type FastifyInstance } from 'fastify';
+import { Paths, PROTOCOL_VERSION, TxmeshError, toTxmeshError, validateBatchRequest, type BranchBatchResponse } from '@txmesh/protocol';
+import { handleBatch } from './batch-handler.ts';
+import { CoordinatorClient } from './coordinator-client.ts';
+import { InDoubtResolver } from './in-doubt-resolver.ts';
+import { resolveOptions, type ResolvedOptions, type SidecarOptions } from './options.ts';
+import { Registration } from './registration.ts';
+import { ResourceMonitor } from './resource-monitor.ts';
+import { ServiceClient } from './service-client.ts';
+import { createServiceProxy } from './service-proxy.ts';
+import { SqlitePreparedStore } from './sqlite-prepared-store.ts';
+
+const CONTROL_PREFIX = '/txmesh/v1';
+/** Batches of a few thousand items with operations exceed fastify's 1 MiB default. */
+const BATCH_BODY_LIMIT = 16 * 1024 * 1024;
+
+function isControlPath(url: string | undefined): boolean {
+  if (!url?.startsWith(CONTROL_PREFIX)) return false;
+  const rest = url.charAt(CONTROL_PREFIX.length);
+  return rest === '' || rest === '/' || rest === '?';
+}
+
+interface AssembledSidecar {
+  app: FastifyInstance;
+  options: ResolvedOptions;
+  resolveInDoubt(): Promise<number>;
+  /** Starts heartbeats and the periodic in-doubt rounds; the first round runs at once. */
+  startBackground(sidecarUrl: string): void;
+  close(): Promise<void>;
+}
+
+async function assembleSidecar(opts: SidecarOptions): Promise<AssembledSidecar> {
+  const o = resolveOptions(opts);
+  const store = SqlitePreparedStore.forService(o.dataDir, o.service);
+  const monitor = new ResourceMonitor();
+  const serviceClient = new ServiceClient(o.serviceUrl, o.serviceTimeoutMs);
+  const coordinator = new CoordinatorClient(o.coordinatorUrls, o.coordinatorTimeoutMs);
+  let proxy: ReturnType<typeof createServiceProxy> | undefined;
+
+  const app = Fastify({
+    logger: { level: o.logLevel },
+    bodyLimit: BATCH_BODY_LIMIT,
+    serverFactory: (handler) =>
+      http.createServer((req, res) => {
+        if (isControlPath(req.url) || !proxy) handler(req, res);
+        else proxy.handle(req, res);
+      }),
+  });
+  proxy = createServiceProxy(o.serviceUrl, monitor, app.log);
+
+  app.setErrorHandler((err, _request, reply) => {
+    const error = toTxmeshError(err);
+    if (error.status >= 500) app.log.error({ err }, 'sidecar request failed');
+    void reply.status(error.status).send(error.toBody());
+  });
+  app.setNotFoundHandler((_request, reply) => {
+    const error = new TxmeshError('TXM_NOT_FOUND');
+    void reply.status(error.status).send(error.toBody());
+  });
+
+  app.post(Paths.SIDECAR_BATCH, async (request): Promise<BranchBatchResponse> => {
+    const batch = validateBatchRequest(request.body);
+    const results = await handleBatch(batch.items, { service: o.service, store, serviceClient, log: app.log });
+    return { protocolVersion: PROTOCOL_VERSION, results, report: monitor.report() };
+  });
+  app.get(Paths.SIDECAR_HEALTH, async () => ({ ok: true, service: o.service, prepared: store.count() }));
+
+  const resolver = new InDoubtResolver({ service: o.service, store, serviceClient, coordinator, inDoubtAfterMs: o.inDoubtAfterMs, log: app.log });
+  let registration: Registration | undefined;
+  let resolveTimer: NodeJS.Timeout | undefined;
+  let closing: Promise<void> | undefined;
+
+  const resolveInDoubt = (): Promise<number> => (closing ? Promise.resolve(0) : resolver.resolve());
+
+  function scheduleResolve(delayMs: number): void {
+    resolveTimer = setTimeout(() => {
+      resolveInDoubt()
+        .catch((err: unknown) => app.log.error({ err }, 'in-doubt resolution round failed'))
+        .finally(() => {
+          if (!closing) scheduleResolve(o.resolveIntervalMs);
+        });
+    }, delayMs);
+    resolveTimer.unref();
+  }
+
+  async function shutdown(): Promise<void> {
+    registration?.stop();
+    if (resolveTimer) clearTimeout(resolveTimer);
+    // The server finishes in-flight batches first, so their records are written before the store closes.
+    await app.close();
+    // Aborting outgoing calls makes a running resolver round end quickly; what it did not finish stays
+    // recorded and is resolved after the next start.
+    await Promise.all([coordinator.close(), serviceClient.close()]);
+    await resolver.idle();
+    proxy?.close();
+    monitor.close();
+    store.close();
+  }
+
+  return {
+    app,
+    options: o,
+    resolveInDoubt,
+    startBackground(sidecarUrl) {
+      registration = new Registration({ service: o.service, sidecarUrl, heartbeatMs: o.heartbeatMs, coordinator, monitor, log: app.log });
+      registration.start();
+      scheduleResolve(0);
+    },
+    close() {
+      closing ??= shutdown();
+      return closing;
+    },
+  };
+}
+
+/** Builds the sidecar without listening and without background loops (tests, embedding). */
+export async function buildSidecar(opts: SidecarOptions): Promise<{ app: FastifyInstance; close(): Promise<void>; resolveInDoubt(): Promise<number> }> {
+  const sidecar = await assembleSidecar(opts);
+  return { app: sidecar.app, close: sidecar.close, resolveInDoubt: sidecar.resolveInDoubt };
+}
+
+/** Listens, registers with every shard (then heartbeats), and resolves in-doubt branches at once and periodically. */
+export async function startSidecar(opts: SidecarOptions): Promise<{ url: string; close(): Promise<void> }> {
+  const sidecar = await assembleSidecar(opts);
+  const { host, port: wantedPort, advertiseUrl } = sidecar.options;
+  try {
+    await sidecar.app.listen({ host, port: wantedPort });
+  } catch (err) {
+    await sidecar.close();
+    throw err;
+  }
+  const address = sidecar.app.server.address();
+  const port = typeof address === 'object' && address ? address.port : wantedPort;
+  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  sidecar.startBackground(advertiseUrl ?? url);
+  return { url, close: sidecar.close };
+}

@@ -1,0 +1,91 @@
+/**
+ * PreparedStore on better-sqlite3. WAL with synchronous = FULL so a committed write transaction is on disk
+ * when it returns: the sidecar may only vote yes after that.
+ */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import type { OperationSpec } from '@txmesh/protocol';
+import type { PreparedRecord, PreparedStore } from './prepared-store.ts';
+
+interface Row {
+  tx_id: string;
+  service: string;
+  operations: string;
+  prepared_at: number;
+}
+
+function fromRow(row: Row): PreparedRecord {
+  return { txId: row.tx_id, service: row.service, operations: JSON.parse(row.operations) as OperationSpec[], preparedAt: row.prepared_at };
+}
+
+export class SqlitePreparedStore implements PreparedStore {
+  /** The file a sidecar for `service` keeps in `dataDir`. */
+  static fileFor(dataDir: string, service: string): string {
+    return join(dataDir, `sidecar-${service}.db`);
+  }
+
+  /** Opens (creating if needed) the store of a sidecar for `service` under `dataDir`. */
+  static forService(dataDir: string, service: string): SqlitePreparedStore {
+    mkdirSync(dataDir, { recursive: true });
+    return new SqlitePreparedStore(SqlitePreparedStore.fileFor(dataDir, service));
+  }
+
+  private readonly db: Database.Database;
+  private readonly insertOne: Database.Statement<[string, string, string, number]>;
+  private readonly deleteOne: Database.Statement<[string]>;
+  private readonly selectOne: Database.Statement<[string], Row>;
+  private readonly selectAll: Database.Statement<[], Row>;
+  private readonly countAll: Database.Statement<[], { n: number }>;
+  private readonly putAll: (records: readonly PreparedRecord[]) => void;
+  private readonly removeAll: (txIds: readonly string[]) => void;
+
+  constructor(readonly file: string) {
+    this.db = new Database(file);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = FULL');
+    this.db.exec(`CREATE TABLE IF NOT EXISTS prepared (
+      tx_id TEXT PRIMARY KEY,
+      service TEXT NOT NULL,
+      operations TEXT NOT NULL,
+      prepared_at INTEGER NOT NULL
+    )`);
+    // A retried prepare must not move preparedAt forward, or the in-doubt age rule would keep deferring it.
+    this.insertOne = this.db.prepare('INSERT INTO prepared (tx_id, service, operations, prepared_at) VALUES (?, ?, ?, ?) ON CONFLICT (tx_id) DO NOTHING');
+    this.deleteOne = this.db.prepare('DELETE FROM prepared WHERE tx_id = ?');
+    this.selectOne = this.db.prepare('SELECT tx_id, service, operations, prepared_at FROM prepared WHERE tx_id = ?');
+    this.selectAll = this.db.prepare('SELECT tx_id, service, operations, prepared_at FROM prepared ORDER BY prepared_at, tx_id');
+    this.countAll = this.db.prepare('SELECT COUNT(*) AS n FROM prepared');
+    this.putAll = this.db.transaction((records: readonly PreparedRecord[]) => {
+      for (const r of records) this.insertOne.run(r.txId, r.service, JSON.stringify(r.operations), r.preparedAt);
+    });
+    this.removeAll = this.db.transaction((txIds: readonly string[]) => {
+      for (const txId of txIds) this.deleteOne.run(txId);
+    });
+  }
+
+  put(records: readonly PreparedRecord[]): void {
+    if (records.length > 0) this.putAll(records);
+  }
+
+  remove(txIds: readonly string[]): void {
+    if (txIds.length > 0) this.removeAll(txIds);
+  }
+
+  get(txId: string): PreparedRecord | undefined {
+    const row = this.selectOne.get(txId);
+    return row ? fromRow(row) : undefined;
+  }
+
+  list(): PreparedRecord[] {
+    return this.selectAll.all().map(fromRow);
+  }
+
+  count(): number {
+    return this.countAll.get()?.n ?? 0;
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+}

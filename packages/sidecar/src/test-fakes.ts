@@ -1,0 +1,109 @@
+/**
+ * Test doubles on real sockets: a fake service implementing the participant routes and one ordinary
+ * route, and a fake coordinator shard answering registrations and decisions. Both record what they got.
+ */
+import type { TestContext } from 'node:test';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Fastify, { type FastifyInstance } from 'fastify';
+import {
+  ItemStatus,
+  Paths,
+  PROTOCOL_VERSION,
+  type BranchBatchRequest,
+  type BranchItem,
+  type BranchItemResult,
+  type Decision,
+  type RegisterServiceRequest,
+} from '@txmesh/protocol';
+
+export function tempDir(t: TestContext): string {
+  const dir = mkdtempSync(join(tmpdir(), 'txmesh-sidecar-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+async function listen(t: TestContext, app: FastifyInstance): Promise<string> {
+  t.after(() => app.close());
+  return app.listen({ host: '127.0.0.1', port: 0 });
+}
+
+export interface FakeService {
+  url: string;
+  batches: BranchBatchRequest[];
+  /** Ordinary requests seen by the /echo route. */
+  echoes: { method: string; url: string; headers: Record<string, unknown>; body: unknown }[];
+  /** How the service answers one item; default: ok. */
+  answer: (item: BranchItem) => BranchItemResult;
+  /** What GET /prepared lists. */
+  prepared: { txId: string; preparedAt: number }[];
+}
+
+export async function startFakeService(t: TestContext, service = 'inventory'): Promise<FakeService> {
+  const app = Fastify();
+  const fake: FakeService = {
+    url: '',
+    batches: [],
+    echoes: [],
+    answer: (item) => ({ txId: item.txId, action: item.action, status: ItemStatus.OK }),
+    prepared: [],
+  };
+  app.post(Paths.PARTICIPANT_BATCH, async (request) => {
+    const batch = request.body as BranchBatchRequest;
+    fake.batches.push(batch);
+    return { protocolVersion: PROTOCOL_VERSION, results: batch.items.map((item) => fake.answer(item)) };
+  });
+  app.get(Paths.PARTICIPANT_PREPARED, async () => ({ service, prepared: fake.prepared }));
+  app.all('/echo/*', async (request) => {
+    fake.echoes.push({ method: request.method, url: request.url, headers: { ...request.headers }, body: request.body });
+    return { seen: request.url, tx: request.headers['x-txmesh-tx'] ?? null, body: request.body ?? null };
+  });
+  fake.url = await listen(t, app);
+  return fake;
+}
+
+export interface FakeCoordinator {
+  url: string;
+  registrations: RegisterServiceRequest[];
+  decisions: Map<string, Decision>;
+  decisionQueries: string[];
+}
+
+/** Unknown transactions answer "pending", so a test only decides what it names. */
+export async function startFakeCoordinator(t: TestContext, shard = 0): Promise<FakeCoordinator> {
+  const app = Fastify();
+  const fake: FakeCoordinator = { url: '', registrations: [], decisions: new Map(), decisionQueries: [] };
+  app.post(Paths.SERVICES, async (request) => {
+    fake.registrations.push(request.body as RegisterServiceRequest);
+    return { shard, shards: 1, heartbeatMs: 1000 };
+  });
+  app.get<{ Params: { txId: string } }>(Paths.TRANSACTION_DECISION, async (request) => {
+    fake.decisionQueries.push(request.params.txId);
+    return { txId: request.params.txId, decision: fake.decisions.get(request.params.txId) ?? 'pending' };
+  });
+  fake.url = await listen(t, app);
+  return fake;
+}
+
+/** A URL on which nothing listens: a port the OS handed out and was freed again. */
+export async function deadUrl(): Promise<string> {
+  const app = Fastify();
+  const url = await app.listen({ host: '127.0.0.1', port: 0 });
+  await app.close();
+  return url;
+}
+
+/** Polls until `check` is true, failing after `timeoutMs`. */
+export async function waitFor(check: () => boolean, timeoutMs = 3000, what = 'condition'): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+/** A response body as JSON; tests then assert its shape field by field. */
+export async function readJson(res: Response): Promise<any> {
+  return res.json();
+}

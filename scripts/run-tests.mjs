@@ -1,0 +1,32 @@
+#!/usr/bin/env node
+// Runs every *.test.ts under packages/, examples/ and test/ on Node's own test runner.
+// Node 20's `--test` does not expand glob patterns itself, so the files are listed here.
+import { spawnSync } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const roots = ['packages', 'examples', 'test'];
+const only = process.argv.slice(2); // optional substrings to pick files, e.g. `npm test -- sidecar`
+
+function collect(dir, out) {
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    if (entry.name === 'node_modules' || entry.name === 'dist' || entry.name.startsWith('.')) continue;
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) collect(path, out);
+    else if (entry.name.endsWith('.test.ts')) out.push(relative(root, path));
+  }
+  return out;
+}
+
+const files = roots.flatMap((r) => collect(join(root, r), [])).filter((f) => only.length === 0 || only.some((o) => f.includes(o))).sort();
+if (files.length === 0) {
+  console.error('no test files found');
+  process.exit(1);
+}
+const result = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=1', '--test-timeout=240000', ...files], {
+  cwd: root,
+  stdio: 'inherit',
+});
+process.exit(result.status ?? 1);

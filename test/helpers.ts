@@ -1,0 +1,48 @@
+/** Shared helpers for the cross-process tests: a cluster with a small catalog, orders, and polling. */
+import { Cluster, sleep, type ClusterOptions } from 'txmesh';
+import { orderRequest, type EcommerceService, type ServiceSummary } from '@txmesh/example-ecommerce';
+import type { BeginTransactionRequest } from '@txmesh/protocol';
+
+export const SMALL_CATALOG = { skus: 5, stockPerSku: 50, accounts: 5, balancePerAccount: 1000 };
+
+export async function startTestCluster(options: ClusterOptions = {}): Promise<Cluster> {
+  return Cluster.start({ catalog: SMALL_CATALOG, ...options, env: { TXMESH_LOG_LEVEL: 'warn', ...options.env } });
+}
+
+/** An order that commits with the small catalog unless stock or money runs out. */
+export function goodOrder(orderId: string, timeoutMs = 2000): BeginTransactionRequest {
+  return orderRequest({ orderId, sku: 'sku-1', qty: 1, account: 'acct-1', amount: 10, address: '1 Loop Road' }, timeoutMs);
+}
+
+export function serviceUrls(cluster: Cluster): Map<EcommerceService, string> {
+  return new Map([...cluster.services].map(([name, member]) => [name, member.url]));
+}
+
+export async function summaries(cluster: Cluster): Promise<Map<EcommerceService, ServiceSummary>> {
+  const entries = await Promise.all(
+    [...cluster.services].map(async ([name, member]) => {
+      const res = await fetch(`${member.url}/admin/summary`);
+      return [name, (await res.json()) as ServiceSummary] as const;
+    }),
+  );
+  return new Map(entries);
+}
+
+/** Polls `probe` until it returns true or the time is up; answers whether it did. */
+export async function eventually(probe: () => Promise<boolean>, timeoutMs: number, stepMs = 100): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      if (await probe()) return true;
+    } catch {
+      // the member may be restarting
+    }
+    if (Date.now() > deadline) return false;
+    await sleep(stepMs);
+  }
+}
+
+export async function postJson(url: string, body: unknown): Promise<{ status: number; body: any }> {
+  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  return { status: res.status, body: await res.json() };
+}
