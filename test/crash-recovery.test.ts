@@ -39,6 +39,16 @@ test('coordinator killed after logging COMMIT, before fan-out: after restart eve
   const committedIds = [...(await summaries(cluster)).values()].map((s) => s.committedTxIds[0]);
   assert.equal(new Set(committedIds).size, 1, 'all services committed the same transaction');
 
+  // The coordinator itself resumed the fan-out from its log (sidecars asking /decision would also
+  // deliver the commit, so check the coordinator's own bookkeeping): every branch acknowledged.
+  const stats = (await (await fetch(`${coordinator.url}/v1/stats`)).json()) as { recovered: number };
+  assert.equal(stats.recovered, 1, 'one unfinished COMMIT record was resumed at start');
+  const finished = await eventually(async () => {
+    const status = (await (await fetch(`${coordinator.url}/v1/transactions/${committedIds[0]}`)).json()) as { state: string };
+    return status.state === 'COMMITTED';
+  }, 10_000);
+  assert.ok(finished, 'the coordinator saw every branch acknowledge its commit');
+
   // The client retries with the same idempotencyKey: it hears the first outcome, nothing runs twice.
   const retry = await postJson(`${coordinator.url}/v1/transactions`, request);
   assert.equal(retry.status, 200);
