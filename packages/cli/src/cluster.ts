@@ -23,14 +23,16 @@ export class Member {
   readonly #args: (port: number) => string[];
   readonly #logFile: string;
   readonly #env: NodeJS.ProcessEnv;
+  readonly #nodeArgs: string[];
   #child: ChildProcess | undefined;
   #log: WriteStream | undefined;
   #port = 0;
   #url = '';
   #exited: Promise<void> = Promise.resolve();
 
-  constructor(name: string, role: MemberRole, args: (port: number) => string[], logFile: string, env: NodeJS.ProcessEnv) {
+  constructor(name: string, role: MemberRole, args: (port: number) => string[], logFile: string, env: NodeJS.ProcessEnv, nodeArgs: string[] = []) {
     this.name = name;
+    this.#nodeArgs = nodeArgs;
     this.role = role;
     this.#args = args;
     this.#logFile = logFile;
@@ -51,7 +53,7 @@ export class Member {
   async start(extraEnv: NodeJS.ProcessEnv = {}): Promise<string> {
     if (this.running) throw new Error(`${this.name} is already running`);
     this.#log ??= createWriteStream(this.#logFile, { flags: 'a' });
-    const child = spawn(process.execPath, [BIN, this.role, ...this.#args(this.#port)], {
+    const child = spawn(process.execPath, [...this.#nodeArgs, BIN, this.role, ...this.#args(this.#port)], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, ...this.#env, ...extraEnv },
     });
@@ -127,6 +129,8 @@ export interface ClusterOptions {
   env?: NodeJS.ProcessEnv;
   /** Environment for one member's first start, by member name (e.g. "coordinator-0", "sidecar-inventory"). */
   memberEnv?: Record<string, NodeJS.ProcessEnv>;
+  /** Extra node flags for every member, e.g. ['--cpu-prof', '--cpu-prof-dir=/tmp/prof'] to profile a run. */
+  nodeArgs?: string[];
 }
 
 export class Cluster {
@@ -154,7 +158,7 @@ export class Cluster {
         const name = `coordinator-${shard}`;
         const member = new Member(name, 'coordinator', (port) => [
           '--shard', String(shard), '--shards', String(shards), '--port', String(port), '--data', dataDir,
-        ], join(dataDir, `${name}.log`), env);
+        ], join(dataDir, `${name}.log`), env, options.nodeArgs);
         cluster.coordinators.push(member);
       }
       await Promise.all(cluster.coordinators.map((m) => m.start(envFor(m.name))));
@@ -163,14 +167,14 @@ export class Cluster {
       for (const service of ECOMMERCE_SERVICES) {
         cluster.services.set(service, new Member(`service-${service}`, 'service', (port) => [
           service, '--port', String(port), '--db', join(dataDir, `${service}.db`), '--catalog', catalog,
-        ], join(dataDir, `service-${service}.log`), env));
+        ], join(dataDir, `service-${service}.log`), env, options.nodeArgs));
       }
       await Promise.all([...cluster.services.values()].map((m) => m.start(envFor(m.name))));
       for (const service of ECOMMERCE_SERVICES) {
         const serviceUrl = cluster.services.get(service)!.url;
         cluster.sidecars.set(service, new Member(`sidecar-${service}`, 'sidecar', (port) => [
           '--service', service, '--service-url', serviceUrl, '--coordinator', coordinatorUrls, '--port', String(port), '--data', dataDir,
-        ], join(dataDir, `sidecar-${service}.log`), env));
+        ], join(dataDir, `sidecar-${service}.log`), env, options.nodeArgs));
       }
       await Promise.all([...cluster.sidecars.values()].map((m) => m.start(envFor(m.name))));
       await cluster.waitForRegistrations();

@@ -84,7 +84,10 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
   const say = (line: string): void => void options.out.write(`${line}\n`);
   const catalog: CatalogOptions = { ...DEFAULT_CATALOG, ...options.catalog };
   say(`txmesh demo: starting ${options.shards} coordinator shard(s), 4 services and 4 sidecars on 127.0.0.1 ...`);
-  const cluster = await Cluster.start({ shards: options.shards, catalog });
+  // TXMESH_PROFILE_DIR=<dir> writes a V8 CPU profile of every member when the demo stops them.
+  const profileDir = process.env.TXMESH_PROFILE_DIR;
+  const nodeArgs = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
+  const cluster = await Cluster.start({ shards: options.shards, catalog, nodeArgs });
   try {
     say(`  data in ${cluster.dataDir}`);
     say(`  coordinators ${cluster.coordinatorUrls.join(', ')}`);

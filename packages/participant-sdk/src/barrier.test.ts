@@ -12,6 +12,7 @@ import {
   prepare,
   reserveOp,
   rollback,
+  settledWithin,
   startParticipant,
   stock,
   txId,
@@ -259,6 +260,46 @@ test('an async prepare hook is refused rather than run outside the transaction',
   assert.equal(answer.status, 'no');
   assert.equal(answer.reason, 'PREPARE_FAILED');
   assert.match(answer.message ?? '', /synchronous/);
+});
+
+test('an async hook that rejects later is logged, not left to crash the process as an unhandled rejection', async (t) => {
+  const db = openTempDatabase(t);
+  const unhandled: unknown[] = [];
+  const onUnhandled = (reason: unknown): void => void unhandled.push(reason);
+  // Installing a listener keeps the runner alive whatever happens; the assertion below is the check.
+  process.on('unhandledRejection', onUnhandled);
+  t.after(() => process.off('unhandledRejection', onUnhandled));
+  const logs: Record<string, unknown>[] = [];
+  const op = defineOperation<null>({
+    parseArgs: () => null,
+    prepare: (async () => {
+      throw new BusinessRefusal('OUT_OF_STOCK');
+    }) as unknown as () => void,
+    commit: () => {},
+    rollback: () => {},
+  });
+  const participant = createParticipant({ service: SERVICE, db, operations: { op }, log: (e) => logs.push(e) });
+  t.after(() => participant.close());
+  const id = txId();
+  const answer = (await participant.handleBatch(batch(prepare(id, [{ op: 'op' }])))).results[0]!;
+  assert.equal(answer.reason, 'PREPARE_FAILED');
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  assert.deepEqual(unhandled, []);
+  assert.ok(logs.some((e) => e.event === 'async-hook-rejected' && e.txId === id));
+});
+
+test('an unreadable stored branch fails only its own item; the rest of the batch prepares and keeps no stray lock', async (t) => {
+  const f = startParticipant(t, { lockWaitMs: 200 });
+  addStock(f.db, 'apple', 10);
+  const [good, broken] = [txId(), txId()];
+  f.db.prepare(`INSERT INTO txm_branches (tx_id, state, operations, prepared_at) VALUES (?, 'voted_no', '{not json', 1)`).run(broken);
+  const response = await f.participant.handleBatch(batch(prepare(good, [reserveOp('apple', 1)]), prepare(broken, [reserveOp('apple', 1)])));
+  assert.deepEqual(response.results.map((r) => [r.status, r.reason]), [['ok', undefined], ['error', 'TXM_INTERNAL']]);
+  assert.ok(f.logs.some((e) => e.event === 'prepare-start-failed' && e.txId === broken));
+  assert.equal((await f.one(commit(good))).status, 'ok');
+  // Nothing of the batch is left behind: the key is free and a repeated prepare answers at once.
+  assert.equal((await f.one(prepare(txId(), [reserveOp('apple', 1)]))).status, 'ok');
+  assert.equal((await settledWithin(f.one(prepare(good, [reserveOp('apple', 1)])), 500)) === 'pending', false);
 });
 
 test('items for another service are refused; BusinessRefusal keeps reason and message', async (t) => {

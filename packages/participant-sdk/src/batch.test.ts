@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import Database from 'better-sqlite3';
+import { newTxId } from '@txmesh/protocol';
 import { openParticipantDatabase } from './database.ts';
 import { createParticipant } from './participant.ts';
 import {
@@ -115,4 +116,20 @@ test('a branch stuck on a lock held inside the same batch does not hold back the
   );
   assert.ok(Date.now() - started < 250, 'c did not wait for its lock timeout');
   assert.deepEqual(participant.preparedList().prepared.map((p) => p.txId).sort(), [a, c].sort());
+});
+
+test('a prepare waiting for a key that a branch of its own batch now holds prepared loses at once', async (t) => {
+  const db = openTempDatabase(t);
+  const calls = newCalls();
+  const participant = createParticipant({ service: SERVICE, db, operations: inventoryOperations(db, calls), lockWaitMs: 3_000, log: () => {} });
+  t.after(() => participant.close());
+  // `older` may wait its whole budget under wait-die, but the holder's commit cannot arrive before
+  // this batch answers, so waiting would only delay every vote of the batch by lockWaitMs.
+  const older = newTxId(0, Date.now() - 1_000);
+  const younger = txId();
+  const started = Date.now();
+  const response = await participant.handleBatch(batch(prepare(younger, [note('y', ['shared'])]), prepare(older, [note('o', ['shared'])])));
+  assert.deepEqual(response.results.map((r) => [r.status, r.reason]), [['ok', undefined], ['no', 'LOCK_CONFLICT']]);
+  assert.ok(Date.now() - started < 1_000, `answered after ${Date.now() - started} ms, not after the 3 s lock budget`);
+  assert.deepEqual(participant.preparedList().prepared.map((p) => p.txId), [younger]);
 });

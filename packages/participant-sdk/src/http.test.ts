@@ -100,10 +100,11 @@ async function fakeCoordinator(t: TestContext, shard: number, answer: (body: unk
 const begin = { participants: [{ service: 'inventory', operations: [{ op: 'reserve', args: { sku: 'apple', qty: 1 } }] }] };
 
 test('client: round-robin begin, status to the shard named by the id, error bodies become TxmeshErrors', async (t) => {
-  let mode: 'ok' | 'refuse' | 'html' = 'ok';
+  let mode: 'ok' | 'refuse' | 'html' | 'not-found' = 'ok';
   const answer = (shard: number) => (): { status: number; body: unknown; raw?: boolean } => {
     if (mode === 'refuse') return { status: 422, body: { error: { code: 'TXM_UNKNOWN_SERVICE', message: 'x', details: 'inventory' } } };
     if (mode === 'html') return { status: 502, body: '<html>bad gateway</html>', raw: true };
+    if (mode === 'not-found') return { status: 404, body: '<html>no such page</html>', raw: true };
     const result: TransactionResult = { txId: newTxId(shard), outcome: 'committed', participants: [], durationMs: 1 };
     return { status: 200, body: result };
   };
@@ -131,10 +132,18 @@ test('client: round-robin begin, status to the shard named by the id, error bodi
     return true;
   });
   mode = 'html';
+  // A gateway error page may come after the request was forwarded: the outcome is unknown, not "unchanged".
+  await assert.rejects(client.transaction(begin), (err: unknown) => {
+    assert.ok(err instanceof TxmeshError);
+    assert.equal(err.code, 'TXM_COORDINATOR_UNREACHABLE');
+    assert.match(err.details ?? '', /HTTP 502/);
+    return true;
+  });
+  mode = 'not-found';
   await assert.rejects(client.transaction(begin), (err: unknown) => {
     assert.ok(err instanceof TxmeshError);
     assert.equal(err.code, 'TXM_INTERNAL');
-    assert.match(err.details ?? '', /HTTP 502/);
+    assert.match(err.details ?? '', /HTTP 404/);
     return true;
   });
 

@@ -107,6 +107,9 @@ export class LockManager {
     for (const key of ordered) {
       const left = until - Date.now();
       await this.acquire(key, txId, left, Math.min(youngerGraceMs, left));
+      // A grant resolves a turn later; if the transaction was released meanwhile (its rollback
+      // arrived), it must not go on queueing for, and taking, the remaining keys.
+      if (this.holders.get(key) !== txId) throw new LockWaitError('cancelled', key);
     }
   }
 
@@ -123,10 +126,20 @@ export class LockManager {
 
   /** Fails every wait of this transaction (e.g. its rollback arrived while its prepare waited). */
   cancelWaits(txId: string): void {
+    this.failWaits(txId, 'cancelled');
+  }
+
+  /** Fails every wait of this transaction with the given failure. */
+  failWaits(txId: string, failure: LockFailure): void {
     for (const waiter of [...(this.waitersByTx.get(txId) ?? [])]) {
       this.forget(waiter);
-      waiter.reject(new LockWaitError('cancelled', waiter.key));
+      waiter.reject(new LockWaitError(failure, waiter.key));
     }
+  }
+
+  /** The keys this transaction is queued for right now. */
+  waitingOn(txId: string): string[] {
+    return [...(this.waitersByTx.get(txId) ?? [])].map((w) => w.key);
   }
 
   /** Fails every wait (shutdown), so no timer keeps the process alive. */

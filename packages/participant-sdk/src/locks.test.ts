@@ -4,6 +4,7 @@ import { LockManager, LockWaitError } from './lock-manager.ts';
 import { newTxId } from '@txmesh/protocol';
 import {
   addStock,
+  batch,
   commit,
   prepare,
   reserveOp,
@@ -118,6 +119,46 @@ test('a rollback arriving while the prepare waits for locks turns the prepare in
   assert.deepEqual(stock(f.db, 'apple'), { qty: 10, reserved: 0 });
   // apple, taken before the wait on banana, was given back.
   assert.equal((await f.one(prepare(txId(), [reserveOp('apple', 1)]))).status, 'ok');
+});
+
+test('a rollback landing just as a waiting prepare is granted a key stops it taking its other keys', async (t) => {
+  const f = startParticipant(t, { lockWaitMs: 5000 });
+  addStock(f.db, 'apple', 10);
+  addStock(f.db, 'banana', 10);
+  const [appleHolder, bananaHolder] = [txId(), txId()];
+  // Older than both holders, so wait-die lets it wait its whole budget on each key.
+  const victim = newTxId(0, Date.now() - 60_000);
+  assert.equal((await f.one(prepare(appleHolder, [reserveOp('apple', 1)]))).status, 'ok');
+  assert.equal((await f.one(prepare(bananaHolder, [reserveOp('banana', 1)]))).status, 'ok');
+  const waiting = f.one(prepare(victim, [reserveOp('apple', 1), reserveOp('banana', 1)]));
+  assert.equal(await settledWithin(waiting, 30), 'pending');
+  // The commit hands apple to the victim; the rollback in the same batch frees it again at once.
+  const decided = await f.participant.handleBatch(batch(commit(appleHolder), rollback(victim)));
+  assert.deepEqual(decided.results.map((r) => r.status), ['ok', 'ok']);
+  const answer = await settledWithin(waiting, 500);
+  assert.notEqual(answer, 'pending', 'the rolled-back prepare must not queue for banana for its whole budget');
+  assert.equal(answer === 'pending' ? undefined : answer.reason, 'ALREADY_ROLLED_BACK');
+  assert.deepEqual(f.calls.prepare, [`${appleHolder}#0`, `${bananaHolder}#0`]);
+  assert.equal((await f.one(commit(bananaHolder))).status, 'ok');
+  const next = f.one(prepare(txId(), [reserveOp('apple', 1), reserveOp('banana', 1)]));
+  assert.equal((await settledWithin(next, 500)) === 'pending' ? 'pending' : 'answered', 'answered', 'no key is left to the rolled-back branch');
+  assert.equal((await next).status, 'ok');
+});
+
+test('lock manager: acquireAll stops when its transaction is released between a grant and the next key', async () => {
+  const locks = new LockManager();
+  await locks.acquire('a', 'A', 100);
+  await locks.acquire('b', 'B', 100);
+  const all = locks.acquireAll(['a', 'b'], 'T', 5_000).then(() => 'granted', (err: unknown) => (err as LockWaitError).failure);
+  await new Promise((resolve) => setImmediate(resolve));
+  locks.release('A'); // grants a to T; its continuation runs a turn later
+  locks.cancelWaits('T');
+  locks.release('T');
+  assert.equal(await settledWithin(all, 200), 'cancelled');
+  assert.equal(locks.holderOf('a'), undefined);
+  assert.deepEqual(locks.keysHeldBy('T'), []);
+  locks.release('B');
+  assert.equal(locks.heldCount, 0, 'T never queued for b');
 });
 
 test('locks of prepared branches survive a restart and are released by the later commit', async (t) => {

@@ -104,9 +104,14 @@ function messageOf(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
-/** Hooks must finish inside the SQLite transaction: an async hook would change data after the vote. */
-function assertSynchronous(returned: unknown, phase: HookPhase, op: string): void {
-  if (typeof (returned as { then?: unknown } | null | undefined)?.then === 'function') {
+/**
+ * Hooks must finish inside the SQLite transaction: an async hook would change data after the vote.
+ * The refused promise still gets a rejection handler, or its failure would crash the process.
+ */
+function assertSynchronous(returned: unknown, phase: HookPhase, op: string, onLateFailure: (err: unknown) => void): void {
+  const thenable = returned as { then?: unknown } | null | undefined;
+  if (typeof thenable?.then === 'function') {
+    (thenable as PromiseLike<unknown>).then(undefined, onLateFailure);
     throw new Error(`the ${phase} hook of operation "${op}" returned a promise; hooks must be synchronous`);
   }
 }
@@ -267,12 +272,16 @@ class ParticipantImpl implements Participant {
       if (!handlers) throw new TxmeshError('TXM_UNKNOWN_OPERATION', spec.op);
       if (!this.store.claimHook(row.txId, opIndex, phase, now)) return;
       const args = handlers.parseArgs(spec.args ?? {});
-      assertSynchronous(handlers[phase](this.context(row.txId, opIndex), args), phase, spec.op);
+      assertSynchronous(handlers[phase](this.context(row.txId, opIndex), args), phase, spec.op, this.lateFailure(row.txId, phase));
     });
   }
 
   private handlersOf(op: string): OperationHandlers<unknown> | undefined {
     return Object.hasOwn(this.operations, op) ? (this.operations[op] as OperationHandlers<unknown>) : undefined;
+  }
+
+  private lateFailure(txId: string, phase: HookPhase): (err: unknown) => void {
+    return (err) => this.log({ event: 'async-hook-rejected', txId, phase, error: messageOf(err) });
   }
 
   private context(txId: string, opIndex: number): HookContext {
@@ -292,14 +301,25 @@ class ParticipantImpl implements Participant {
         shared.push({ index: i, answer: running });
         continue;
       }
+      let work: PrepareWork;
+      try {
+        work = this.startPrepare(item);
+      } catch (err) {
+        // Thrown before any lock is requested (e.g. an unreadable stored branch): this item fails
+        // alone, instead of rejecting the batch with the earlier items' locks and inflight entries orphaned.
+        this.log({ event: 'prepare-start-failed', txId: item.txId, error: messageOf(err) });
+        results[i] = result(item, ItemStatus.ERROR, 'TXM_INTERNAL', messageOf(err));
+        continue;
+      }
       let settle!: (r: BranchItemResult) => void;
       const answer = new Promise<BranchItemResult>((resolve) => (settle = resolve));
       this.inflight.set(item.txId, answer);
-      own.set(item.txId, { work: this.startPrepare(item), settle });
+      own.set(item.txId, { work, settle });
       shared.push({ index: i, answer });
     }
 
     let pending = [...own.values()];
+    const preparedHere = new Set<string>();
     await nextTurn();
     while (pending.length > 0) {
       const ready = pending.filter((p) => p.work.settled);
@@ -313,7 +333,15 @@ class ParticipantImpl implements Participant {
       ready.forEach((p, k) => {
         this.inflight.delete(p.work.txId);
         p.settle(answers[k]!);
+        if (answers[k]!.status === ItemStatus.OK) preparedHere.add(p.work.txId);
       });
+      // A prepare waiting for a key that a branch of THIS batch now holds prepared would wait in vain:
+      // that holder's outcome cannot arrive before this batch answers. It loses at once instead.
+      for (const p of pending) {
+        if (this.locks.waitingOn(p.work.txId).some((key) => preparedHere.has(this.locks.holderOf(key) ?? ''))) {
+          this.locks.failWaits(p.work.txId, 'conflict');
+        }
+      }
     }
     for (const { index, answer } of shared) results[index] = await answer;
   }
@@ -418,7 +446,7 @@ class ParticipantImpl implements Participant {
     if (w.deadline !== undefined && w.deadline <= now) return refuse(ItemReasons.DEADLINE_PASSED);
     if (w.lockFailure === 'timeout') return refuse(ItemReasons.LOCK_TIMEOUT, `a business key stayed locked for more than ${this.lockWaitMs} ms`);
     if (w.lockFailure === 'conflict') {
-      return refuse(ItemReasons.LOCK_CONFLICT, `an older transaction kept a business key for more than ${this.lockGraceMs} ms; retry`);
+      return refuse(ItemReasons.LOCK_CONFLICT, 'another transaction holds a business key this branch needs (wait-die); retry the transaction');
     }
     if (w.lockFailure === 'cancelled') {
       // Cancelled without a stored rollback: this participant is closing. Decide nothing.
@@ -429,7 +457,7 @@ class ParticipantImpl implements Participant {
         this.store.recordPrepared(w.txId, w.operations, w.keys, now);
         w.parsed.forEach(({ handlers, args }, opIndex) => {
           if (!this.store.claimHook(w.txId, opIndex, 'prepare', now)) return;
-          assertSynchronous(handlers.prepare(this.context(w.txId, opIndex), args), 'prepare', w.operations[opIndex]!.op);
+          assertSynchronous(handlers.prepare(this.context(w.txId, opIndex), args), 'prepare', w.operations[opIndex]!.op, this.lateFailure(w.txId, 'prepare'));
         });
       });
     } catch (err) {

@@ -50,7 +50,11 @@ function errorFromAnswer(statusCode: number, text: string, url: string): TxmeshE
   } catch {
     // Not our error body (a proxy's HTML page, an empty answer): reported below with the status.
   }
-  return new TxmeshError('TXM_INTERNAL', `HTTP ${statusCode} from ${url}: ${text.slice(0, 200)}`);
+  const seen = `HTTP ${statusCode} from ${url}: ${text.slice(0, 200)}`;
+  // A gateway's 502/503/504 may come after it forwarded the request: the coordinator may have run
+  // it, so the caller must not be told that nothing changed.
+  if (statusCode >= 500) return new TxmeshError('TXM_COORDINATOR_UNREACHABLE', `${seen}; the outcome is unknown: poll status or resend with the same idempotencyKey`);
+  return new TxmeshError('TXM_INTERNAL', seen);
 }
 
 export function createTxmeshClient(options: TxmeshClientOptions): TxmeshClient {
