@@ -53,8 +53,9 @@ export async function buildCoordinator(opts: CoordinatorOptions, parts: Coordina
     bodyLimit: BODY_LIMIT_BYTES,
     // Errors fastify raises before routing (an undecodable URL) get our catalogue too.
     frameworkErrors: (err, request, reply) => {
-      const undecodableTxId = err.code === 'FST_ERR_BAD_URL' && request.url.startsWith(`${Paths.TRANSACTIONS}/`);
-      const error = undecodableTxId ? new TxmeshError('TXM_BAD_TX_ID', 'the id in the URL cannot be decoded') : toTxmeshError(err);
+      // An id that cannot be decoded or is far longer than any id is a malformed id, not a bad body.
+      const badTxId = (err.code === 'FST_ERR_BAD_URL' || err.code === 'FST_ERR_MAX_PARAM_LENGTH') && request.url.startsWith(`${Paths.TRANSACTIONS}/`);
+      const error = badTxId ? new TxmeshError('TXM_BAD_TX_ID', 'the id in the URL cannot be decoded or is too long') : toTxmeshError(err);
       sendError(reply as FastifyReply, error);
     },
   });

@@ -26,6 +26,26 @@ describe('BatchingDispatcher', () => {
     assert.equal(transport.batches.length, 5);
   });
 
+  it('refuses a batch limit that could never drain its queue', () => {
+    for (const bad of [0, -1, 1.5, Number.NaN]) assert.throws(() => new BatchingDispatcher(new FakeTransport(), bad), RangeError);
+  });
+
+  it('times a large batch by its longest item without overflowing the stack', async () => {
+    const sent: number[] = [];
+    const dispatcher = new BatchingDispatcher(
+      {
+        send: async (_url, items, timeoutMs) => {
+          sent.push(timeoutMs);
+          return { protocolVersion: PROTOCOL_VERSION, results: items.map((i) => ({ txId: i.txId, action: i.action, status: 'ok' as const })) };
+        },
+      },
+      200_000,
+    );
+    const results = Array.from({ length: 150_000 }, (_, n) => dispatcher.submit('http://a', item(n), n === 7 ? 2000 : 1000).result);
+    assert.equal((await Promise.all(results)).length, 150_000);
+    assert.deepEqual(sent, [2000]);
+  });
+
   it('fails every item of a batch whose answer is short, out of order or thrown', async () => {
     const short = new BatchingDispatcher({ send: async () => ({ protocolVersion: PROTOCOL_VERSION, results: [] }) });
     await assert.rejects(short.submit('http://a', item(1), 1000).result, /0 results for 1 items/);

@@ -47,6 +47,8 @@ export class BatchingDispatcher {
   #itemsSent = 0;
 
   constructor(transport: BranchTransport, maxBatchItems: number = MAX_BATCH_ITEMS) {
+    // Zero would never drain a queue; a fraction would cut batches at odd sizes.
+    if (!Number.isInteger(maxBatchItems) || maxBatchItems < 1) throw new RangeError(`maxBatchItems must be a positive integer: ${maxBatchItems}`);
     this.#transport = transport;
     this.#maxBatchItems = maxBatchItems;
   }
@@ -104,7 +106,9 @@ export class BatchingDispatcher {
 
   #sendBatch(sidecarUrl: string, batch: Queued[]): void {
     const items = batch.map((q) => q.item);
-    const timeoutMs = Math.max(1, ...batch.map((q) => q.timeoutMs));
+    // A loop, not Math.max(...spread): a large batch must not overflow the call stack.
+    let timeoutMs = 1;
+    for (const q of batch) if (q.timeoutMs > timeoutMs) timeoutMs = q.timeoutMs;
     this.#batchesSent += 1;
     this.#itemsSent += items.length;
     const flight: { batch: Queued[]; timer: NodeJS.Timeout | undefined } = { batch, timer: undefined };

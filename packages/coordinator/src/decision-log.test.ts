@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { DecisionLog, DecisionRecord } from './decision-log.ts';
+import type { DecisionLog, DecisionRecord, LogWrite } from './decision-log.ts';
 import { MemoryDecisionLog, MemoryLogStore } from './memory-decision-log.ts';
 import { SqliteDecisionLog } from './sqlite-decision-log.ts';
 
@@ -120,6 +120,20 @@ function describeDecisionLog(name: string, factory: LogFactory): void {
       assert.ok(log.get('0-a-0000000000000052'));
       await log.close();
     });
+
+    it('a failed group does not lose the done marks and registry entries that rode along with it', async (t) => {
+      const { log, cleanup } = factory.create();
+      t.after(cleanup);
+      await log.append(record('0-a-0000000000000060'));
+      // The done mark and the sidecar address join the same group as a record that cannot be written.
+      log.markDone('0-a-0000000000000060', 'COMMITTED', 61);
+      log.saveService({ service: 'shipping', sidecarUrl: 'http://127.0.0.1:4', registeredAt: 3 });
+      await assert.rejects(log.append(record('0-a-0000000000000060')));
+      assert.equal(log.get('0-a-0000000000000060')?.state, 'COMMITTED');
+      assert.deepEqual(log.listUnfinished(), []);
+      assert.deepEqual(log.listServices(), [{ service: 'shipping', sidecarUrl: 'http://127.0.0.1:4', registeredAt: 3 }]);
+      await log.close();
+    });
   });
 }
 
@@ -153,5 +167,35 @@ describe('SqliteDecisionLog storage', () => {
     const db = new Database(path.join(dir, 'nested', 'd.db'), { readonly: true });
     t.after(() => db.close());
     assert.equal(db.pragma('journal_mode', { simple: true }), 'wal');
+  });
+});
+
+describe('GroupCommitLog when storage fails', () => {
+  /** Memory storage whose next `failures` writes throw, as a full disk would. */
+  class FlakyLog extends MemoryDecisionLog {
+    failures = 0;
+    protected override writeGroup(writes: readonly LogWrite[]): void {
+      if (this.failures > 0) {
+        this.failures -= 1;
+        throw new Error('disk full');
+      }
+      super.writeGroup(writes);
+    }
+  }
+
+  it('keeps unforced writes of a failed group, in order, for the next group', async () => {
+    const log = new FlakyLog();
+    await log.append(record('0-a-0000000000000070'));
+    log.saveService({ service: 'payment', sidecarUrl: 'http://127.0.0.1:1', registeredAt: 1 });
+    log.markDone('0-a-0000000000000070', 'COMMITTED', 71);
+    log.saveService({ service: 'payment', sidecarUrl: 'http://127.0.0.1:2', registeredAt: 2 });
+    log.failures = 2; // the group, and the retry of its unforced writes alone
+    await assert.rejects(log.append(record('0-a-0000000000000071')), /disk full/);
+    assert.equal(log.get('0-a-0000000000000070')?.state, 'COMMITTING');
+    await log.append(record('0-a-0000000000000072'));
+    assert.equal(log.get('0-a-0000000000000070')?.state, 'COMMITTED');
+    assert.deepEqual(log.listServices(), [{ service: 'payment', sidecarUrl: 'http://127.0.0.1:2', registeredAt: 2 }]);
+    assert.equal(log.get('0-a-0000000000000071'), undefined);
+    await log.close();
   });
 });

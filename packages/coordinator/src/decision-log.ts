@@ -49,7 +49,10 @@ export interface DecisionLogStats {
 }
 
 export interface DecisionLog {
-  /** Queues a decision record; resolves once it is durable (joins the current group commit). */
+  /**
+   * Queues a decision record; resolves once it is durable (joins the current group commit). The log
+   * takes the record as it is, without copying it: the caller must not change it afterwards.
+   */
   append(record: DecisionRecord): Promise<void>;
   /** Marks a record finished. Unforced: written with the next group, never awaited. */
   markDone(txId: string, state: FinalDecisionState, at: number): void;
@@ -102,7 +105,8 @@ export abstract class GroupCommitLog implements DecisionLog {
   append(record: DecisionRecord): Promise<void> {
     if (this.#closed) return Promise.reject(new Error('decision log is closed'));
     return new Promise<void>((resolve, reject) => {
-      this.#queue.push({ kind: 'append', record: structuredClone(record) });
+      // No defensive copy: the record is serialised once, when its group is written.
+      this.#queue.push({ kind: 'append', record });
       this.#waiters.push({ resolve, reject });
       this.#scheduleForced();
     });
@@ -159,10 +163,28 @@ export abstract class GroupCommitLog implements DecisionLog {
       this.writeGroup(writes);
     } catch (err) {
       for (const w of waiters) w.reject(err);
+      this.#keepUnforced(writes);
       return;
     }
     this.#flushes += 1;
     this.#records += writes.filter((w) => w.kind === 'append').length;
     for (const w of waiters) w.resolve();
+  }
+
+  /**
+   * A failed group took its done marks and registry entries down with it, and nobody awaits those to
+   * retry them: write them again on their own at once (a bad record is the usual cause), or, when
+   * storage itself is failing, keep them ahead of newer writes so they ride with the next group.
+   */
+  #keepUnforced(failed: readonly LogWrite[]): void {
+    const unforced = failed.filter((w) => w.kind !== 'append');
+    if (unforced.length === 0) return;
+    try {
+      this.writeGroup(unforced);
+      this.#flushes += 1;
+    } catch {
+      // Nothing can have been queued meanwhile (writeGroup is synchronous), so order is kept.
+      this.#queue = [...unforced, ...this.#queue];
+    }
   }
 }

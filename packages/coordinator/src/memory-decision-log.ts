@@ -29,7 +29,8 @@ export class MemoryDecisionLog extends GroupCommitLog {
     }
     for (const write of writes) {
       if (write.kind === 'append') {
-        this.store.records.set(write.record.txId, write.record);
+        // A snapshot, as a row on disk is: later changes to the caller's object must not leak in.
+        this.store.records.set(write.record.txId, structuredClone(write.record));
       } else if (write.kind === 'done') {
         const record = this.store.records.get(write.txId);
         if (record) {

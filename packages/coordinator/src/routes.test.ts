@@ -60,6 +60,7 @@ describe('coordinator routes', () => {
       { name: 'wrong shard decision', request: { method: 'GET', url: '/v1/transactions/1-abc-0123456789abcdef/decision' }, status: 421, code: 'TXM_WRONG_SHARD' },
       { name: 'bad tx id', request: { method: 'GET', url: '/v1/transactions/not-an-id' }, status: 400, code: 'TXM_BAD_TX_ID' },
       { name: 'bad tx id decision', request: { method: 'GET', url: '/v1/transactions/%00%ff/decision' }, status: 400, code: 'TXM_BAD_TX_ID' },
+      { name: 'overlong tx id', request: { method: 'GET', url: `/v1/transactions/0-abc-${'f'.repeat(200)}/decision` }, status: 400, code: 'TXM_BAD_TX_ID' },
       { name: 'unknown tx', request: { method: 'GET', url: '/v1/transactions/0-abc-0123456789abcdef' }, status: 404, code: 'TXM_TX_NOT_FOUND' },
       { name: 'bad registration', request: { method: 'POST', url: '/v1/services', payload: { service: 'x', sidecarUrl: 'ftp://a' } }, status: 400, code: 'TXM_BAD_REQUEST' },
       { name: 'no such route', request: { method: 'GET', url: '/v2/anything' }, status: 404, code: 'TXM_NOT_FOUND' },

@@ -227,6 +227,43 @@ describe('TransactionManager', () => {
     assert.throws(() => manager.status('1-abc-0123456789abcdef'), isCode('TXM_TX_NOT_FOUND'));
   });
 
+  it('answers pending, never commit, while the COMMIT record is being forced, and "committed" only once it is durable', async (t) => {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    let appending = false;
+    /** A log whose next append waits for the test, as a slow fsync would. */
+    class SlowLog extends MemoryDecisionLog {
+      override async append(record: DecisionRecord): Promise<void> {
+        appending = true;
+        await gate;
+        return super.append(record);
+      }
+    }
+    const store = new MemoryLogStore();
+    const log = new SlowLog(store);
+    const transport = new FakeTransport();
+    const manager = new TransactionManager({ shard: 1, shards: 4, log, transport, deliveryBackoff: FAST_DELIVERY });
+    t.after(async () => {
+      manager.close();
+      await log.close();
+    });
+    manager.registerService({ service: 'inventory', sidecarUrl: 'http://127.0.0.1:1/inventory' });
+    let answered = false;
+    const running = manager.begin({ participants: [order.participants[0]!] }).then((r) => ((answered = true), r));
+    await eventually(() => appending, 'commit record being written');
+    const txId = transport.items('prepare')[0]!.txId;
+    await new Promise((r) => setTimeout(r, 10));
+    assert.deepEqual(manager.decision(txId), { txId, decision: 'pending' });
+    assert.equal(manager.status(txId).outcome, undefined);
+    assert.equal(answered, false, 'the client must not hear before the record is durable');
+    assert.equal(transport.count('commit'), 0, 'no commit leaves before the record is durable');
+    release();
+    const result = await running;
+    assert.equal(result.outcome, 'committed');
+    assert.ok(store.records.get(txId), 'durable when the client hears it');
+    assert.deepEqual(manager.decision(txId), { txId, decision: 'commit' });
+  });
+
   it('recovers a COMMITTING record: commit delivery resumes to every branch and completes', async (t) => {
     const store = new MemoryLogStore();
     const txId = '1-abc-00000000000000aa';
@@ -287,6 +324,16 @@ describe('TransactionManager', () => {
     assert.equal(manager.status(txId).state, 'COMMITTED');
   });
 
+  it('recover() does not deliver again what this process finished while its done mark is still unwritten', async (t) => {
+    const { manager, transport, store } = setup(t);
+    const result = await manager.begin(order);
+    await manager.settled();
+    assert.equal(store.records.get(result.txId)?.state, 'COMMITTING', 'the done mark is not written yet');
+    assert.equal(manager.recover(), 0);
+    await manager.settled();
+    assert.equal(transport.count('commit'), 2, 'each branch got its commit once');
+  });
+
   it('batches items for the same sidecar queued in one turn into one request', async (t) => {
     const { manager, transport } = setup(t);
     const results = await Promise.all(Array.from({ length: 20 }, () => manager.begin(order)));
@@ -313,5 +360,28 @@ describe('TransactionManager', () => {
     const { manager } = setup(t);
     manager.close();
     await assert.rejects(manager.begin(order), isCode('TXM_SHUTTING_DOWN'));
+  });
+
+  it('a COMMIT record that cannot be forced leaves the outcome to recovery: nothing delivered, decision pending', async (t) => {
+    class FailingLog extends MemoryDecisionLog {
+      override append(): Promise<void> {
+        return Promise.reject(new Error('disk I/O error'));
+      }
+    }
+    const failures: string[] = [];
+    const { manager, transport } = setup(t, undefined, { log: new FailingLog(), onLogFailure: (_err, txId) => failures.push(txId) });
+    await assert.rejects(manager.begin({ ...order, timeoutMs: 1000 }), isCode('TXM_OUTCOME_UNKNOWN'));
+    assert.equal(failures.length, 1, 'the failure handler (by default: stop the process) was called');
+    const txId = failures[0]!;
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(transport.count('commit'), 0, 'no commit: the record may not be on disk');
+    assert.equal(transport.count('rollback'), 0, 'no rollback: the record may be on disk');
+    assert.equal(manager.decision(txId).decision, 'pending', 'participants asking must wait for recovery');
+
+    // A keyed abort whose record cannot be forced: rollback is safe, but no final answer under the key.
+    transport.handler = (item) => (item.action === 'prepare' && item.service === 'payment' ? { status: 'no', reason: 'INSUFFICIENT_FUNDS' } : 'ok');
+    await assert.rejects(manager.begin({ ...order, timeoutMs: 1000, idempotencyKey: 'pay-1-1' }), isCode('TXM_OUTCOME_UNKNOWN'));
+    assert.equal(failures.length, 2);
+    await eventually(() => transport.count('rollback') === 1, 'the prepared branch is rolled back');
   });
 });

@@ -63,6 +63,18 @@ export interface TransactionManagerOptions {
   /** Failed deliveries of one branch between two warn lines. */
   warnEvery?: number;
   random?: () => number;
+  /**
+   * Called when the decision log fails to force a record. The write may still have reached the disk,
+   * so the outcome is unknown until a restart reads the log: nothing is delivered, the transaction keeps
+   * answering "pending", and by default the process stops (as PostgreSQL does on a failed fsync) so that
+   * recovery settles it. Tests pass their own handler.
+   */
+  onLogFailure?: (err: unknown, txId: string) => void;
+}
+
+function stopProcess(err: unknown, txId: string): void {
+  process.stderr.write(`txmesh coordinator: decision log write failed for ${txId} (${reasonOf(err)}); stopping so that recovery settles it\n`);
+  process.exit(70);
 }
 
 export interface ManagerStats {
@@ -121,6 +133,7 @@ export class TransactionManager {
   readonly #dispatcher: BatchingDispatcher;
   readonly #registry: ServiceRegistry;
   readonly #logger: ManagerLogger;
+  readonly #onLogFailure: (err: unknown, txId: string) => void;
   readonly #defaultTimeoutMs: number;
   readonly #heartbeatMs: number;
   readonly #maxPrepareAttempts: number;
@@ -152,6 +165,7 @@ export class TransactionManager {
     this.#dispatcher = new BatchingDispatcher(options.transport, options.maxBatchItems ?? MAX_BATCH_ITEMS);
     this.#registry = new ServiceRegistry(options.log);
     this.#logger = options.logger ?? noopLogger;
+    this.#onLogFailure = options.onLogFailure ?? stopProcess;
     this.#defaultTimeoutMs = options.defaultTimeoutMs ?? 5000;
     this.#heartbeatMs = options.heartbeatMs ?? 1000;
     this.#maxPrepareAttempts = options.maxPrepareAttempts ?? 3;
@@ -360,9 +374,11 @@ export class TransactionManager {
     try {
       await this.#log.append(this.#record(tx, 'COMMITTING', result, keyed));
     } catch (err) {
-      // The record is not on disk, so nobody can have learnt "commit": presumed abort still holds.
-      this.#logger.error({ txId: tx.txId, err: reasonOf(err) }, 'commit record could not be written; aborting instead');
-      return this.#abort(tx, 'LOG_WRITE_FAILED', keyed);
+      // A failed COMMIT may still have left its frames on disk: neither commit nor rollback is safe
+      // to send. The transaction stays PREPARING (decision "pending") until recovery reads the log.
+      this.#logger.error({ txId: tx.txId, err: reasonOf(err) }, 'commit record could not be forced; outcome left to recovery');
+      this.#onLogFailure(err, tx.txId);
+      throw new TxmeshError('TXM_OUTCOME_UNKNOWN', tx.txId);
     }
     tx.logged = true;
     tx.state = TxState.COMMITTING;
@@ -399,7 +415,12 @@ export class TransactionManager {
         await this.#log.append(this.#record(tx, 'ABORTING', result, keyed));
         tx.logged = true;
       } catch (err) {
-        this.#logger.error({ txId: tx.txId, err: reasonOf(err) }, 'abort record could not be written; the idempotencyKey stays unused');
+        // Rolling back is still right (nothing was committed), but the key is not protected, so the
+        // client must not be told a final outcome under it.
+        this.#logger.error({ txId: tx.txId, err: reasonOf(err) }, 'abort record could not be forced; the idempotencyKey stays unused');
+        this.#deliver(tx, BranchAction.ROLLBACK);
+        this.#onLogFailure(err, tx.txId);
+        throw new TxmeshError('TXM_OUTCOME_UNKNOWN', tx.txId);
       }
     }
     this.#deliver(tx, BranchAction.ROLLBACK);
@@ -477,7 +498,8 @@ export class TransactionManager {
   recover(): number {
     let resumed = 0;
     for (const record of this.#log.listUnfinished()) {
-      if (this.#active.has(record.txId)) continue;
+      // Delivering here, or finished here with its (unforced) done mark not yet written: nothing to resume.
+      if (this.#active.has(record.txId) || this.#recent.get(record.txId) !== undefined) continue;
       const committing = record.state === 'COMMITTING';
       const tx: LiveTx = {
         txId: record.txId,

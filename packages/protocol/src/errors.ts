@@ -29,6 +29,7 @@ export const ErrorCodes = {
   TXM_SERVICE_UNREACHABLE: { status: 502, message: 'The service behind this sidecar did not answer: check that it is running and that its URL is right.' },
   TXM_COMMIT_WITHOUT_PREPARE: { status: 409, message: 'Commit arrived for a branch that never prepared here: this indicates a protocol bug or a lost participant database.' },
   TXM_COORDINATOR_UNREACHABLE: { status: 503, message: 'The coordinator did not answer, so the outcome is unknown: resend with the same idempotencyKey or poll the transaction status.' },
+  TXM_OUTCOME_UNKNOWN: { status: 503, message: 'The coordinator could not make its decision durable and stops; its log settles the outcome when it restarts: poll the transaction or resend with the same idempotencyKey.' },
   TXM_INTERNAL: { status: 500, message: 'An unexpected error happened; the transaction state is unchanged. Check the server log for the details.' },
 } as const satisfies Record<string, ErrorSpec>;
 
