@@ -4,6 +4,7 @@
  */
 import type { FastifyBaseLogger } from 'fastify';
 import { BranchAction, CrashPoints, ItemStatus, crashPoint, type BranchItem, type BranchItemResult } from '@txmesh/protocol';
+import type { InFlightPrepares } from './in-flight-prepares.ts';
 import type { PreparedRecord, PreparedStore } from './prepared-store.ts';
 import type { ServiceClient } from './service-client.ts';
 
@@ -11,6 +12,8 @@ export interface BatchHandlerDeps {
   service: string;
   store: PreparedStore;
   serviceClient: ServiceClient;
+  /** Shared by every batch and the in-doubt resolver of one sidecar. */
+  inFlight: InFlightPrepares;
   log: FastifyBaseLogger;
   now?: () => number;
 }
@@ -28,47 +31,56 @@ export async function handleBatch(items: readonly BranchItem[], deps: BatchHandl
     }
   });
 
-  const answers = await deps.serviceClient.sendBatch(forwarded.map((f) => f.item));
+  const preparing = forwarded.filter((f) => f.item.action === BranchAction.PREPARE).map((f) => f.item.txId);
+  deps.inFlight.begin(preparing);
+  try {
+    const answers = await deps.serviceClient.sendBatch(forwarded.map((f) => f.item));
 
-  // The last acknowledged item of a transaction decides whether its record should exist afterwards, so a
-  // prepare followed by a rollback in the same batch leaves nothing behind.
-  const last = new Map<string, { item: BranchItem; index: number }>();
-  forwarded.forEach(({ index, item }, i) => {
-    const answer = answers[i];
-    results[index] = answer;
-    if (answer?.status === ItemStatus.OK) last.set(item.txId, { item, index });
-  });
-  const toRecord: { record: PreparedRecord; index: number }[] = [];
-  const toRemove: string[] = [];
-  const at = now();
-  for (const [txId, { item, index }] of last) {
-    if (item.action === BranchAction.PREPARE) {
+    // An acknowledged commit or rollback ends the branch whatever its position in the batch (the service
+    // applies outcomes before prepares), so a yes in the same batch is a duplicate and leaves no record.
+    const yes = new Map<string, { item: BranchItem; index: number }>();
+    const decided = new Set<string>();
+    forwarded.forEach(({ index, item }, i) => {
+      const answer = answers[i];
+      results[index] = answer;
+      if (answer?.status !== ItemStatus.OK) return;
+      if (item.action === BranchAction.PREPARE) yes.set(item.txId, { item, index });
+      else decided.add(item.txId);
+    });
+    const toRemove = [...decided];
+    deps.inFlight.outcomeAcknowledged(toRemove);
+    const toRecord: { record: PreparedRecord; index: number }[] = [];
+    const at = now();
+    for (const [txId, { item, index }] of yes) {
+      // Also skips a yes whose outcome another batch (or the resolver) had acknowledged while it was on its
+      // way: its record would outlive the branch. The vote itself still goes back; the branch is finished.
+      if (decided.has(txId) || deps.inFlight.isFinished(txId)) continue;
       toRecord.push({ index, record: { txId, service: item.service, operations: item.operations ?? [], preparedAt: at } });
-    } else {
-      toRemove.push(txId);
     }
-  }
 
-  if (toRecord.length > 0) {
-    try {
-      deps.store.put(toRecord.map((r) => r.record));
-      crashPoint(CrashPoints.SIDECAR_AFTER_PREPARED_RECORDED);
-    } catch (err) {
-      // Without a durable record the yes vote must not leave; the service's own prepared list lets the
-      // in-doubt resolver find these branches later.
-      deps.log.error({ err }, 'could not record prepared branches; answering error instead of yes');
-      for (const { index, record } of toRecord) {
-        results[index] = { txId: record.txId, action: BranchAction.PREPARE, status: ItemStatus.ERROR, reason: 'TXM_INTERNAL', message: 'the sidecar could not record the prepared branch' };
+    if (toRecord.length > 0) {
+      try {
+        deps.store.put(toRecord.map((r) => r.record));
+        crashPoint(CrashPoints.SIDECAR_AFTER_PREPARED_RECORDED);
+      } catch (err) {
+        // Without a durable record the yes vote must not leave; the service's own prepared list lets the
+        // in-doubt resolver find these branches later.
+        deps.log.error({ err }, 'could not record prepared branches; answering error instead of yes');
+        for (const { index, record } of toRecord) {
+          results[index] = { txId: record.txId, action: BranchAction.PREPARE, status: ItemStatus.ERROR, reason: 'TXM_INTERNAL', message: 'the sidecar could not record the prepared branch' };
+        }
       }
     }
-  }
-  if (toRemove.length > 0) {
-    try {
-      deps.store.remove(toRemove);
-    } catch (err) {
-      // A record left behind only costs a later decision look-up and an idempotent resend.
-      deps.log.error({ err }, 'could not remove acknowledged branches from the prepared store');
+    if (toRemove.length > 0) {
+      try {
+        deps.store.remove(toRemove);
+      } catch (err) {
+        // A record left behind only costs a later decision look-up and an idempotent resend.
+        deps.log.error({ err }, 'could not remove acknowledged branches from the prepared store');
+      }
     }
+  } finally {
+    deps.inFlight.end(preparing);
   }
   return results.map((r, i) => r ?? { txId: items[i]!.txId, action: items[i]!.action, status: ItemStatus.ERROR, reason: 'TXM_INTERNAL' });
 }

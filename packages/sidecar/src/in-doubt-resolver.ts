@@ -7,6 +7,7 @@
 import type { FastifyBaseLogger } from 'fastify';
 import { BranchAction, Decision, ItemStatus, shardOfTxId, type BranchItem } from '@txmesh/protocol';
 import type { CoordinatorClient } from './coordinator-client.ts';
+import type { InFlightPrepares } from './in-flight-prepares.ts';
 import type { PreparedStore } from './prepared-store.ts';
 import type { ServiceClient } from './service-client.ts';
 
@@ -15,6 +16,8 @@ export interface InDoubtResolverDeps {
   store: PreparedStore;
   serviceClient: ServiceClient;
   coordinator: CoordinatorClient;
+  /** The batch handler's: an outcome acknowledged here also makes a yes vote still on its way stale. */
+  inFlight: InFlightPrepares;
   /** Later rounds only look at branches prepared at least this long ago, so live transactions are left alone. */
   inDoubtAfterMs: number;
   log: FastifyBaseLogger;
@@ -66,6 +69,7 @@ export class InDoubtResolver {
     results.forEach((result, i) => {
       if (result.status !== ItemStatus.OK) log.warn({ txId: items[i]?.txId, reason: result.reason }, 'the service did not acknowledge an in-doubt outcome; retrying next round');
     });
+    this.deps.inFlight.outcomeAcknowledged(acked);
     store.remove(acked);
     return acked.length;
   }

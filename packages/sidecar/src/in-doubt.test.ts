@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { BranchAction, Decision, ItemStatus, newTxId, PROTOCOL_VERSION, type BranchItem } from '@txmesh/protocol';
 import { buildSidecar } from './sidecar.ts';
 import { SqlitePreparedStore } from './sqlite-prepared-store.ts';
-import { deadUrl, startFakeCoordinator, startFakeService, tempDir, type FakeService } from './test-fakes.ts';
+import { deadUrl, startFakeCoordinator, startFakeService, tempDir, waitFor, type FakeService } from './test-fakes.ts';
 
 const ops = [{ op: 'reserve', args: { sku: 'A-1' } }];
 
@@ -119,6 +119,29 @@ describe('in-doubt resolution', () => {
     assert.deepEqual([first, second], [1, 1], 'the second call joins the running round');
     assert.deepEqual(shard0.decisionQueries, [tx]);
     assert.equal(service.batches.length, 1);
+  });
+
+  it('leaves no record behind when a yes vote arrives after the round acknowledged the outcome', async (t) => {
+    const shard0 = await startFakeCoordinator(t, 0);
+    const service = await startFakeService(t);
+    const dataDir = tempDir(t);
+    const tx = newTxId(0);
+    seedRecords(dataDir, [tx], Date.now() - 60_000);
+    shard0.decisions.set(tx, Decision.COMMIT);
+    const sidecar = await build(t, service.url, [shard0.url], dataDir);
+    // A late duplicate prepare from the coordinator is held at the service while the round commits the branch.
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    service.before = (batch) => (batch.items[0]?.action === 'prepare' ? held : undefined);
+    const prepare: BranchItem = { action: BranchAction.PREPARE, txId: tx, service: 'inventory', operations: ops };
+    const late = sidecar.app.inject({ method: 'POST', url: '/txmesh/v1/batch', payload: { protocolVersion: PROTOCOL_VERSION, items: [prepare] } });
+    await waitFor(() => service.batches.length === 1, 3000, 'the prepare to reach the service');
+
+    assert.equal(await sidecar.resolveInDoubt(), 1);
+    release();
+    assert.equal((await late).json().results[0].status, 'ok');
+    await sidecar.close();
+    assert.deepEqual(recorded(dataDir), []);
   });
 
   it('treats TXM_TX_NOT_FOUND from the owning shard as abort (presumed abort)', async (t) => {

@@ -11,12 +11,28 @@ import type { ResourceMonitor } from './resource-monitor.ts';
 
 export interface ServiceProxy {
   handle(req: http.IncomingMessage, res: http.ServerResponse): void;
+  /** From now on every answer closes its connection, so a closing server is not held open by keep-alive clients. */
+  drain(): void;
   close(): void;
 }
 
 export function createServiceProxy(serviceUrl: string, monitor: ResourceMonitor, log: FastifyBaseLogger): ServiceProxy {
   const agent = new URL(serviceUrl).protocol === 'https:' ? new https.Agent({ keepAlive: true }) : new http.Agent({ keepAlive: true });
   const proxy = httpProxy.createProxyServer({ target: serviceUrl, agent, xfwd: false, changeOrigin: false });
+  // http-proxy's deleteLength pass forces content-length 0 on a DELETE/OPTIONS without one and drops its
+  // transfer-encoding: a chunked body would then reach the service as a second, garbage request.
+  const passes = proxy as unknown as { webPasses: { name: string }[] };
+  passes.webPasses = passes.webPasses.filter((pass) => pass.name !== 'deleteLength');
+  let draining = false;
+
+  proxy.on('proxyRes', (proxyRes, _req, res) => {
+    if (draining) proxyRes.headers.connection = 'close';
+    // The service broke off its answer: without this the client would wait for the rest forever.
+    proxyRes.once('close', () => {
+      if (!proxyRes.complete) res.destroy();
+    });
+    proxyRes.on('error', () => res.destroy());
+  });
 
   function fail(err: Error, res: http.ServerResponse): void {
     if (res.headersSent || res.destroyed) {
@@ -34,6 +50,9 @@ export function createServiceProxy(serviceUrl: string, monitor: ResourceMonitor,
     handle(req, res) {
       res.once('close', monitor.requestStarted());
       proxy.web(req, res, {}, (err) => fail(err, res as http.ServerResponse));
+    },
+    drain() {
+      draining = true;
     },
     close() {
       proxy.close();

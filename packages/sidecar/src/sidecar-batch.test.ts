@@ -1,10 +1,12 @@
 import { describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import net from 'node:net';
 import Database from 'better-sqlite3';
 import { BranchAction, ItemStatus, newTxId, PROTOCOL_VERSION, type BranchBatchResponse, type BranchItem } from '@txmesh/protocol';
 import { buildSidecar } from './sidecar.ts';
 import { SqlitePreparedStore } from './sqlite-prepared-store.ts';
-import { deadUrl, startFakeService, tempDir, readJson } from './test-fakes.ts';
+import { deadUrl, startFakeService, tempDir, readJson, waitFor } from './test-fakes.ts';
 
 async function startTestSidecar(t: TestContext, serviceUrl: string, dataDir = tempDir(t)) {
   const sidecar = await buildSidecar({ service: 'inventory', serviceUrl, coordinatorUrls: [], dataDir, logLevel: 'silent', serviceTimeoutMs: 2000 });
@@ -103,6 +105,77 @@ describe('sidecar batch handling', () => {
     assert.deepEqual(answer.body.results.map((r: { status: string; reason?: string }) => [r.status, r.reason]), [['error', 'TXM_UNKNOWN_SERVICE'], ['ok', undefined]]);
     assert.deepEqual(service.batches[0]!.items.map((i) => i.txId), [mine]);
     assert.deepEqual(recordedTxIds(sidecar.dataDir), [mine]);
+  });
+
+  it('does not re-create a record when a slow yes comes back after the outcome was acknowledged', async (t) => {
+    const service = await startFakeService(t);
+    const sidecar = await startTestSidecar(t, service.url);
+    const tx = newTxId(0);
+    // The first prepare attempt is held at the service; the coordinator's retry, its commit and the ack pass it.
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    service.before = (batch) => (service.batches.length === 1 && batch.items[0]?.action === 'prepare' ? held : undefined);
+    const slow = postBatch(sidecar.url, { protocolVersion: PROTOCOL_VERSION, items: [prepare(tx)] });
+    await waitFor(() => service.batches.length === 1, 3000, 'the first prepare to reach the service');
+
+    const retry = await postBatch(sidecar.url, { protocolVersion: PROTOCOL_VERSION, items: [prepare(tx)] });
+    assert.equal(retry.body.results[0].status, 'ok');
+    assert.deepEqual(recordedTxIds(sidecar.dataDir), [tx]);
+    const commit = await postBatch(sidecar.url, { protocolVersion: PROTOCOL_VERSION, items: [{ action: BranchAction.COMMIT, txId: tx, service: 'inventory' }] });
+    assert.equal(commit.body.results[0].status, 'ok');
+    assert.deepEqual(recordedTxIds(sidecar.dataDir), []);
+
+    release();
+    const late = await slow;
+    assert.equal(late.body.results[0].status, 'ok', 'the service answer is relayed as it was');
+    assert.deepEqual(recordedTxIds(sidecar.dataDir), [], 'no record outlives its acknowledged branch');
+  });
+
+  it('lets an acknowledged outcome win over a yes for the same branch wherever it sits in the batch', async (t) => {
+    const service = await startFakeService(t);
+    const sidecar = await startTestSidecar(t, service.url);
+    const [a, b] = [newTxId(0), newTxId(0)];
+    await postBatch(sidecar.url, { protocolVersion: PROTOCOL_VERSION, items: [prepare(a), prepare(b)] });
+    assert.deepEqual(recordedTxIds(sidecar.dataDir), [a, b].sort());
+    // A duplicate prepare after the commit (the service answers it yes from its stored branch), and before it.
+    const answer = await postBatch(sidecar.url, {
+      protocolVersion: PROTOCOL_VERSION,
+      items: [{ action: BranchAction.COMMIT, txId: a, service: 'inventory' }, prepare(a), prepare(b), { action: BranchAction.ROLLBACK, txId: b, service: 'inventory' }],
+    });
+    assert.deepEqual(answer.body.results.map((r: { status: string }) => r.status), ['ok', 'ok', 'ok', 'ok']);
+    assert.deepEqual(recordedTxIds(sidecar.dataDir), []);
+  });
+
+  it('finishes a batch in flight when closing and refuses later requests with TXM_SHUTTING_DOWN', async (t) => {
+    const service = await startFakeService(t);
+    const sidecar = await startTestSidecar(t, service.url);
+    const tx = newTxId(0);
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    service.before = () => held;
+    // One keep-alive connection: the batch, then (pipelined, once closing began) a health request.
+    const socket = net.connect(Number(new URL(sidecar.url).port), '127.0.0.1');
+    t.after(() => socket.destroy());
+    let received = '';
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => (received += chunk));
+    const ended = once(socket, 'end');
+    const body = JSON.stringify({ protocolVersion: PROTOCOL_VERSION, items: [prepare(tx)] });
+    socket.write(`POST /txmesh/v1/batch HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+    await waitFor(() => service.batches.length === 1, 3000, 'the batch to reach the service');
+
+    const closed = sidecar.close();
+    await waitFor(() => !sidecar.app.server.listening, 3000, 'the server to stop listening');
+    socket.write('GET /txmesh/v1/health HTTP/1.1\r\nHost: x\r\n\r\n');
+    release();
+    await closed;
+    await ended;
+    const [first, second] = received.split(/(?=HTTP\/1\.1 )/);
+    assert.match(first!, /^HTTP\/1\.1 200 /);
+    assert.match(first!, /"status":"ok"/);
+    assert.match(second!, /^HTTP\/1\.1 503 /);
+    assert.equal(JSON.parse(second!.slice(second!.indexOf('\r\n\r\n') + 4)).error.code, 'TXM_SHUTTING_DOWN');
+    assert.deepEqual(recordedTxIds(sidecar.dataDir), [tx], 'the yes that left was recorded before the store closed');
   });
 
   it('answers 400 TXM_BAD_REQUEST to a bad batch body and forwards nothing', async (t) => {

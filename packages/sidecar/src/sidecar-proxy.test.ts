@@ -1,8 +1,38 @@
 import { describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { PROTOCOL_VERSION } from '@txmesh/protocol';
 import { buildSidecar } from './sidecar.ts';
 import { deadUrl, startFakeService, tempDir, readJson } from './test-fakes.ts';
+
+/** A plain node:http service, for answers fastify would not give (broken-off bodies, slow answers). */
+async function startRawService(t: TestContext, handler: http.RequestListener): Promise<string> {
+  const server = http.createServer(handler);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.after(() => {
+    server.closeAllConnections();
+    server.close();
+  });
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+/** One request through node:http, reporting how it ended instead of throwing. */
+function request(url: string, options: http.RequestOptions, body?: string): Promise<{ status?: number; headers?: http.IncomingHttpHeaders; text: string; error?: string }> {
+  return new Promise((resolve) => {
+    const req = http.request(url, options, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (text += chunk));
+      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, text }));
+      res.on('error', (err) => resolve({ status: res.statusCode, text, error: err.message }));
+    });
+    req.on('error', (err) => resolve({ text: '', error: err.message }));
+    req.on('timeout', () => req.destroy(new Error('the client gave up waiting')));
+    if (body !== undefined) req.write(body);
+    req.end();
+  });
+}
 
 async function startTestSidecar(t: TestContext, serviceUrl: string) {
   const sidecar = await buildSidecar({ service: 'inventory', serviceUrl, coordinatorUrls: [], dataDir: tempDir(t), logLevel: 'silent' });
@@ -64,5 +94,47 @@ describe('sidecar proxy', () => {
     assert.equal(report.inFlight, 0);
     assert.ok(report.latencyP50Ms > 0 && report.latencyP99Ms >= report.latencyP50Ms, JSON.stringify(report));
     assert.equal(service.batches.length, 0, 'an empty batch is not forwarded');
+  });
+
+  it('streams a chunked DELETE body to the service untouched', async (t) => {
+    const service = await startFakeService(t);
+    const sidecar = await startTestSidecar(t, service.url);
+    const answer = await request(`${sidecar.url}/echo/items/7`, { method: 'DELETE', headers: { 'content-type': 'application/json', 'transfer-encoding': 'chunked' } }, JSON.stringify({ reason: 'gone' }));
+    assert.equal(answer.status, 200, answer.text);
+    assert.deepEqual(JSON.parse(answer.text), { seen: '/echo/items/7', tx: null, body: { reason: 'gone' } });
+    assert.equal(service.echoes.length, 1);
+  });
+
+  it('cuts the client connection when the service breaks off its answer, instead of leaving it hanging', async (t) => {
+    const serviceUrl = await startRawService(t, (_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/plain', 'content-length': '100' });
+      res.write('the first part');
+      setTimeout(() => res.socket?.destroy(), 20);
+    });
+    const sidecar = await startTestSidecar(t, serviceUrl);
+    const started = Date.now();
+    const answer = await request(`${sidecar.url}/broken`, { timeout: 2000 });
+    assert.ok(answer.error !== undefined, 'the client sees the answer end abnormally');
+    assert.notEqual(answer.error, 'the client gave up waiting');
+    assert.ok(Date.now() - started < 1500, `ended after ${Date.now() - started} ms`);
+    const res = await fetch(`${sidecar.url}/txmesh/v1/batch`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ protocolVersion: PROTOCOL_VERSION, items: [] }) });
+    assert.equal((await readJson(res)).report.inFlight, 0, 'the broken request no longer counts as in flight');
+  });
+
+  it('closes promptly although a keep-alive client is mid-request, telling it to close the connection', async (t) => {
+    const serviceUrl = await startRawService(t, (_req, res) => {
+      setTimeout(() => res.end('late'), 150);
+    });
+    const sidecar = await startTestSidecar(t, serviceUrl);
+    const agent = new http.Agent({ keepAlive: true });
+    t.after(() => agent.destroy());
+    const slow = request(`${sidecar.url}/slow`, { agent });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const started = Date.now();
+    await sidecar.close();
+    const answer = await slow;
+    assert.equal(answer.text, 'late');
+    assert.equal(answer.headers?.connection, 'close');
+    assert.ok(Date.now() - started < 2000, `close took ${Date.now() - started} ms: a keep-alive connection held the server open`);
   });
 });

@@ -8,6 +8,7 @@ import { Paths, PROTOCOL_VERSION, TxmeshError, toTxmeshError, validateBatchReque
 import { handleBatch } from './batch-handler.ts';
 import { CoordinatorClient } from './coordinator-client.ts';
 import { InDoubtResolver } from './in-doubt-resolver.ts';
+import { InFlightPrepares } from './in-flight-prepares.ts';
 import { resolveOptions, type ResolvedOptions, type SidecarOptions } from './options.ts';
 import { Registration } from './registration.ts';
 import { ResourceMonitor } from './resource-monitor.ts';
@@ -40,11 +41,14 @@ async function assembleSidecar(opts: SidecarOptions): Promise<AssembledSidecar> 
   const monitor = new ResourceMonitor();
   const serviceClient = new ServiceClient(o.serviceUrl, o.serviceTimeoutMs);
   const coordinator = new CoordinatorClient(o.coordinatorUrls, o.coordinatorTimeoutMs);
+  const inFlight = new InFlightPrepares();
   let proxy: ReturnType<typeof createServiceProxy> | undefined;
 
   const app = Fastify({
     logger: { level: o.logLevel },
     bodyLimit: BATCH_BODY_LIMIT,
+    // Requests arriving while closing get TXM_SHUTTING_DOWN from the hook below, not fastify's code-less 503.
+    return503OnClosing: false,
     serverFactory: (handler) =>
       http.createServer((req, res) => {
         if (isControlPath(req.url) || !proxy) handler(req, res);
@@ -53,6 +57,9 @@ async function assembleSidecar(opts: SidecarOptions): Promise<AssembledSidecar> 
   });
   proxy = createServiceProxy(o.serviceUrl, monitor, app.log);
 
+  app.addHook('onRequest', async () => {
+    if (closing) throw new TxmeshError('TXM_SHUTTING_DOWN', `the sidecar of ${o.service} is closing`);
+  });
   app.setErrorHandler((err, _request, reply) => {
     const error = toTxmeshError(err);
     if (error.status >= 500) app.log.error({ err }, 'sidecar request failed');
@@ -65,12 +72,12 @@ async function assembleSidecar(opts: SidecarOptions): Promise<AssembledSidecar> 
 
   app.post(Paths.SIDECAR_BATCH, async (request): Promise<BranchBatchResponse> => {
     const batch = validateBatchRequest(request.body);
-    const results = await handleBatch(batch.items, { service: o.service, store, serviceClient, log: app.log });
+    const results = await handleBatch(batch.items, { service: o.service, store, serviceClient, inFlight, log: app.log });
     return { protocolVersion: PROTOCOL_VERSION, results, report: monitor.report() };
   });
   app.get(Paths.SIDECAR_HEALTH, async () => ({ ok: true, service: o.service, prepared: store.count() }));
 
-  const resolver = new InDoubtResolver({ service: o.service, store, serviceClient, coordinator, inDoubtAfterMs: o.inDoubtAfterMs, log: app.log });
+  const resolver = new InDoubtResolver({ service: o.service, store, serviceClient, coordinator, inFlight, inDoubtAfterMs: o.inDoubtAfterMs, log: app.log });
   let registration: Registration | undefined;
   let resolveTimer: NodeJS.Timeout | undefined;
   let closing: Promise<void> | undefined;
@@ -91,6 +98,7 @@ async function assembleSidecar(opts: SidecarOptions): Promise<AssembledSidecar> 
   async function shutdown(): Promise<void> {
     registration?.stop();
     if (resolveTimer) clearTimeout(resolveTimer);
+    proxy?.drain();
     // The server finishes in-flight batches first, so their records are written before the store closes.
     await app.close();
     // Aborting outgoing calls makes a running resolver round end quickly; what it did not finish stays

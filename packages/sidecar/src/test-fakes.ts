@@ -38,6 +38,8 @@ export interface FakeService {
   answer: (item: BranchItem) => BranchItemResult;
   /** What GET /prepared lists. */
   prepared: { txId: string; preparedAt: number }[];
+  /** Awaited before a batch is answered: lets a test hold one batch while others pass. */
+  before: (batch: BranchBatchRequest) => Promise<void> | void;
 }
 
 export async function startFakeService(t: TestContext, service = 'inventory'): Promise<FakeService> {
@@ -48,10 +50,12 @@ export async function startFakeService(t: TestContext, service = 'inventory'): P
     echoes: [],
     answer: (item) => ({ txId: item.txId, action: item.action, status: ItemStatus.OK }),
     prepared: [],
+    before: () => undefined,
   };
   app.post(Paths.PARTICIPANT_BATCH, async (request) => {
     const batch = request.body as BranchBatchRequest;
     fake.batches.push(batch);
+    await fake.before(batch);
     return { protocolVersion: PROTOCOL_VERSION, results: batch.items.map((item) => fake.answer(item)) };
   });
   app.get(Paths.PARTICIPANT_PREPARED, async () => ({ service, prepared: fake.prepared }));
