@@ -102,7 +102,8 @@ const ACTIONS = new Set<string>(Object.values(BranchAction));
 export function validateBatchRequest(body: unknown, limits: RequestLimits = DEFAULT_LIMITS): BranchBatchRequest {
   if (!isPlainObject(body)) bad('body must be a JSON object');
   if (body.protocolVersion !== PROTOCOL_VERSION) {
-    throw new TxmeshError('TXM_PROTOCOL_VERSION', `expected ${PROTOCOL_VERSION}, got ${String(body.protocolVersion)}`);
+    const got = typeof body.protocolVersion === 'number' ? String(body.protocolVersion) : typeof body.protocolVersion;
+    throw new TxmeshError('TXM_PROTOCOL_VERSION', `expected ${PROTOCOL_VERSION}, got ${got}`);
   }
   if (!Array.isArray(body.items)) bad('items must be an array');
   if (body.items.length > limits.maxBatchItems) bad(`items has more than ${limits.maxBatchItems} entries`);
