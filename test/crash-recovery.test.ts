@@ -10,12 +10,8 @@ import { verifyCluster, waitForQuiescence } from 'txmesh';
 import { eventually, goodOrder, postJson, serviceUrls, startTestCluster, summaries } from './helpers.ts';
 
 test('coordinator killed after logging COMMIT, before fan-out: after restart every service commits, once', async (t) => {
-  const cluster = await startTestCluster({
+  const cluster = await startTestCluster(t, {
     memberEnv: { 'coordinator-0': { TXMESH_CRASH_AT: CrashPoints.COORDINATOR_AFTER_COMMIT_LOGGED } },
-  });
-  t.after(async () => {
-    await cluster.stop();
-    cluster.removeData();
   });
   const coordinator = cluster.coordinators[0]!;
   const request = { ...goodOrder('order-crash-1'), idempotencyKey: 'crash-key-1' };
@@ -61,12 +57,8 @@ test('coordinator killed after logging COMMIT, before fan-out: after restart eve
 });
 
 test('sidecar killed after recording a prepared branch: the transaction aborts everywhere and the hold is released', async (t) => {
-  const cluster = await startTestCluster({
+  const cluster = await startTestCluster(t, {
     memberEnv: { 'sidecar-payment': { TXMESH_CRASH_AT: CrashPoints.SIDECAR_AFTER_PREPARED_RECORDED } },
-  });
-  t.after(async () => {
-    await cluster.stop();
-    cluster.removeData();
   });
   const sidecar = cluster.sidecars.get('payment')!;
   const result = await postJson(`${cluster.coordinators[0]!.url}/v1/transactions`, goodOrder('order-crash-2', 1500));
@@ -89,12 +81,8 @@ test('sidecar killed after recording a prepared branch: the transaction aborts e
 });
 
 test('service killed after applying commit, before acknowledging: the retried commit is applied once', async (t) => {
-  const cluster = await startTestCluster({
+  const cluster = await startTestCluster(t, {
     memberEnv: { 'service-inventory': { TXMESH_CRASH_AT: CrashPoints.PARTICIPANT_AFTER_COMMIT } },
-  });
-  t.after(async () => {
-    await cluster.stop();
-    cluster.removeData();
   });
   const inventory = cluster.services.get('inventory')!;
   const result = await postJson(`${cluster.coordinators[0]!.url}/v1/transactions`, goodOrder('order-crash-3'));
@@ -111,12 +99,8 @@ test('service killed after applying commit, before acknowledging: the retried co
 });
 
 test('service killed after a durable prepare: after restart it aborts cleanly and the key is free again', async (t) => {
-  const cluster = await startTestCluster({
+  const cluster = await startTestCluster(t, {
     memberEnv: { 'service-inventory': { TXMESH_CRASH_AT: CrashPoints.PARTICIPANT_AFTER_PREPARE } },
-  });
-  t.after(async () => {
-    await cluster.stop();
-    cluster.removeData();
   });
   const inventory = cluster.services.get('inventory')!;
   const result = await postJson(`${cluster.coordinators[0]!.url}/v1/transactions`, goodOrder('order-crash-4', 1500));

@@ -49,11 +49,7 @@ test('txmesh refuses unknown commands and flags with a usage message', async () 
 });
 
 test('bad input gets a coded 4xx over real HTTP and changes nothing', async (t) => {
-  const cluster = await startTestCluster();
-  t.after(async () => {
-    await cluster.stop();
-    cluster.removeData();
-  });
+  const cluster = await startTestCluster(t);
   const url = `${cluster.coordinators[0]!.url}/v1/transactions`;
   const stats = async (): Promise<Record<string, number>> =>
     (await (await fetch(`${cluster.coordinators[0]!.url}/v1/stats`)).json()) as Record<string, number>;

@@ -1,12 +1,19 @@
 /** Shared helpers for the cross-process tests: a cluster with a small catalog, orders, and polling. */
+import type { TestContext } from 'node:test';
 import { Cluster, sleep, type ClusterOptions } from 'txmesh';
 import { orderRequest, type EcommerceService, type ServiceSummary } from '@txmesh/example-ecommerce';
 import type { BeginTransactionRequest } from '@txmesh/protocol';
 
 export const SMALL_CATALOG = { skus: 5, stockPerSku: 50, accounts: 5, balancePerAccount: 1000 };
 
-export async function startTestCluster(options: ClusterOptions = {}): Promise<Cluster> {
-  return Cluster.start({ catalog: SMALL_CATALOG, ...options, env: { TXMESH_LOG_LEVEL: 'warn', ...options.env } });
+/** Starts a cluster with the small catalog; stops it and removes its data when the test ends. */
+export async function startTestCluster(t: TestContext, options: ClusterOptions = {}): Promise<Cluster> {
+  const cluster = await Cluster.start({ catalog: SMALL_CATALOG, ...options, env: { TXMESH_LOG_LEVEL: 'warn', ...options.env } });
+  t.after(async () => {
+    await cluster.stop();
+    cluster.removeData();
+  });
+  return cluster;
 }
 
 /** An order that commits with the small catalog unless stock or money runs out. */
