@@ -1,6 +1,6 @@
 /** Shared helpers for the cross-process tests: a cluster with a small catalog, orders, and polling. */
 import type { TestContext } from 'node:test';
-import { Cluster, sleep, type ClusterOptions } from 'txmesh';
+import { Cluster, fetchSummaries, sleep, type ClusterOptions } from 'txmesh';
 import { orderRequest, type EcommerceService, type ServiceSummary } from '@txmesh/example-ecommerce';
 import type { BeginTransactionRequest } from '@txmesh/protocol';
 
@@ -26,13 +26,7 @@ export function serviceUrls(cluster: Cluster): Map<EcommerceService, string> {
 }
 
 export async function summaries(cluster: Cluster): Promise<Map<EcommerceService, ServiceSummary>> {
-  const entries = await Promise.all(
-    [...cluster.services].map(async ([name, member]) => {
-      const res = await fetch(`${member.url}/admin/summary`);
-      return [name, (await res.json()) as ServiceSummary] as const;
-    }),
-  );
-  return new Map(entries);
+  return new Map((await fetchSummaries(serviceUrls(cluster))).map((summary) => [summary.service, summary]));
 }
 
 /** Polls `probe` until it returns true or the time is up; answers whether it did. */

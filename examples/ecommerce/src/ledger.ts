@@ -4,6 +4,7 @@
  * as the commit's effect rows, so the invariant checks can compare the two and spot a tampered row.
  */
 import type Database from 'better-sqlite3';
+import type { ServiceCheck } from './service-definition.ts';
 
 export function migrateShared(db: Database.Database): void {
   db.exec(`
@@ -59,4 +60,47 @@ export function compareTxSets(problems: string[], label: string, actual: Readonl
 
 export function sortedIds(ids: Iterable<string>): string[] {
   return [...ids].sort();
+}
+
+export interface StatusTableAudit {
+  table: string;
+  /** Plural noun for messages and invariant names, e.g. "orders". */
+  noun: string;
+  /** Status of a committed row and of a tentative (prepared) row. */
+  committed: string;
+  tentative: string;
+}
+
+/**
+ * Audit of a table whose rows move tentative → committed (orders, shipments): committed rows must be
+ * exactly the committed branches, tentative rows exactly the prepared ones, and no row has another status.
+ */
+export function checkStatusTable(db: Database.Database, preparedTxIds: ReadonlySet<string>, audit: StatusTableAudit): ServiceCheck {
+  const { table, noun, committed: done, tentative: live } = audit;
+  const counts = db
+    .prepare(
+      `SELECT COUNT(CASE WHEN status = ? THEN 1 END) AS done,
+              COUNT(CASE WHEN status = ? THEN 1 END) AS live,
+              COUNT(CASE WHEN status NOT IN (?, ?) THEN 1 END) AS unknown
+         FROM ${table}`,
+    )
+    .get(done, live, done, live) as { done: number; live: number; unknown: number };
+  const problems: string[] = [];
+  if (counts.unknown > 0) problems.push(`${counts.unknown} ${noun} have an unknown status`);
+  const committedIds = txIdSet(db, `SELECT DISTINCT tx_id FROM ${table} WHERE status = '${done}'`);
+  const tentativeIds = txIdSet(db, `SELECT DISTINCT tx_id FROM ${table} WHERE status = '${live}'`);
+  const branches = committedBranchIds(db);
+  compareTxSets(problems, `${done} ${noun}`, committedIds, branches, 'committed branches');
+  compareTxSets(problems, `${live} ${noun}`, tentativeIds, preparedTxIds, 'prepared branches');
+  const capitalised = noun[0]!.toUpperCase() + noun.slice(1);
+  return {
+    committedTxIds: sortedIds(committedIds),
+    invariants: {
+      [`${done}${capitalised}`]: counts.done,
+      [`${live}${capitalised}`]: counts.live,
+      committedBranches: branches.size,
+      unknownStatus: counts.unknown,
+    },
+    problems,
+  };
 }

@@ -6,7 +6,7 @@ import type Database from 'better-sqlite3';
 import { BusinessRefusal, defineOperation, type HookContext } from '@txmesh/participant-sdk';
 import { TxmeshError } from '@txmesh/protocol';
 import { argsObject, positiveIntArg, stringArg } from './args.ts';
-import { committedBranchIds, compareTxSets, recordCommittedBranch, sortedIds, txIdSet } from './ledger.ts';
+import { checkStatusTable, recordCommittedBranch } from './ledger.ts';
 import type { ServiceCheck, ServiceDefinition } from './service-definition.ts';
 import { statementCache } from './statement-cache.ts';
 
@@ -94,31 +94,7 @@ function migrate(db: Database.Database): void {
 }
 
 function check(db: Database.Database, preparedTxIds: ReadonlySet<string>): ServiceCheck {
-  const counts = db
-    .prepare(
-      `SELECT COUNT(CASE WHEN status = 'confirmed' THEN 1 END) AS confirmed,
-              COUNT(CASE WHEN status = 'pending' THEN 1 END) AS pending,
-              COUNT(CASE WHEN status NOT IN ('confirmed', 'pending') THEN 1 END) AS unknown
-         FROM orders`,
-    )
-    .get() as { confirmed: number; pending: number; unknown: number };
-  const problems: string[] = [];
-  if (counts.unknown > 0) problems.push(`${counts.unknown} orders have an unknown status`);
-  const committed = txIdSet(db, `SELECT DISTINCT tx_id FROM orders WHERE status = 'confirmed'`);
-  const pending = txIdSet(db, `SELECT DISTINCT tx_id FROM orders WHERE status = 'pending'`);
-  const branches = committedBranchIds(db);
-  compareTxSets(problems, 'confirmed orders', committed, branches, 'committed branches');
-  compareTxSets(problems, 'pending orders', pending, preparedTxIds, 'prepared branches');
-  return {
-    committedTxIds: sortedIds(committed),
-    invariants: {
-      confirmedOrders: counts.confirmed,
-      pendingOrders: counts.pending,
-      committedBranches: branches.size,
-      unknownStatus: counts.unknown,
-    },
-    problems,
-  };
+  return checkStatusTable(db, preparedTxIds, { table: 'orders', noun: 'orders', committed: 'confirmed', tentative: 'pending' });
 }
 
 export const orderService: ServiceDefinition = {

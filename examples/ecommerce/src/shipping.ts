@@ -6,7 +6,7 @@ import type Database from 'better-sqlite3';
 import { BusinessRefusal, defineOperation, type HookContext } from '@txmesh/participant-sdk';
 import { TxmeshError } from '@txmesh/protocol';
 import { argsObject, stringArg } from './args.ts';
-import { committedBranchIds, compareTxSets, recordCommittedBranch, sortedIds, txIdSet } from './ledger.ts';
+import { checkStatusTable, recordCommittedBranch } from './ledger.ts';
 import type { ServiceCheck, ServiceDefinition } from './service-definition.ts';
 import { statementCache } from './statement-cache.ts';
 
@@ -85,31 +85,7 @@ function migrate(db: Database.Database): void {
 }
 
 function check(db: Database.Database, preparedTxIds: ReadonlySet<string>): ServiceCheck {
-  const counts = db
-    .prepare(
-      `SELECT COUNT(CASE WHEN status = 'scheduled' THEN 1 END) AS scheduled,
-              COUNT(CASE WHEN status = 'tentative' THEN 1 END) AS tentative,
-              COUNT(CASE WHEN status NOT IN ('scheduled', 'tentative') THEN 1 END) AS unknown
-         FROM shipments`,
-    )
-    .get() as { scheduled: number; tentative: number; unknown: number };
-  const problems: string[] = [];
-  if (counts.unknown > 0) problems.push(`${counts.unknown} shipments have an unknown status`);
-  const committed = txIdSet(db, `SELECT DISTINCT tx_id FROM shipments WHERE status = 'scheduled'`);
-  const tentative = txIdSet(db, `SELECT DISTINCT tx_id FROM shipments WHERE status = 'tentative'`);
-  const branches = committedBranchIds(db);
-  compareTxSets(problems, 'scheduled shipments', committed, branches, 'committed branches');
-  compareTxSets(problems, 'tentative shipments', tentative, preparedTxIds, 'prepared branches');
-  return {
-    committedTxIds: sortedIds(committed),
-    invariants: {
-      scheduledShipments: counts.scheduled,
-      tentativeShipments: counts.tentative,
-      committedBranches: branches.size,
-      unknownStatus: counts.unknown,
-    },
-    problems,
-  };
+  return checkStatusTable(db, preparedTxIds, { table: 'shipments', noun: 'shipments', committed: 'scheduled', tentative: 'tentative' });
 }
 
 export const shippingService: ServiceDefinition = {

@@ -189,10 +189,6 @@ export class Cluster {
     return this.coordinators.map((m) => m.url);
   }
 
-  members(): Member[] {
-    return [...this.coordinators, ...this.services.values(), ...this.sidecars.values()];
-  }
-
   /** Waits until every shard lists every example service as registered. */
   async waitForRegistrations(timeoutMs = 20_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;

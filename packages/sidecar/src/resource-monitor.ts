@@ -18,6 +18,8 @@ export class ResourceMonitor {
   private readonly latencies: number[] = [];
   private next = 0;
   private inFlight = 0;
+  /** Percentiles of the window, computed at most once per new latency (report() rides on every batch answer). */
+  private cached: { p50: number | undefined; p99: number | undefined } | undefined;
   private readonly loopDelay: IntervalHistogram;
 
   constructor(private readonly window: number = DEFAULT_WINDOW) {
@@ -43,13 +45,16 @@ export class ResourceMonitor {
     if (this.latencies.length < this.window) this.latencies.push(ms);
     else this.latencies[this.next] = ms;
     this.next = (this.next + 1) % this.window;
+    this.cached = undefined;
   }
 
   report(): ResourceReport {
-    const sorted = [...this.latencies].sort((a, b) => a - b);
+    if (this.cached === undefined) {
+      const sorted = [...this.latencies].sort((a, b) => a - b);
+      this.cached = { p50: percentile(sorted, 50), p99: percentile(sorted, 99) };
+    }
     const report: ResourceReport = { at: Date.now(), inFlight: this.inFlight };
-    const p50 = percentile(sorted, 50);
-    const p99 = percentile(sorted, 99);
+    const { p50, p99 } = this.cached;
     if (p50 !== undefined) report.latencyP50Ms = round(p50);
     if (p99 !== undefined) report.latencyP99Ms = round(p99);
     const delayNs = this.loopDelay.percentile(99);
