@@ -23,6 +23,7 @@ export const ErrorCodes = {
   TXM_WRONG_SHARD: { status: 421, message: 'This transaction id or idempotency key belongs to another shard: send the request to the shard that owns it (the client SDK routes it for you).' },
   TXM_NOT_FOUND: { status: 404, message: 'No such route: see the API section of README.md.' },
   TXM_RESOURCE_NOT_FOUND: { status: 404, message: 'The item named in the path does not exist: check the id in the details.' },
+  TXM_OVERLOADED: { status: 429, message: 'A service this transaction needs is saturated, so it was refused before anything ran: retry after the Retry-After seconds.' },
   TXM_SHUTTING_DOWN: { status: 503, message: 'This process is shutting down: retry against another shard or after restart.' },
   TXM_UNKNOWN_OPERATION: { status: 400, message: 'The participant has no handler for this operation name: check the op against the service documentation.' },
   TXM_PROTOCOL_VERSION: { status: 400, message: 'The peer speaks another txmesh protocol version: upgrade the older component.' },
