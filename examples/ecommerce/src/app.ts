@@ -5,7 +5,7 @@
 import type { AddressInfo } from 'node:net';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { createParticipant, openParticipantDatabase } from '@txmesh/participant-sdk';
-import { TxmeshError, toTxmeshError } from '@txmesh/protocol';
+import { Paths, TxmeshError, toTxmeshError } from '@txmesh/protocol';
 import { resolveCatalog, type CatalogOptions } from './catalog.ts';
 import { inventoryService } from './inventory.ts';
 import { migrateShared } from './ledger.ts';
@@ -28,6 +28,30 @@ export interface BuildServiceOptions {
   lockWaitMs?: number;
   /** fastify/pino level; no request logging when omitted. */
   logLevel?: string;
+  /** Benchmark knob: makes the service slow (see slowFromEnv). */
+  slow?: SlowServiceOptions;
+}
+
+/** Added to every participant batch call, so a benchmark can slow one service in latency and in CPU. */
+export interface SlowServiceOptions {
+  /** Extra latency per batch call (a timer: the service stays responsive meanwhile). */
+  latencyMs: number;
+  /** CPU burnt per item of a batch (blocks the event loop, like real work would). */
+  cpuMsPerItem: number;
+}
+
+/** TXMESH_SLOW_MS and TXMESH_SLOW_CPU_MS, as set by `txmesh bench --slow-service`. */
+export function slowFromEnv(env: NodeJS.ProcessEnv = process.env): SlowServiceOptions | undefined {
+  const latencyMs = Math.max(0, Number(env.TXMESH_SLOW_MS ?? 0) || 0);
+  const cpuMsPerItem = Math.max(0, Number(env.TXMESH_SLOW_CPU_MS ?? 0) || 0);
+  return latencyMs > 0 || cpuMsPerItem > 0 ? { latencyMs, cpuMsPerItem } : undefined;
+}
+
+function burnCpu(ms: number): void {
+  const until = performance.now() + ms;
+  while (performance.now() < until) {
+    // busy on purpose
+  }
 }
 
 export interface StartServiceOptions {
@@ -37,6 +61,7 @@ export interface StartServiceOptions {
   catalog?: Partial<CatalogOptions>;
   lockWaitMs?: number;
   logLevel?: string;
+  slow?: SlowServiceOptions;
 }
 
 export function isEcommerceService(value: unknown): value is EcommerceService {
@@ -75,6 +100,16 @@ export async function buildEcommerceService(
       const txErr = new TxmeshError('TXM_NOT_FOUND', `${req.method} ${req.url.split('?')[0] ?? ''}`);
       return reply.status(txErr.status).send(txErr.toBody());
     });
+    const slow = opts.slow;
+    if (slow) {
+      // Root-level hook, so it also runs for the SDK's batch route registered below.
+      server.addHook('preHandler', async (req) => {
+        if (req.url !== Paths.PARTICIPANT_BATCH) return;
+        const items = (req.body as { items?: unknown[] } | undefined)?.items?.length ?? 1;
+        burnCpu(slow.cpuMsPerItem * items);
+        if (slow.latencyMs > 0) await new Promise((resolve) => setTimeout(resolve, slow.latencyMs));
+      });
+    }
     server.get('/health', async () => ({ ok: true }));
     server.get('/admin/summary', async (): Promise<ServiceSummary> => {
       const prepared = new Set(created.preparedList().prepared.map((p) => p.txId));

@@ -4,6 +4,8 @@ export {
   buildEcommerceService,
   startEcommerceService,
   isEcommerceService,
+  slowFromEnv,
+  type SlowServiceOptions,
   type BuildServiceOptions,
   type StartServiceOptions,
 } from './app.ts';

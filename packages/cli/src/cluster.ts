@@ -9,12 +9,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ECOMMERCE_SERVICES, type CatalogOptions, type EcommerceService } from '@txmesh/example-ecommerce';
+import { FaultProxy } from './fault-proxy.ts';
 
 const BIN = fileURLToPath(new URL('../bin/txmesh.mjs', import.meta.url));
 const READY_PREFIX = 'TXMESH_READY ';
 const START_TIMEOUT_MS = 30_000;
 
-export type MemberRole = 'coordinator' | 'service' | 'sidecar';
+export type MemberRole = 'coordinator' | 'service' | 'sidecar' | 'null-echo';
 
 /** One process of the cluster. Keeps its port across restarts so peers keep finding it. */
 export class Member {
@@ -54,9 +55,11 @@ export class Member {
     if (this.running) throw new Error(`${this.name} is already running`);
     this.#log ??= createWriteStream(this.#logFile, { flags: 'a' });
     const child = spawn(process.execPath, [...this.#nodeArgs, BIN, this.role, ...this.#args(this.#port)], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, ...this.#env, ...extraEnv },
+      // stdin is a pipe only so that the member notices when this process dies (TXMESH_EXIT_WITH_PARENT).
+      stdio: ['pipe', 'pipe', 'pipe'],
+      env: { ...process.env, ...this.#env, ...extraEnv, TXMESH_EXIT_WITH_PARENT: '1' },
     });
+    child.stdin!.on('error', () => {}); // never written; a dead child must not raise EPIPE here
     this.#child = child;
     this.#exited = new Promise((resolve) => child.once('exit', () => resolve()));
     child.stderr!.pipe(this.#log, { end: false });
@@ -131,6 +134,11 @@ export interface ClusterOptions {
   memberEnv?: Record<string, NodeJS.ProcessEnv>;
   /** Extra node flags for every member, e.g. ['--cpu-prof', '--cpu-prof-dir=/tmp/prof'] to profile a run. */
   nodeArgs?: string[];
+  /**
+   * Put a fault-injecting proxy on every link: coordinator → sidecar (the sidecar advertises the proxy),
+   * sidecar → service and sidecar → each coordinator shard. Reach them with `cluster.link(from, to)`.
+   */
+  faultProxies?: boolean;
 }
 
 export class Cluster {
@@ -138,6 +146,8 @@ export class Cluster {
   readonly coordinators: Member[] = [];
   readonly services = new Map<EcommerceService, Member>();
   readonly sidecars = new Map<EcommerceService, Member>();
+  /** Fault proxies by link name ("sidecar-payment->service-payment"), when started with faultProxies. */
+  readonly links = new Map<string, FaultProxy>();
   readonly #ownsDataDir: boolean;
 
   private constructor(dataDir: string, ownsDataDir: boolean) {
@@ -162,7 +172,13 @@ export class Cluster {
         cluster.coordinators.push(member);
       }
       await Promise.all(cluster.coordinators.map((m) => m.start(envFor(m.name))));
-      const coordinatorUrls = cluster.coordinators.map((m) => m.url).join(',');
+      const proxied = options.faultProxies === true;
+      const coordinatorUrlsFor = async (service: EcommerceService): Promise<string> => {
+        if (!proxied) return cluster.coordinators.map((m) => m.url).join(',');
+        const urls: string[] = [];
+        for (const coordinator of cluster.coordinators) urls.push((await cluster.#addLink(`sidecar-${service}`, coordinator.name, coordinator.url)).url);
+        return urls.join(',');
+      };
       const catalog = JSON.stringify(options.catalog ?? {});
       for (const service of ECOMMERCE_SERVICES) {
         cluster.services.set(service, new Member(`service-${service}`, 'service', (port) => [
@@ -171,18 +187,48 @@ export class Cluster {
       }
       await Promise.all([...cluster.services.values()].map((m) => m.start(envFor(m.name))));
       for (const service of ECOMMERCE_SERVICES) {
-        const serviceUrl = cluster.services.get(service)!.url;
+        const serviceMember = cluster.services.get(service)!;
+        const serviceUrl = proxied ? (await cluster.#addLink(`sidecar-${service}`, serviceMember.name, serviceMember.url)).url : serviceMember.url;
+        const coordinatorUrls = await coordinatorUrlsFor(service);
+        // The sidecar's own port is known only once it listens: its inbound proxy gets the target then.
+        const advertise = proxied ? ['--advertise-url', (await cluster.#addLink('coordinators', `sidecar-${service}`)).url] : [];
         cluster.sidecars.set(service, new Member(`sidecar-${service}`, 'sidecar', (port) => [
-          '--service', service, '--service-url', serviceUrl, '--coordinator', coordinatorUrls, '--port', String(port), '--data', dataDir,
+          '--service', service, '--service-url', serviceUrl, '--coordinator', coordinatorUrls, '--port', String(port), '--data', dataDir, ...advertise,
         ], join(dataDir, `sidecar-${service}.log`), env, options.nodeArgs));
       }
-      await Promise.all([...cluster.sidecars.values()].map((m) => m.start(envFor(m.name))));
+      await Promise.all([...cluster.sidecars.values()].map(async (m) => {
+        const url = await m.start(envFor(m.name));
+        cluster.links.get(`coordinators->${m.name}`)?.setTarget(url);
+      }));
       await cluster.waitForRegistrations();
       return cluster;
     } catch (err) {
       await cluster.stop();
       throw err;
     }
+  }
+
+  async #addLink(from: string, to: string, target?: string): Promise<FaultProxy> {
+    const proxy = await FaultProxy.start(target === undefined ? {} : { target });
+    this.links.set(`${from}->${to}`, proxy);
+    return proxy;
+  }
+
+  /**
+   * The fault proxy on a link, e.g. link('coordinator-0', 'sidecar-payment'), link('sidecar-payment',
+   * 'service-payment'), link('sidecar-payment', 'coordinator-1'). A sidecar advertises one URL to every
+   * shard, so all coordinator → sidecar calls share the proxy in front of that sidecar.
+   */
+  link(from: string, to: string): FaultProxy {
+    const key = from.startsWith('coordinator') && to.startsWith('sidecar-') ? `coordinators->${to}` : `${from}->${to}`;
+    const proxy = this.links.get(key);
+    if (!proxy) throw new Error(`no fault proxy on ${from} -> ${to}; start the cluster with faultProxies (links: ${[...this.links.keys()].join(', ')})`);
+    return proxy;
+  }
+
+  /** Returns every link to pass. */
+  healAll(): void {
+    for (const proxy of this.links.values()) proxy.heal();
   }
 
   get coordinatorUrls(): string[] {
@@ -213,6 +259,7 @@ export class Cluster {
     await Promise.all([...this.sidecars.values()].map((m) => m.stop()));
     await Promise.all([...this.services.values()].map((m) => m.stop()));
     await Promise.all(this.coordinators.map((m) => m.stop()));
+    await Promise.all([...this.links.values()].map((p) => p.close()));
   }
 
   /** Removes the data directory if the cluster created it. */

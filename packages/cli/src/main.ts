@@ -3,11 +3,14 @@
  * whole demo cluster. Each long-running role prints "TXMESH_READY <url>" on stdout once it listens,
  * and shuts down cleanly on SIGTERM/SIGINT.
  */
-import { startCoordinator } from '@txmesh/coordinator';
+import { startCoordinator, validateServiceTimeouts, type ServiceTimeouts } from '@txmesh/coordinator';
 import { startSidecar } from '@txmesh/sidecar';
-import { DEFAULT_CATALOG, ECOMMERCE_SERVICES, startEcommerceService, type EcommerceService } from '@txmesh/example-ecommerce';
+import { DEFAULT_CATALOG, ECOMMERCE_SERVICES, slowFromEnv, startEcommerceService, type EcommerceService } from '@txmesh/example-ecommerce';
 import { FlagReader, parseArgs, UsageError } from './args.ts';
 import { formatSummary, runDemo } from './demo.ts';
+import { runChaos } from './chaos.ts';
+import { formatTargets, runBench } from './bench.ts';
+import { startNullEcho } from './null-echo.ts';
 
 const USAGE = `usage: txmesh <command> [flags]
 
@@ -15,16 +18,63 @@ commands:
   demo         start the e-commerce cluster on loopback, place orders, check invariants, stop
                --orders N (2000)  --concurrency C (64)  --shards S (1)  --seed N (1)  --json
                catalog: --skus N (200) --stock N per sku (20) --accounts N (500) --balance N per account (500)
+  bench        measure the cluster: closed-loop orders against a null fastify baseline; JSON last line
+               --concurrency C (1000)  --duration SEC (20)  --warmup SEC (5)  --shards S (1)  --seed N (1)
+               --naive (batching, group commit, scheduler off)  --compare (optimised and naive)
+               --slow-service NAME (aware vs blind)  --slow-ms MS (20)  --slow-cpu-ms MS per item (1)
+               --probe SEC (5, concurrency-1 latency after the main run; 0 skips)  --json
+  null-echo    the benchmark's null baseline: answers POST /v1/transactions at once  --port P (0)
+  chaos        the e-commerce cluster with a fault proxy on every link: orders at full speed while members
+               are SIGKILLed and restarted and links cut and healed; then heal, quiesce, verify; exit 1 on any violation
+               --duration SEC (60)  --seed N (1)  --shards S (2)  --concurrency C (32)  --fault-every MS (1000)  --min-kills N (0: run on past the duration, up to 3x, until N kills)  --json
+               catalog: --skus N (200) --stock N per sku (20) --accounts N (500) --balance N per account (500)
   coordinator  run one coordinator shard
                --shard K (0)  --shards S (1)  --port P (7000)  --host H (127.0.0.1)  --data DIR (required)
+               --in-doubt-after MS (10000)  --alert-webhook URL  --prune-interval MS (5000, 0 = off)
+               --idempotency-retention MS (3600000)  --service-timeouts JSON, e.g.
+               '{"payment":{"prepareTimeoutMs":800,"deliveryTimeoutMs":2000}}'   env TXMESH_GROUP_COMMIT=off
   sidecar      run a sidecar next to a service
                --service NAME  --service-url URL  --coordinator URL[,URL...] (index = shard)
                --port P (0)  --host H (127.0.0.1)  --data DIR (required)
+               --advertise-url URL (the URL shards call, e.g. a proxy in front; default http://host:port)
   service      run an example e-commerce service (${ECOMMERCE_SERVICES.join(', ')})
                <name> --port P (0) --db FILE (required) [--catalog JSON]
 `;
 
 type Closable = { url: string; close(): Promise<void> };
+
+/** An on/off environment switch, on unless set to off (or 0/false/no). */
+function envSwitch(name: string): boolean {
+  const value = process.env[name]?.trim().toLowerCase();
+  if (value === undefined || value === '' || value === 'on' || value === '1' || value === 'true' || value === 'yes') return true;
+  if (value === 'off' || value === '0' || value === 'false' || value === 'no') return false;
+  throw new UsageError(`${name} must be on or off, got "${process.env[name]}"`);
+}
+
+/** --alert-webhook URL and --service-timeouts JSON, checked here so a typo fails at start. */
+function optionalCoordinatorFlags(f: FlagReader): { alertWebhookUrl?: string; serviceTimeouts?: ServiceTimeouts } {
+  const out: { alertWebhookUrl?: string; serviceTimeouts?: ServiceTimeouts } = {};
+  const webhook = f.optionalString('alert-webhook');
+  if (webhook !== undefined) {
+    let url: URL | undefined;
+    try {
+      url = new URL(webhook);
+    } catch {
+      // reported below
+    }
+    if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:')) throw new UsageError('--alert-webhook must be an http(s) URL');
+    out.alertWebhookUrl = webhook;
+  }
+  const timeouts = f.optionalString('service-timeouts');
+  if (timeouts !== undefined) {
+    try {
+      out.serviceTimeouts = validateServiceTimeouts(JSON.parse(timeouts));
+    } catch (err) {
+      throw new UsageError(`--service-timeouts: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+  return out;
+}
 
 async function serve(start: () => Promise<Closable>): Promise<number> {
   const running = await start();
@@ -33,6 +83,13 @@ async function serve(start: () => Promise<Closable>): Promise<number> {
     const stop = (): void => resolve();
     process.once('SIGTERM', stop);
     process.once('SIGINT', stop);
+    // Started by a cluster harness: its stdin pipe closes when the harness dies, even by SIGKILL, so the
+    // member stops instead of living on and heartbeating into a port a later cluster may own.
+    if (process.env.TXMESH_EXIT_WITH_PARENT === '1') {
+      process.stdin.once('end', stop);
+      process.stdin.once('error', stop);
+      process.stdin.resume();
+    }
   });
   await running.close();
   return 0;
@@ -66,6 +123,65 @@ export async function main(argv: string[]): Promise<number> {
         if (options.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
         return summary.invariantsOk ? 0 : 1;
       }
+      case 'bench': {
+        const slow = f.optionalString('slow-service');
+        if (slow !== undefined && !ECOMMERCE_SERVICES.includes(slow as EcommerceService)) {
+          throw new UsageError(`--slow-service must be one of ${ECOMMERCE_SERVICES.join(', ')}`);
+        }
+        const options = {
+          concurrency: f.int('concurrency', 1000, 1, 100_000),
+          durationSec: f.int('duration', 20, 1, 3600),
+          warmupSec: f.int('warmup', 5, 0, 600),
+          shards: f.int('shards', 1, 1, 64),
+          seed: f.int('seed', 1),
+          naive: f.bool('naive'),
+          compare: f.bool('compare'),
+          slowMs: f.int('slow-ms', 20, 0, 60_000),
+          slowCpuMs: f.int('slow-cpu-ms', 1, 0, 1000),
+          probeSec: f.int('probe', 5, 0, 600),
+          ...(slow !== undefined ? { slowService: slow as EcommerceService } : {}),
+        };
+        const json = f.bool('json');
+        f.done();
+        // The JSON object is the last line of stdout; everything for people goes to stderr.
+        const report = await runBench({ ...options, out: process.stderr });
+        process.stderr.write(`targets (issue 6):\n${formatTargets(report)}\n`);
+        process.stdout.write(json ? `${JSON.stringify(report)}\n` : `${JSON.stringify(report, null, 2)}\n`);
+        // Figures from a cluster that lost or split an outcome are not results.
+        if (!report.invariantsOk) process.stderr.write(report.inconsistent ? 'CONSISTENCY CHECK FAILED\n' : 'consistency not checked: delivery still running at the end\n');
+        return report.inconsistent ? 1 : 0;
+      }
+      case 'null-echo': {
+        const options = { port: f.int('port', 0, 0, 65535), host: f.string('host', '127.0.0.1') };
+        f.done();
+        return await serve(() => startNullEcho(options));
+      }
+      case 'chaos': {
+        const options = {
+          durationSec: f.int('duration', 60, 1, 86_400),
+          seed: f.int('seed', 1),
+          shards: f.int('shards', 2, 1, 64),
+          concurrency: f.int('concurrency', 32, 1, 10_000),
+          faultEveryMs: f.int('fault-every', 1000, 50, 600_000),
+          minKills: f.int('min-kills', 0, 0, 100_000),
+          catalog: {
+            skus: f.int('skus', DEFAULT_CATALOG.skus, 1, 1_000_000),
+            stockPerSku: f.int('stock', DEFAULT_CATALOG.stockPerSku, 0, 1_000_000_000),
+            accounts: f.int('accounts', DEFAULT_CATALOG.accounts, 1, 1_000_000),
+            balancePerAccount: f.int('balance', DEFAULT_CATALOG.balancePerAccount, 0, 1_000_000_000),
+          },
+        };
+        const json = f.bool('json');
+        f.done();
+        const summary = await runChaos({ ...options, progress: process.stderr });
+        const { problems, ...figures } = summary;
+        const human = json ? process.stderr : process.stdout;
+        human.write(`${Object.entries(figures).map(([k, v]) => `${k.padEnd(20)} ${typeof v === 'object' ? JSON.stringify(v) : String(v)}`).join('\n')}\n`);
+        for (const problem of problems) human.write(`  problem: ${problem}\n`);
+        // With --json the summary must be the last line of stdout.
+        if (json) process.stdout.write(`${JSON.stringify(summary)}\n`);
+        return summary.invariantsOk ? 0 : 1;
+      }
       case 'coordinator': {
         const options = {
           shard: f.int('shard', 0, 0, 9999),
@@ -74,6 +190,15 @@ export async function main(argv: string[]): Promise<number> {
           host: f.string('host', '127.0.0.1'),
           dataDir: f.string('data'),
           logLevel: f.string('log-level', process.env.TXMESH_LOG_LEVEL ?? 'warn'),
+          // TXMESH_SCHEDULER=off / TXMESH_BATCHING=off: resource-blind and unbatched, for comparison.
+          scheduler: envSwitch('TXMESH_SCHEDULER'),
+          batching: envSwitch('TXMESH_BATCHING'),
+          // TXMESH_GROUP_COMMIT=off: every decision record fsync'd on its own (naive benchmark mode).
+          groupCommit: envSwitch('TXMESH_GROUP_COMMIT'),
+          inDoubtAfterMs: f.int('in-doubt-after', 10_000, 0, 86_400_000),
+          pruneIntervalMs: f.int('prune-interval', 5_000, 0, 86_400_000),
+          idempotencyRetentionMs: f.int('idempotency-retention', 3_600_000, 0, 365 * 86_400_000),
+          ...optionalCoordinatorFlags(f),
         };
         f.done();
         if (options.shard >= options.shards) throw new UsageError('--shard must be less than --shards');
@@ -87,7 +212,10 @@ export async function main(argv: string[]): Promise<number> {
           port: f.int('port', 0, 0, 65535),
           host: f.string('host', '127.0.0.1'),
           dataDir: f.string('data'),
+          advertiseUrl: f.optionalString('advertise-url'),
           logLevel: f.string('log-level', process.env.TXMESH_LOG_LEVEL ?? 'warn'),
+          batching: envSwitch('TXMESH_BATCHING'),
+          forcePreparedRecords: envSwitch('TXMESH_SIDECAR_FORCED_RECORDS'),
         };
         f.done();
         return await serve(() => startSidecar(options));
@@ -106,7 +234,9 @@ export async function main(argv: string[]): Promise<number> {
         } catch {
           throw new UsageError('--catalog must be a JSON object');
         }
-        return await serve(() => startEcommerceService(name as EcommerceService, { ...options, catalog }));
+        // TXMESH_SLOW_MS / TXMESH_SLOW_CPU_MS: set by `txmesh bench --slow-service` on one service.
+        const slowness = slowFromEnv();
+        return await serve(() => startEcommerceService(name as EcommerceService, { ...options, catalog, ...(slowness ? { slow: slowness } : {}) }));
       }
       case undefined:
       case 'help':

@@ -10,6 +10,10 @@ import type { DecisionLog } from './decision-log.ts';
 import { HttpBranchTransport } from './http-transport.ts';
 import { SqliteDecisionLog } from './sqlite-decision-log.ts';
 import { TransactionManager } from './transaction-manager.ts';
+import { InDoubtMonitor } from './in-doubt-monitor.ts';
+import type { ServiceTimeouts } from './service-timeouts.ts';
+import type { DispatcherOptions } from './batching-dispatcher.ts';
+import { OverloadedError, type SchedulerOptions } from './scheduler.ts';
 
 export interface CoordinatorOptions {
   shard: number;
@@ -21,11 +25,30 @@ export interface CoordinatorOptions {
   logLevel?: string;
   defaultTimeoutMs?: number;
   heartbeatMs?: number;
+  /** Per-service prepare/delivery timeouts (see service-timeouts.ts). */
+  serviceTimeouts?: ServiceTimeouts;
+  /** Unacknowledged this long after the decision, a branch is in doubt. Default 10 000. */
+  inDoubtAfterMs?: number;
+  /** POSTed {kind:"txmesh.in-doubt", shard, branches} while branches are in doubt, at most once per alertIntervalMs. */
+  alertWebhookUrl?: string;
+  /** Default 60 000. */
+  alertIntervalMs?: number;
+  /** Default 5 000; 0 turns pruning of finished decision records off. */
+  pruneIntervalMs?: number;
+  /** How long a finished keyed record answers retries. Default one hour. */
+  idempotencyRetentionMs?: number;
+  /** Default true; false fsyncs every decision record on its own (naive mode, for benchmarks). */
+  groupCommit?: boolean;
+  /** false: resource-blind (no admission limit, no overload refusals); an object tunes it. Default on. */
+  scheduler?: boolean | SchedulerOptions;
+  /** false: one item per request to a sidecar, no window; an object tunes it. Default on. */
+  batching?: boolean | DispatcherOptions;
 }
 
 export interface Coordinator {
   app: FastifyInstance;
   manager: TransactionManager;
+  inDoubtMonitor: InDoubtMonitor;
   close(): Promise<void>;
 }
 
@@ -62,7 +85,7 @@ export async function buildCoordinator(opts: CoordinatorOptions, parts: Coordina
   let log: DecisionLog | undefined = parts.log;
   const transport = parts.transport ?? new HttpBranchTransport();
   try {
-    log ??= new SqliteDecisionLog(decisionLogPath(opts.dataDir, opts.shard));
+    log ??= new SqliteDecisionLog(decisionLogPath(opts.dataDir, opts.shard), opts.groupCommit === undefined ? {} : { groupCommit: opts.groupCommit });
     const manager = new TransactionManager({
       shard: opts.shard,
       shards: opts.shards,
@@ -71,19 +94,34 @@ export async function buildCoordinator(opts: CoordinatorOptions, parts: Coordina
       logger: app.log,
       ...(opts.defaultTimeoutMs !== undefined ? { defaultTimeoutMs: opts.defaultTimeoutMs } : {}),
       ...(opts.heartbeatMs !== undefined ? { heartbeatMs: opts.heartbeatMs } : {}),
+      ...(opts.serviceTimeouts !== undefined ? { serviceTimeouts: opts.serviceTimeouts } : {}),
+      ...(opts.inDoubtAfterMs !== undefined ? { inDoubtAfterMs: opts.inDoubtAfterMs } : {}),
+      ...(opts.pruneIntervalMs !== undefined ? { pruneIntervalMs: opts.pruneIntervalMs } : {}),
+      ...(opts.idempotencyRetentionMs !== undefined ? { idempotencyRetentionMs: opts.idempotencyRetentionMs } : {}),
+      ...(opts.scheduler !== undefined ? { scheduler: opts.scheduler } : {}),
+      ...(opts.batching !== undefined ? { batching: opts.batching } : {}),
+    });
+    const inDoubtMonitor = new InDoubtMonitor({
+      shard: opts.shard,
+      list: () => manager.inDoubt(),
+      logger: app.log,
+      ...(opts.alertWebhookUrl !== undefined ? { alertWebhookUrl: opts.alertWebhookUrl } : {}),
+      ...(opts.alertIntervalMs !== undefined ? { alertIntervalMs: opts.alertIntervalMs } : {}),
     });
     registerRoutes(app, manager);
     await app.ready();
+    inDoubtMonitor.start();
     const openLog = log;
     let closing: Promise<void> | undefined;
     const close = (): Promise<void> =>
       (closing ??= (async () => {
         manager.close();
+        await inDoubtMonitor.stop();
         await app.close();
         await transport.close?.();
         await openLog.close();
       })());
-    return { app, manager, close };
+    return { app, manager, inDoubtMonitor, close };
   } catch (err) {
     await transport.close?.();
     await log?.close();
@@ -93,6 +131,7 @@ export async function buildCoordinator(opts: CoordinatorOptions, parts: Coordina
 }
 
 function sendError(reply: FastifyReply, error: TxmeshError): void {
+  if (error instanceof OverloadedError) void reply.header('retry-after', String(error.retryAfterSeconds));
   void reply.status(error.status).send(error.toBody());
 }
 
@@ -121,6 +160,15 @@ export function registerRoutes(app: FastifyInstance, manager: TransactionManager
   app.get(Paths.COORDINATOR_HEALTH, async () => ({ ok: true, shard: manager.shard, shards: manager.shards, inFlight: manager.inFlight }));
 
   app.get('/v1/stats', async () => manager.stats());
+
+  app.get<{ Querystring: { olderThanMs?: string } }>(Paths.IN_DOUBT, async (request) => {
+    const raw = request.query.olderThanMs;
+    if (raw !== undefined && !/^\d{1,12}$/.test(String(raw))) {
+      throw new TxmeshError('TXM_BAD_REQUEST', 'olderThanMs must be a non-negative integer of milliseconds');
+    }
+    const thresholdMs = raw === undefined ? manager.inDoubtAfterMs : Number(raw);
+    return { shard: manager.shard, thresholdMs, branches: manager.inDoubt(thresholdMs) };
+  });
 }
 
 /** Recovers unfinished decisions, then listens. */

@@ -8,6 +8,10 @@ function item(n: number, service = 'svc'): BranchItem {
   return { action: 'commit', txId: `0-abc-${n.toString(16).padStart(16, '0')}`, service };
 }
 
+function prepareItem(n: number): BranchItem {
+  return { action: 'prepare', txId: `0-abc-${n.toString(16).padStart(16, '0')}`, service: 'svc', operations: [{ op: 'x' }] };
+}
+
 describe('BatchingDispatcher', () => {
   it('sends one batch per sidecar per event-loop turn, split at the batch limit, each caller getting its own result', async () => {
     const transport = new FakeTransport((i) => (i.txId.endsWith('7') ? { status: 'error', reason: 'BUSY' } : 'ok'));
@@ -72,5 +76,84 @@ describe('BatchingDispatcher', () => {
     dispatcher.close();
     await assert.rejects(waiting.result, /closed/);
     await assert.rejects(dispatcher.submit('http://a', item(3), 10).result, /closed/);
+  });
+
+  it('while a batch to a sidecar is unanswered, later items wait and leave together when it answers (window zero when idle)', async () => {
+    const answers: (() => void)[] = [];
+    const sent: number[] = [];
+    const transport = {
+      send: (_url: string, items: BranchItem[]) => {
+        sent.push(items.length);
+        return new Promise<{ protocolVersion: number; results: { txId: string; action: BranchItem['action']; status: 'ok' }[] }>((resolve) =>
+          answers.push(() => resolve({ protocolVersion: PROTOCOL_VERSION, results: items.map((i) => ({ txId: i.txId, action: i.action, status: 'ok' })) })),
+        );
+      },
+    };
+    const dispatcher = new BatchingDispatcher(transport, { maxInFlightBatches: 1, maxWindowMs: 60_000 });
+    const first = dispatcher.submit('http://a', prepareItem(1), 60_000);
+    await first.sent;
+    assert.deepEqual(sent, [1], 'an idle sidecar gets a prepare at once');
+    const later = [2, 3, 4].map((n) => dispatcher.submit('http://a', prepareItem(n), 60_000).result);
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(sent, [1], 'held while the first batch is out');
+    answers.shift()!();
+    await first.result;
+    for (let turn = 0; turn < 10 && sent.length < 2; turn++) await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(sent, [1, 3], 'the held items left as one batch once the answer came');
+    answers.shift()!();
+    assert.equal((await Promise.all(later)).length, 3);
+    dispatcher.close();
+  });
+
+  it('sends held items when the window ends even if the earlier batch is still out, and full batches at once', async () => {
+    const sent: number[] = [];
+    const transport = {
+      send: (_url: string, items: BranchItem[]) => {
+        sent.push(items.length);
+        return new Promise<never>(() => {});
+      },
+    };
+    const dispatcher = new BatchingDispatcher(transport, { maxInFlightBatches: 1, maxWindowMs: 5, maxBatchItems: 3 });
+    // Every result is rejected by close() at the end; nothing here waits for one.
+    const submit = (n: number) => {
+      const d = dispatcher.submit('http://a', item(n), 60_000);
+      d.result.catch(() => {});
+      return d;
+    };
+    await submit(1).sent;
+    const held = submit(2);
+    for (const n of [3, 4, 5]) submit(n);
+    await held.sent;
+    assert.deepEqual(sent.slice(0, 2), [1, 3], 'a full batch does not wait');
+    await submit(6).sent;
+    assert.deepEqual(sent, [1, 3, 2], 'the rest left when the window ended');
+    dispatcher.close();
+  });
+
+  it('naive mode sends every item as its own request at once', async () => {
+    const transport = new FakeTransport();
+    const dispatcher = new BatchingDispatcher(transport, { batching: false });
+    await Promise.all(Array.from({ length: 5 }, (_, n) => dispatcher.submit('http://a', item(n), 1000).result));
+    assert.deepEqual(transport.batches.map((b) => b.items.length), [1, 1, 1, 1, 1]);
+  });
+
+  it('hands a piggybacked resource report to onReport, and a throwing onReport does not fail the batch', async () => {
+    const reports: [string, number][] = [];
+    const transport = {
+      send: async (_url: string, items: BranchItem[]) => ({
+        protocolVersion: PROTOCOL_VERSION,
+        results: items.map((i) => ({ txId: i.txId, action: i.action, status: 'ok' as const })),
+        report: { at: 5, inFlight: 3 },
+      }),
+    };
+    const dispatcher = new BatchingDispatcher(transport, { onReport: (service, report) => reports.push([service, report.inFlight ?? -1]) });
+    await dispatcher.submit('http://a', item(1, 'inventory'), 1000).result;
+    assert.deepEqual(reports, [['inventory', 3]]);
+    const throwing = new BatchingDispatcher(transport, {
+      onReport: () => {
+        throw new Error('bad');
+      },
+    });
+    assert.equal((await throwing.submit('http://a', item(2), 1000).result).status, 'ok');
   });
 });

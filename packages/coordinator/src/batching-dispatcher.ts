@@ -1,12 +1,31 @@
 /**
- * Per-sidecar batching: every item queued for the same sidecar during one event-loop turn leaves as one
- * batch (at most maxBatchItems per batch), and each caller gets its own item's result. Under load this
- * turns N prepares to a service into a handful of HTTP requests.
+ * Per-sidecar batching. Items for one sidecar are queued and leave together:
+ * - at once (at the end of the current event-loop turn) while fewer than `maxInFlightBatches` batches to
+ *   that sidecar await their answer: when the sidecar is idle the window is zero;
+ * - otherwise when an outstanding batch comes back, when the queue reaches `maxBatchItems`, or when the
+ *   oldest queued item has waited `maxWindowMs`, whichever comes first. Under load batches therefore grow
+ *   with the sidecar's round trip, and one HTTP request carries many transactions' prepares and outcomes.
+ * Each caller gets its own item's result. `batching: false` (the naive mode) sends every item as its own
+ * request at once.
  */
-import type { BranchItem, BranchItemResult } from '@txmesh/protocol';
+import type { BranchItem, BranchItemResult, ResourceReport } from '@txmesh/protocol';
 import type { BranchTransport } from './branch-transport.ts';
 
 export const MAX_BATCH_ITEMS = 256;
+export const MAX_WINDOW_MS = 5;
+export const MAX_IN_FLIGHT_BATCHES = 2;
+
+export interface DispatcherOptions {
+  maxBatchItems?: number;
+  /** Longest an item waits for its batch while the sidecar is busy. */
+  maxWindowMs?: number;
+  /** Batches to one sidecar that may await their answer before new items wait for the window. */
+  maxInFlightBatches?: number;
+  /** false: one item per request, sent at once (for comparison). */
+  batching?: boolean;
+  /** Called with the resource report a sidecar piggybacked on its answer. */
+  onReport?: (service: string, report: ResourceReport) => void;
+}
 
 export interface DispatchStats {
   batchesSent: number;
@@ -35,10 +54,21 @@ export class TransportTimeoutError extends Error {
   }
 }
 
+interface Lane {
+  queue: Queued[];
+  inFlight: number;
+  window: NodeJS.Timeout | undefined;
+}
+
 export class BatchingDispatcher {
   readonly #transport: BranchTransport;
   readonly #maxBatchItems: number;
-  #queues = new Map<string, Queued[]>();
+  readonly #maxWindowMs: number;
+  readonly #maxInFlightBatches: number;
+  readonly #onReport: ((service: string, report: ResourceReport) => void) | undefined;
+  readonly #lanes = new Map<string, Lane>();
+  /** Sidecars with queued items to look at in the next flush. */
+  #dirty = new Set<string>();
   #scheduled: NodeJS.Immediate | undefined;
   /** Batches awaiting an answer, so close() can release their callers at once. */
   readonly #inFlight = new Set<{ batch: Queued[]; timer: NodeJS.Timeout | undefined }>();
@@ -46,11 +76,17 @@ export class BatchingDispatcher {
   #batchesSent = 0;
   #itemsSent = 0;
 
-  constructor(transport: BranchTransport, maxBatchItems: number = MAX_BATCH_ITEMS) {
+  constructor(transport: BranchTransport, options: number | DispatcherOptions = {}) {
+    const o: DispatcherOptions = typeof options === 'number' ? { maxBatchItems: options } : options;
+    const batching = o.batching ?? true;
+    const maxBatchItems = batching ? (o.maxBatchItems ?? MAX_BATCH_ITEMS) : 1;
     // Zero would never drain a queue; a fraction would cut batches at odd sizes.
     if (!Number.isInteger(maxBatchItems) || maxBatchItems < 1) throw new RangeError(`maxBatchItems must be a positive integer: ${maxBatchItems}`);
     this.#transport = transport;
     this.#maxBatchItems = maxBatchItems;
+    this.#maxWindowMs = batching ? (o.maxWindowMs ?? MAX_WINDOW_MS) : 0;
+    this.#maxInFlightBatches = batching ? (o.maxInFlightBatches ?? MAX_IN_FLIGHT_BATCHES) : Infinity;
+    this.#onReport = o.onReport;
   }
 
   stats(): DispatchStats {
@@ -63,13 +99,15 @@ export class BatchingDispatcher {
     if (this.#scheduled) clearImmediate(this.#scheduled);
     this.#scheduled = undefined;
     const closing = new Error('dispatcher is closed');
-    for (const queue of this.#queues.values()) {
-      for (const q of queue) {
+    for (const lane of this.#lanes.values()) {
+      clearTimeout(lane.window);
+      for (const q of lane.queue) {
         q.onSent();
         q.reject(closing);
       }
+      lane.queue = [];
     }
-    this.#queues.clear();
+    this.#dirty.clear();
     for (const flight of this.#inFlight) {
       clearTimeout(flight.timer);
       for (const q of flight.batch) q.reject(closing);
@@ -82,35 +120,65 @@ export class BatchingDispatcher {
     let onSent!: () => void;
     const sent = new Promise<void>((resolve) => (onSent = resolve));
     const result = new Promise<BranchItemResult>((resolve, reject) => {
-      let queue = this.#queues.get(sidecarUrl);
-      if (!queue) {
-        queue = [];
-        this.#queues.set(sidecarUrl, queue);
+      let lane = this.#lanes.get(sidecarUrl);
+      if (!lane) {
+        lane = { queue: [], inFlight: 0, window: undefined };
+        this.#lanes.set(sidecarUrl, lane);
       }
-      queue.push({ item, timeoutMs, onSent, resolve, reject });
+      lane.queue.push({ item, timeoutMs, onSent, resolve, reject });
     });
-    this.#scheduled ??= setImmediate(() => this.#flush());
+    this.#markDirty(sidecarUrl);
     return { sent, result };
+  }
+
+  #markDirty(sidecarUrl: string): void {
+    this.#dirty.add(sidecarUrl);
+    this.#scheduled ??= setImmediate(() => this.#flush());
   }
 
   #flush(): void {
     this.#scheduled = undefined;
-    const queues = this.#queues;
-    this.#queues = new Map();
-    for (const [sidecarUrl, queue] of queues) {
-      for (let start = 0; start < queue.length; start += this.#maxBatchItems) {
-        this.#sendBatch(sidecarUrl, queue.slice(start, start + this.#maxBatchItems));
-      }
+    const dirty = this.#dirty;
+    this.#dirty = new Set();
+    for (const sidecarUrl of dirty) this.#flushLane(sidecarUrl, false);
+  }
+
+  /** Sends what may leave now; `windowOver` sends everything queued whatever is in flight. */
+  #flushLane(sidecarUrl: string, windowOver: boolean): void {
+    const lane = this.#lanes.get(sidecarUrl);
+    if (!lane || lane.queue.length === 0 || this.#closed) return;
+    const queue = lane.queue;
+    const idle = lane.inFlight < this.#maxInFlightBatches;
+    let start = 0;
+    // Full batches always leave; a partial one only when the sidecar is idle or the window is over.
+    while (queue.length - start >= this.#maxBatchItems) {
+      this.#sendBatch(sidecarUrl, lane, queue.slice(start, start + this.#maxBatchItems));
+      start += this.#maxBatchItems;
+    }
+    if (start < queue.length && (idle || windowOver)) {
+      this.#sendBatch(sidecarUrl, lane, queue.slice(start));
+      start = queue.length;
+    }
+    lane.queue = start === 0 ? queue : queue.slice(start);
+    if (lane.queue.length === 0) {
+      clearTimeout(lane.window);
+      lane.window = undefined;
+    } else if (lane.window === undefined) {
+      lane.window = setTimeout(() => {
+        lane.window = undefined;
+        this.#flushLane(sidecarUrl, true);
+      }, this.#maxWindowMs);
     }
   }
 
-  #sendBatch(sidecarUrl: string, batch: Queued[]): void {
+  #sendBatch(sidecarUrl: string, lane: Lane, batch: Queued[]): void {
     const items = batch.map((q) => q.item);
     // A loop, not Math.max(...spread): a large batch must not overflow the call stack.
     let timeoutMs = 1;
     for (const q of batch) if (q.timeoutMs > timeoutMs) timeoutMs = q.timeoutMs;
     this.#batchesSent += 1;
     this.#itemsSent += items.length;
+    lane.inFlight += 1;
     const flight: { batch: Queued[]; timer: NodeJS.Timeout | undefined } = { batch, timer: undefined };
     this.#inFlight.add(flight);
     // A transport that ignores its timeout must not hold callers forever.
@@ -127,6 +195,13 @@ export class BatchingDispatcher {
     Promise.race([sending, timeout])
       .then((response) => {
         const results = Array.isArray(response?.results) ? response.results : [];
+        if (response?.report && this.#onReport && items[0]) {
+          try {
+            this.#onReport(items[0].service, response.report);
+          } catch {
+            // A report is advice for the scheduler; it must never fail the batch it rode on.
+          }
+        }
         batch.forEach((q, i) => {
           const result = results[i];
           if (results.length !== batch.length || !result || result.txId !== q.item.txId || result.action !== q.item.action) {
@@ -142,6 +217,9 @@ export class BatchingDispatcher {
       .finally(() => {
         clearTimeout(flight.timer);
         this.#inFlight.delete(flight);
+        lane.inFlight -= 1;
+        // The answer frees a slot: what waited behind it leaves now instead of at the window's end.
+        if (lane.queue.length > 0) this.#markDirty(sidecarUrl);
       });
   }
 }

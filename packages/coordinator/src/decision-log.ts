@@ -48,6 +48,26 @@ export interface DecisionLogStats {
   records: number;
 }
 
+/** Finished records done at or before these instants are deleted by prune(). */
+export interface PruneCutoffs {
+  /** For records without an idempotencyKey: nobody can ask for them again by key. */
+  unkeyedDoneBefore: number;
+  /** For records with a key: kept for the retention window so a retry still gets the first outcome. */
+  keyedDoneBefore: number;
+}
+
+export interface PruneResult {
+  deleted: number;
+}
+
+export interface GroupCommitOptions {
+  /**
+   * Default true. false writes and fsyncs every forced append on its own, at once (the benchmark's
+   * naive mode); unforced writes still ride along with the next write.
+   */
+  groupCommit?: boolean;
+}
+
 export interface DecisionLog {
   /**
    * Queues a decision record; resolves once it is durable (joins the current group commit). The log
@@ -63,6 +83,11 @@ export interface DecisionLog {
   /** Records whose delivery had not finished (COMMITTING/ABORTING), oldest first. */
   listUnfinished(): DecisionRecord[];
   listServices(): StoredService[];
+  /**
+   * Deletes finished (done-marked) records older than the cutoffs and gives the space back, so the
+   * log is bounded by in-flight work plus the key retention, not by history. Unfinished records stay.
+   */
+  prune(cutoffs: PruneCutoffs): PruneResult;
   stats(): DecisionLogStats;
   /** Writes what is queued, then releases storage. Later appends are refused. */
   close(): Promise<void>;
@@ -93,6 +118,11 @@ export abstract class GroupCommitLog implements DecisionLog {
   #closed = false;
   #flushes = 0;
   #records = 0;
+  readonly #groupCommit: boolean;
+
+  constructor(options: GroupCommitOptions = {}) {
+    this.#groupCommit = options.groupCommit ?? true;
+  }
 
   /** Writes every entry or none (one storage transaction); throws on failure. */
   protected abstract writeGroup(writes: readonly LogWrite[]): void;
@@ -101,6 +131,14 @@ export abstract class GroupCommitLog implements DecisionLog {
   abstract getByIdempotencyKey(key: string): DecisionRecord | undefined;
   abstract listUnfinished(): DecisionRecord[];
   abstract listServices(): StoredService[];
+  /** Deletes finished records per the cutoffs and reclaims space; called between groups. */
+  protected abstract pruneStorage(cutoffs: PruneCutoffs): number;
+
+  prune(cutoffs: PruneCutoffs): PruneResult {
+    if (this.#closed) return { deleted: 0 };
+    // Done marks still queued are not in storage yet; those records are simply pruned next time.
+    return { deleted: this.pruneStorage(cutoffs) };
+  }
 
   append(record: DecisionRecord): Promise<void> {
     if (this.#closed) return Promise.reject(new Error('decision log is closed'));
@@ -108,7 +146,8 @@ export abstract class GroupCommitLog implements DecisionLog {
       // No defensive copy: the record is serialised once, when its group is written.
       this.#queue.push({ kind: 'append', record });
       this.#waiters.push({ resolve, reject });
-      this.#scheduleForced();
+      if (this.#groupCommit) this.#scheduleForced();
+      else this.#flush();
     });
   }
 

@@ -2,7 +2,7 @@
  * In-memory decision log with the same group-commit behaviour as the SQLite one. Its store can be
  * handed to a new instance to simulate a process restart in tests.
  */
-import { GroupCommitLog, type DecisionRecord, type LogWrite, type StoredService } from './decision-log.ts';
+import { GroupCommitLog, type DecisionRecord, type GroupCommitOptions, type LogWrite, type PruneCutoffs, type StoredService } from './decision-log.ts';
 
 export class MemoryLogStore {
   readonly records = new Map<string, DecisionRecord>();
@@ -12,8 +12,8 @@ export class MemoryLogStore {
 export class MemoryDecisionLog extends GroupCommitLog {
   readonly store: MemoryLogStore;
 
-  constructor(store: MemoryLogStore = new MemoryLogStore()) {
-    super();
+  constructor(store: MemoryLogStore = new MemoryLogStore(), options: GroupCommitOptions = {}) {
+    super(options);
     this.store = store;
   }
 
@@ -41,6 +41,19 @@ export class MemoryDecisionLog extends GroupCommitLog {
         this.store.services.set(write.entry.service, write.entry);
       }
     }
+  }
+
+  protected pruneStorage(cutoffs: PruneCutoffs): number {
+    let deleted = 0;
+    for (const [txId, record] of this.store.records) {
+      if (record.doneAt === undefined) continue;
+      const cutoff = record.idempotencyKey === undefined ? cutoffs.unkeyedDoneBefore : cutoffs.keyedDoneBefore;
+      if (record.doneAt <= cutoff) {
+        this.store.records.delete(txId);
+        deleted += 1;
+      }
+    }
+    return deleted;
   }
 
   protected closeStorage(): void {

@@ -17,6 +17,8 @@ function canonical(value: unknown): unknown {
 }
 
 export function requestHash(request: BeginTransactionRequest): string {
-  const { participants, timeoutMs } = request;
-  return createHash('sha256').update(JSON.stringify(canonical({ participants, timeoutMs: timeoutMs ?? null }))).digest('hex');
+  const { participants, timeoutMs, prepareTimeoutMs } = request;
+  // prepareTimeoutMs only when given, so keys logged before it existed keep their hash.
+  const asked = { participants, timeoutMs: timeoutMs ?? null, ...(prepareTimeoutMs !== undefined ? { prepareTimeoutMs } : {}) };
+  return createHash('sha256').update(JSON.stringify(canonical(asked))).digest('hex');
 }

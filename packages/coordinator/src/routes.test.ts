@@ -117,10 +117,48 @@ describe('coordinator routes', () => {
 
     assert.deepEqual((await app.inject({ method: 'GET', url: '/v1/health' })).json(), { ok: true, shard: 0, shards: 2, inFlight: 0 });
     const stats = (await app.inject({ method: 'GET', url: '/v1/stats' })).json() as Record<string, number>;
-    assert.deepEqual(Object.keys(stats).sort(), ['aborted', 'batchesSent', 'committed', 'inFlight', 'itemsSent', 'logFlushes', 'logRecords', 'recovered']);
+    for (const key of ['aborted', 'batchesSent', 'committed', 'inFlight', 'itemsSent', 'logFlushes', 'logRecords', 'recovered', 'refusedOverloaded', 'schedulerEnabled']) {
+      assert.ok(key in stats, `stats has ${key}`);
+    }
+    const view = services.services[0] as { scheduler?: { enabled: boolean; limit: number; inFlight: number; queued: number } };
+    assert.equal(view.scheduler?.enabled, true);
+    assert.ok((view.scheduler?.limit ?? 0) >= 1);
+    assert.equal(view.scheduler?.inFlight, 0);
+    assert.equal(view.scheduler?.queued, 0);
     assert.equal(stats.committed, 1);
     assert.equal(stats.logRecords, 1);
     assert.ok((stats.logFlushes ?? 0) >= 1);
     assert.equal(stats.itemsSent, 4, 'two prepares and two commits');
+  });
+
+  it('refuses a transaction whose service is saturated with 429 TXM_OVERLOADED and Retry-After, before sending anything', async (t) => {
+    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'txmesh-coord-'));
+    // The first prepare never answers, so it holds the service's only slot.
+    const transport = new FakeTransport(() => 'hang');
+    const coordinator = await buildCoordinator(
+      { shard: 0, shards: 2, dataDir, scheduler: { initialLimit: 1, minLimit: 1, maxLimit: 1, maxQueueWaitMs: 0 } },
+      { transport },
+    );
+    t.after(async () => {
+      await coordinator.close();
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    });
+    const { app } = coordinator;
+    await app.inject({ method: 'POST', url: '/v1/services', payload: { service: 'inventory', sidecarUrl: 'http://127.0.0.1:9001' } });
+    const holding = app.inject({ method: 'POST', url: '/v1/transactions', payload: { ...validBody, timeoutMs: 60_000 } });
+    for (let turn = 0; turn < 50 && transport.batches.length === 0; turn++) await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(transport.batches.length, 1, 'the first transaction is preparing');
+    const refused = await app.inject({ method: 'POST', url: '/v1/transactions', payload: validBody });
+    assert.equal(refused.statusCode, 429, refused.body);
+    assert.equal((refused.json() as { error: { code: string } }).error.code, 'TXM_OVERLOADED');
+    assert.match(String(refused.headers['retry-after']), /^[1-9][0-9]*$/);
+    assert.equal(transport.batches.length, 1, 'nothing was sent for the refused transaction');
+    assert.equal(decisionRows(dataDir), 0);
+    const stats = (await app.inject({ method: 'GET', url: '/v1/stats' })).json() as { refusedOverloaded: number };
+    assert.equal(stats.refusedOverloaded, 1);
+    const view = ((await app.inject({ method: 'GET', url: '/v1/services' })).json() as { services: { scheduler: { inFlight: number; limit: number } }[] }).services[0];
+    assert.deepEqual([view?.scheduler.inFlight, view?.scheduler.limit], [1, 1]);
+    await coordinator.close();
+    await holding;
   });
 });

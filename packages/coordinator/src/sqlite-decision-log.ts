@@ -5,7 +5,15 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { GroupCommitLog, type DecisionRecord, type DecisionState, type LogWrite, type StoredService } from './decision-log.ts';
+import {
+  GroupCommitLog,
+  type DecisionRecord,
+  type DecisionState,
+  type GroupCommitOptions,
+  type LogWrite,
+  type PruneCutoffs,
+  type StoredService,
+} from './decision-log.ts';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS decisions (
@@ -21,6 +29,7 @@ CREATE TABLE IF NOT EXISTS decisions (
 );
 CREATE INDEX IF NOT EXISTS decisions_by_idempotency_key ON decisions (idempotency_key) WHERE idempotency_key IS NOT NULL;
 CREATE INDEX IF NOT EXISTS decisions_unfinished ON decisions (decided_at) WHERE state IN ('COMMITTING', 'ABORTING');
+CREATE INDEX IF NOT EXISTS decisions_finished ON decisions (done_at) WHERE done_at IS NOT NULL;
 CREATE TABLE IF NOT EXISTS services (
   service TEXT PRIMARY KEY,
   sidecar_url TEXT NOT NULL,
@@ -61,6 +70,10 @@ function fromRow(row: DecisionRow): DecisionRecord {
   return record;
 }
 
+/** Rows deleted per statement, so one prune never holds the write lock for long. */
+const PRUNE_BATCH = 2000;
+const MAX_PRUNE_BATCHES = 50;
+
 export class SqliteDecisionLog extends GroupCommitLog {
   readonly file: string;
   readonly #db: Database.Database;
@@ -71,15 +84,21 @@ export class SqliteDecisionLog extends GroupCommitLog {
   readonly #byKey: Database.Statement<[string], DecisionRow>;
   readonly #unfinished: Database.Statement<[], DecisionRow>;
   readonly #services: Database.Statement<[], ServiceRow>;
+  readonly #pruneBatch: Database.Statement<[number, number, number]>;
   readonly #writeGroupTx: (writes: readonly LogWrite[]) => void;
 
-  constructor(file: string) {
-    super();
+  constructor(file: string, options: GroupCommitOptions = {}) {
+    super(options);
     fs.mkdirSync(path.dirname(file), { recursive: true });
     this.file = file;
     this.#db = new Database(file);
+    // Pages freed by pruning go back to the file system (incremental_vacuum after each prune), so the
+    // file shrinks with the work instead of keeping its high-water mark. Takes effect on a new file;
+    // an older file is converted once by VACUUM.
+    this.#db.pragma('auto_vacuum = INCREMENTAL');
     this.#db.pragma('journal_mode = WAL');
     this.#db.pragma('synchronous = FULL');
+    if (this.#db.pragma('auto_vacuum', { simple: true }) !== 2) this.#db.exec('VACUUM');
     this.#db.exec(SCHEMA);
     this.#insert = this.#db.prepare(
       `INSERT INTO decisions (tx_id, state, idempotency_key, request_hash, participants, result, created_at, decided_at, done_at)
@@ -98,6 +117,13 @@ export class SqliteDecisionLog extends GroupCommitLog {
       "SELECT * FROM decisions WHERE state IN ('COMMITTING', 'ABORTING') ORDER BY decided_at",
     );
     this.#services = this.#db.prepare<[], ServiceRow>('SELECT * FROM services ORDER BY service');
+    this.#pruneBatch = this.#db.prepare(
+      `DELETE FROM decisions WHERE tx_id IN (
+         SELECT tx_id FROM decisions
+          WHERE done_at IS NOT NULL AND state IN ('COMMITTED', 'ABORTED')
+            AND done_at <= (CASE WHEN idempotency_key IS NULL THEN ? ELSE ? END)
+          LIMIT ?)`,
+    );
     this.#writeGroupTx = this.#db.transaction((writes: readonly LogWrite[]) => {
       for (const write of writes) {
         if (write.kind === 'append') {
@@ -124,6 +150,39 @@ export class SqliteDecisionLog extends GroupCommitLog {
 
   protected writeGroup(writes: readonly LogWrite[]): void {
     this.#writeGroupTx(writes);
+  }
+
+  protected pruneStorage(cutoffs: PruneCutoffs): number {
+    let deleted = 0;
+    for (let batch = 0; batch < MAX_PRUNE_BATCHES; batch++) {
+      const changes = this.#pruneBatch.run(cutoffs.unkeyedDoneBefore, cutoffs.keyedDoneBefore, PRUNE_BATCH).changes;
+      deleted += changes;
+      if (changes < PRUNE_BATCH) break;
+    }
+    if (deleted > 0) {
+      this.#db.pragma('incremental_vacuum');
+      // Copy the WAL into the main file and cut it to zero, or it keeps its high-water mark.
+      this.#db.pragma('wal_checkpoint(TRUNCATE)');
+    }
+    return deleted;
+  }
+
+  /** Bytes on disk: the database file plus its WAL. */
+  sizeOnDisk(): number {
+    let bytes = 0;
+    for (const f of [this.file, `${this.file}-wal`]) {
+      try {
+        bytes += fs.statSync(f).size;
+      } catch {
+        // no WAL right now
+      }
+    }
+    return bytes;
+  }
+
+  /** How many decision records the file holds. */
+  countRecords(): number {
+    return (this.#db.prepare('SELECT COUNT(*) AS n FROM decisions').get() as { n: number }).n;
   }
 
   protected closeStorage(): void {

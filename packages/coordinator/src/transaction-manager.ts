@@ -31,12 +31,14 @@ import {
   type TransactionStatus,
 } from '@txmesh/protocol';
 import { DELIVERY_BACKOFF, PREPARE_BACKOFF, backoffDelayMs, type BackoffPolicy } from './backoff.ts';
-import { BatchingDispatcher, MAX_BATCH_ITEMS, type Dispatch } from './batching-dispatcher.ts';
+import { BatchingDispatcher, MAX_BATCH_ITEMS, type DispatcherOptions } from './batching-dispatcher.ts';
 import type { BranchTransport } from './branch-transport.ts';
 import type { DecisionLog, DecisionRecord, DecisionState, FinalDecisionState } from './decision-log.ts';
 import { RecentMap } from './recent-map.ts';
 import { requestHash } from './request-hash.ts';
+import { Scheduler, type SchedulerOptions } from './scheduler.ts';
 import { ServiceRegistry } from './service-registry.ts';
+import { validateServiceTimeouts, type ServiceTimeouts } from './service-timeouts.ts';
 
 /** The subset of a pino/fastify logger the manager uses. */
 export interface ManagerLogger {
@@ -55,6 +57,10 @@ export interface TransactionManagerOptions {
   /** Finished transactions kept in memory for GET (older ones are answered from the log). */
   recentLimit?: number;
   maxBatchItems?: number;
+  /** false: one item per request, no window (naive mode for comparison). Other dispatcher knobs too. */
+  batching?: boolean | DispatcherOptions;
+  /** false: every prepare leaves at once and nothing is refused as overloaded (resource-blind). */
+  scheduler?: boolean | SchedulerOptions;
   maxPrepareAttempts?: number;
   prepareBackoff?: BackoffPolicy;
   deliveryBackoff?: BackoffPolicy;
@@ -62,6 +68,17 @@ export interface TransactionManagerOptions {
   deliveryTimeoutMs?: number;
   /** Failed deliveries of one branch between two warn lines. */
   warnEvery?: number;
+  /** Per-service phase timeouts; a service's prepareTimeoutMs tightens (never extends) the transaction's. */
+  serviceTimeouts?: ServiceTimeouts;
+  /** A branch whose commit/rollback is unacknowledged this long after the decision is listed as in doubt. Default 10 000. */
+  inDoubtAfterMs?: number;
+  /** How often finished decision records are pruned from the log. Default 5 000; 0 turns pruning off. */
+  pruneIntervalMs?: number;
+  /**
+   * How long a finished record with an idempotencyKey is kept, so that a retry gets the first outcome.
+   * A retry after this window runs as a new transaction. Default 3 600 000 (one hour).
+   */
+  idempotencyRetentionMs?: number;
   random?: () => number;
   /**
    * Called when the decision log fails to force a record. The write may still have reached the disk,
@@ -77,6 +94,18 @@ function stopProcess(err: unknown, txId: string): void {
   process.exit(70);
 }
 
+/** One branch whose outcome has not been acknowledged for longer than the in-doubt threshold. */
+export interface InDoubtBranch {
+  txId: string;
+  service: string;
+  action: 'commit' | 'rollback';
+  /** Since the decision. */
+  ageMs: number;
+  attempts: number;
+  lastError?: string;
+  sidecarUrl?: string;
+}
+
 export interface ManagerStats {
   committed: number;
   aborted: number;
@@ -85,8 +114,18 @@ export interface ManagerStats {
   logRecords: number;
   batchesSent: number;
   itemsSent: number;
+  /** New transactions refused with TXM_OVERLOADED by the scheduler. */
+  refusedOverloaded: number;
+  schedulerEnabled: boolean;
   recovered: number;
+  /** Branches in doubt right now (unacknowledged past inDoubtAfterMs). */
+  inDoubt: number;
+  /** Finished decision records deleted from the log since start. */
+  logPruned: number;
 }
+
+export const DEFAULT_PRUNE_INTERVAL_MS = 5_000;
+export const DEFAULT_IDEMPOTENCY_RETENTION_MS = 3_600_000;
 
 interface Branch {
   service: string;
@@ -97,6 +136,10 @@ interface Branch {
   attempts: number;
   /** Answered `no` itself: it never prepared, so it needs no rollback. */
   refused: boolean;
+  /** Commit/rollback sent and not yet acknowledged. */
+  delivering?: boolean;
+  /** Why the latest commit/rollback attempt failed. */
+  lastError?: string;
 }
 
 interface LiveTx {
@@ -132,6 +175,7 @@ export class TransactionManager {
   readonly #log: DecisionLog;
   readonly #dispatcher: BatchingDispatcher;
   readonly #registry: ServiceRegistry;
+  readonly #scheduler: Scheduler;
   readonly #logger: ManagerLogger;
   readonly #onLogFailure: (err: unknown, txId: string) => void;
   readonly #defaultTimeoutMs: number;
@@ -140,6 +184,11 @@ export class TransactionManager {
   readonly #prepareBackoff: BackoffPolicy;
   readonly #deliveryBackoff: BackoffPolicy;
   readonly #deliveryTimeoutMs: number;
+  readonly #serviceTimeouts: ServiceTimeouts;
+  readonly #inDoubtAfterMs: number;
+  readonly #idempotencyRetentionMs: number;
+  readonly #pruneTimer: NodeJS.Timeout | undefined;
+  #pruned = 0;
   readonly #warnEvery: number;
   readonly #random: () => number;
   /** Undecided or still delivering: bounded by load, not by history. */
@@ -162,8 +211,14 @@ export class TransactionManager {
     this.shard = options.shard;
     this.shards = options.shards;
     this.#log = options.log;
-    this.#dispatcher = new BatchingDispatcher(options.transport, options.maxBatchItems ?? MAX_BATCH_ITEMS);
-    this.#registry = new ServiceRegistry(options.log);
+    this.#scheduler = new Scheduler(typeof options.scheduler === 'object' ? options.scheduler : { enabled: options.scheduler ?? true });
+    this.#registry = new ServiceRegistry(options.log, this.#scheduler);
+    const batching = typeof options.batching === 'object' ? options.batching : { batching: options.batching ?? true };
+    this.#dispatcher = new BatchingDispatcher(options.transport, {
+      maxBatchItems: options.maxBatchItems ?? MAX_BATCH_ITEMS,
+      ...batching,
+      onReport: (service, report) => this.#registry.noteReport(service, report),
+    });
     this.#logger = options.logger ?? noopLogger;
     this.#onLogFailure = options.onLogFailure ?? stopProcess;
     this.#defaultTimeoutMs = options.defaultTimeoutMs ?? 5000;
@@ -172,6 +227,19 @@ export class TransactionManager {
     this.#prepareBackoff = options.prepareBackoff ?? PREPARE_BACKOFF;
     this.#deliveryBackoff = options.deliveryBackoff ?? DELIVERY_BACKOFF;
     this.#deliveryTimeoutMs = options.deliveryTimeoutMs ?? 5000;
+    this.#serviceTimeouts = validateServiceTimeouts(options.serviceTimeouts ?? {});
+    this.#inDoubtAfterMs = options.inDoubtAfterMs ?? 10_000;
+    if (!Number.isInteger(this.#inDoubtAfterMs) || this.#inDoubtAfterMs < 0) throw new RangeError(`inDoubtAfterMs must be a non-negative integer: ${this.#inDoubtAfterMs}`);
+    this.#idempotencyRetentionMs = options.idempotencyRetentionMs ?? DEFAULT_IDEMPOTENCY_RETENTION_MS;
+    if (!Number.isInteger(this.#idempotencyRetentionMs) || this.#idempotencyRetentionMs < 0) {
+      throw new RangeError(`idempotencyRetentionMs must be a non-negative integer: ${this.#idempotencyRetentionMs}`);
+    }
+    const pruneIntervalMs = options.pruneIntervalMs ?? DEFAULT_PRUNE_INTERVAL_MS;
+    if (!Number.isInteger(pruneIntervalMs) || pruneIntervalMs < 0) throw new RangeError(`pruneIntervalMs must be a non-negative integer: ${pruneIntervalMs}`);
+    if (pruneIntervalMs > 0) {
+      this.#pruneTimer = setInterval(() => this.pruneFinished(), pruneIntervalMs);
+      this.#pruneTimer.unref();
+    }
     this.#warnEvery = options.warnEvery ?? 10;
     this.#random = options.random ?? Math.random;
     this.#recent = new RecentMap(options.recentLimit ?? 10_000);
@@ -180,6 +248,14 @@ export class TransactionManager {
   // ------------------------------------------------------------------ registry
 
   registerService(request: RegisterServiceRequest): RegisterServiceResponse {
+    if ((request.shard !== undefined && request.shard !== this.shard) || (request.shards !== undefined && request.shards !== this.shards)) {
+      // The sender is configured for another shard or another cluster: registering it would send this
+      // shard's branches to a service that does not belong to it.
+      throw new TxmeshError(
+        'TXM_WRONG_SHARD',
+        `the sidecar of ${request.service} expects shard ${request.shard ?? '?'} of ${request.shards ?? '?'}, this is shard ${this.shard} of ${this.shards}: check its coordinator URL list`,
+      );
+    }
     this.#registry.register(request);
     return { shard: this.shard, shards: this.shards, heartbeatMs: this.#heartbeatMs };
   }
@@ -229,6 +305,11 @@ export class TransactionManager {
   #checkServices(request: BeginTransactionRequest): void {
     const unknown = request.participants.map((p) => p.service).filter((s) => !this.#registry.has(s));
     if (unknown.length > 0) throw new TxmeshError('TXM_UNKNOWN_SERVICE', unknown.join(', '));
+    // Refused before anything is sent or locked, rather than timing out later while holding locks.
+    this.#scheduler.admit(
+      request.participants.map((p) => p.service),
+      request.timeoutMs ?? this.#defaultTimeoutMs,
+    );
   }
 
   async #run(request: BeginTransactionRequest, hash: string | undefined): Promise<TransactionResult> {
@@ -249,7 +330,13 @@ export class TransactionManager {
       decided: false,
     };
     this.#active.set(tx.txId, tx);
-    const votes = tx.branches.map((branch) => this.#prepare(tx, branch, deadline));
+    crashPoint(CrashPoints.COORDINATOR_BEFORE_PREPARES_SENT);
+    const votes: Promise<VoteOutcome>[] = new Array(tx.branches.length);
+    // The prepare expected to take longest leaves first, so the slowest branch starts as early as possible.
+    for (const i of this.#slowestFirst(tx.branches)) {
+      const branch = tx.branches[i]!;
+      votes[i] = this.#prepare(tx, branch, this.#prepareDeadline(branch.service, createdAt, deadline, request.prepareTimeoutMs));
+    }
     const verdict = await this.#countVotes(tx, votes, deadline);
     tx.decided = true;
     const keyed = request.idempotencyKey !== undefined ? { key: request.idempotencyKey, hash: hash ?? requestHash(request) } : undefined;
@@ -257,35 +344,61 @@ export class TransactionManager {
     return this.#abort(tx, verdict.reason, keyed);
   }
 
-  /** Sends a prepare and retries transient failures; the promise never rejects. */
+  /**
+   * The moment this branch's vote must be in: the transaction deadline, tightened by the request's
+   * prepareTimeoutMs and by the service's own. A vote still missing then counts as "no" (TIMEOUT).
+   */
+  #prepareDeadline(service: string, createdAt: number, txDeadline: number, requestPrepareMs: number | undefined): number {
+    let deadline = txDeadline;
+    if (requestPrepareMs !== undefined) deadline = Math.min(deadline, createdAt + requestPrepareMs);
+    const own = this.#serviceTimeouts[service]?.prepareTimeoutMs;
+    if (own !== undefined) deadline = Math.min(deadline, createdAt + own);
+    return deadline;
+  }
+
+  #slowestFirst(branches: readonly Branch[]): number[] {
+    const order = branches.map((_, i) => i);
+    // Resource-blind (scheduler off): request order.
+    if (branches.length < 2 || !this.#scheduler.enabled) return order;
+    const expected = branches.map((b) => this.#scheduler.expectedLatencyMs(b.service) ?? 0);
+    return order.sort((a, b) => expected[b]! - expected[a]!);
+  }
+
+  /**
+   * Sends a prepare and retries transient failures; the promise never rejects. Each attempt first waits
+   * for a slot of the service's scheduler lane (oldest transaction first); the slot's latency feeds the
+   * service's adaptive limit.
+   */
   #prepare(tx: LiveTx, branch: Branch, deadline: number): Promise<VoteOutcome> {
-    const attempt = (): Dispatch | undefined => {
-      const sidecarUrl = this.#registry.sidecarUrl(branch.service);
-      if (sidecarUrl === undefined) return undefined;
-      branch.attempts += 1;
-      const item = { action: BranchAction.PREPARE, txId: tx.txId, service: branch.service, operations: branch.operations, deadline };
-      return this.#dispatcher.submit(sidecarUrl, item, Math.max(1, deadline - Date.now()));
-    };
-    const first = attempt();
+    const withdrawn = (): boolean => tx.decided || this.#closing || Date.now() >= deadline;
     return (async (): Promise<VoteOutcome> => {
-      let current = first;
       let lastReason = 'UNREACHABLE';
       for (let n = 1; ; n++) {
+        const release = await this.#scheduler.acquire(branch.service, tx.createdAt, withdrawn);
+        // Withdrawn while queued: nothing was sent for this attempt.
+        if (!release) return { vote: Vote.NONE, reason: tx.decided || this.#closing ? lastReason : 'TIMEOUT' };
+        const sentAt = performance.now();
+        let answered = false;
         try {
-          if (!current) throw new Error(`no sidecar address known for ${branch.service}`);
-          const result = await current.result;
+          const sidecarUrl = this.#registry.sidecarUrl(branch.service);
+          if (sidecarUrl === undefined) throw new Error(`no sidecar address known for ${branch.service}`);
+          branch.attempts += 1;
+          const item = { action: BranchAction.PREPARE, txId: tx.txId, service: branch.service, operations: branch.operations, deadline };
+          const result = await this.#dispatcher.submit(sidecarUrl, item, Math.max(1, deadline - Date.now())).result;
+          answered = true;
           if (result.status === 'ok') return { vote: Vote.YES };
           if (result.status === 'no') return { vote: Vote.NO, reason: result.reason ?? 'REFUSED' };
           lastReason = result.reason ?? 'ERROR';
         } catch (err) {
           lastReason = err instanceof Error && err.name === 'TransportTimeoutError' ? 'TIMEOUT' : reasonOf(err);
+        } finally {
+          release(performance.now() - sentAt, answered);
         }
         if (tx.decided || this.#closing || n >= this.#maxPrepareAttempts) break;
         const wait = backoffDelayMs(this.#prepareBackoff, n, this.#random);
         if (Date.now() + wait >= deadline) return { vote: Vote.NONE, reason: 'TIMEOUT' };
         await this.#sleep(wait);
         if (tx.decided || this.#closing) break;
-        current = attempt();
       }
       return { vote: Vote.NONE, reason: lastReason };
     })();
@@ -324,6 +437,7 @@ export class TransactionManager {
             branch.state = BranchState.PREPARED;
             yes += 1;
             if (yes === votes.length) finish({ commit: true });
+            else crashPoint(CrashPoints.COORDINATOR_BETWEEN_VOTES);
             return;
           }
           branch.state = BranchState.VOTED_NO;
@@ -433,7 +547,15 @@ export class TransactionManager {
   #deliver(tx: LiveTx, action: typeof BranchAction.COMMIT | typeof BranchAction.ROLLBACK): void {
     // Rollback goes to every branch that did not itself refuse: a timed-out one may have prepared late.
     const targets = action === BranchAction.COMMIT ? tx.branches : tx.branches.filter((b) => !b.refused);
-    const delivery = Promise.all(targets.map((b) => this.#deliverBranch(tx, b, action))).then((acked) => {
+    for (const b of targets) b.delivering = true;
+    let acks = 0;
+    const deliverOne = async (b: Branch): Promise<boolean> => {
+      const acked = await this.#deliverBranch(tx, b, action);
+      b.delivering = false;
+      if (acked && action === BranchAction.COMMIT && ++acks === 1 && targets.length > 1) crashPoint(CrashPoints.COORDINATOR_MID_FANOUT);
+      return acked;
+    };
+    const delivery = Promise.all(targets.map(deliverOne)).then((acked) => {
       if (!acked.every(Boolean)) return;
       const final: FinalDecisionState = action === BranchAction.COMMIT ? 'COMMITTED' : 'ABORTED';
       tx.state = final === 'COMMITTED' ? TxState.COMMITTED : TxState.ABORTED;
@@ -457,7 +579,8 @@ export class TransactionManager {
         failure = 'no sidecar address known';
       } else {
         try {
-          const result = await this.#dispatcher.submit(sidecarUrl, { action, txId: tx.txId, service: branch.service }, this.#deliveryTimeoutMs).result;
+          const timeoutMs = this.#serviceTimeouts[branch.service]?.deliveryTimeoutMs ?? this.#deliveryTimeoutMs;
+          const result = await this.#dispatcher.submit(sidecarUrl, { action, txId: tx.txId, service: branch.service }, timeoutMs).result;
           if (result.status === 'ok') {
             branch.state = action === BranchAction.COMMIT ? BranchState.COMMITTED : BranchState.ROLLED_BACK;
             return true;
@@ -467,6 +590,7 @@ export class TransactionManager {
           failure = reasonOf(err);
         }
       }
+      branch.lastError = failure;
       if (this.#closing) return false;
       if (n % this.#warnEvery === 0) {
         this.#logger.warn({ txId: tx.txId, service: branch.service, action, attempts: n, failure }, 'branch has not acknowledged the outcome yet; still retrying');
@@ -615,8 +739,63 @@ export class TransactionManager {
       logRecords: log.records,
       batchesSent: sent.batchesSent,
       itemsSent: sent.itemsSent,
+      refusedOverloaded: this.#scheduler.stats().refusedOverloaded,
+      schedulerEnabled: this.#scheduler.enabled,
       recovered: this.#recovered,
+      inDoubt: this.inDoubt().length,
+      logPruned: this.#pruned,
     };
+  }
+
+  /**
+   * Branches whose commit/rollback has been unacknowledged for at least `olderThanMs` (default
+   * inDoubtAfterMs) since the decision, oldest first. Delivery keeps retrying them meanwhile.
+   */
+  inDoubt(olderThanMs: number = this.#inDoubtAfterMs, now: number = Date.now()): InDoubtBranch[] {
+    const out: InDoubtBranch[] = [];
+    for (const tx of this.#active.values()) {
+      if (tx.decidedAt === undefined || tx.state === TxState.PREPARING) continue;
+      const ageMs = now - tx.decidedAt;
+      if (ageMs < olderThanMs) continue;
+      for (const b of tx.branches) {
+        if (!b.delivering) continue;
+        const entry: InDoubtBranch = {
+          txId: tx.txId,
+          service: b.service,
+          action: tx.outcome === Outcome.COMMITTED ? 'commit' : 'rollback',
+          ageMs,
+          attempts: b.attempts,
+        };
+        if (b.lastError !== undefined) entry.lastError = b.lastError;
+        const sidecarUrl = this.#registry.sidecarUrl(b.service);
+        if (sidecarUrl !== undefined) entry.sidecarUrl = sidecarUrl;
+        out.push(entry);
+      }
+    }
+    return out.sort((a, b) => b.ageMs - a.ageMs);
+  }
+
+  /**
+   * Deletes finished records from the log: unkeyed ones at once (nobody can ask for them by key, and
+   * every branch acknowledged, so none will ask for the decision), keyed ones after the retention
+   * window. A pruned transaction then answers GET with TXM_TX_NOT_FOUND and /decision with abort:
+   * safe, because no branch of it is prepared anywhere any more (see docs/design.md, Recovery).
+   */
+  pruneFinished(now: number = Date.now()): number {
+    if (this.#closing) return 0;
+    try {
+      const { deleted } = this.#log.prune({ unkeyedDoneBefore: now, keyedDoneBefore: now - this.#idempotencyRetentionMs });
+      this.#pruned += deleted;
+      return deleted;
+    } catch (err) {
+      // Pruning is housekeeping: a failure leaves the records for the next round.
+      this.#logger.warn({ err: reasonOf(err) }, 'pruning finished decision records failed; retrying at the next interval');
+      return 0;
+    }
+  }
+
+  get inDoubtAfterMs(): number {
+    return this.#inDoubtAfterMs;
   }
 
   get inFlight(): number {
@@ -635,6 +814,7 @@ export class TransactionManager {
   close(): void {
     if (this.#closing) return;
     this.#closing = true;
+    if (this.#pruneTimer) clearInterval(this.#pruneTimer);
     for (const sleep of this.#sleeps) {
       clearTimeout(sleep.timer);
       sleep.wake();

@@ -22,6 +22,7 @@ CREATE TABLE IF NOT EXISTS txm_branches (
   decided_at INTEGER
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS txm_branches_prepared ON txm_branches (prepared_at) WHERE state = 'prepared';
+CREATE INDEX IF NOT EXISTS txm_branches_finished ON txm_branches (decided_at) WHERE state <> 'prepared';
 CREATE TABLE IF NOT EXISTS txm_barrier (
   tx_id TEXT NOT NULL,
   op_index INTEGER NOT NULL,
@@ -35,6 +36,9 @@ CREATE TABLE IF NOT EXISTS txm_locks (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS txm_locks_by_tx ON txm_locks (tx_id);
 `;
+
+const PRUNE_BATCH = 1000;
+const MAX_PRUNE_BATCHES = 100;
 
 export type BranchRowState = 'prepared' | 'voted_no' | 'committed' | 'rolled_back';
 export type HookPhase = 'prepare' | 'commit' | 'rollback';
@@ -68,6 +72,10 @@ export class BarrierStore {
   private readonly deleteLocksStmt: Database.Statement<[string]>;
   private readonly allLocksStmt: Database.Statement<[], { key: string; tx_id: string }>;
   private readonly preparedStmt: Database.Statement<[], { tx_id: string; prepared_at: number }>;
+  private readonly finishedStmt: Database.Statement<[number, number], { tx_id: string }>;
+  private readonly deleteBarrierStmt: Database.Statement<[string]>;
+  private readonly deleteBranchStmt: Database.Statement<[string]>;
+  private readonly pruneTx: Database.Transaction<(before: number) => number>;
 
   constructor(db: Database.Database) {
     db.exec(SCHEMA);
@@ -83,6 +91,20 @@ export class BarrierStore {
     this.deleteLocksStmt = db.prepare('DELETE FROM txm_locks WHERE tx_id = ?');
     this.allLocksStmt = db.prepare('SELECT key, tx_id FROM txm_locks ORDER BY key');
     this.preparedStmt = db.prepare(`SELECT tx_id, prepared_at FROM txm_branches WHERE state = 'prepared' ORDER BY prepared_at`);
+    // Finished = decided (committed, rolled back) or refused; a prepared branch is never pruned.
+    this.finishedStmt = db.prepare(
+      `SELECT tx_id FROM txm_branches WHERE state <> 'prepared' AND decided_at IS NOT NULL AND decided_at <= ? LIMIT ?`,
+    );
+    this.deleteBarrierStmt = db.prepare('DELETE FROM txm_barrier WHERE tx_id = ?');
+    this.deleteBranchStmt = db.prepare('DELETE FROM txm_branches WHERE tx_id = ?');
+    this.pruneTx = db.transaction((before: number) => {
+      const ids = this.finishedStmt.all(before, PRUNE_BATCH);
+      for (const { tx_id } of ids) {
+        this.deleteBarrierStmt.run(tx_id);
+        this.deleteBranchStmt.run(tx_id);
+      }
+      return ids.length;
+    });
   }
 
   branch(txId: string): BranchRecord | undefined {
@@ -129,6 +151,20 @@ export class BarrierStore {
 
   allLocks(): { key: string; txId: string }[] {
     return this.allLocksStmt.all().map((row) => ({ key: row.key, txId: row.tx_id }));
+  }
+
+  /**
+   * Deletes finished branches decided at or before `before`, with their barrier rows, in bounded
+   * batches (each its own short transaction). Returns how many branches went.
+   */
+  pruneFinished(before: number): number {
+    let deleted = 0;
+    for (let batch = 0; batch < MAX_PRUNE_BATCHES; batch++) {
+      const n = this.pruneTx.immediate(before);
+      deleted += n;
+      if (n < PRUNE_BATCH) break;
+    }
+    return deleted;
   }
 
   preparedBranches(): { txId: string; preparedAt: number }[] {

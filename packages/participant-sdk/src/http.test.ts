@@ -4,7 +4,7 @@ import { test, type TestContext } from 'node:test';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { request } from 'undici';
 import { PROTOCOL_VERSION, TxmeshError, newTxId, shardForIdempotencyKey, type TransactionResult } from '@txmesh/protocol';
-import { createTxmeshClient } from './txmesh-client.ts';
+import { RetryLaterError, createTxmeshClient } from './txmesh-client.ts';
 import { addStock, prepare, reserveOp, startParticipant, txId } from './test-support.ts';
 
 async function listen(t: TestContext, app: FastifyInstance): Promise<string> {
@@ -78,7 +78,7 @@ test('routes also mount through app.register', async (t) => {
 });
 
 /** A coordinator stand-in: records what arrives and answers what the test says. */
-async function fakeCoordinator(t: TestContext, shard: number, answer: (body: unknown) => { status: number; body: unknown; raw?: boolean }) {
+async function fakeCoordinator(t: TestContext, shard: number, answer: (body: unknown) => { status: number; body: unknown; raw?: boolean; headers?: Record<string, string> }) {
   const seen: { method: string; url: string; body: unknown }[] = [];
   const app = Fastify();
   const reply = (req: { method: string; url: string; body: unknown }) => {
@@ -88,6 +88,7 @@ async function fakeCoordinator(t: TestContext, shard: number, answer: (body: unk
   app.post('/v1/transactions', async (req, res) => {
     const a = reply(req);
     if (a.raw) return res.status(a.status).type('text/html').send(String(a.body));
+    if (a.headers) void res.headers(a.headers);
     return res.status(a.status).send(a.body);
   });
   app.get('/v1/transactions/:txId', async (req, res) => {
@@ -194,4 +195,24 @@ test('client: a keyed transaction always goes to the shard that owns its key, ne
   const seenBefore = coordinators[1]!.seen.length;
   await assert.rejects(failover.transaction({ ...begin, idempotencyKey: keyOwnedBy0 }), (err: unknown) => err instanceof TxmeshError && err.code === 'TXM_COORDINATOR_UNREACHABLE');
   assert.equal(coordinators[1]!.seen.length, seenBefore);
+});
+
+test('client: a TXM_OVERLOADED refusal is sent again after Retry-After, a bounded number of times', async (t) => {
+  let refusals = 2;
+  const overloaded = { error: { code: 'TXM_OVERLOADED', message: 'saturated' } };
+  const shard = await fakeCoordinator(t, 0, () =>
+    refusals-- > 0
+      ? { status: 429, body: overloaded, headers: { 'retry-after': '0' } }
+      : { status: 200, body: { txId: newTxId(0), outcome: 'committed', participants: [], durationMs: 1 } },
+  );
+  const client = createTxmeshClient({ coordinatorUrls: [shard.url] });
+  t.after(() => client.close());
+  assert.equal((await client.transaction(begin)).outcome, 'committed');
+  assert.equal(shard.seen.length, 3, 'two refusals, then the accepted resend');
+
+  refusals = 5;
+  const impatient = createTxmeshClient({ coordinatorUrls: [shard.url], overloadRetries: 0 });
+  t.after(() => impatient.close());
+  await assert.rejects(impatient.transaction(begin), (err: unknown) => err instanceof RetryLaterError && err.code === 'TXM_OVERLOADED' && err.retryAfterMs === 0);
+  assert.equal(shard.seen.length, 4, 'no resend when overloadRetries is 0');
 });

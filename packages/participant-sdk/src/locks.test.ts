@@ -86,7 +86,8 @@ test('a lock wait longer than lockWaitMs votes LOCK_TIMEOUT and leaves nothing l
 });
 
 test('waiters are served in arrival order', async (t) => {
-  const f = startParticipant(t, { lockWaitMs: 3000 });
+  // Younger waiters would give up after lockGraceMs under wait-die; this test is about queue order only.
+  const f = startParticipant(t, { lockWaitMs: 3000, lockGraceMs: 3000 });
   addStock(f.db, 'apple', 10);
   const [t1, t2, t3] = [txId(), txId(), txId()];
   assert.equal((await f.one(prepare(t1, [reserveOp('apple', 1)]))).status, 'ok');

@@ -10,11 +10,14 @@ import {
   type BranchBatchRequest,
   type BranchBatchResponse,
   type PreparedListResponse,
+  type ServiceUsage,
 } from '@txmesh/protocol';
 
 export interface BatchHandler {
   handleBatch(req: BranchBatchRequest): Promise<BranchBatchResponse>;
   preparedList(): PreparedListResponse;
+  usage?(): ServiceUsage | undefined;
+  stats?(): object;
 }
 
 export function mountParticipantRoutes(app: FastifyInstance, participant: BatchHandler): void {
@@ -26,5 +29,9 @@ export function mountParticipantRoutes(app: FastifyInstance, participant: BatchH
     });
     scope.post(Paths.PARTICIPANT_BATCH, async (request) => participant.handleBatch(validateBatchRequest(request.body)));
     scope.get(Paths.PARTICIPANT_PREPARED, async () => participant.preparedList());
+    // The sidecar asks when the service has been idle, so its report to the shards stays current.
+    scope.get(Paths.PARTICIPANT_USAGE, async () => participant.usage?.() ?? { at: Date.now() });
+    // Write transactions (= fsyncs) so far, for the benchmark's fsyncs per transaction.
+    scope.get(Paths.PARTICIPANT_STATS, async () => participant.stats?.() ?? {});
   });
 }

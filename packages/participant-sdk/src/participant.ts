@@ -26,13 +26,16 @@ import {
   type BranchItemResult,
   type OperationSpec,
   type PreparedListResponse,
+  type ServiceUsage,
 } from '@txmesh/protocol';
 import { BarrierStore, type BranchRecord, type HookPhase } from './barrier-store.ts';
 import { LockManager, LockWaitError, type LockFailure } from './lock-manager.ts';
 import { BusinessRefusal, type HookContext, type OperationHandlers } from './operation.ts';
 import { mountParticipantRoutes } from './participant-routes.ts';
+import { resolveBranchRetention, type BranchRetention, type BranchRetentionOptions } from './branch-retention.ts';
+import { ResourceUsageMeter } from './resource-usage.ts';
 
-export interface ParticipantOptions {
+export interface ParticipantOptions extends BranchRetentionOptions {
   service: string;
   db: Database.Database;
   operations: Record<string, OperationHandlers<any>>;
@@ -45,6 +48,20 @@ export interface ParticipantOptions {
   lockGraceMs?: number;
   /** Where unexpected hook failures are reported; default: one JSON line on stderr. */
   log?: (entry: Record<string, unknown>) => void;
+  /**
+   * Default true: measure this process (CPU against its cgroup quota, memory, event-loop delay) and attach
+   * the figures to batch answers, for the sidecar's resource report.
+   */
+  resourceUsage?: boolean;
+}
+
+/** Write transactions on the service database: each is one fsync, however many branches it carries. */
+export interface ParticipantStats {
+  batches: number;
+  prepareTransactions: number;
+  preparesWritten: number;
+  decisionTransactions: number;
+  decisionsWritten: number;
 }
 
 export interface Participant {
@@ -52,6 +69,11 @@ export interface Participant {
   routes(app: FastifyInstance): void;
   handleBatch(req: BranchBatchRequest): Promise<BranchBatchResponse>;
   preparedList(): PreparedListResponse;
+  /** This process's usage figures (also attached to every batch answer). */
+  usage(): ServiceUsage | undefined;
+  stats(): ParticipantStats;
+  /** Deletes finished branch rows older than the retention (also run every branchPruneIntervalMs). */
+  pruneFinishedBranches(now?: number): number;
   close(): void;
 }
 
@@ -149,6 +171,10 @@ class ParticipantImpl implements Participant {
   private readonly inTransaction: Database.Transaction<(fn: () => void) => void>;
   private readonly inSavepoint: Database.Transaction<(fn: () => void) => void>;
   private closed = false;
+  private readonly retention: BranchRetention;
+  private pruneTimer: NodeJS.Timeout | undefined;
+  private readonly meter: ResourceUsageMeter | undefined;
+  private readonly counters: ParticipantStats = { batches: 0, prepareTransactions: 0, preparesWritten: 0, decisionTransactions: 0, decisionsWritten: 0 };
 
   constructor(options: ParticipantOptions) {
     if (!isValidName(options.service)) throw new TypeError(`service must be a service name, got ${JSON.stringify(options.service)}`);
@@ -161,28 +187,60 @@ class ParticipantImpl implements Participant {
       throw new TypeError(`lockGraceMs must be an integer from 0 to ${MAX_TIMER_MS}, got ${lockGraceMs}`);
     }
     this.lockGraceMs = lockGraceMs;
+    this.retention = resolveBranchRetention(options);
     this.service = options.service;
     this.db = options.db;
     this.operations = options.operations;
     this.lockWaitMs = lockWaitMs;
     this.log = options.log ?? ((entry) => process.stderr.write(`${JSON.stringify({ component: 'participant-sdk', service: this.service, ...entry })}\n`));
     this.store = new BarrierStore(this.db);
+    if (options.resourceUsage ?? true) this.meter = new ResourceUsageMeter();
     this.inTransaction = this.db.transaction((fn: () => void) => fn());
     this.inSavepoint = this.db.transaction((fn: () => void) => fn());
     // Prepared-undecided branches get their locks back before the service takes any traffic.
     for (const { key, txId } of this.store.allLocks()) this.locks.hold(key, txId);
+    if (this.retention.pruneIntervalMs > 0) {
+      this.pruneTimer = setInterval(() => this.pruneFinishedBranches(), this.retention.pruneIntervalMs);
+      this.pruneTimer.unref();
+    }
   }
 
   /** Bound, so it can be handed over as a plugin: app.register(participant.routes). */
   readonly routes = (app: FastifyInstance): void => mountParticipantRoutes(app, this);
 
+  usage(): ServiceUsage | undefined {
+    return this.meter?.sample();
+  }
+
+  stats(): ParticipantStats {
+    return { ...this.counters };
+  }
+
   preparedList(): PreparedListResponse {
     return { service: this.service, prepared: this.store.preparedBranches() };
   }
 
+  pruneFinishedBranches(now: number = Date.now()): number {
+    if (this.closed) return 0;
+    try {
+      return this.store.pruneFinished(now - this.retention.retentionMs);
+    } catch (err) {
+      // Housekeeping only: the rows stay until the next round.
+      this.log({ event: 'branch-prune-failed', error: messageOf(err) });
+      return 0;
+    }
+  }
+
+  /** A prepare whose deadline passed (beyond the clock-skew allowance) must not run. */
+  private deadlinePassed(deadline: number | undefined, now: number): boolean {
+    return deadline !== undefined && deadline + this.retention.clockSkewAllowanceMs <= now;
+  }
+
   close(): void {
     this.closed = true;
+    if (this.pruneTimer) clearInterval(this.pruneTimer);
     this.locks.cancelAll();
+    this.meter?.close();
   }
 
   async handleBatch(req: BranchBatchRequest): Promise<BranchBatchResponse> {
@@ -200,7 +258,11 @@ class ParticipantImpl implements Participant {
     });
     if (decisions.length > 0) this.runDecisions(req.items, decisions, results);
     if (prepares.length > 0) await this.runPrepares(req.items, prepares, results);
-    return { protocolVersion: PROTOCOL_VERSION, results };
+    this.counters.batches += 1;
+    const response: BranchBatchResponse = { protocolVersion: PROTOCOL_VERSION, results };
+    const usage = this.meter?.sample();
+    if (usage) response.usage = usage;
+    return response;
   }
 
   // ------------------------------------------------------------ commit / rollback
@@ -211,6 +273,8 @@ class ParticipantImpl implements Participant {
       this.inTransaction.immediate(() => {
         for (const i of indices) answers.set(i, this.decideOne(items[i]!));
       });
+      this.counters.decisionTransactions += 1;
+      this.counters.decisionsWritten += indices.length;
     } catch (err) {
       this.log({ event: 'decision-transaction-failed', error: messageOf(err) });
       for (const i of indices) results[i] = result(items[i]!, ItemStatus.ERROR, 'TXM_INTERNAL', messageOf(err));
@@ -252,7 +316,11 @@ class ParticipantImpl implements Participant {
         if (!row) this.store.recordRolledBackUnprepared(item.txId, now);
         else if (row.state === 'voted_no') this.store.touchDecided(item.txId, now);
         else if (row.state === 'committed') {
-          answer = result(item, ItemStatus.ERROR, ItemReasons.ALREADY_COMMITTED, `branch ${item.txId} already committed here`);
+          // Only a stale look-up can ask this: the shard pruned the finished COMMIT record (every branch
+          // had acknowledged) and now presumes abort. The commit stands; acknowledging lets the asker
+          // drop its leftover record instead of retrying forever.
+          this.log({ event: 'rollback-after-commit-ignored', txId: item.txId });
+          answer = result(item, ItemStatus.OK, ItemReasons.ALREADY_COMMITTED, `branch ${item.txId} already committed here; nothing rolled back`);
         } else if (row.state === 'prepared') {
           this.runDecisionHooks('rollback', row, now);
           this.store.recordDecided(item.txId, 'rolled_back', now);
@@ -360,12 +428,12 @@ class ParticipantImpl implements Participant {
     const stored = this.store.branch(item.txId);
     if (stored) work.answer = answerFromStored(item.txId, stored);
     else if (work.operations.length === 0) work.refusal = { reason: 'TXM_BAD_REQUEST', message: 'prepare carries no operations' };
-    else if (work.deadline !== undefined && work.deadline <= Date.now()) work.refusal = { reason: ItemReasons.DEADLINE_PASSED };
+    else if (this.deadlinePassed(work.deadline, Date.now())) work.refusal = { reason: ItemReasons.DEADLINE_PASSED };
     else work.refusal = this.parseOperations(work);
 
     let acquisition = Promise.resolve();
     if (!work.answer && !work.refusal) {
-      const budget = Math.min(this.lockWaitMs, work.deadline === undefined ? Infinity : work.deadline - Date.now());
+      const budget = Math.min(this.lockWaitMs, work.deadline === undefined ? Infinity : work.deadline + this.retention.clockSkewAllowanceMs - Date.now());
       acquisition = this.locks.acquireAll(work.keys, work.txId, budget, this.lockGraceMs);
     }
     work.whenSettled = acquisition.then(
@@ -418,6 +486,8 @@ class ParticipantImpl implements Participant {
               if (holdsLocks) keep.add(w.txId);
             }
           });
+          this.counters.prepareTransactions += 1;
+          this.counters.preparesWritten += toRun.length;
           crashPoint(CrashPoints.PARTICIPANT_AFTER_PREPARE);
         } catch (err) {
           this.log({ event: 'prepare-transaction-failed', error: messageOf(err) });
@@ -443,7 +513,7 @@ class ParticipantImpl implements Participant {
       return { answer: result(item, ItemStatus.NO, reason, message), holdsLocks: false };
     };
     if (w.refusal) return refuse(w.refusal.reason, w.refusal.message);
-    if (w.deadline !== undefined && w.deadline <= now) return refuse(ItemReasons.DEADLINE_PASSED);
+    if (this.deadlinePassed(w.deadline, now)) return refuse(ItemReasons.DEADLINE_PASSED);
     if (w.lockFailure === 'timeout') return refuse(ItemReasons.LOCK_TIMEOUT, `a business key stayed locked for more than ${this.lockWaitMs} ms`);
     if (w.lockFailure === 'conflict') {
       return refuse(ItemReasons.LOCK_CONFLICT, 'another transaction holds a business key this branch needs (wait-die); retry the transaction');

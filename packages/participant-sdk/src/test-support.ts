@@ -147,7 +147,7 @@ export interface Fixture {
   one(item: BranchItem): Promise<BranchItemResult>;
 }
 
-export function startParticipant(t: TestContext, options: { file?: string; lockWaitMs?: number } = {}): Fixture {
+export function startParticipant(t: TestContext, options: { file?: string; lockWaitMs?: number; lockGraceMs?: number } = {}): Fixture {
   const db = openTempDatabase(t, options.file ?? tempDatabasePath(t));
   const calls = newCalls();
   const logs: Record<string, unknown>[] = [];
@@ -157,6 +157,7 @@ export function startParticipant(t: TestContext, options: { file?: string; lockW
     operations: inventoryOperations(db, calls),
     log: (entry) => logs.push(entry),
     ...(options.lockWaitMs !== undefined ? { lockWaitMs: options.lockWaitMs } : {}),
+    ...(options.lockGraceMs !== undefined ? { lockGraceMs: options.lockGraceMs } : {}),
   });
   t.after(() => participant.close());
   return {

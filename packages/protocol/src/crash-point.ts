@@ -7,6 +7,12 @@ const armed = new Set((process.env.TXMESH_CRASH_AT ?? '').split(',').map((s) => 
 let passesLeft = Number(process.env.TXMESH_CRASH_AFTER ?? '0') || 0;
 
 export const CrashPoints = {
+  /** Coordinator: transaction admitted, no prepare sent to anyone yet. */
+  COORDINATOR_BEFORE_PREPARES_SENT: 'coordinator.before-prepares-sent',
+  /** Coordinator: at least one yes vote counted, at least one vote still missing; nothing decided. */
+  COORDINATOR_BETWEEN_VOTES: 'coordinator.between-votes',
+  /** Coordinator: one branch acknowledged its commit, others not yet (fan-out half done). */
+  COORDINATOR_MID_FANOUT: 'coordinator.mid-fanout',
   /** Coordinator: COMMIT record is durable, no commit message sent yet. */
   COORDINATOR_AFTER_COMMIT_LOGGED: 'coordinator.after-commit-logged',
   /** Coordinator: prepares were sent, no decision yet. */

@@ -16,7 +16,7 @@ export const ErrorCodes = {
   TXM_DUPLICATE_PARTICIPANT: { status: 400, message: 'A service appears twice in participants: merge its operations into one entry.' },
   TXM_TOO_MANY_PARTICIPANTS: { status: 400, message: 'The transaction lists more participants than this coordinator allows: split it or raise maxParticipants.' },
   TXM_UNKNOWN_SERVICE: { status: 422, message: 'A participant names a service that has not registered: start its sidecar or correct the name.' },
-  TXM_BAD_TIMEOUT: { status: 400, message: 'timeoutMs must be an integer within the allowed range.' },
+  TXM_BAD_TIMEOUT: { status: 400, message: 'timeoutMs and prepareTimeoutMs must be integers within the allowed range (see the details).' },
   TXM_IDEMPOTENCY_CONFLICT: { status: 409, message: 'This idempotencyKey was already used for a different request body: use a new key for a new transaction.' },
   TXM_TX_NOT_FOUND: { status: 404, message: 'No transaction with this id is known to this shard; under presumed abort an unknown transaction did not commit.' },
   TXM_BAD_TX_ID: { status: 400, message: 'The transaction id is malformed: ids look like "<shard>-<time>-<random>".' },

@@ -60,7 +60,7 @@ function operation(value: unknown, where: string): OperationSpec {
 
 export function validateBeginRequest(body: unknown, limits: RequestLimits = DEFAULT_LIMITS): BeginTransactionRequest {
   if (!isPlainObject(body)) bad('body must be a JSON object');
-  const { participants, timeoutMs, idempotencyKey } = body;
+  const { participants, timeoutMs, prepareTimeoutMs, idempotencyKey } = body;
   if (participants === undefined || (Array.isArray(participants) && participants.length === 0)) {
     throw new TxmeshError('TXM_NO_PARTICIPANTS');
   }
@@ -87,6 +87,15 @@ export function validateBeginRequest(body: unknown, limits: RequestLimits = DEFA
       throw new TxmeshError('TXM_BAD_TIMEOUT', `timeoutMs must be an integer from ${limits.minTimeoutMs} to ${limits.maxTimeoutMs}`);
     }
     request.timeoutMs = timeoutMs;
+  }
+  if (prepareTimeoutMs !== undefined) {
+    if (
+      typeof prepareTimeoutMs !== 'number' || !Number.isInteger(prepareTimeoutMs) ||
+      prepareTimeoutMs < limits.minTimeoutMs || prepareTimeoutMs > limits.maxTimeoutMs
+    ) {
+      throw new TxmeshError('TXM_BAD_TIMEOUT', `prepareTimeoutMs must be an integer from ${limits.minTimeoutMs} to ${limits.maxTimeoutMs}`);
+    }
+    request.prepareTimeoutMs = prepareTimeoutMs;
   }
   if (idempotencyKey !== undefined) {
     if (typeof idempotencyKey !== 'string' || idempotencyKey.length === 0 || idempotencyKey.length > MAX_IDEMPOTENCY_KEY) {
@@ -139,6 +148,12 @@ export function validateRegisterRequest(body: unknown): RegisterServiceRequest {
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') bad('sidecarUrl must be an http(s) URL');
   const request: RegisterServiceRequest = { service: body.service, sidecarUrl: url.origin };
+  for (const field of ['shard', 'shards'] as const) {
+    const value = body[field];
+    if (value === undefined) continue;
+    if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > 100_000) bad(`${field} must be an integer from 0 to 100000`);
+    request[field] = value;
+  }
   if (body.report !== undefined) {
     if (!isPlainObject(body.report)) bad('report must be an object');
     const report: Record<string, number> = {};

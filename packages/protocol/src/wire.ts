@@ -27,10 +27,15 @@ export const Paths = {
   TRANSACTION_DECISION: '/v1/transactions/:txId/decision',
   SERVICES: '/v1/services',
   COORDINATOR_HEALTH: '/v1/health',
+  /** Branches whose commit/rollback has gone unacknowledged past the in-doubt threshold. */
+  IN_DOUBT: '/v1/in-doubt',
   SIDECAR_BATCH: '/txmesh/v1/batch',
   SIDECAR_HEALTH: '/txmesh/v1/health',
   PARTICIPANT_BATCH: '/txmesh/participant/v1/batch',
   PARTICIPANT_PREPARED: '/txmesh/participant/v1/prepared',
+  PARTICIPANT_USAGE: '/txmesh/participant/v1/usage',
+  PARTICIPANT_STATS: '/txmesh/participant/v1/stats',
+  SIDECAR_STATS: '/txmesh/v1/stats',
 } as const;
 
 export function transactionPath(txId: string): string {
@@ -58,6 +63,11 @@ export interface BeginTransactionRequest {
   participants: ParticipantSpec[];
   /** Whole-transaction deadline in ms from arrival; prepares not answered by then count as no. */
   timeoutMs?: number;
+  /**
+   * How long each participant has to vote, in ms from arrival (capped by timeoutMs and by the
+   * service's own prepareTimeoutMs at the coordinator); a vote not in by then means abort "TIMEOUT".
+   */
+  prepareTimeoutMs?: number;
   /** The same key always returns the first outcome and never runs the transaction twice. */
   idempotencyKey?: string;
 }
@@ -108,13 +118,44 @@ export interface DecisionAnswer {
 export interface ResourceReport {
   /** Epoch ms the figures were taken. */
   at: number;
+  /** The service's CPU use as a percentage of what it may use (100 = its whole cgroup quota or all cores). */
   cpuPercent?: number;
+  /** Cores the service may use: the cgroup quota, else the machine's available parallelism. */
+  cpuLimitCores?: number;
+  rssBytes?: number;
+  /** The container's memory limit; absent when there is none. */
+  memoryLimitBytes?: number;
+  /** The service's event-loop delay (p99 over the last period), as its participant SDK measured it. */
+  eventLoopDelayMs?: number;
+  /** Latency of requests to the service (proxied and batch calls) seen by the sidecar, from a histogram. */
+  latencyP50Ms?: number;
+  latencyP99Ms?: number;
+  /** Requests to the service in flight at the sidecar. */
+  inFlight?: number;
+  /** Epoch ms of the service's own usage figures (cpu, memory, loop delay); older than `at` when idle. */
+  usageAt?: number;
+}
+
+/** What a participant SDK measures of its own process and attaches to its batch answers. */
+export interface ServiceUsage {
+  at: number;
+  cpuPercent?: number;
+  cpuLimitCores?: number;
   rssBytes?: number;
   memoryLimitBytes?: number;
   eventLoopDelayMs?: number;
-  latencyP50Ms?: number;
-  latencyP99Ms?: number;
-  inFlight?: number;
+}
+
+/** The coordinator scheduler's view of one service (GET /v1/services). */
+export interface SchedulerView {
+  enabled: boolean;
+  /** Prepares this shard lets be in flight to the service at once. */
+  limit: number;
+  inFlight: number;
+  queued: number;
+  estimatedWaitMs: number;
+  latencyMs?: number;
+  bestLatencyMs?: number;
 }
 
 export interface RegisterServiceRequest {
@@ -122,6 +163,13 @@ export interface RegisterServiceRequest {
   /** Where the coordinator sends branch batches. */
   sidecarUrl: string;
   report?: ResourceReport;
+  /**
+   * The shard number and shard count the sender believes it is talking to. A shard refuses a mismatch
+   * (TXM_WRONG_SHARD), so a sidecar configured for another cluster, or one whose shard's port was taken by
+   * another process, can never steer this shard's branches to a service that is not its own.
+   */
+  shard?: number;
+  shards?: number;
 }
 
 export interface RegisterServiceResponse {
@@ -137,6 +185,7 @@ export interface ServiceView {
   registeredAt: number;
   lastSeenAt: number;
   report?: ResourceReport;
+  scheduler?: SchedulerView;
 }
 
 // ---------------------------------------------------------------- batches (coordinator → sidecar → service)
@@ -189,6 +238,8 @@ export interface BranchBatchResponse {
   results: BranchItemResult[];
   /** Piggybacked resource figures of the service behind the sidecar. */
   report?: ResourceReport;
+  /** Service → sidecar only: the service process's own usage figures. */
+  usage?: ServiceUsage;
 }
 
 /** What a participant service answers about branches it holds prepared but undecided. */

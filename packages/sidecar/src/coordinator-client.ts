@@ -7,6 +7,8 @@ const DECISIONS = new Set<string>(Object.values(Decision));
 
 export class CoordinatorClient {
   private readonly pools: Pool[];
+  /** Calls made to the shards: registrations, heartbeats and decision look-ups. */
+  requests = 0;
 
   constructor(coordinatorUrls: readonly string[], private readonly timeoutMs: number) {
     this.pools = coordinatorUrls.map((url) => new Pool(url, { connections: 4, keepAliveTimeout: 30_000 }));
@@ -18,6 +20,7 @@ export class CoordinatorClient {
 
   /** Registers (or re-registers, as a heartbeat) with one shard. Throws on any failure. */
   async register(shard: number, request: RegisterServiceRequest): Promise<void> {
+    this.requests += 1;
     const answer = await requestJson(this.pool(shard), 'POST', Paths.SERVICES, request, this.timeoutMs);
     if (answer.status < 200 || answer.status >= 300) {
       throw new Error(`shard ${shard} refused the registration with HTTP ${answer.status} ${errorCodeOf(answer.body) ?? ''}`.trim());
@@ -29,6 +32,7 @@ export class CoordinatorClient {
    * answer), so the caller leaves the branch for a later round.
    */
   async decision(shard: number, txId: string): Promise<Decision> {
+    this.requests += 1;
     const answer = await requestJson(this.pool(shard), 'GET', decisionPath(txId), undefined, this.timeoutMs);
     // Presumed abort: the deciding shard knowing nothing of the transaction means it did not commit.
     if (answer.status === 404 && errorCodeOf(answer.body) === 'TXM_TX_NOT_FOUND') return Decision.ABORT;

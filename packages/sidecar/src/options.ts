@@ -19,9 +19,18 @@ export interface SidecarOptions {
   inDoubtAfterMs?: number;
   /** How long a batch or prepared-list call to the service may take. */
   serviceTimeoutMs?: number;
+  /** How long a proxied ordinary request may wait for the service's answer before the caller gets a 502. */
+  proxyTimeoutMs?: number;
   /** How long a registration or decision call to a shard may take. */
   coordinatorTimeoutMs?: number;
   logLevel?: string;
+  /** false: each item of a coordinator batch goes to the service and the store on its own (naive mode). */
+  batching?: boolean;
+  /**
+   * Default true. false: the yes-vote records are written without an fsync (TXMESH_SIDECAR_FORCED_RECORDS=off);
+   * after a machine crash the in-doubt resolver finds such branches in the service's durable prepared list.
+   */
+  forcePreparedRecords?: boolean;
 }
 
 export type ResolvedOptions = Required<Omit<SidecarOptions, 'advertiseUrl'>> & { advertiseUrl: string | undefined };
@@ -61,7 +70,10 @@ export function resolveOptions(opts: SidecarOptions): ResolvedOptions {
     resolveIntervalMs: positiveInt(opts.resolveIntervalMs, 1000, 'resolveIntervalMs'),
     inDoubtAfterMs: positiveInt(opts.inDoubtAfterMs, 3000, 'inDoubtAfterMs'),
     serviceTimeoutMs: positiveInt(opts.serviceTimeoutMs, 30_000, 'serviceTimeoutMs'),
+    proxyTimeoutMs: positiveInt(opts.proxyTimeoutMs, 60_000, 'proxyTimeoutMs'),
     coordinatorTimeoutMs: positiveInt(opts.coordinatorTimeoutMs, 5000, 'coordinatorTimeoutMs'),
     logLevel: opts.logLevel ?? 'warn',
+    batching: opts.batching ?? true,
+    forcePreparedRecords: opts.forcePreparedRecords ?? true,
   };
 }

@@ -99,4 +99,45 @@ describe('SqlitePreparedStore durability', () => {
     // synchronous is per connection: check the store's own connection through its behaviour-defining pragma.
     assert.equal((store as unknown as { db: Database.Database }).db.pragma('synchronous', { simple: true }), 2);
   });
+
+  it('counts one forced write per put of a whole batch; removals are unforced and leave synchronous = FULL behind', (t) => {
+    const dir = tempDir(t);
+    const store = SqlitePreparedStore.forService(dir, 'order');
+    t.after(() => store.close());
+    const ids = Array.from({ length: 50 }, (_, i) => newTxId(0, 1000 + i));
+    store.put(ids.map((id, i) => record(id, i)));
+    const db = (store as unknown as { db: Database.Database }).db;
+    let levelDuringRemove: unknown;
+    const realTransactionRun = (store as unknown as { removeAll: (ids: readonly string[]) => void }).removeAll;
+    (store as unknown as { removeAll: (ids: readonly string[]) => void }).removeAll = (txIds) => {
+      levelDuringRemove = db.pragma('synchronous', { simple: true });
+      realTransactionRun(txIds);
+    };
+    store.remove(ids.slice(0, 10));
+    assert.equal(levelDuringRemove, 1, 'the removal ran with synchronous = NORMAL');
+    assert.deepEqual(store.stats(), { forcedWrites: 1, unforcedWrites: 1, recordsPut: 50, recordsRemoved: 10 });
+    assert.equal((store as unknown as { db: Database.Database }).db.pragma('synchronous', { simple: true }), 2, 'the next yes vote is forced again');
+    assert.equal(store.count(), 40);
+  });
+
+  it('with forcePuts off writes the yes-vote records unforced too, and they are still there after reopening', (t) => {
+    const dir = tempDir(t);
+    const store = SqlitePreparedStore.forService(dir, 'shipping', { forcePuts: false });
+    const db = (store as unknown as { db: Database.Database }).db;
+    let levelDuringPut: unknown;
+    const realPut = (store as unknown as { putAll: (r: readonly PreparedRecord[]) => void }).putAll;
+    (store as unknown as { putAll: (r: readonly PreparedRecord[]) => void }).putAll = (records) => {
+      levelDuringPut = db.pragma('synchronous', { simple: true });
+      realPut(records);
+    };
+    const id = newTxId(0, 5000);
+    store.put([record(id, 1)]);
+    assert.equal(levelDuringPut, 1);
+    assert.deepEqual(store.stats(), { forcedWrites: 0, unforcedWrites: 1, recordsPut: 1, recordsRemoved: 0 });
+    assert.equal(db.pragma('synchronous', { simple: true }), 2);
+    store.close();
+    const reopened = SqlitePreparedStore.forService(dir, 'shipping');
+    t.after(() => reopened.close());
+    assert.deepEqual(reopened.list().map((r) => r.txId), [id]);
+  });
 });

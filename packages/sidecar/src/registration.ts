@@ -1,5 +1,6 @@
 /**
- * Registers the sidecar with every shard and repeats it as a heartbeat carrying the resource report. A
+ * Registers the sidecar with every shard and repeats it as a heartbeat carrying the resource report (the
+ * report also rides on every batch answer, so heartbeats matter most when the service is idle). A
  * failure is retried at the next beat and never stops the loop.
  */
 import type { FastifyBaseLogger } from 'fastify';
@@ -12,6 +13,8 @@ export interface RegistrationDeps {
   heartbeatMs: number;
   coordinator: CoordinatorClient;
   monitor: ResourceMonitor;
+  /** Asked for the service's usage figures when no batch answer brought them within a heartbeat. */
+  refreshUsage?: () => Promise<void>;
   log: FastifyBaseLogger;
 }
 
@@ -35,12 +38,14 @@ export class Registration {
 
   private async beat(): Promise<void> {
     const { coordinator, monitor, log, service, sidecarUrl } = this.deps;
+    // Under load the figures ride on batch answers; an idle service is asked, so the report stays current.
+    if (this.deps.refreshUsage && monitor.usageAgeMs() >= this.deps.heartbeatMs) await this.deps.refreshUsage();
+    if (this.stopped) return;
     const report = monitor.report();
-    monitor.resetLoopDelay();
     await Promise.all(
       Array.from({ length: coordinator.shards }, async (_, shard) => {
         try {
-          await coordinator.register(shard, { service, sidecarUrl, report });
+          await coordinator.register(shard, { service, sidecarUrl, report, shard, shards: coordinator.shards });
           if (this.failing.delete(shard)) log.warn({ shard }, 'registration with shard succeeded again');
         } catch (err) {
           if (this.stopped) return;

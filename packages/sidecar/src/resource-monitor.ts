@@ -1,33 +1,45 @@
 /**
- * The figures the sidecar reports to the shards so the scheduler can see a struggling service: latency of
- * the proxied requests (p50/p99 over the last `window` of them), requests in flight, and the sidecar's own
- * event-loop delay.
+ * The figures the sidecar reports to the shards so the scheduler can see a struggling service.
+ *
+ * The sidecar and its service are separate processes, so the report has two sources:
+ * - the sidecar's own view: latency of every request to the service (proxied traffic and batch calls)
+ *   from a log-bucketed histogram, and the requests in flight;
+ * - the service's view of itself (CPU against its cgroup quota, resident memory and the container limit,
+ *   event-loop delay), which the participant SDK attaches to its batch answers and which the sidecar
+ *   fetches itself when the service has been idle (see Registration).
  */
-import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
-import type { ResourceReport } from '@txmesh/protocol';
+import type { ResourceReport, ServiceUsage } from '@txmesh/protocol';
+import { LatencyHistogram } from './latency-histogram.ts';
+import type { ServiceObserver } from './service-client.ts';
 
-const DEFAULT_WINDOW = 1024;
+const USAGE_FIELDS = ['cpuPercent', 'cpuLimitCores', 'rssBytes', 'memoryLimitBytes', 'eventLoopDelayMs'] as const;
 
-function percentile(sorted: readonly number[], p: number): number | undefined {
-  if (sorted.length === 0) return undefined;
-  const index = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
-  return sorted[index];
+/** Keeps only finite, non-negative numbers: the figures come from another process. */
+export function sanitizeUsage(raw: Record<string, unknown>, now: number): ServiceUsage {
+  const at = typeof raw.at === 'number' && Number.isFinite(raw.at) ? raw.at : now;
+  const usage: ServiceUsage = { at };
+  for (const field of USAGE_FIELDS) {
+    const value = raw[field];
+    if (typeof value === 'number' && Number.isFinite(value) && value >= 0) usage[field] = value;
+  }
+  return usage;
 }
 
-export class ResourceMonitor {
-  private readonly latencies: number[] = [];
-  private next = 0;
+export class ResourceMonitor implements ServiceObserver {
+  private readonly latency: LatencyHistogram;
   private inFlight = 0;
-  /** Percentiles of the window, computed at most once per new latency (report() rides on every batch answer). */
-  private cached: { p50: number | undefined; p99: number | undefined } | undefined;
-  private readonly loopDelay: IntervalHistogram;
+  private usage: ServiceUsage | undefined;
+  /** Local clock when the last usage arrived (the service's `at` may come from another clock). */
+  private usageReceivedAt = 0;
 
-  constructor(private readonly window: number = DEFAULT_WINDOW) {
-    this.loopDelay = monitorEventLoopDelay({ resolution: 20 });
-    this.loopDelay.enable();
+  constructor(
+    periodMs: number = 10_000,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.latency = new LatencyHistogram(periodMs, now);
   }
 
-  /** Call when a proxied request starts; call the returned function exactly once when it ends. */
+  /** Call when a request to the service starts; call the returned function exactly once when it ends. */
   requestStarted(): () => void {
     const started = performance.now();
     this.inFlight += 1;
@@ -36,39 +48,39 @@ export class ResourceMonitor {
       if (done) return;
       done = true;
       this.inFlight -= 1;
-      this.recordLatency(performance.now() - started);
+      this.latency.record(performance.now() - started);
     };
   }
 
-  private recordLatency(ms: number): void {
-    // Ring buffer: memory stays bounded whatever the traffic.
-    if (this.latencies.length < this.window) this.latencies.push(ms);
-    else this.latencies[this.next] = ms;
-    this.next = (this.next + 1) % this.window;
-    this.cached = undefined;
+  serviceUsage(raw: Record<string, unknown>): void {
+    this.usage = sanitizeUsage(raw, this.now());
+    this.usageReceivedAt = this.now();
+  }
+
+  /** How long ago the service last told its usage (Infinity if never). */
+  usageAgeMs(): number {
+    return this.usage ? this.now() - this.usageReceivedAt : Infinity;
   }
 
   report(): ResourceReport {
-    if (this.cached === undefined) {
-      const sorted = [...this.latencies].sort((a, b) => a - b);
-      this.cached = { p50: percentile(sorted, 50), p99: percentile(sorted, 99) };
-    }
-    const report: ResourceReport = { at: Date.now(), inFlight: this.inFlight };
-    const { p50, p99 } = this.cached;
+    const report: ResourceReport = { at: this.now(), inFlight: this.inFlight };
+    const p50 = this.latency.percentile(50);
     if (p50 !== undefined) report.latencyP50Ms = round(p50);
+    const p99 = this.latency.percentile(99);
     if (p99 !== undefined) report.latencyP99Ms = round(p99);
-    const delayNs = this.loopDelay.percentile(99);
-    if (Number.isFinite(delayNs) && delayNs > 0) report.eventLoopDelayMs = round(delayNs / 1e6);
+    const usage = this.usage;
+    if (usage) {
+      for (const field of USAGE_FIELDS) {
+        const value = usage[field];
+        if (value !== undefined) report[field] = value;
+      }
+      report.usageAt = usage.at;
+    }
     return report;
   }
 
-  /** Starts a new event-loop delay period, so each heartbeat reports recent delay rather than since boot. */
-  resetLoopDelay(): void {
-    this.loopDelay.reset();
-  }
-
   close(): void {
-    this.loopDelay.disable();
+    // Nothing to release: kept so the sidecar's shutdown reads the same whatever the monitor holds.
   }
 }
 

@@ -35,10 +35,22 @@ function resultFor(item: BranchItem, raw: unknown): BranchItemResult {
   return result;
 }
 
+export interface ServiceObserver {
+  /** Called as a call starts; the returned function when it ends. */
+  requestStarted(): () => void;
+  serviceUsage(usage: Record<string, unknown>): void;
+}
+
 export class ServiceClient {
   private readonly pool: Pool;
+  /** Calls made to the service (GET /txmesh/v1/stats; the benchmark's requests per transaction). */
+  requests = 0;
 
-  constructor(serviceUrl: string, private readonly timeoutMs: number) {
+  /**
+   * `observer` sees every call to the service (its latency, for the resource report) and the usage figures
+   * the participant SDK attaches to its batch answers.
+   */
+  constructor(serviceUrl: string, private readonly timeoutMs: number, private readonly observer?: ServiceObserver) {
     this.pool = new Pool(serviceUrl, { connections: 16, keepAliveTimeout: 30_000 });
   }
 
@@ -47,11 +59,16 @@ export class ServiceClient {
     if (items.length === 0) return [];
     const request: BranchBatchRequest = { protocolVersion: PROTOCOL_VERSION, items: [...items] };
     let answer;
+    this.requests += 1;
+    const ended = this.observer?.requestStarted();
     try {
       answer = await requestJson(this.pool, 'POST', Paths.PARTICIPANT_BATCH, request, this.timeoutMs);
     } catch (err) {
       return failAll(items, 'TXM_SERVICE_UNREACHABLE', `the service did not answer: ${(err as Error).message}`);
+    } finally {
+      ended?.();
     }
+    if (isPlainObject(answer.body) && isPlainObject(answer.body.usage)) this.observer?.serviceUsage(answer.body.usage);
     if (answer.status < 200 || answer.status >= 300) {
       return failAll(items, errorCodeOf(answer.body) ?? 'TXM_SERVICE_UNREACHABLE', `the service answered HTTP ${answer.status}`);
     }
@@ -62,8 +79,22 @@ export class ServiceClient {
     return items.map((item, i) => resultFor(item, results[i]));
   }
 
+  /**
+   * Asks the service for its usage figures when no batch answer brought them lately (an idle service).
+   * Never throws: a service without the route (an older SDK) simply reports nothing.
+   */
+  async refreshUsage(): Promise<void> {
+    try {
+      const answer = await requestJson(this.pool, 'GET', Paths.PARTICIPANT_USAGE, undefined, this.timeoutMs);
+      if (answer.status === 200 && isPlainObject(answer.body)) this.observer?.serviceUsage(answer.body);
+    } catch {
+      // The next heartbeat tries again.
+    }
+  }
+
   /** Branches the service holds prepared and undecided. Throws when the service cannot say. */
   async listPrepared(): Promise<PreparedBranch[]> {
+    this.requests += 1;
     const answer = await requestJson(this.pool, 'GET', Paths.PARTICIPANT_PREPARED, undefined, this.timeoutMs);
     if (answer.status !== 200 || !isPlainObject(answer.body) || !Array.isArray(answer.body.prepared)) {
       throw new Error(`the service answered its prepared list with HTTP ${answer.status} and an unusable body`);

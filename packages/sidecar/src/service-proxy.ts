@@ -16,9 +16,10 @@ export interface ServiceProxy {
   close(): void;
 }
 
-export function createServiceProxy(serviceUrl: string, monitor: ResourceMonitor, log: FastifyBaseLogger): ServiceProxy {
+export function createServiceProxy(serviceUrl: string, monitor: ResourceMonitor, log: FastifyBaseLogger, timeoutMs = 60_000): ServiceProxy {
   const agent = new URL(serviceUrl).protocol === 'https:' ? new https.Agent({ keepAlive: true }) : new http.Agent({ keepAlive: true });
-  const proxy = httpProxy.createProxyServer({ target: serviceUrl, agent, xfwd: false, changeOrigin: false });
+  // Without proxyTimeout a hung service, or a link that lost its answers, holds the caller's request forever.
+  const proxy = httpProxy.createProxyServer({ target: serviceUrl, agent, xfwd: false, changeOrigin: false, proxyTimeout: timeoutMs });
   // http-proxy's deleteLength pass forces content-length 0 on a DELETE/OPTIONS without one and drops its
   // transfer-encoding: a chunked body would then reach the service as a second, garbage request.
   const passes = proxy as unknown as { webPasses: { name: string }[] };
@@ -41,7 +42,9 @@ export function createServiceProxy(serviceUrl: string, monitor: ResourceMonitor,
       return;
     }
     log.warn({ err: err.message }, 'proxying to the service failed');
-    const body = JSON.stringify(new TxmeshError('TXM_SERVICE_UNREACHABLE', (err as NodeJS.ErrnoException).code ?? err.message).toBody());
+    // http-proxy reports its own time-out as a reset (ECONNRESET) of the request it aborted.
+    const code = (err as NodeJS.ErrnoException).code ?? err.message;
+    const body = JSON.stringify(new TxmeshError('TXM_SERVICE_UNREACHABLE', `${code} (proxy time-out ${timeoutMs} ms)`).toBody());
     res.writeHead(502, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) });
     res.end(body);
   }

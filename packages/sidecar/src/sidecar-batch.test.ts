@@ -146,6 +146,20 @@ describe('sidecar batch handling', () => {
     assert.deepEqual(recordedTxIds(sidecar.dataDir), []);
   });
 
+  it('does not record a yes for a branch whose outcome was already acknowledged (a late duplicate prepare)', async (t) => {
+    const service = await startFakeService(t);
+    const sidecar = await startTestSidecar(t, service.url);
+    const tx = newTxId(0);
+    await postBatch(sidecar.url, { protocolVersion: PROTOCOL_VERSION, items: [prepare(tx)] });
+    await postBatch(sidecar.url, { protocolVersion: PROTOCOL_VERSION, items: [{ action: BranchAction.COMMIT, txId: tx, service: 'inventory' }] });
+    assert.deepEqual(recordedTxIds(sidecar.dataDir), []);
+    // A prepare delayed on the network arrives after the commit: the service answers it from its stored
+    // branch (yes), but the branch is finished and a record would outlive it.
+    const late = await postBatch(sidecar.url, { protocolVersion: PROTOCOL_VERSION, items: [prepare(tx)] });
+    assert.equal(late.body.results[0].status, 'ok', 'the duplicate still gets the first answer');
+    assert.deepEqual(recordedTxIds(sidecar.dataDir), [], 'no prepared record is re-created');
+  });
+
   it('finishes a batch in flight when closing and refuses later requests with TXM_SHUTTING_DOWN', async (t) => {
     const service = await startFakeService(t);
     const sidecar = await startTestSidecar(t, service.url);

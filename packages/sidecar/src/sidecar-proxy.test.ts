@@ -83,6 +83,18 @@ describe('sidecar proxy', () => {
     assert.equal(typeof body.error.message, 'string');
   });
 
+  it('answers 502 TXM_SERVICE_UNREACHABLE when the service accepts the request but never answers', async (t) => {
+    // A hung service (or a link that lost its answers) must not hold the caller's request forever.
+    const serviceUrl = await startRawService(t, () => undefined);
+    const sidecar = await buildSidecar({ service: 'inventory', serviceUrl, coordinatorUrls: [], dataDir: tempDir(t), logLevel: 'silent', proxyTimeoutMs: 300 });
+    t.after(() => sidecar.close());
+    const url = await sidecar.app.listen({ host: '127.0.0.1', port: 0 });
+    const answer = await request(`${url}/hangs`, { timeout: 20_000 });
+    assert.equal(answer.error, undefined, 'the sidecar answered instead of leaving the client to give up');
+    assert.equal(answer.status, 502);
+    assert.equal(JSON.parse(answer.text).error.code, 'TXM_SERVICE_UNREACHABLE');
+  });
+
   it('measures proxied latency and in-flight requests for the resource report', async (t) => {
     const service = await startFakeService(t);
     const sidecar = await startTestSidecar(t, service.url);

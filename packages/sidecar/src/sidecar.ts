@@ -37,9 +37,9 @@ interface AssembledSidecar {
 
 async function assembleSidecar(opts: SidecarOptions): Promise<AssembledSidecar> {
   const o = resolveOptions(opts);
-  const store = SqlitePreparedStore.forService(o.dataDir, o.service);
+  const store = SqlitePreparedStore.forService(o.dataDir, o.service, { forcePuts: o.forcePreparedRecords });
   const monitor = new ResourceMonitor();
-  const serviceClient = new ServiceClient(o.serviceUrl, o.serviceTimeoutMs);
+  const serviceClient = new ServiceClient(o.serviceUrl, o.serviceTimeoutMs, monitor);
   const coordinator = new CoordinatorClient(o.coordinatorUrls, o.coordinatorTimeoutMs);
   const inFlight = new InFlightPrepares();
   let proxy: ReturnType<typeof createServiceProxy> | undefined;
@@ -55,7 +55,7 @@ async function assembleSidecar(opts: SidecarOptions): Promise<AssembledSidecar> 
         else proxy.handle(req, res);
       }),
   });
-  proxy = createServiceProxy(o.serviceUrl, monitor, app.log);
+  proxy = createServiceProxy(o.serviceUrl, monitor, app.log, o.proxyTimeoutMs);
 
   app.addHook('onRequest', async () => {
     if (closing) throw new TxmeshError('TXM_SHUTTING_DOWN', `the sidecar of ${o.service} is closing`);
@@ -70,12 +70,26 @@ async function assembleSidecar(opts: SidecarOptions): Promise<AssembledSidecar> 
     void reply.status(error.status).send(error.toBody());
   });
 
+  const received = { batches: 0, items: 0 };
   app.post(Paths.SIDECAR_BATCH, async (request): Promise<BranchBatchResponse> => {
     const batch = validateBatchRequest(request.body);
-    const results = await handleBatch(batch.items, { service: o.service, store, serviceClient, inFlight, log: app.log });
+    received.batches += 1;
+    received.items += batch.items.length;
+    const deps = { service: o.service, store, serviceClient, inFlight, log: app.log };
+    // Naive mode (TXMESH_BATCHING=off): every item is its own service call and its own store write.
+    const results = o.batching ? await handleBatch(batch.items, deps) : (await Promise.all(batch.items.map((item) => handleBatch([item], deps)))).flat();
     return { protocolVersion: PROTOCOL_VERSION, results, report: monitor.report() };
   });
   app.get(Paths.SIDECAR_HEALTH, async () => ({ ok: true, service: o.service, prepared: store.count() }));
+  // Counters since start, for `txmesh bench` (requests between components per transaction).
+  app.get(`${CONTROL_PREFIX}/stats`, async () => ({
+    service: o.service,
+    batchesReceived: received.batches,
+    itemsReceived: received.items,
+    serviceCalls: serviceClient.requests,
+    store: store.stats(),
+    coordinatorCalls: coordinator.requests,
+  }));
 
   const resolver = new InDoubtResolver({ service: o.service, store, serviceClient, coordinator, inFlight, inDoubtAfterMs: o.inDoubtAfterMs, log: app.log });
   let registration: Registration | undefined;
@@ -115,7 +129,7 @@ async function assembleSidecar(opts: SidecarOptions): Promise<AssembledSidecar> 
     options: o,
     resolveInDoubt,
     startBackground(sidecarUrl) {
-      registration = new Registration({ service: o.service, sidecarUrl, heartbeatMs: o.heartbeatMs, coordinator, monitor, log: app.log });
+      registration = new Registration({ service: o.service, sidecarUrl, heartbeatMs: o.heartbeatMs, coordinator, monitor, refreshUsage: () => serviceClient.refreshUsage(), log: app.log });
       registration.start();
       scheduleResolve(0);
     },

@@ -1,6 +1,11 @@
 /**
  * PreparedStore on better-sqlite3. WAL with synchronous = FULL so a committed write transaction is on disk
- * when it returns: the sidecar may only vote yes after that.
+ * when it returns: the sidecar may only vote yes after that. One put() or remove() is one transaction, so a
+ * batch costs one fsync, not one per branch.
+ *
+ * Removals are not forced (synchronous = NORMAL for that transaction only): losing one in a crash only
+ * brings back a record whose outcome the service already applied, which the in-doubt resolver settles by
+ * asking the shard and resending an idempotent outcome. The next forced put() carries it to disk anyway.
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -26,9 +31,9 @@ export class SqlitePreparedStore implements PreparedStore {
   }
 
   /** Opens (creating if needed) the store of a sidecar for `service` under `dataDir`. */
-  static forService(dataDir: string, service: string): SqlitePreparedStore {
+  static forService(dataDir: string, service: string, options: { forcePuts?: boolean } = {}): SqlitePreparedStore {
     mkdirSync(dataDir, { recursive: true });
-    return new SqlitePreparedStore(SqlitePreparedStore.fileFor(dataDir, service));
+    return new SqlitePreparedStore(SqlitePreparedStore.fileFor(dataDir, service), options);
   }
 
   private readonly db: Database.Database;
@@ -39,8 +44,20 @@ export class SqlitePreparedStore implements PreparedStore {
   private readonly countAll: Database.Statement<[], { n: number }>;
   private readonly putAll: (records: readonly PreparedRecord[]) => void;
   private readonly removeAll: (txIds: readonly string[]) => void;
+  private readonly counters = { forcedWrites: 0, unforcedWrites: 0, recordsPut: 0, recordsRemoved: 0 };
 
-  constructor(readonly file: string) {
+  readonly #forcePuts: boolean;
+
+  /**
+   * `forcePuts: false` (opt-in) writes the yes-vote records without an fsync too. They then survive a crash of
+   * the sidecar process but not of the machine; what the machine loses the in-doubt resolver still finds in
+   * the service's own durable prepared list (GET /txmesh/participant/v1/prepared), which it always reads.
+   */
+  constructor(
+    readonly file: string,
+    options: { forcePuts?: boolean } = {},
+  ) {
+    this.#forcePuts = options.forcePuts ?? true;
     this.db = new Database(file);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = FULL');
@@ -65,11 +82,40 @@ export class SqlitePreparedStore implements PreparedStore {
   }
 
   put(records: readonly PreparedRecord[]): void {
-    if (records.length > 0) this.putAll(records);
+    if (records.length === 0) return;
+    if (!this.#forcePuts) {
+      this.#unforced(() => this.putAll(records));
+      this.counters.unforcedWrites += 1;
+      this.counters.recordsPut += records.length;
+      return;
+    }
+    this.putAll(records);
+    this.counters.forcedWrites += 1;
+    this.counters.recordsPut += records.length;
   }
 
   remove(txIds: readonly string[]): void {
-    if (txIds.length > 0) this.removeAll(txIds);
+    if (txIds.length === 0) return;
+    this.#unforced(() => this.removeAll(txIds));
+    this.counters.unforcedWrites += 1;
+    this.counters.recordsRemoved += txIds.length;
+  }
+
+  #unforced(write: () => void): void {
+    // db.pragma each time, not a kept statement: SQLite applies `synchronous` when the statement is
+    // compiled, so re-running a prepared one changes nothing.
+    this.db.pragma('synchronous = NORMAL');
+    try {
+      write();
+    } finally {
+      // Every other write stays forced.
+      this.db.pragma('synchronous = FULL');
+    }
+  }
+
+  /** Write transactions so far: forcedWrites is the number of fsyncs the store asked for. */
+  stats(): { forcedWrites: number; unforcedWrites: number; recordsPut: number; recordsRemoved: number } {
+    return { ...this.counters };
   }
 
   get(txId: string): PreparedRecord | undefined {

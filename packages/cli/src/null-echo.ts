@@ -1,0 +1,22 @@
+/**
+ * The benchmark's null baseline: a fastify server in its own process that answers a begin request at
+ * once with a committed result, without doing anything. Driving it with the same client at the same
+ * concurrency shows what the machine, Node and HTTP cost before any transaction work.
+ */
+import type { AddressInfo } from 'node:net';
+import Fastify from 'fastify';
+import { Outcome, Paths, type TransactionResult } from '@txmesh/protocol';
+
+export async function startNullEcho(opts: { host?: string; port?: number } = {}): Promise<{ url: string; close(): Promise<void> }> {
+  const app = Fastify({ logger: false });
+  let answered = 0;
+  // Parses the JSON body like the coordinator does, so only the transaction work differs.
+  app.post(Paths.TRANSACTIONS, async (): Promise<TransactionResult> => {
+    answered += 1;
+    return { txId: `null-${answered}`, outcome: Outcome.COMMITTED, participants: [], durationMs: 0 };
+  });
+  app.get('/v1/stats', async () => ({ answered }));
+  await app.listen({ host: opts.host ?? '127.0.0.1', port: opts.port ?? 0 });
+  const address = app.server.address() as AddressInfo;
+  return { url: `http://127.0.0.1:${address.port}`, close: () => app.close() };
+}

@@ -1,0 +1,125 @@
+/**
+ * `txmesh bench --json` end to end, short and at low concurrency: the shape of the last stdout line and
+ * that its figures agree with each other. Speed is not checked here (shared machines); the benchmark
+ * itself prints it.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { processCpuMs, processMemoryMb } from 'txmesh';
+
+const BIN = fileURLToPath(new URL('../packages/cli/bin/txmesh.mjs', import.meta.url));
+
+function run(args: string[], timeoutMs: number): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    const timer = setTimeout(() => child.kill('SIGTERM'), timeoutMs);
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/** Equal up to `relative` of b, plus the rounding of the printed figures. */
+const close = (a: number, b: number, relative: number, rounding = 1e-6): boolean => Math.abs(a - b) <= relative * Math.abs(b) + rounding;
+
+/** Checks one run's figures against each other. */
+function checkRun(name: string, r: Record<string, any>, durationSec: number): void {
+  assert.ok(r.committed > 0, `${name}: some transactions commit`);
+  assert.ok(close(r.committedTps, r.committed / durationSec, 0.001, 0.01), `${name}: committedTps = committed / duration`);
+  assert.equal(r.goodputTps, r.committedTps, `${name}: goodput is committed per second`);
+  assert.ok(r.p50Ms > 0 && r.p99Ms >= r.p50Ms && r.maxMs >= r.p99Ms, `${name}: 0 < p50 <= p99 <= max`);
+  assert.ok(r.coordinatorCommitted > 0, `${name}: the coordinator counted commits in the window`);
+  assert.ok(r.coordinatorFsyncsPerTx > 0, `${name}: a commit needs a forced record`);
+  const { coordinatorToSidecarBatches: batches, sidecarToService, sidecarToCoordinator, sidecarStatsMissing } = r.requests;
+  assert.deepEqual(sidecarStatsMissing, [], `${name}: every sidecar answers its stats`);
+  assert.ok(batches > 0 && sidecarToService > 0, `${name}: batches went out and reached the services`);
+  assert.ok(
+    close(r.requestsPerTx, (batches + sidecarToService + sidecarToCoordinator) / r.coordinatorCommitted, 0.001, 1e-4),
+    `${name}: requestsPerTx is the sum of the counted requests over committed`,
+  );
+  assert.ok(r.cpuMsPerTx > 0, `${name}: the cluster used CPU`);
+  const cpuSum = Object.values(r.cpuMsByMember as Record<string, number>).reduce((a, b) => a + b, 0);
+  assert.ok(close(r.cpuMsPerTx, cpuSum / r.coordinatorCommitted, 0.01, 1e-3), `${name}: cpuMsPerTx is the members' CPU over committed`);
+  assert.equal(Object.keys(r.cpuMsByMember).length, 9, `${name}: 1 coordinator, 4 services, 4 sidecars`);
+  assert.ok(r.coordinatorRssMb > 0, `${name}: coordinator memory read`);
+  for (const service of ['inventory', 'payment', 'order', 'shipping']) {
+    assert.ok(r.memoryMb[`sidecar-${service}`]?.rssMb > 0, `${name}: sidecar-${service} memory read`);
+  }
+}
+
+test('txmesh bench --json: optimised, naive and slow-service runs in one invocation, figures consistent', async () => {
+  const durationSec = 2;
+  const { code, stdout, stderr } = await run(
+    ['bench', '--concurrency', '4', '--duration', String(durationSec), '--warmup', '1', '--probe', '1', '--compare', '--slow-service', 'shipping', '--slow-ms', '5', '--json'],
+    200_000,
+  );
+  assert.equal(code, 0, `bench failed:\n${stderr}`);
+  const lines = stdout.trim().split('\n');
+  const report = JSON.parse(lines.at(-1)!) as Record<string, any>;
+  assert.match(stderr, /\[null-echo\]/, 'human progress goes to stderr');
+
+  for (const key of ['committedTps', 'p50Ms', 'p99Ms', 'nullEchoRps', 'efficiency', 'coordinatorFsyncsPerTx', 'requestsPerTx', 'cpuMsPerTx', 'coordinatorRssMb']) {
+    assert.equal(typeof report[key], 'number', `${key} is a number`);
+  }
+  assert.equal(report.concurrency, 4);
+  assert.ok(report.committedTps > 0 && report.nullEchoRps > 0);
+  assert.ok(close(report.efficiency, report.committedTps / report.nullEchoRps, 0.001), 'efficiency = committedTps / nullEchoRps');
+  assert.equal(report.committedTps, report.run.committedTps, 'top-level figures are the main run');
+  assert.equal(report.coordinatorFsyncsPerTx, report.run.coordinatorFsyncsPerTx);
+  assert.equal(report.requestsPerTx, report.run.requestsPerTx);
+  assert.deepEqual(Object.keys(report.sidecarRssMb).sort(), ['inventory', 'order', 'payment', 'shipping']);
+  assert.ok(report.run.idle.committed > 0 && report.run.idle.p50Ms > 0, 'the concurrency-1 probe ran');
+  assert.equal(report.invariantsOk, true, 'every service agrees on every outcome after the runs');
+  assert.equal(report.inconsistent, false);
+  assert.equal(report.run.verified.quiesced, true);
+  assert.equal(report.run.verified.lostCommits, 0);
+  assert.equal(report.naive.verified.invariantsOk, true);
+  checkRun('optimised', report.run, durationSec);
+
+  assert.equal(report.naive.env.TXMESH_BATCHING, 'off');
+  assert.equal(report.naive.env.TXMESH_GROUP_COMMIT, 'off');
+  assert.equal(report.naive.env.TXMESH_SCHEDULER, 'off');
+  checkRun('naive', report.naive, durationSec);
+  assert.ok(close(report.compare.optimisedOverNaive.committedTps, report.committedTps / report.naive.committedTps, 0.001, 1e-3), 'ratio is optimised / naive');
+
+  const slow = report.slowService;
+  assert.equal(slow.service, 'shipping');
+  for (const name of ['reference', 'aware', 'blind'] as const) {
+    checkRun(`slow ${name}`, slow[name], durationSec);
+    const classes = slow[name].byClass;
+    // The aware scheduler may hold back the class that needs the slow service; the other class must run.
+    assert.ok(classes.withoutSlow.committed > 0, `${name}: transactions without the slow service commit`);
+    assert.equal((classes.all?.committed ?? 0) + classes.withoutSlow.committed, slow[name].committed, `${name}: classes add up`);
+    assert.equal((classes.all?.refused ?? 0) + (classes.withoutSlow.refused ?? 0), slow[name].refused, `${name}: refusals add up`);
+  }
+  assert.ok(slow.reference.byClass.all.committed > 0, 'the reference run commits full orders too');
+  assert.equal(slow.reference.slowService, undefined, 'the reference run has no slow service');
+  assert.equal(slow.aware.slowService, 'shipping');
+  assert.equal(slow.blind.env.TXMESH_SCHEDULER, 'off');
+  assert.equal(slow.aware.env.TXMESH_SCHEDULER, 'on');
+
+  const targets = report.targets as { target: string; met: boolean; value: number; limit: number }[];
+  assert.equal(targets.length, 6, 'four issue targets plus the two slow-service ones');
+  for (const t of targets) assert.equal(typeof t.met, 'boolean', t.target);
+});
+
+test('bench reads CPU time and memory of a process from /proc', { skip: process.platform !== 'linux' }, () => {
+  const cpu = processCpuMs(process.pid);
+  assert.ok(cpu !== undefined && cpu > 0);
+  const memory = processMemoryMb(process.pid);
+  assert.ok(memory !== undefined && memory.rssMb > 0 && memory.peakRssMb >= memory.rssMb);
+  assert.equal(processCpuMs(2 ** 30), undefined, 'a process that does not exist has no figures');
+});
+
+test('txmesh bench refuses an unknown slow service', async () => {
+  const { code, stderr } = await run(['bench', '--slow-service', 'warehouse'], 30_000);
+  assert.equal(code, 2);
+  assert.match(stderr, /--slow-service must be one of/);
+});
