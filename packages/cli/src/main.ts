@@ -91,6 +91,8 @@ async function serve(start: () => Promise<Closable>): Promise<number> {
       process.stdin.resume();
     }
   });
+  // A resumed stdin would keep the event loop alive after close.
+  if (process.env.TXMESH_EXIT_WITH_PARENT === '1') process.stdin.destroy();
   await running.close();
   return 0;
 }
