@@ -119,8 +119,10 @@ export class Member {
       await this.kill('SIGTERM');
       clearTimeout(timer);
     }
-    await new Promise<void>((resolve) => (this.#log ? this.#log.end(resolve) : resolve()));
+    // Bounded: a log stream that errored may never call back, and stop() must not hang a test file.
+    const log = this.#log;
     this.#log = undefined;
+    if (log) await Promise.race([new Promise<void>((resolve) => log.end(resolve)), sleep(2000)]);
   }
 }
 
