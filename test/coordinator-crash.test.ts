@@ -34,6 +34,24 @@ async function postDying(url: string, body: unknown): Promise<{ status: number; 
   return postJson(url, body).catch(() => undefined);
 }
 
+/**
+ * Nobody heard an outcome and the log holds nothing under the key: a retry runs as new (once) and commits,
+ * so the sku and account locks are free; a second retry gets the first outcome; the cluster ends clean.
+ */
+async function assertRetryRunsOnceAndCommits(cluster: Cluster, request: object, notTxId?: string): Promise<void> {
+  const url = `${cluster.coordinators[0]!.url}/v1/transactions`;
+  const retry = await postJson(url, request);
+  assert.equal(retry.status, 200);
+  assert.equal(retry.body.outcome, 'committed', JSON.stringify(retry.body));
+  if (notTxId !== undefined) assert.notEqual(retry.body.txId, notTxId);
+  const again = await postJson(url, request);
+  assert.equal(again.body.txId, retry.body.txId, 'a second retry gets the first outcome');
+  assert.ok(await waitForQuiescence(serviceUrls(cluster), cluster.coordinatorUrls, 20_000));
+  const report = await verifyCluster(serviceUrls(cluster), new Map([[retry.body.txId as string, 'committed' as const]]));
+  assert.deepEqual(report.problems, []);
+  assert.ok(report.invariantsOk);
+}
+
 test('coordinator killed before any prepare is sent: nothing happened anywhere, the key runs as new', async (t) => {
   const cluster = await startTestCluster(t, {
     memberEnv: { 'coordinator-0': { TXMESH_CRASH_AT: CrashPoints.COORDINATOR_BEFORE_PREPARES_SENT } },
@@ -52,15 +70,7 @@ test('coordinator killed before any prepare is sent: nothing happened anywhere, 
   assert.equal(stats.recovered, 0, 'nothing was decided, so nothing to resume');
 
   // Nobody heard an outcome and the log holds nothing under the key: the retry runs (once) and commits.
-  const retry = await postJson(`${coordinator.url}/v1/transactions`, request);
-  assert.equal(retry.status, 200);
-  assert.equal(retry.body.outcome, 'committed');
-  const again = await postJson(`${coordinator.url}/v1/transactions`, request);
-  assert.equal(again.body.txId, retry.body.txId, 'a second retry gets the first outcome');
-  assert.ok(await waitForQuiescence(serviceUrls(cluster), cluster.coordinatorUrls, 20_000));
-  const report = await verifyCluster(serviceUrls(cluster), new Map([[retry.body.txId as string, 'committed' as const]]));
-  assert.deepEqual(report.problems, []);
-  assert.ok(report.invariantsOk);
+  await assertRetryRunsOnceAndCommits(cluster, request);
 });
 
 test('coordinator killed between votes: the undecided transaction is aborted everywhere and its locks freed', async (t) => {
@@ -90,16 +100,7 @@ test('coordinator killed between votes: the undecided transaction is aborted eve
   const status = await getJson(`${coordinator.url}/v1/transactions/${txId}`);
   assert.equal(status.body.error.code, 'TXM_TX_NOT_FOUND', 'presumed abort: the log never held it');
 
-  // Nobody heard an outcome: the retry runs as new, and commits, so the sku and account locks are free.
-  const retry = await postJson(`${coordinator.url}/v1/transactions`, request);
-  assert.equal(retry.body.outcome, 'committed', JSON.stringify(retry.body));
-  assert.notEqual(retry.body.txId, txId);
-  const again = await postJson(`${coordinator.url}/v1/transactions`, request);
-  assert.equal(again.body.txId, retry.body.txId, 'a second retry gets the first outcome');
-  assert.ok(await waitForQuiescence(serviceUrls(cluster), cluster.coordinatorUrls, 20_000));
-  const report = await verifyCluster(serviceUrls(cluster), new Map([[retry.body.txId as string, 'committed' as const]]));
-  assert.deepEqual(report.problems, []);
-  assert.ok(report.invariantsOk);
+  await assertRetryRunsOnceAndCommits(cluster, request, txId);
 });
 
 test('coordinator killed in the middle of the commit fan-out: after restart it finishes the fan-out, once', async (t) => {

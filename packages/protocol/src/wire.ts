@@ -115,7 +115,8 @@ export interface DecisionAnswer {
 
 // ---------------------------------------------------------------- registry
 
-export interface ResourceReport {
+/** What a participant SDK measures of its own process and attaches to its batch answers. */
+export interface ServiceUsage {
   /** Epoch ms the figures were taken. */
   at: number;
   /** The service's CPU use as a percentage of what it may use (100 = its whole cgroup quota or all cores). */
@@ -127,6 +128,10 @@ export interface ResourceReport {
   memoryLimitBytes?: number;
   /** The service's event-loop delay (p99 over the last period), as its participant SDK measured it. */
   eventLoopDelayMs?: number;
+}
+
+/** The sidecar's report to the shards: the service's own usage plus what the sidecar sees of it. */
+export interface ResourceReport extends ServiceUsage {
   /** Latency of requests to the service (proxied and batch calls) seen by the sidecar, from a histogram. */
   latencyP50Ms?: number;
   latencyP99Ms?: number;
@@ -134,16 +139,6 @@ export interface ResourceReport {
   inFlight?: number;
   /** Epoch ms of the service's own usage figures (cpu, memory, loop delay); older than `at` when idle. */
   usageAt?: number;
-}
-
-/** What a participant SDK measures of its own process and attaches to its batch answers. */
-export interface ServiceUsage {
-  at: number;
-  cpuPercent?: number;
-  cpuLimitCores?: number;
-  rssBytes?: number;
-  memoryLimitBytes?: number;
-  eventLoopDelayMs?: number;
 }
 
 /** The coordinator scheduler's view of one service (GET /v1/services). */
