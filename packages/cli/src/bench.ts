@@ -366,17 +366,14 @@ async function snapshot(cluster: Cluster): Promise<Snapshot> {
 // ---------------------------------------------------------------------------------------------------
 // One cluster run
 
-export interface RunFigures {
+/** The outcome counts of a run are the closed loop's, as tallied in its measured window. */
+type OutcomeCounts = Pick<LoopTally, 'committed' | 'aborted' | 'abortedByReason' | 'refused' | 'errors' | 'errorsByCode'>;
+
+export interface RunFigures extends OutcomeCounts {
   label: string;
   env: Record<string, string>;
   workload: string;
   slowService?: string;
-  committed: number;
-  aborted: number;
-  abortedByReason: Record<string, number>;
-  refused: number;
-  errors: number;
-  errorsByCode: Record<string, number>;
   committedTps: number;
   /** Committed transactions per second: the work that was worth doing. Same as committedTps here. */
   goodputTps: number;
