@@ -1,33 +1,40 @@
 #!/usr/bin/env node
-// Runs every *.test.ts under packages/, examples/ and test/ on Node's own test runner.
+// Runs every compiled test (*.test.js under each package's dist/ and dist/test/) on Node's own test
+// runner: the tests run the JavaScript that ships, not the TypeScript sources. `npm test` builds first.
 // Node 20's `--test` does not expand glob patterns itself, so the files are listed here.
 import { spawnSync } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
-const roots = ['packages', 'examples', 'test'];
 const only = process.argv.slice(2); // optional substrings to pick files, e.g. `npm test -- sidecar`
 
 function collect(dir, out) {
+  if (!existsSync(dir)) return out;
   for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    if (entry.name === 'node_modules' || entry.name === 'dist' || entry.name.startsWith('.')) continue;
+    if (entry.name === 'node_modules' || entry.name.startsWith('.')) continue;
     const path = join(dir, entry.name);
     if (entry.isDirectory()) collect(path, out);
-    else if (entry.name.endsWith('.test.ts')) out.push(relative(root, path));
+    else if (entry.name.endsWith('.test.js')) out.push(relative(root, path));
   }
   return out;
 }
 
-const files = roots.flatMap((r) => collect(join(root, r), [])).filter((f) => only.length === 0 || only.some((o) => f.includes(o))).sort();
+const distDirs = [join(root, 'dist', 'test')];
+for (const parent of ['packages', 'examples']) {
+  for (const entry of readdirSync(join(root, parent), { withFileTypes: true })) {
+    if (entry.isDirectory()) distDirs.push(join(root, parent, entry.name, 'dist'));
+  }
+}
+const files = distDirs.flatMap((d) => collect(d, [])).filter((f) => only.length === 0 || only.some((o) => f.includes(o))).sort();
 if (files.length === 0) {
-  console.error('no test files found');
+  console.error('no compiled test files found: run `npm run build` first');
   process.exit(1);
 }
 // --test-force-exit: a file whose tests have all finished ends even if a handle (a socket to a member a test
 // killed, a pipe) is still open; cluster members exit on their own when their harness goes (TXMESH_EXIT_WITH_PARENT).
-const result = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-force-exit', '--test-concurrency=1', '--test-timeout=240000', ...files], {
+const result = spawnSync(process.execPath, ['--enable-source-maps', '--test', '--test-force-exit', '--test-concurrency=1', '--test-timeout=240000', ...files], {
   cwd: root,
   stdio: 'inherit',
 });

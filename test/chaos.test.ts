@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { runChaos } from 'txmesh';
+import { runChaos } from '@txmesh/lab';
 import { SMALL_CATALOG } from './helpers.ts';
 
 test('chaos: kills and partitions during orders leave every service agreeing, nothing lost, nothing in doubt', async () => {

@@ -9,9 +9,10 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { CrashPoints } from '@txmesh/protocol';
-import { sleep, verifyCluster, waitForQuiescence, type Cluster } from 'txmesh';
+import { sleep, verifyCluster, waitForQuiescence, type Cluster } from '@txmesh/lab';
 import { eventually, goodOrder, postJson, serviceUrls, startTestCluster, summaries } from './helpers.ts';
+import { CoordinatorSteps } from '@txmesh/coordinator';
+import { ParticipantSteps } from '@txmesh/participant-sdk';
 
 /** Prepared txIds the services hold right now (any service). */
 async function preparedTxIds(cluster: Cluster): Promise<Set<string>> {
@@ -54,7 +55,7 @@ async function assertRetryRunsOnceAndCommits(cluster: Cluster, request: object, 
 
 test('coordinator killed before any prepare is sent: nothing happened anywhere, the key runs as new', async (t) => {
   const cluster = await startTestCluster(t, {
-    memberEnv: { 'coordinator-0': { TXMESH_CRASH_AT: CrashPoints.COORDINATOR_BEFORE_PREPARES_SENT } },
+    memberEnv: { 'coordinator-0': { TXMESH_CRASH_AT: CoordinatorSteps.BEFORE_PREPARES_SENT } },
   });
   const coordinator = cluster.coordinators[0]!;
   const request = { ...goodOrder('order-cc-1'), idempotencyKey: 'cc-key-1' };
@@ -75,7 +76,7 @@ test('coordinator killed before any prepare is sent: nothing happened anywhere, 
 
 test('coordinator killed between votes: the undecided transaction is aborted everywhere and its locks freed', async (t) => {
   const cluster = await startTestCluster(t, {
-    memberEnv: { 'coordinator-0': { TXMESH_CRASH_AT: CrashPoints.COORDINATOR_BETWEEN_VOTES } },
+    memberEnv: { 'coordinator-0': { TXMESH_CRASH_AT: CoordinatorSteps.BETWEEN_VOTES } },
   });
   const coordinator = cluster.coordinators[0]!;
   const request = { ...goodOrder('order-cc-2'), idempotencyKey: 'cc-key-2' };
@@ -110,7 +111,7 @@ test('coordinator killed in the middle of the commit fan-out: after restart it f
     // Resource-aware admission would (rightly) refuse orders while shipping is this slow; not what is tested here.
     env: { TXMESH_SCHEDULER: 'off' },
     memberEnv: {
-      'coordinator-0': { TXMESH_CRASH_AT: CrashPoints.COORDINATOR_MID_FANOUT },
+      'coordinator-0': { TXMESH_CRASH_AT: CoordinatorSteps.MID_FANOUT },
       'service-shipping': { TXMESH_SLOW_MS: '3000' },
     },
   });
@@ -151,7 +152,7 @@ test('coordinator killed in the middle of the commit fan-out: after restart it f
 
 test('a commit nobody acknowledges is visible: GET /v1/in-doubt, /v1/stats, one error log line; it clears when the service returns', async (t) => {
   const cluster = await startTestCluster(t, {
-    memberEnv: { 'service-payment': { TXMESH_CRASH_AT: CrashPoints.PARTICIPANT_AFTER_COMMIT } },
+    memberEnv: { 'service-payment': { TXMESH_CRASH_AT: ParticipantSteps.AFTER_COMMIT } },
   });
   const coordinator = cluster.coordinators[0]!;
   const payment = cluster.services.get('payment')!;

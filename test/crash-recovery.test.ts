@@ -5,13 +5,15 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { CrashPoints } from '@txmesh/protocol';
-import { verifyCluster, waitForQuiescence } from 'txmesh';
+import { verifyCluster, waitForQuiescence } from '@txmesh/lab';
 import { eventually, goodOrder, postJson, serviceUrls, startTestCluster, summaries } from './helpers.ts';
+import { CoordinatorSteps } from '@txmesh/coordinator';
+import { SidecarSteps } from '@txmesh/sidecar';
+import { ParticipantSteps } from '@txmesh/participant-sdk';
 
 test('coordinator killed after logging COMMIT, before fan-out: after restart every service commits, once', async (t) => {
   const cluster = await startTestCluster(t, {
-    memberEnv: { 'coordinator-0': { TXMESH_CRASH_AT: CrashPoints.COORDINATOR_AFTER_COMMIT_LOGGED } },
+    memberEnv: { 'coordinator-0': { TXMESH_CRASH_AT: CoordinatorSteps.AFTER_COMMIT_LOGGED } },
   });
   const coordinator = cluster.coordinators[0]!;
   const request = { ...goodOrder('order-crash-1'), idempotencyKey: 'crash-key-1' };
@@ -58,7 +60,7 @@ test('coordinator killed after logging COMMIT, before fan-out: after restart eve
 
 test('sidecar killed after recording a prepared branch: the transaction aborts everywhere and the hold is released', async (t) => {
   const cluster = await startTestCluster(t, {
-    memberEnv: { 'sidecar-payment': { TXMESH_CRASH_AT: CrashPoints.SIDECAR_AFTER_PREPARED_RECORDED } },
+    memberEnv: { 'sidecar-payment': { TXMESH_CRASH_AT: SidecarSteps.AFTER_PREPARED_RECORDED } },
   });
   const sidecar = cluster.sidecars.get('payment')!;
   const result = await postJson(`${cluster.coordinators[0]!.url}/v1/transactions`, goodOrder('order-crash-2', 1500));
@@ -82,7 +84,7 @@ test('sidecar killed after recording a prepared branch: the transaction aborts e
 
 test('service killed after applying commit, before acknowledging: the retried commit is applied once', async (t) => {
   const cluster = await startTestCluster(t, {
-    memberEnv: { 'service-inventory': { TXMESH_CRASH_AT: CrashPoints.PARTICIPANT_AFTER_COMMIT } },
+    memberEnv: { 'service-inventory': { TXMESH_CRASH_AT: ParticipantSteps.AFTER_COMMIT } },
   });
   const inventory = cluster.services.get('inventory')!;
   const result = await postJson(`${cluster.coordinators[0]!.url}/v1/transactions`, goodOrder('order-crash-3'));
@@ -100,7 +102,7 @@ test('service killed after applying commit, before acknowledging: the retried co
 
 test('service killed after a durable prepare: after restart it aborts cleanly and the key is free again', async (t) => {
   const cluster = await startTestCluster(t, {
-    memberEnv: { 'service-inventory': { TXMESH_CRASH_AT: CrashPoints.PARTICIPANT_AFTER_PREPARE } },
+    memberEnv: { 'service-inventory': { TXMESH_CRASH_AT: ParticipantSteps.AFTER_PREPARE } },
   });
   const inventory = cluster.services.get('inventory')!;
   const result = await postJson(`${cluster.coordinators[0]!.url}/v1/transactions`, goodOrder('order-crash-4', 1500));

@@ -1,8 +1,13 @@
 /** Shared helpers for the cross-process tests: a cluster with a small catalog, orders, and polling. */
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 import type { TestContext } from 'node:test';
-import { Cluster, fetchSummaries, sleep, type ClusterOptions } from 'txmesh';
+import { Cluster, fetchSummaries, sleep, type ClusterOptions } from '@txmesh/lab';
 import { orderRequest, type EcommerceService, type ServiceSummary } from '@txmesh/example-ecommerce';
 import type { BeginTransactionRequest } from '@txmesh/protocol';
+
+/** The installed `txmesh` command (compiled JavaScript), as a user runs it. */
+export const TXMESH_BIN = join(dirname(createRequire(import.meta.url).resolve('txmesh/package.json')), 'bin', 'txmesh.mjs');
 
 export const SMALL_CATALOG = { skus: 5, stockPerSku: 50, accounts: 5, balancePerAccount: 1000 };
 

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, afterEach, before, test } from 'node:test';
 import { Paths } from '@txmesh/protocol';
-import { Cluster, verifyCluster, waitForQuiescence } from 'txmesh';
+import { Cluster, verifyCluster, waitForQuiescence } from '@txmesh/lab';
 import { eventually, goodOrder, postJson, serviceUrls, SMALL_CATALOG, summaries } from './helpers.ts';
 
 const QUIET_MS = 30_000;

@@ -1,7 +1,3 @@
-export { Cluster, Member, sleep, type ClusterOptions, type MemberRole } from './cluster.ts';
-export { verifyCluster, waitForQuiescence, fetchSummaries, type VerifyReport } from './verify.ts';
-export { runDemo, formatSummary, percentile, type DemoOptions, type DemoSummary } from './demo.ts';
-export { runBench, processCpuMs, processMemoryMb, type BenchOptions, type BenchReport } from './bench.ts';
 export { main } from './main.ts';
-export { FaultProxy, type Direction, type LinkMode } from './fault-proxy.ts';
-export { runChaos, type ChaosOptions, type ChaosSummary } from './chaos.ts';
+export { FlagReader, parseArgs, UsageError, type ParsedArgs } from './args.ts';
+export { serve, envSwitch, READY_PREFIX, type Closable } from './serve.ts';

@@ -1,33 +1,21 @@
 /**
- * The `txmesh` command: run a coordinator shard, a sidecar or an example service as a process, or the
- * whole demo cluster. Each long-running role prints "TXMESH_READY <url>" on stdout once it listens,
- * and shuts down cleanly on SIGTERM/SIGINT.
+ * The `txmesh` operator command: run a coordinator shard or a sidecar as a process. Each long-running
+ * role prints "TXMESH_READY <url>" on stdout once it is ready, and shuts down cleanly on SIGTERM/SIGINT.
+ *
+ * The lab commands (demo, bench, chaos, service, null-echo) live in @txmesh/lab, which depends on the
+ * example services; they are loaded from it when it is installed (as in the repository), so the
+ * operator command never depends on the example.
  */
 import { startCoordinator, validateServiceTimeouts, type ServiceTimeouts } from '@txmesh/coordinator';
 import { startSidecar } from '@txmesh/sidecar';
-import { DEFAULT_CATALOG, ECOMMERCE_SERVICES, slowFromEnv, startEcommerceService, type EcommerceService } from '@txmesh/example-ecommerce';
 import { FlagReader, parseArgs, UsageError } from './args.ts';
-import { formatSummary, runDemo } from './demo.ts';
-import { runChaos } from './chaos.ts';
-import { formatTargets, runBench } from './bench.ts';
-import { startNullEcho } from './null-echo.ts';
+import { envSwitch, serve } from './serve.ts';
+
+const LAB_COMMANDS = new Set(['demo', 'bench', 'chaos', 'service', 'null-echo']);
 
 const USAGE = `usage: txmesh <command> [flags]
 
 commands:
-  demo         start the e-commerce cluster on loopback, place orders, check invariants, stop
-               --orders N (2000)  --concurrency C (64)  --shards S (1)  --seed N (1)  --json
-               catalog: --skus N (200) --stock N per sku (20) --accounts N (500) --balance N per account (500)
-  bench        measure the cluster: closed-loop orders against a null fastify baseline; JSON last line
-               --concurrency C (1000)  --duration SEC (20)  --warmup SEC (5)  --shards S (1)  --seed N (1)
-               --naive (batching, group commit, scheduler off)  --compare (optimised and naive)
-               --slow-service NAME (aware vs blind)  --slow-ms MS (20)  --slow-cpu-ms MS per item (1)
-               --probe SEC (5, concurrency-1 latency after the main run; 0 skips)  --json
-  null-echo    the benchmark's null baseline: answers POST /v1/transactions at once  --port P (0)
-  chaos        the e-commerce cluster with a fault proxy on every link: orders at full speed while members
-               are SIGKILLed and restarted and links cut and healed; then heal, quiesce, verify; exit 1 on any violation
-               --duration SEC (60)  --seed N (1)  --shards S (2)  --concurrency C (32)  --fault-every MS (1000)  --min-kills N (0: run on past the duration, up to 3x, until N kills)  --json
-               catalog: --skus N (200) --stock N per sku (20) --accounts N (500) --balance N per account (500)
   coordinator  run one coordinator shard
                --shard K (0)  --shards S (1)  --port P (7000)  --host H (127.0.0.1)  --data DIR (required)
                --in-doubt-after MS (10000)  --alert-webhook URL  --prune-interval MS (5000, 0 = off)
@@ -37,19 +25,14 @@ commands:
                --service NAME  --service-url URL  --coordinator URL[,URL...] (index = shard)
                --port P (0)  --host H (127.0.0.1)  --data DIR (required)
                --advertise-url URL (the URL shards call, e.g. a proxy in front; default http://host:port)
-  service      run an example e-commerce service (${ECOMMERCE_SERVICES.join(', ')})
-               <name> --port P (0) --db FILE (required) [--catalog JSON]
+  demo, bench, chaos, service, null-echo
+               the lab: the e-commerce demo cluster, the benchmark and the chaos run (from a clone of the
+               repository, where @txmesh/lab is installed: \`npx txmesh demo --help\`)
+
+every role: --log-level fatal|error|warn|info|debug|trace|silent (warn; env TXMESH_LOG_LEVEL)
 `;
 
-type Closable = { url: string; close(): Promise<void> };
-
-/** An on/off environment switch, on unless set to off (or 0/false/no). */
-function envSwitch(name: string): boolean {
-  const value = process.env[name]?.trim().toLowerCase();
-  if (value === undefined || value === '' || value === 'on' || value === '1' || value === 'true' || value === 'yes') return true;
-  if (value === 'off' || value === '0' || value === 'false' || value === 'no') return false;
-  throw new UsageError(`${name} must be on or off, got "${process.env[name]}"`);
-}
+const onBadEnv = (message: string): Error => new UsageError(message);
 
 /** --alert-webhook URL and --service-timeouts JSON, checked here so a typo fails at start. */
 function optionalCoordinatorFlags(f: FlagReader): { alertWebhookUrl?: string; serviceTimeouts?: ServiceTimeouts } {
@@ -76,114 +59,29 @@ function optionalCoordinatorFlags(f: FlagReader): { alertWebhookUrl?: string; se
   return out;
 }
 
-async function serve(start: () => Promise<Closable>): Promise<number> {
-  const running = await start();
-  process.stdout.write(`TXMESH_READY ${running.url}\n`);
-  await new Promise<void>((resolve) => {
-    const stop = (): void => resolve();
-    process.once('SIGTERM', stop);
-    process.once('SIGINT', stop);
-    // Started by a cluster harness: its stdin pipe closes when the harness dies, even by SIGKILL, so the
-    // member stops instead of living on and heartbeating into a port a later cluster may own.
-    if (process.env.TXMESH_EXIT_WITH_PARENT === '1') {
-      process.stdin.once('end', stop);
-      process.stdin.once('error', stop);
-      process.stdin.resume();
-    }
-  });
-  // A resumed stdin would keep the event loop alive after close.
-  if (process.env.TXMESH_EXIT_WITH_PARENT === '1') process.stdin.destroy();
-  await running.close();
-  return 0;
+/** The lab's entry point, when @txmesh/lab is installed next to this command. */
+async function runLab(argv: string[]): Promise<number> {
+  let lab: { labMain(argv: string[]): Promise<number> };
+  try {
+    lab = (await import('@txmesh/lab' as string)) as typeof lab;
+  } catch (err) {
+    if ((err as { code?: unknown }).code !== 'ERR_MODULE_NOT_FOUND') throw err;
+    process.stderr.write(
+      `txmesh: "${argv[0]}" is a lab command: it runs the example services and lives in @txmesh/lab, which is not installed here.\n` +
+        'Clone the txmesh repository and run it there (npm install && npx txmesh demo).\n',
+    );
+    return 2;
+  }
+  return lab.labMain(argv);
 }
 
 export async function main(argv: string[]): Promise<number> {
   const { positionals, flags } = parseArgs(argv);
-  const [command, ...rest] = positionals;
+  const [command] = positionals;
+  if (command !== undefined && LAB_COMMANDS.has(command)) return runLab(argv);
   const f = new FlagReader(flags);
   try {
     switch (command) {
-      case 'demo': {
-        const options = {
-          orders: f.int('orders', 2000, 1, 10_000_000),
-          concurrency: f.int('concurrency', 64, 1, 100_000),
-          shards: f.int('shards', 1, 1, 64),
-          seed: f.int('seed', 1),
-          json: f.bool('json'),
-          catalog: {
-            skus: f.int('skus', DEFAULT_CATALOG.skus, 1, 1_000_000),
-            stockPerSku: f.int('stock', DEFAULT_CATALOG.stockPerSku, 0, 1_000_000_000),
-            accounts: f.int('accounts', DEFAULT_CATALOG.accounts, 1, 1_000_000),
-            balancePerAccount: f.int('balance', DEFAULT_CATALOG.balancePerAccount, 0, 1_000_000_000),
-          },
-        };
-        f.done();
-        // With --json the summary object must be the last line of stdout; human text goes to stderr.
-        const out = options.json ? process.stderr : process.stdout;
-        const summary = await runDemo({ ...options, out, progress: process.stderr });
-        out.write(`${formatSummary(summary)}\n`);
-        if (options.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
-        return summary.invariantsOk ? 0 : 1;
-      }
-      case 'bench': {
-        const slow = f.optionalString('slow-service');
-        if (slow !== undefined && !ECOMMERCE_SERVICES.includes(slow as EcommerceService)) {
-          throw new UsageError(`--slow-service must be one of ${ECOMMERCE_SERVICES.join(', ')}`);
-        }
-        const options = {
-          concurrency: f.int('concurrency', 1000, 1, 100_000),
-          durationSec: f.int('duration', 20, 1, 3600),
-          warmupSec: f.int('warmup', 5, 0, 600),
-          shards: f.int('shards', 1, 1, 64),
-          seed: f.int('seed', 1),
-          naive: f.bool('naive'),
-          compare: f.bool('compare'),
-          slowMs: f.int('slow-ms', 20, 0, 60_000),
-          slowCpuMs: f.int('slow-cpu-ms', 1, 0, 1000),
-          probeSec: f.int('probe', 5, 0, 600),
-          ...(slow !== undefined ? { slowService: slow as EcommerceService } : {}),
-        };
-        const json = f.bool('json');
-        f.done();
-        // The JSON object is the last line of stdout; everything for people goes to stderr.
-        const report = await runBench({ ...options, out: process.stderr });
-        process.stderr.write(`targets (issue 6):\n${formatTargets(report)}\n`);
-        process.stdout.write(json ? `${JSON.stringify(report)}\n` : `${JSON.stringify(report, null, 2)}\n`);
-        // Figures from a cluster that lost or split an outcome are not results.
-        if (!report.invariantsOk) process.stderr.write(report.inconsistent ? 'CONSISTENCY CHECK FAILED\n' : 'consistency not checked: delivery still running at the end\n');
-        return report.inconsistent ? 1 : 0;
-      }
-      case 'null-echo': {
-        const options = { port: f.int('port', 0, 0, 65535), host: f.string('host', '127.0.0.1') };
-        f.done();
-        return await serve(() => startNullEcho(options));
-      }
-      case 'chaos': {
-        const options = {
-          durationSec: f.int('duration', 60, 1, 86_400),
-          seed: f.int('seed', 1),
-          shards: f.int('shards', 2, 1, 64),
-          concurrency: f.int('concurrency', 32, 1, 10_000),
-          faultEveryMs: f.int('fault-every', 1000, 50, 600_000),
-          minKills: f.int('min-kills', 0, 0, 100_000),
-          catalog: {
-            skus: f.int('skus', DEFAULT_CATALOG.skus, 1, 1_000_000),
-            stockPerSku: f.int('stock', DEFAULT_CATALOG.stockPerSku, 0, 1_000_000_000),
-            accounts: f.int('accounts', DEFAULT_CATALOG.accounts, 1, 1_000_000),
-            balancePerAccount: f.int('balance', DEFAULT_CATALOG.balancePerAccount, 0, 1_000_000_000),
-          },
-        };
-        const json = f.bool('json');
-        f.done();
-        const summary = await runChaos({ ...options, progress: process.stderr });
-        const { problems, ...figures } = summary;
-        const human = json ? process.stderr : process.stdout;
-        human.write(`${Object.entries(figures).map(([k, v]) => `${k.padEnd(20)} ${typeof v === 'object' ? JSON.stringify(v) : String(v)}`).join('\n')}\n`);
-        for (const problem of problems) human.write(`  problem: ${problem}\n`);
-        // With --json the summary must be the last line of stdout.
-        if (json) process.stdout.write(`${JSON.stringify(summary)}\n`);
-        return summary.invariantsOk ? 0 : 1;
-      }
       case 'coordinator': {
         const options = {
           shard: f.int('shard', 0, 0, 9999),
@@ -193,10 +91,10 @@ export async function main(argv: string[]): Promise<number> {
           dataDir: f.string('data'),
           logLevel: f.string('log-level', process.env.TXMESH_LOG_LEVEL ?? 'warn'),
           // TXMESH_SCHEDULER=off / TXMESH_BATCHING=off: resource-blind and unbatched, for comparison.
-          scheduler: envSwitch('TXMESH_SCHEDULER'),
-          batching: envSwitch('TXMESH_BATCHING'),
+          scheduler: envSwitch('TXMESH_SCHEDULER', onBadEnv),
+          batching: envSwitch('TXMESH_BATCHING', onBadEnv),
           // TXMESH_GROUP_COMMIT=off: every decision record fsync'd on its own (naive benchmark mode).
-          groupCommit: envSwitch('TXMESH_GROUP_COMMIT'),
+          groupCommit: envSwitch('TXMESH_GROUP_COMMIT', onBadEnv),
           inDoubtAfterMs: f.int('in-doubt-after', 10_000, 0, 86_400_000),
           pruneIntervalMs: f.int('prune-interval', 5_000, 0, 86_400_000),
           idempotencyRetentionMs: f.int('idempotency-retention', 3_600_000, 0, 365 * 86_400_000),
@@ -216,29 +114,11 @@ export async function main(argv: string[]): Promise<number> {
           dataDir: f.string('data'),
           advertiseUrl: f.optionalString('advertise-url'),
           logLevel: f.string('log-level', process.env.TXMESH_LOG_LEVEL ?? 'warn'),
-          batching: envSwitch('TXMESH_BATCHING'),
-          forcePreparedRecords: envSwitch('TXMESH_SIDECAR_FORCED_RECORDS'),
+          batching: envSwitch('TXMESH_BATCHING', onBadEnv),
+          forcePreparedRecords: envSwitch('TXMESH_SIDECAR_FORCED_RECORDS', onBadEnv),
         };
         f.done();
         return await serve(() => startSidecar(options));
-      }
-      case 'service': {
-        const name = rest[0];
-        if (!ECOMMERCE_SERVICES.includes(name as EcommerceService)) {
-          throw new UsageError(`service name must be one of ${ECOMMERCE_SERVICES.join(', ')}`);
-        }
-        const catalogJson = f.string('catalog', '{}');
-        const options = { port: f.int('port', 0, 0, 65535), host: f.string('host', '127.0.0.1'), dbPath: f.string('db') };
-        f.done();
-        let catalog: object;
-        try {
-          catalog = JSON.parse(catalogJson) as object;
-        } catch {
-          throw new UsageError('--catalog must be a JSON object');
-        }
-        // TXMESH_SLOW_MS / TXMESH_SLOW_CPU_MS: set by `txmesh bench --slow-service` on one service.
-        const slowness = slowFromEnv();
-        return await serve(() => startEcommerceService(name as EcommerceService, { ...options, catalog, ...(slowness ? { slow: slowness } : {}) }));
       }
       case undefined:
       case 'help':

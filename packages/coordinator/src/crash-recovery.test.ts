@@ -10,10 +10,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Fastify from 'fastify';
-import { CrashPoints, PROTOCOL_VERSION, type BranchBatchRequest, type BranchItem } from '@txmesh/protocol';
+import { PROTOCOL_VERSION, type BranchBatchRequest, type BranchItem } from '@txmesh/protocol';
+import { CoordinatorSteps } from './steps.ts';
 import { eventually } from './testing/fake-transport.ts';
 
-const SCRIPT = fileURLToPath(new URL('./testing/coordinator-process.ts', import.meta.url));
+const SCRIPT = fileURLToPath(new URL('./testing/coordinator-process.js', import.meta.url));
+/** Arms the crash points named in TXMESH_CRASH_AT (see @txmesh/lab's crash-on-step). */
+const CRASH_PRELOAD = fileURLToPath(import.meta.resolve('@txmesh/lab/crash-on-step'));
+
 
 interface Running {
   url: string;
@@ -26,7 +30,7 @@ async function spawnCoordinator(t: TestContext, dataDir: string, crashAt?: strin
   delete env.TXMESH_CRASH_AT;
   delete env.TXMESH_CRASH_AFTER;
   if (crashAt) env.TXMESH_CRASH_AT = crashAt;
-  const child = spawn(process.execPath, ['--import', 'tsx', SCRIPT, JSON.stringify({ shard: 0, shards: 1, dataDir })], {
+  const child = spawn(process.execPath, ['--import', CRASH_PRELOAD, SCRIPT, JSON.stringify({ shard: 0, shards: 1, dataDir })], {
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -74,7 +78,7 @@ describe('coordinator crash recovery', { timeout: 60_000 }, () => {
     const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'txmesh-crash-'));
     t.after(() => fs.rmSync(dataDir, { recursive: true, force: true }));
     const sidecar = await fakeSidecar(t);
-    const first = await spawnCoordinator(t, dataDir, CrashPoints.COORDINATOR_AFTER_COMMIT_LOGGED);
+    const first = await spawnCoordinator(t, dataDir, CoordinatorSteps.AFTER_COMMIT_LOGGED);
     assert.equal((await post(`${first.url}/v1/services`, { service: 'inventory', sidecarUrl: sidecar.url })).status, 200);
     await assert.rejects(post(`${first.url}/v1/transactions`, { participants: [{ service: 'inventory', operations: [{ op: 'reserve' }] }] }));
     assert.equal(await first.exited, 'SIGKILL');
@@ -95,7 +99,7 @@ describe('coordinator crash recovery', { timeout: 60_000 }, () => {
     const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'txmesh-crash-'));
     t.after(() => fs.rmSync(dataDir, { recursive: true, force: true }));
     const sidecar = await fakeSidecar(t);
-    const first = await spawnCoordinator(t, dataDir, CrashPoints.COORDINATOR_AFTER_PREPARES_SENT);
+    const first = await spawnCoordinator(t, dataDir, CoordinatorSteps.AFTER_PREPARES_SENT);
     await post(`${first.url}/v1/services`, { service: 'inventory', sidecarUrl: sidecar.url });
     await assert.rejects(post(`${first.url}/v1/transactions`, { participants: [{ service: 'inventory', operations: [{ op: 'reserve' }] }] }));
     assert.equal(await first.exited, 'SIGKILL');

@@ -23,3 +23,4 @@ export type { InDoubtAlert, InDoubtMonitorOptions } from './in-doubt-monitor.ts'
 export type { InDoubtBranch } from './transaction-manager.ts';
 export { DEFAULT_PRUNE_INTERVAL_MS, DEFAULT_IDEMPOTENCY_RETENTION_MS } from './transaction-manager.ts';
 export type { PruneCutoffs, PruneResult, GroupCommitOptions } from './decision-log.ts';
+export { CoordinatorSteps, type CoordinatorStep } from './steps.ts';

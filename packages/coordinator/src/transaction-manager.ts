@@ -8,13 +8,11 @@
 import {
   BranchAction,
   BranchState,
-  CrashPoints,
   Decision,
   Outcome,
   TxState,
   TxmeshError,
   Vote,
-  crashPoint,
   newTxId,
   shardForIdempotencyKey,
   shardOfTxId,
@@ -30,6 +28,7 @@ import {
   type TransactionResult,
   type TransactionStatus,
 } from '@txmesh/protocol';
+import { CoordinatorSteps, reachStep } from './steps.ts';
 import { DELIVERY_BACKOFF, PREPARE_BACKOFF, backoffDelayMs, type BackoffPolicy } from './backoff.ts';
 import { BatchingDispatcher, MAX_BATCH_ITEMS, type DispatcherOptions } from './batching-dispatcher.ts';
 import type { BranchTransport } from './branch-transport.ts';
@@ -330,7 +329,7 @@ export class TransactionManager {
       decided: false,
     };
     this.#active.set(tx.txId, tx);
-    crashPoint(CrashPoints.COORDINATOR_BEFORE_PREPARES_SENT);
+    reachStep(CoordinatorSteps.BEFORE_PREPARES_SENT);
     const votes: Promise<VoteOutcome>[] = new Array(tx.branches.length);
     // The prepare expected to take longest leaves first, so the slowest branch starts as early as possible.
     for (const i of this.#slowestFirst(tx.branches)) {
@@ -415,7 +414,7 @@ export class TransactionManager {
       const startCounting = (): void => {
         if (counting) return;
         counting = true;
-        crashPoint(CrashPoints.COORDINATOR_AFTER_PREPARES_SENT);
+        reachStep(CoordinatorSteps.AFTER_PREPARES_SENT);
       };
       const finish = (verdict: Verdict): void => {
         if (done) return;
@@ -437,7 +436,7 @@ export class TransactionManager {
             branch.state = BranchState.PREPARED;
             yes += 1;
             if (yes === votes.length) finish({ commit: true });
-            else crashPoint(CrashPoints.COORDINATOR_BETWEEN_VOTES);
+            else reachStep(CoordinatorSteps.BETWEEN_VOTES);
             return;
           }
           branch.state = BranchState.VOTED_NO;
@@ -498,7 +497,7 @@ export class TransactionManager {
     tx.state = TxState.COMMITTING;
     tx.outcome = Outcome.COMMITTED;
     this.#committed += 1;
-    crashPoint(CrashPoints.COORDINATOR_AFTER_COMMIT_LOGGED);
+    reachStep(CoordinatorSteps.AFTER_COMMIT_LOGGED);
     this.#deliver(tx, BranchAction.COMMIT);
     return result;
   }
@@ -552,7 +551,7 @@ export class TransactionManager {
     const deliverOne = async (b: Branch): Promise<boolean> => {
       const acked = await this.#deliverBranch(tx, b, action);
       b.delivering = false;
-      if (acked && action === BranchAction.COMMIT && ++acks === 1 && targets.length > 1) crashPoint(CrashPoints.COORDINATOR_MID_FANOUT);
+      if (acked && action === BranchAction.COMMIT && ++acks === 1 && targets.length > 1) reachStep(CoordinatorSteps.MID_FANOUT);
       return acked;
     };
     const delivery = Promise.all(targets.map(deliverOne)).then((acked) => {

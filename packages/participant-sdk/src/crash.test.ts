@@ -3,17 +3,21 @@ import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { CrashPoints, type BranchItem } from '@txmesh/protocol';
+import { type BranchItem } from '@txmesh/protocol';
+import { ParticipantSteps } from './steps.ts';
 import { addStock, commit, openTempDatabase, prepare, reserveOp, startParticipant, stock, tempDatabasePath, txId } from './test-support.ts';
 
-const child = path.join(path.dirname(fileURLToPath(import.meta.url)), 'crash-child.fixture.ts');
+const child = path.join(path.dirname(fileURLToPath(import.meta.url)), 'crash-child.fixture.js');
+/** Arms the crash points named in TXMESH_CRASH_AT (see @txmesh/lab's crash-on-step). */
+const CRASH_PRELOAD = fileURLToPath(import.meta.resolve('@txmesh/lab/crash-on-step'));
+
 
 function runChild(file: string, items: BranchItem[], crashAt?: string) {
   const env = { ...process.env };
   delete env.TXMESH_CRASH_AT;
   delete env.TXMESH_CRASH_AFTER;
   if (crashAt) env.TXMESH_CRASH_AT = crashAt;
-  return spawnSync(process.execPath, ['--import', 'tsx', child, file, JSON.stringify(items)], { env, encoding: 'utf8', timeout: 30_000 });
+  return spawnSync(process.execPath, ['--import', CRASH_PRELOAD, child, file, JSON.stringify(items)], { env, encoding: 'utf8', timeout: 30_000 });
 }
 
 test('a prepare is durable with its locks when the process dies right after it, before answering', async (t) => {
@@ -24,7 +28,7 @@ test('a prepare is durable with its locks when the process dies right after it, 
   setup.close();
 
   const id = txId();
-  const crashed = runChild(file, [prepare(id, [reserveOp('apple', 4)])], CrashPoints.PARTICIPANT_AFTER_PREPARE);
+  const crashed = runChild(file, [prepare(id, [reserveOp('apple', 4)])], ParticipantSteps.AFTER_PREPARE);
   assert.equal(crashed.signal, 'SIGKILL', crashed.stderr);
   assert.equal(crashed.stdout, '', 'no answer left the process');
 
@@ -38,7 +42,7 @@ test('a prepare is durable with its locks when the process dies right after it, 
   f.participant.close();
   f.db.close();
 
-  const committed = runChild(file, [commit(id)], CrashPoints.PARTICIPANT_AFTER_COMMIT);
+  const committed = runChild(file, [commit(id)], ParticipantSteps.AFTER_COMMIT);
   assert.equal(committed.signal, 'SIGKILL', committed.stderr);
   const again = runChild(file, [commit(id)]);
   assert.equal(again.status, 0, again.stderr);

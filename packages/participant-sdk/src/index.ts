@@ -3,6 +3,6 @@ export { BusinessRefusal, defineOperation, type HookContext, type OperationHandl
 export { createParticipant, ItemReasons, type Participant, type ParticipantOptions, type ParticipantStats } from './participant.ts';
 export { ResourceUsageMeter, type ResourceUsageOptions } from './resource-usage.ts';
 export { CgroupReader, parseCpuMax, parseCfsQuota, parseMemoryLimit, parseCpuStatUsageMicros, parseProcSelfCgroup, type CgroupLimits } from './cgroup.ts';
-export { RetryLaterError, createTxmeshClient, type TxmeshClient, type TxmeshClientOptions } from './txmesh-client.ts';
 export { LockManager, LockWaitError, type LockFailure } from './lock-manager.ts';
 export { resolveBranchRetention, minimumBranchRetentionMs, DEFAULT_BRANCH_RETENTION_MS, type BranchRetentionOptions } from './branch-retention.ts';
+export { ParticipantSteps, type ParticipantStep } from './steps.ts';

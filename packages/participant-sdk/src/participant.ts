@@ -14,11 +14,9 @@ import type Database from 'better-sqlite3';
 import type { FastifyInstance } from 'fastify';
 import {
   BranchAction,
-  CrashPoints,
   ItemStatus,
   PROTOCOL_VERSION,
   TxmeshError,
-  crashPoint,
   isValidName,
   type BranchBatchRequest,
   type BranchBatchResponse,
@@ -28,6 +26,7 @@ import {
   type PreparedListResponse,
   type ServiceUsage,
 } from '@txmesh/protocol';
+import { ParticipantSteps, reachStep } from './steps.ts';
 import { BarrierStore, type BranchRecord, type HookPhase } from './barrier-store.ts';
 import { LockManager, LockWaitError, type LockFailure } from './lock-manager.ts';
 import { BusinessRefusal, type HookContext, type OperationHandlers } from './operation.ts';
@@ -281,7 +280,7 @@ class ParticipantImpl implements Participant {
       return;
     }
     if (indices.some((i) => items[i]!.action === BranchAction.COMMIT && answers.get(i)!.status === ItemStatus.OK)) {
-      crashPoint(CrashPoints.PARTICIPANT_AFTER_COMMIT);
+      reachStep(ParticipantSteps.AFTER_COMMIT);
     }
     for (const i of indices) {
       const item = items[i]!;
@@ -488,7 +487,7 @@ class ParticipantImpl implements Participant {
           });
           this.counters.prepareTransactions += 1;
           this.counters.preparesWritten += toRun.length;
-          crashPoint(CrashPoints.PARTICIPANT_AFTER_PREPARE);
+          reachStep(ParticipantSteps.AFTER_PREPARE);
         } catch (err) {
           this.log({ event: 'prepare-transaction-failed', error: messageOf(err) });
           keep.clear();

@@ -3,5 +3,4 @@ export * from './errors.ts';
 export * from './wire.ts';
 export * from './tx-id.ts';
 export * from './validate.ts';
-export * from './crash-point.ts';
 export * from './http-errors.ts';

@@ -3,7 +3,8 @@
  * transaction before anyone hears them, and forget branches whose outcome the service acknowledged.
  */
 import type { FastifyBaseLogger } from 'fastify';
-import { BranchAction, CrashPoints, ItemStatus, crashPoint, type BranchItem, type BranchItemResult } from '@txmesh/protocol';
+import { BranchAction, ItemStatus, type BranchItem, type BranchItemResult } from '@txmesh/protocol';
+import { SidecarSteps, reachStep } from './steps.ts';
 import type { InFlightPrepares } from './in-flight-prepares.ts';
 import type { PreparedRecord, PreparedStore } from './prepared-store.ts';
 import type { ServiceClient } from './service-client.ts';
@@ -61,7 +62,7 @@ export async function handleBatch(items: readonly BranchItem[], deps: BatchHandl
     if (toRecord.length > 0) {
       try {
         deps.store.put(toRecord.map((r) => r.record));
-        crashPoint(CrashPoints.SIDECAR_AFTER_PREPARED_RECORDED);
+        reachStep(SidecarSteps.AFTER_PREPARED_RECORDED);
       } catch (err) {
         // Without a durable record the yes vote must not leave; the service's own prepared list lets the
         // in-doubt resolver find these branches later.

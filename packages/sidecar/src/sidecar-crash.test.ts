@@ -3,12 +3,16 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
-import { CrashPoints, Decision, newTxId, PROTOCOL_VERSION } from '@txmesh/protocol';
+import { Decision, newTxId, PROTOCOL_VERSION } from '@txmesh/protocol';
+import { SidecarSteps } from './steps.ts';
 import { buildSidecar } from './sidecar.ts';
 import { SqlitePreparedStore } from './sqlite-prepared-store.ts';
 import { startFakeCoordinator, startFakeService, tempDir } from './test-fakes.ts';
 
-const sidecarModule = fileURLToPath(new URL('./sidecar.ts', import.meta.url));
+const sidecarModule = fileURLToPath(new URL('./sidecar.js', import.meta.url));
+/** Arms the crash points named in TXMESH_CRASH_AT (see @txmesh/lab's crash-on-step). */
+const CRASH_PRELOAD = fileURLToPath(import.meta.resolve('@txmesh/lab/crash-on-step'));
+
 
 describe('sidecar crash after recording a prepared branch', () => {
   it('has the record on disk although the vote never left, and a restarted sidecar resolves it', async (t) => {
@@ -19,8 +23,8 @@ describe('sidecar crash after recording a prepared branch', () => {
       const { startSidecar } = await import(${JSON.stringify(sidecarModule)});
       const sidecar = await startSidecar({ service: 'inventory', serviceUrl: process.env.SERVICE_URL, coordinatorUrls: [], dataDir: process.env.DATA_DIR, logLevel: 'silent' });
       process.stdout.write(sidecar.url + '\\n');`;
-    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '--eval', script], {
-      env: { ...process.env, SERVICE_URL: service.url, DATA_DIR: dataDir, TXMESH_CRASH_AT: CrashPoints.SIDECAR_AFTER_PREPARED_RECORDED },
+    const child = spawn(process.execPath, ['--import', CRASH_PRELOAD, '--input-type=module', '--eval', script], {
+      env: { ...process.env, SERVICE_URL: service.url, DATA_DIR: dataDir, TXMESH_CRASH_AT: SidecarSteps.AFTER_PREPARED_RECORDED },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     t.after(() => {

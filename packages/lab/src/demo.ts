@@ -3,7 +3,7 @@
  * summary, checks that every service agrees and that stock and money are conserved, and stops.
  */
 import { DEFAULT_CATALOG, orderRequest, randomOrder, seededRandom, type CatalogOptions, type EcommerceService } from '@txmesh/example-ecommerce';
-import { createTxmeshClient } from '@txmesh/participant-sdk';
+import { createTxmeshClient } from '@txmesh/client';
 import { Outcome, TxmeshError, type BeginTransactionRequest, type TransactionResult } from '@txmesh/protocol';
 import { Cluster, sleep } from './cluster.ts';
 import { verifyCluster, waitForQuiescence, type VerifyReport } from './verify.ts';

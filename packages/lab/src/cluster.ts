@@ -6,13 +6,17 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, mkdirSync, mkdtempSync, rmSync, type WriteStream } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { ECOMMERCE_SERVICES, type CatalogOptions, type EcommerceService } from '@txmesh/example-ecommerce';
+import { READY_PREFIX } from 'txmesh';
 import { FaultProxy } from './fault-proxy.ts';
 
-const BIN = fileURLToPath(new URL('../bin/txmesh.mjs', import.meta.url));
-const READY_PREFIX = 'TXMESH_READY ';
+/** The operator command runs coordinators and sidecars; the lab's own bin runs example services and the null echo. */
+const TXMESH_BIN = join(dirname(createRequire(import.meta.url).resolve('txmesh/package.json')), 'bin', 'txmesh.mjs');
+const LAB_BIN = fileURLToPath(new URL('../bin/txmesh-lab.mjs', import.meta.url));
+const CRASH_PRELOAD = fileURLToPath(new URL('./crash-on-step.js', import.meta.url));
 const START_TIMEOUT_MS = 30_000;
 
 export type MemberRole = 'coordinator' | 'service' | 'sidecar' | 'null-echo';
@@ -54,10 +58,14 @@ export class Member {
   async start(extraEnv: NodeJS.ProcessEnv = {}): Promise<string> {
     if (this.running) throw new Error(`${this.name} is already running`);
     this.#log ??= createWriteStream(this.#logFile, { flags: 'a' });
-    const child = spawn(process.execPath, [...this.#nodeArgs, BIN, this.role, ...this.#args(this.#port)], {
+    const env: NodeJS.ProcessEnv = { ...process.env, ...this.#env, ...extraEnv, TXMESH_EXIT_WITH_PARENT: '1' };
+    // Crash points cost nothing unless armed: only then is the preload that listens for steps loaded.
+    const preload = env.TXMESH_CRASH_AT ? ['--import', CRASH_PRELOAD] : [];
+    const bin = this.role === 'coordinator' || this.role === 'sidecar' ? TXMESH_BIN : LAB_BIN;
+    const child = spawn(process.execPath, [...this.#nodeArgs, ...preload, bin, this.role, ...this.#args(this.#port)], {
       // stdin is a pipe only so that the member notices when this process dies (TXMESH_EXIT_WITH_PARENT).
       stdio: ['pipe', 'pipe', 'pipe'],
-      env: { ...process.env, ...this.#env, ...extraEnv, TXMESH_EXIT_WITH_PARENT: '1' },
+      env,
     });
     child.stdin!.on('error', () => {}); // never written; a dead child must not raise EPIPE here
     this.#child = child;

@@ -9,7 +9,7 @@
  * lost), so "committed as heard by a client" is exact: only answers actually received are counted.
  */
 import { DEFAULT_CATALOG, orderRequest, randomOrder, seededRandom, type CatalogOptions, type EcommerceService } from '@txmesh/example-ecommerce';
-import { createTxmeshClient } from '@txmesh/participant-sdk';
+import { createTxmeshClient } from '@txmesh/client';
 import { Outcome, Paths, TxmeshError, type BeginTransactionRequest, type TransactionResult } from '@txmesh/protocol';
 import { Cluster, sleep, type Member } from './cluster.ts';
 import { FaultProxy } from './fault-proxy.ts';

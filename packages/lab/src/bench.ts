@@ -11,7 +11,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ECOMMERCE_SERVICES, orderRequest, seededRandom, type CatalogOptions, type EcommerceService } from '@txmesh/example-ecommerce';
-import { createTxmeshClient, type TxmeshClient } from '@txmesh/participant-sdk';
+import { createTxmeshClient, type TxmeshClient } from '@txmesh/client';
 import { Outcome, TxmeshError, type BeginTransactionRequest } from '@txmesh/protocol';
 import { Cluster, Member, sleep } from './cluster.ts';
 import { percentile } from './demo.ts';

@@ -1,0 +1,1 @@
+export { RetryLaterError, createTxmeshClient, type TxmeshClient, type TxmeshClientOptions } from './txmesh-client.ts';

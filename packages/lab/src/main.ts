@@ -1,0 +1,155 @@
+/**
+ * The lab's commands: the e-commerce demo cluster, the benchmark with its null baseline, the chaos run,
+ * and one example service as a process. `txmesh demo|bench|chaos|service|null-echo` hands over to here
+ * when @txmesh/lab is installed; `txmesh-lab` runs it directly.
+ */
+import { DEFAULT_CATALOG, ECOMMERCE_SERVICES, slowFromEnv, startEcommerceService, type EcommerceService } from '@txmesh/example-ecommerce';
+import { FlagReader, parseArgs, serve, UsageError } from 'txmesh';
+import { formatTargets, runBench } from './bench.ts';
+import { runChaos } from './chaos.ts';
+import { formatSummary, runDemo } from './demo.ts';
+import { startNullEcho } from './null-echo.ts';
+
+const USAGE = `usage: txmesh <command> [flags]   (the lab: runs from the txmesh repository)
+
+commands:
+  demo         start the e-commerce cluster on loopback, place orders, check invariants, stop
+               --orders N (2000)  --concurrency C (64)  --shards S (1)  --seed N (1)  --json
+               catalog: --skus N (200) --stock N per sku (20) --accounts N (500) --balance N per account (500)
+  bench        measure the cluster: closed-loop orders against a null fastify baseline; JSON last line
+               --concurrency C (1000)  --duration SEC (20)  --warmup SEC (5)  --shards S (1)  --seed N (1)
+               --naive (batching, group commit, scheduler off)  --compare (optimised and naive)
+               --slow-service NAME (aware vs blind)  --slow-ms MS (20)  --slow-cpu-ms MS per item (1)
+               --probe SEC (5, concurrency-1 latency after the main run; 0 skips)  --json
+  null-echo    the benchmark's null baseline: answers POST /v1/transactions at once  --port P (0)
+  chaos        the e-commerce cluster with a fault proxy on every link: orders at full speed while members
+               are SIGKILLed and restarted and links cut and healed; then heal, quiesce, verify; exit 1 on any violation
+               --duration SEC (60)  --seed N (1)  --shards S (2)  --concurrency C (32)  --fault-every MS (1000)  --min-kills N (0: run on past the duration, up to 3x, until N kills)  --json
+               catalog: --skus N (200) --stock N per sku (20) --accounts N (500) --balance N per account (500)
+  service      run an example e-commerce service (${ECOMMERCE_SERVICES.join(', ')})
+               <name> --port P (0) --db FILE (required) [--catalog JSON]
+
+every role: --log-level fatal|error|warn|info|debug|trace|silent (warn; env TXMESH_LOG_LEVEL)
+`;
+
+export async function labMain(argv: string[]): Promise<number> {
+  const { positionals, flags } = parseArgs(argv);
+  const [command, ...rest] = positionals;
+  const f = new FlagReader(flags);
+  try {
+    switch (command) {
+      case 'demo': {
+        const options = {
+          orders: f.int('orders', 2000, 1, 10_000_000),
+          concurrency: f.int('concurrency', 64, 1, 100_000),
+          shards: f.int('shards', 1, 1, 64),
+          seed: f.int('seed', 1),
+          json: f.bool('json'),
+          catalog: {
+            skus: f.int('skus', DEFAULT_CATALOG.skus, 1, 1_000_000),
+            stockPerSku: f.int('stock', DEFAULT_CATALOG.stockPerSku, 0, 1_000_000_000),
+            accounts: f.int('accounts', DEFAULT_CATALOG.accounts, 1, 1_000_000),
+            balancePerAccount: f.int('balance', DEFAULT_CATALOG.balancePerAccount, 0, 1_000_000_000),
+          },
+        };
+        f.done();
+        // With --json the summary object must be the last line of stdout; human text goes to stderr.
+        const out = options.json ? process.stderr : process.stdout;
+        const summary = await runDemo({ ...options, out, progress: process.stderr });
+        out.write(`${formatSummary(summary)}\n`);
+        if (options.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
+        return summary.invariantsOk ? 0 : 1;
+      }
+      case 'bench': {
+        const slow = f.optionalString('slow-service');
+        if (slow !== undefined && !ECOMMERCE_SERVICES.includes(slow as EcommerceService)) {
+          throw new UsageError(`--slow-service must be one of ${ECOMMERCE_SERVICES.join(', ')}`);
+        }
+        const options = {
+          concurrency: f.int('concurrency', 1000, 1, 100_000),
+          durationSec: f.int('duration', 20, 1, 3600),
+          warmupSec: f.int('warmup', 5, 0, 600),
+          shards: f.int('shards', 1, 1, 64),
+          seed: f.int('seed', 1),
+          naive: f.bool('naive'),
+          compare: f.bool('compare'),
+          slowMs: f.int('slow-ms', 20, 0, 60_000),
+          slowCpuMs: f.int('slow-cpu-ms', 1, 0, 1000),
+          probeSec: f.int('probe', 5, 0, 600),
+          ...(slow !== undefined ? { slowService: slow as EcommerceService } : {}),
+        };
+        const json = f.bool('json');
+        f.done();
+        // The JSON object is the last line of stdout; everything for people goes to stderr.
+        const report = await runBench({ ...options, out: process.stderr });
+        process.stderr.write(`targets (issue 6):\n${formatTargets(report)}\n`);
+        process.stdout.write(json ? `${JSON.stringify(report)}\n` : `${JSON.stringify(report, null, 2)}\n`);
+        // Figures from a cluster that lost or split an outcome are not results.
+        if (!report.invariantsOk) process.stderr.write(report.inconsistent ? 'CONSISTENCY CHECK FAILED\n' : 'consistency not checked: delivery still running at the end\n');
+        return report.inconsistent ? 1 : 0;
+      }
+      case 'null-echo': {
+        const options = { port: f.int('port', 0, 0, 65535), host: f.string('host', '127.0.0.1') };
+        f.done();
+        return await serve(() => startNullEcho(options));
+      }
+      case 'chaos': {
+        const options = {
+          durationSec: f.int('duration', 60, 1, 86_400),
+          seed: f.int('seed', 1),
+          shards: f.int('shards', 2, 1, 64),
+          concurrency: f.int('concurrency', 32, 1, 10_000),
+          faultEveryMs: f.int('fault-every', 1000, 50, 600_000),
+          minKills: f.int('min-kills', 0, 0, 100_000),
+          catalog: {
+            skus: f.int('skus', DEFAULT_CATALOG.skus, 1, 1_000_000),
+            stockPerSku: f.int('stock', DEFAULT_CATALOG.stockPerSku, 0, 1_000_000_000),
+            accounts: f.int('accounts', DEFAULT_CATALOG.accounts, 1, 1_000_000),
+            balancePerAccount: f.int('balance', DEFAULT_CATALOG.balancePerAccount, 0, 1_000_000_000),
+          },
+        };
+        const json = f.bool('json');
+        f.done();
+        const summary = await runChaos({ ...options, progress: process.stderr });
+        const { problems, ...figures } = summary;
+        const human = json ? process.stderr : process.stdout;
+        human.write(`${Object.entries(figures).map(([k, v]) => `${k.padEnd(20)} ${typeof v === 'object' ? JSON.stringify(v) : String(v)}`).join('\n')}\n`);
+        for (const problem of problems) human.write(`  problem: ${problem}\n`);
+        // With --json the summary must be the last line of stdout.
+        if (json) process.stdout.write(`${JSON.stringify(summary)}\n`);
+        return summary.invariantsOk ? 0 : 1;
+      }
+      case 'service': {
+        const name = rest[0];
+        if (!ECOMMERCE_SERVICES.includes(name as EcommerceService)) {
+          throw new UsageError(`service name must be one of ${ECOMMERCE_SERVICES.join(', ')}`);
+        }
+        const catalogJson = f.string('catalog', '{}');
+        const options = { port: f.int('port', 0, 0, 65535), host: f.string('host', '127.0.0.1'), dbPath: f.string('db'), logLevel: f.string('log-level', process.env.TXMESH_LOG_LEVEL ?? 'warn') };
+        f.done();
+        let catalog: object;
+        try {
+          catalog = JSON.parse(catalogJson) as object;
+        } catch {
+          throw new UsageError('--catalog must be a JSON object');
+        }
+        // TXMESH_SLOW_MS / TXMESH_SLOW_CPU_MS: set by `txmesh bench --slow-service` on one service.
+        const slowness = slowFromEnv();
+        return await serve(() => startEcommerceService(name as EcommerceService, { ...options, catalog, ...(slowness ? { slow: slowness } : {}) }));
+      }
+      case undefined:
+      case 'help':
+        process.stdout.write(USAGE);
+        return command === undefined ? 2 : 0;
+      default:
+        throw new UsageError(`unknown lab command "${command}"`);
+    }
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`txmesh: ${err.message}\n\n${USAGE}`);
+      return 2;
+    }
+    process.stderr.write(`txmesh: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    return 1;
+  }
+}
