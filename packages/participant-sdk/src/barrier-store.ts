@@ -62,53 +62,53 @@ interface BranchRow {
 }
 
 export class BarrierStore {
-  private readonly getBranchStmt: Database.Statement<[string], BranchRow>;
-  private readonly insertPreparedStmt: Database.Statement<[string, string, number]>;
-  private readonly insertVotedNoStmt: Database.Statement<[string, string, string | null, string, number]>;
-  private readonly insertRolledBackStmt: Database.Statement<[string, number]>;
-  private readonly decideStmt: Database.Statement<[BranchRowState, number, string]>;
-  private readonly insertBarrierStmt: Database.Statement<[string, number, HookPhase, number]>;
-  private readonly insertLockStmt: Database.Statement<[string, string]>;
-  private readonly deleteLocksStmt: Database.Statement<[string]>;
-  private readonly allLocksStmt: Database.Statement<[], { key: string; tx_id: string }>;
-  private readonly preparedStmt: Database.Statement<[], { tx_id: string; prepared_at: number }>;
-  private readonly finishedStmt: Database.Statement<[number, number], { tx_id: string }>;
-  private readonly deleteBarrierStmt: Database.Statement<[string]>;
-  private readonly deleteBranchStmt: Database.Statement<[string]>;
-  private readonly pruneTx: Database.Transaction<(before: number) => number>;
+  readonly #getBranchStmt: Database.Statement<[string], BranchRow>;
+  readonly #insertPreparedStmt: Database.Statement<[string, string, number]>;
+  readonly #insertVotedNoStmt: Database.Statement<[string, string, string | null, string, number]>;
+  readonly #insertRolledBackStmt: Database.Statement<[string, number]>;
+  readonly #decideStmt: Database.Statement<[BranchRowState, number, string]>;
+  readonly #insertBarrierStmt: Database.Statement<[string, number, HookPhase, number]>;
+  readonly #insertLockStmt: Database.Statement<[string, string]>;
+  readonly #deleteLocksStmt: Database.Statement<[string]>;
+  readonly #allLocksStmt: Database.Statement<[], { key: string; tx_id: string }>;
+  readonly #preparedStmt: Database.Statement<[], { tx_id: string; prepared_at: number }>;
+  readonly #finishedStmt: Database.Statement<[number, number], { tx_id: string }>;
+  readonly #deleteBarrierStmt: Database.Statement<[string]>;
+  readonly #deleteBranchStmt: Database.Statement<[string]>;
+  readonly #pruneTx: Database.Transaction<(before: number) => number>;
 
   constructor(db: Database.Database) {
     db.exec(SCHEMA);
-    this.getBranchStmt = db.prepare('SELECT tx_id, state, reason, message, operations, prepared_at FROM txm_branches WHERE tx_id = ?');
-    this.insertPreparedStmt = db.prepare(`INSERT INTO txm_branches (tx_id, state, operations, prepared_at) VALUES (?, 'prepared', ?, ?)`);
-    this.insertVotedNoStmt = db.prepare(
+    this.#getBranchStmt = db.prepare('SELECT tx_id, state, reason, message, operations, prepared_at FROM txm_branches WHERE tx_id = ?');
+    this.#insertPreparedStmt = db.prepare(`INSERT INTO txm_branches (tx_id, state, operations, prepared_at) VALUES (?, 'prepared', ?, ?)`);
+    this.#insertVotedNoStmt = db.prepare(
       `INSERT INTO txm_branches (tx_id, state, reason, message, operations, decided_at) VALUES (?, 'voted_no', ?, ?, ?, ?)`,
     );
-    this.insertRolledBackStmt = db.prepare(`INSERT INTO txm_branches (tx_id, state, decided_at) VALUES (?, 'rolled_back', ?)`);
-    this.decideStmt = db.prepare('UPDATE txm_branches SET state = ?, decided_at = ? WHERE tx_id = ?');
-    this.insertBarrierStmt = db.prepare('INSERT OR IGNORE INTO txm_barrier (tx_id, op_index, phase, at) VALUES (?, ?, ?, ?)');
-    this.insertLockStmt = db.prepare('INSERT INTO txm_locks (key, tx_id) VALUES (?, ?)');
-    this.deleteLocksStmt = db.prepare('DELETE FROM txm_locks WHERE tx_id = ?');
-    this.allLocksStmt = db.prepare('SELECT key, tx_id FROM txm_locks ORDER BY key');
-    this.preparedStmt = db.prepare(`SELECT tx_id, prepared_at FROM txm_branches WHERE state = 'prepared' ORDER BY prepared_at`);
+    this.#insertRolledBackStmt = db.prepare(`INSERT INTO txm_branches (tx_id, state, decided_at) VALUES (?, 'rolled_back', ?)`);
+    this.#decideStmt = db.prepare('UPDATE txm_branches SET state = ?, decided_at = ? WHERE tx_id = ?');
+    this.#insertBarrierStmt = db.prepare('INSERT OR IGNORE INTO txm_barrier (tx_id, op_index, phase, at) VALUES (?, ?, ?, ?)');
+    this.#insertLockStmt = db.prepare('INSERT INTO txm_locks (key, tx_id) VALUES (?, ?)');
+    this.#deleteLocksStmt = db.prepare('DELETE FROM txm_locks WHERE tx_id = ?');
+    this.#allLocksStmt = db.prepare('SELECT key, tx_id FROM txm_locks ORDER BY key');
+    this.#preparedStmt = db.prepare(`SELECT tx_id, prepared_at FROM txm_branches WHERE state = 'prepared' ORDER BY prepared_at`);
     // Finished = decided (committed, rolled back) or refused; a prepared branch is never pruned.
-    this.finishedStmt = db.prepare(
+    this.#finishedStmt = db.prepare(
       `SELECT tx_id FROM txm_branches WHERE state <> 'prepared' AND decided_at IS NOT NULL AND decided_at <= ? LIMIT ?`,
     );
-    this.deleteBarrierStmt = db.prepare('DELETE FROM txm_barrier WHERE tx_id = ?');
-    this.deleteBranchStmt = db.prepare('DELETE FROM txm_branches WHERE tx_id = ?');
-    this.pruneTx = db.transaction((before: number) => {
-      const ids = this.finishedStmt.all(before, PRUNE_BATCH);
+    this.#deleteBarrierStmt = db.prepare('DELETE FROM txm_barrier WHERE tx_id = ?');
+    this.#deleteBranchStmt = db.prepare('DELETE FROM txm_branches WHERE tx_id = ?');
+    this.#pruneTx = db.transaction((before: number) => {
+      const ids = this.#finishedStmt.all(before, PRUNE_BATCH);
       for (const { tx_id } of ids) {
-        this.deleteBarrierStmt.run(tx_id);
-        this.deleteBranchStmt.run(tx_id);
+        this.#deleteBarrierStmt.run(tx_id);
+        this.#deleteBranchStmt.run(tx_id);
       }
       return ids.length;
     });
   }
 
   branch(txId: string): BranchRecord | undefined {
-    const row = this.getBranchStmt.get(txId);
+    const row = this.#getBranchStmt.get(txId);
     if (!row) return undefined;
     return {
       txId: row.tx_id,
@@ -121,36 +121,36 @@ export class BarrierStore {
   }
 
   recordPrepared(txId: string, operations: OperationSpec[], keys: readonly string[], now: number): void {
-    this.insertPreparedStmt.run(txId, JSON.stringify(operations), now);
-    for (const key of keys) this.insertLockStmt.run(key, txId);
+    this.#insertPreparedStmt.run(txId, JSON.stringify(operations), now);
+    for (const key of keys) this.#insertLockStmt.run(key, txId);
   }
 
   recordVotedNo(txId: string, reason: string, message: string | undefined, operations: OperationSpec[], now: number): void {
-    this.insertVotedNoStmt.run(txId, reason, message ?? null, JSON.stringify(operations), now);
+    this.#insertVotedNoStmt.run(txId, reason, message ?? null, JSON.stringify(operations), now);
   }
 
   recordRolledBackUnprepared(txId: string, now: number): void {
-    this.insertRolledBackStmt.run(txId, now);
+    this.#insertRolledBackStmt.run(txId, now);
   }
 
   /** Moves a branch to its outcome and drops its durable locks, in the caller's transaction. */
   recordDecided(txId: string, state: 'committed' | 'rolled_back', now: number): void {
-    this.decideStmt.run(state, now, txId);
-    this.deleteLocksStmt.run(txId);
+    this.#decideStmt.run(state, now, txId);
+    this.#deleteLocksStmt.run(txId);
   }
 
   /** Marks a voted-no branch as having heard its rollback; its state (and vote) stay. */
   touchDecided(txId: string, now: number): void {
-    this.decideStmt.run('voted_no', now, txId);
+    this.#decideStmt.run('voted_no', now, txId);
   }
 
   /** True when this hook has not run yet; the row is the proof that it now has (same transaction). */
   claimHook(txId: string, opIndex: number, phase: HookPhase, now: number): boolean {
-    return this.insertBarrierStmt.run(txId, opIndex, phase, now).changes === 1;
+    return this.#insertBarrierStmt.run(txId, opIndex, phase, now).changes === 1;
   }
 
   allLocks(): { key: string; txId: string }[] {
-    return this.allLocksStmt.all().map((row) => ({ key: row.key, txId: row.tx_id }));
+    return this.#allLocksStmt.all().map((row) => ({ key: row.key, txId: row.tx_id }));
   }
 
   /**
@@ -160,7 +160,7 @@ export class BarrierStore {
   pruneFinished(before: number): number {
     let deleted = 0;
     for (let batch = 0; batch < MAX_PRUNE_BATCHES; batch++) {
-      const n = this.pruneTx.immediate(before);
+      const n = this.#pruneTx.immediate(before);
       deleted += n;
       if (n < PRUNE_BATCH) break;
     }
@@ -168,6 +168,6 @@ export class BarrierStore {
   }
 
   preparedBranches(): { txId: string; preparedAt: number }[] {
-    return this.preparedStmt.all().map((row) => ({ txId: row.tx_id, preparedAt: row.prepared_at }));
+    return this.#preparedStmt.all().map((row) => ({ txId: row.tx_id, preparedAt: row.prepared_at }));
   }
 }

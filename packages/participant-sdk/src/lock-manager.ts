@@ -37,28 +37,28 @@ interface Waiter {
 }
 
 export class LockManager {
-  private readonly holders = new Map<string, string>();
-  private readonly keysByTx = new Map<string, Set<string>>();
-  private readonly queues = new Map<string, Waiter[]>();
-  private readonly waitersByTx = new Map<string, Set<Waiter>>();
+  readonly #holders = new Map<string, string>();
+  readonly #keysByTx = new Map<string, Set<string>>();
+  readonly #queues = new Map<string, Waiter[]>();
+  readonly #waitersByTx = new Map<string, Set<Waiter>>();
 
   holderOf(key: string): string | undefined {
-    return this.holders.get(key);
+    return this.#holders.get(key);
   }
 
   keysHeldBy(txId: string): string[] {
-    return [...(this.keysByTx.get(txId) ?? [])];
+    return [...(this.#keysByTx.get(txId) ?? [])];
   }
 
   get heldCount(): number {
-    return this.holders.size;
+    return this.#holders.size;
   }
 
   /** Takes a key without waiting: used to restore locks of prepared branches after a restart. */
   hold(key: string, txId: string): void {
-    const holder = this.holders.get(key);
+    const holder = this.#holders.get(key);
     if (holder !== undefined && holder !== txId) throw new Error(`lock ${key} is held by ${holder}, cannot restore it for ${txId}`);
-    this.grant(key, txId);
+    this.#grant(key, txId);
   }
 
   /**
@@ -66,12 +66,12 @@ export class LockManager {
    * otherwise up to `youngerGraceMs` (wait-die).
    */
   acquire(key: string, txId: string, timeoutMs: number, youngerGraceMs: number = timeoutMs): Promise<void> {
-    const holder = this.holders.get(key);
+    const holder = this.#holders.get(key);
     if (holder === undefined || holder === txId) {
-      this.grant(key, txId);
+      this.#grant(key, txId);
       return Promise.resolve();
     }
-    const queue = this.queues.get(key) ?? [];
+    const queue = this.#queues.get(key) ?? [];
     const oldest = compareTxAge(txId, holder) < 0 && queue.every((w) => w.txId === txId || compareTxAge(txId, w.txId) < 0);
     const limited = !oldest && youngerGraceMs < timeoutMs;
     const waitMs = limited ? youngerGraceMs : timeoutMs;
@@ -84,15 +84,15 @@ export class LockManager {
         resolve,
         reject,
         timer: setTimeout(() => {
-          this.forget(waiter);
+          this.#forget(waiter);
           reject(new LockWaitError(failure, key));
         }, waitMs),
       };
       queue.push(waiter);
-      this.queues.set(key, queue);
-      const mine = this.waitersByTx.get(txId) ?? new Set<Waiter>();
+      this.#queues.set(key, queue);
+      const mine = this.#waitersByTx.get(txId) ?? new Set<Waiter>();
       mine.add(waiter);
-      this.waitersByTx.set(txId, mine);
+      this.#waitersByTx.set(txId, mine);
     });
   }
 
@@ -109,18 +109,18 @@ export class LockManager {
       await this.acquire(key, txId, left, Math.min(youngerGraceMs, left));
       // A grant resolves a turn later; if the transaction was released meanwhile (its rollback
       // arrived), it must not go on queueing for, and taking, the remaining keys.
-      if (this.holders.get(key) !== txId) throw new LockWaitError('cancelled', key);
+      if (this.#holders.get(key) !== txId) throw new LockWaitError('cancelled', key);
     }
   }
 
   /** Releases every key the transaction holds and hands each to its next waiter. */
   release(txId: string): void {
-    const keys = this.keysByTx.get(txId);
+    const keys = this.#keysByTx.get(txId);
     if (!keys) return;
-    this.keysByTx.delete(txId);
+    this.#keysByTx.delete(txId);
     for (const key of keys) {
-      this.holders.delete(key);
-      this.grantNext(key);
+      this.#holders.delete(key);
+      this.#grantNext(key);
     }
   }
 
@@ -131,53 +131,53 @@ export class LockManager {
 
   /** Fails every wait of this transaction with the given failure. */
   failWaits(txId: string, failure: LockFailure): void {
-    for (const waiter of [...(this.waitersByTx.get(txId) ?? [])]) {
-      this.forget(waiter);
+    for (const waiter of [...(this.#waitersByTx.get(txId) ?? [])]) {
+      this.#forget(waiter);
       waiter.reject(new LockWaitError(failure, waiter.key));
     }
   }
 
   /** The keys this transaction is queued for right now. */
   waitingOn(txId: string): string[] {
-    return [...(this.waitersByTx.get(txId) ?? [])].map((w) => w.key);
+    return [...(this.#waitersByTx.get(txId) ?? [])].map((w) => w.key);
   }
 
   /** Fails every wait (shutdown), so no timer keeps the process alive. */
   cancelAll(): void {
-    for (const txId of [...this.waitersByTx.keys()]) this.cancelWaits(txId);
+    for (const txId of [...this.#waitersByTx.keys()]) this.cancelWaits(txId);
   }
 
-  private grant(key: string, txId: string): void {
-    this.holders.set(key, txId);
-    const keys = this.keysByTx.get(txId) ?? new Set<string>();
+  #grant(key: string, txId: string): void {
+    this.#holders.set(key, txId);
+    const keys = this.#keysByTx.get(txId) ?? new Set<string>();
     keys.add(key);
-    this.keysByTx.set(txId, keys);
+    this.#keysByTx.set(txId, keys);
   }
 
-  private grantNext(key: string): void {
-    const queue = this.queues.get(key);
+  #grantNext(key: string): void {
+    const queue = this.#queues.get(key);
     const next = queue?.[0];
     if (!queue || !next) return;
-    this.grant(key, next.txId);
+    this.#grant(key, next.txId);
     // The new holder's other waiters on this key are satisfied too (re-entrant).
     for (const waiter of queue.filter((w) => w.txId === next.txId)) {
-      this.forget(waiter);
+      this.#forget(waiter);
       waiter.resolve();
     }
   }
 
-  private forget(waiter: Waiter): void {
+  #forget(waiter: Waiter): void {
     clearTimeout(waiter.timer);
-    const queue = this.queues.get(waiter.key);
+    const queue = this.#queues.get(waiter.key);
     if (queue) {
       const at = queue.indexOf(waiter);
       if (at >= 0) queue.splice(at, 1);
-      if (queue.length === 0) this.queues.delete(waiter.key);
+      if (queue.length === 0) this.#queues.delete(waiter.key);
     }
-    const mine = this.waitersByTx.get(waiter.txId);
+    const mine = this.#waitersByTx.get(waiter.txId);
     if (mine) {
       mine.delete(waiter);
-      if (mine.size === 0) this.waitersByTx.delete(waiter.txId);
+      if (mine.size === 0) this.#waitersByTx.delete(waiter.txId);
     }
   }
 }

@@ -6,22 +6,24 @@ import { errorCodeOf, isPlainObject, requestJson } from './http-json.ts';
 const DECISIONS = new Set<string>(Object.values(Decision));
 
 export class CoordinatorClient {
-  private readonly pools: Pool[];
+  readonly #pools: Pool[];
   /** Calls made to the shards: registrations, heartbeats and decision look-ups. */
   requests = 0;
 
-  constructor(coordinatorUrls: readonly string[], private readonly timeoutMs: number) {
-    this.pools = coordinatorUrls.map((url) => new Pool(url, { connections: 4, keepAliveTimeout: 30_000 }));
+  readonly #timeoutMs: number;
+  constructor(coordinatorUrls: readonly string[], timeoutMs: number) {
+    this.#timeoutMs = timeoutMs;
+    this.#pools = coordinatorUrls.map((url) => new Pool(url, { connections: 4, keepAliveTimeout: 30_000 }));
   }
 
   get shards(): number {
-    return this.pools.length;
+    return this.#pools.length;
   }
 
   /** Registers (or re-registers, as a heartbeat) with one shard. Throws on any failure. */
   async register(shard: number, request: RegisterServiceRequest): Promise<void> {
     this.requests += 1;
-    const answer = await requestJson(this.pool(shard), 'POST', Paths.SERVICES, request, this.timeoutMs);
+    const answer = await requestJson(this.#pool(shard), 'POST', Paths.SERVICES, request, this.#timeoutMs);
     if (answer.status < 200 || answer.status >= 300) {
       throw new Error(`shard ${shard} refused the registration with HTTP ${answer.status} ${errorCodeOf(answer.body) ?? ''}`.trim());
     }
@@ -33,7 +35,7 @@ export class CoordinatorClient {
    */
   async decision(shard: number, txId: string): Promise<Decision> {
     this.requests += 1;
-    const answer = await requestJson(this.pool(shard), 'GET', decisionPath(txId), undefined, this.timeoutMs);
+    const answer = await requestJson(this.#pool(shard), 'GET', decisionPath(txId), undefined, this.#timeoutMs);
     // Presumed abort: the deciding shard knowing nothing of the transaction means it did not commit.
     if (answer.status === 404 && errorCodeOf(answer.body) === 'TXM_TX_NOT_FOUND') return Decision.ABORT;
     if (answer.status !== 200 || !isPlainObject(answer.body) || typeof answer.body.decision !== 'string' || !DECISIONS.has(answer.body.decision)) {
@@ -42,13 +44,13 @@ export class CoordinatorClient {
     return answer.body.decision as Decision;
   }
 
-  private pool(shard: number): Pool {
-    const pool = this.pools[shard];
-    if (!pool) throw new Error(`no coordinator URL for shard ${shard} (${this.pools.length} configured)`);
+  #pool(shard: number): Pool {
+    const pool = this.#pools[shard];
+    if (!pool) throw new Error(`no coordinator URL for shard ${shard} (${this.#pools.length} configured)`);
     return pool;
   }
 
   async close(): Promise<void> {
-    await Promise.all(this.pools.map((pool) => pool.destroy()));
+    await Promise.all(this.#pools.map((pool) => pool.destroy()));
   }
 }

@@ -25,31 +25,34 @@ export interface InDoubtResolverDeps {
 }
 
 export class InDoubtResolver {
-  private running: Promise<number> | undefined;
-  private firstRoundDone = false;
+  #running: Promise<number> | undefined;
+  #firstRoundDone = false;
 
-  constructor(private readonly deps: InDoubtResolverDeps) {}
+  readonly #deps: InDoubtResolverDeps;
+  constructor(deps: InDoubtResolverDeps) {
+    this.#deps = deps;
+  }
 
   /** Runs one round, or joins the one already running: never two at once. Resolves to how many branches it finished. */
   resolve(): Promise<number> {
-    if (!this.running) {
-      this.running = this.round().finally(() => {
-        this.running = undefined;
+    if (!this.#running) {
+      this.#running = this.#round().finally(() => {
+        this.#running = undefined;
       });
     }
-    return this.running;
+    return this.#running;
   }
 
   /** Waits for a running round, if any, ignoring its outcome. */
   async idle(): Promise<void> {
-    await this.running?.catch(() => undefined);
+    await this.#running?.catch(() => undefined);
   }
 
-  private async round(): Promise<number> {
-    const { store, serviceClient, log } = this.deps;
+  async #round(): Promise<number> {
+    const { store, serviceClient, log } = this.#deps;
     // The first round runs at start-up, when nothing can still be on its way: every branch is in doubt.
-    const cutoff = this.firstRoundDone ? (this.deps.now ?? Date.now)() - this.deps.inDoubtAfterMs : Infinity;
-    this.firstRoundDone = true;
+    const cutoff = this.#firstRoundDone ? (this.#deps.now ?? Date.now)() - this.#deps.inDoubtAfterMs : Infinity;
+    this.#firstRoundDone = true;
 
     const candidates = new Set<string>();
     for (const record of store.list()) if (record.preparedAt <= cutoff) candidates.add(record.txId);
@@ -60,7 +63,7 @@ export class InDoubtResolver {
     }
     if (candidates.size === 0) return 0;
 
-    const decided = await Promise.all([...candidates].map((txId) => this.decide(txId)));
+    const decided = await Promise.all([...candidates].map((txId) => this.#decide(txId)));
     const items: BranchItem[] = decided.filter((item): item is BranchItem => item !== undefined);
     if (items.length === 0) return 0;
 
@@ -69,14 +72,14 @@ export class InDoubtResolver {
     results.forEach((result, i) => {
       if (result.status !== ItemStatus.OK) log.warn({ txId: items[i]?.txId, reason: result.reason }, 'the service did not acknowledge an in-doubt outcome; retrying next round');
     });
-    this.deps.inFlight.outcomeAcknowledged(acked);
+    this.#deps.inFlight.outcomeAcknowledged(acked);
     store.remove(acked);
     return acked.length;
   }
 
   /** The outcome item to send for `txId`, or undefined to leave it for a later round. */
-  private async decide(txId: string): Promise<BranchItem | undefined> {
-    const { log, coordinator, service } = this.deps;
+  async #decide(txId: string): Promise<BranchItem | undefined> {
+    const { log, coordinator, service } = this.#deps;
     const shard = shardOfTxId(txId);
     if (shard === undefined) {
       log.warn({ txId }, 'an in-doubt branch has a malformed transaction id; it cannot be resolved automatically');

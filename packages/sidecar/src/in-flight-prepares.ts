@@ -8,26 +8,29 @@
  * Memory is bounded by the prepares in flight plus `recentLimit`.
  */
 export class InFlightPrepares {
-  private readonly pending = new Map<string, number>();
-  private readonly finished = new Set<string>();
+  readonly #pending = new Map<string, number>();
+  readonly #finished = new Set<string>();
   /** Insertion-ordered, oldest first; trimmed to recentLimit. */
-  private readonly recentlyAcknowledged = new Set<string>();
+  readonly #recentlyAcknowledged = new Set<string>();
 
-  constructor(private readonly recentLimit = 100_000) {}
+  readonly #recentLimit: number;
+  constructor(recentLimit = 100_000) {
+    this.#recentLimit = recentLimit;
+  }
 
   /** Call before forwarding prepares; every call needs a matching `end` with the same ids. */
   begin(txIds: readonly string[]): void {
-    for (const txId of txIds) this.pending.set(txId, (this.pending.get(txId) ?? 0) + 1);
+    for (const txId of txIds) this.#pending.set(txId, (this.#pending.get(txId) ?? 0) + 1);
   }
 
   end(txIds: readonly string[]): void {
     for (const txId of txIds) {
-      const left = (this.pending.get(txId) ?? 1) - 1;
+      const left = (this.#pending.get(txId) ?? 1) - 1;
       if (left > 0) {
-        this.pending.set(txId, left);
+        this.#pending.set(txId, left);
       } else {
-        this.pending.delete(txId);
-        this.finished.delete(txId);
+        this.#pending.delete(txId);
+        this.#finished.delete(txId);
       }
     }
   }
@@ -35,17 +38,17 @@ export class InFlightPrepares {
   /** The service acknowledged this branch's commit or rollback: yes votes still on their way are stale. */
   outcomeAcknowledged(txIds: readonly string[]): void {
     for (const txId of txIds) {
-      if (this.pending.has(txId)) this.finished.add(txId);
-      this.recentlyAcknowledged.add(txId);
+      if (this.#pending.has(txId)) this.#finished.add(txId);
+      this.#recentlyAcknowledged.add(txId);
     }
-    for (const oldest of this.recentlyAcknowledged) {
-      if (this.recentlyAcknowledged.size <= this.recentLimit) break;
-      this.recentlyAcknowledged.delete(oldest);
+    for (const oldest of this.#recentlyAcknowledged) {
+      if (this.#recentlyAcknowledged.size <= this.#recentLimit) break;
+      this.#recentlyAcknowledged.delete(oldest);
     }
   }
 
   /** Whether a yes vote for `txId` now in hand must not be recorded. */
   isFinished(txId: string): boolean {
-    return this.finished.has(txId) || this.recentlyAcknowledged.has(txId);
+    return this.#finished.has(txId) || this.#recentlyAcknowledged.has(txId);
   }
 }

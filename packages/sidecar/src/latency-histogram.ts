@@ -27,10 +27,14 @@ export class LatencyHistogram {
   #previousCount = 0;
   #periodStart: number;
 
+  readonly #periodMs: number;
+  readonly #now: () => number;
   constructor(
-    private readonly periodMs: number = 10_000,
-    private readonly now: () => number = Date.now,
+    periodMs: number = 10_000,
+    now: () => number = Date.now,
   ) {
+    this.#periodMs = periodMs;
+    this.#now = now;
     this.#periodStart = now();
   }
 
@@ -60,9 +64,9 @@ export class LatencyHistogram {
   }
 
   #rotate(): void {
-    const elapsed = this.now() - this.#periodStart;
-    if (elapsed < this.periodMs) return;
-    if (elapsed >= 2 * this.periodMs) {
+    const elapsed = this.#now() - this.#periodStart;
+    if (elapsed < this.#periodMs) return;
+    if (elapsed >= 2 * this.#periodMs) {
       // Idle for two periods: nothing recent is left.
       this.#previous.fill(0);
       this.#previousCount = 0;
@@ -74,6 +78,6 @@ export class LatencyHistogram {
     }
     this.#current.fill(0);
     this.#currentCount = 0;
-    this.#periodStart = this.now();
+    this.#periodStart = this.#now();
   }
 }

@@ -6,32 +6,32 @@ function copy(record: PreparedRecord): PreparedRecord {
 }
 
 export class MemoryPreparedStore implements PreparedStore {
-  private readonly records = new Map<string, PreparedRecord>();
+  readonly #records = new Map<string, PreparedRecord>();
 
   put(records: readonly PreparedRecord[]): void {
     for (const record of records) {
-      if (!this.records.has(record.txId)) this.records.set(record.txId, copy(record));
+      if (!this.#records.has(record.txId)) this.#records.set(record.txId, copy(record));
     }
   }
 
   remove(txIds: readonly string[]): void {
-    for (const txId of txIds) this.records.delete(txId);
+    for (const txId of txIds) this.#records.delete(txId);
   }
 
   get(txId: string): PreparedRecord | undefined {
-    const record = this.records.get(txId);
+    const record = this.#records.get(txId);
     return record ? copy(record) : undefined;
   }
 
   list(): PreparedRecord[] {
-    return [...this.records.values()].map(copy).sort((a, b) => a.preparedAt - b.preparedAt || a.txId.localeCompare(b.txId));
+    return [...this.#records.values()].map(copy).sort((a, b) => a.preparedAt - b.preparedAt || a.txId.localeCompare(b.txId));
   }
 
   count(): number {
-    return this.records.size;
+    return this.#records.size;
   }
 
   close(): void {
-    this.records.clear();
+    this.#records.clear();
   }
 }

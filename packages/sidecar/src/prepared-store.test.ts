@@ -7,12 +7,22 @@ import Database from 'better-sqlite3';
 import { newTxId } from '@txmesh/protocol';
 import { MemoryPreparedStore } from './memory-prepared-store.ts';
 import type { PreparedRecord, PreparedStore } from './prepared-store.ts';
-import { SqlitePreparedStore } from './sqlite-prepared-store.ts';
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
+import { SqlitePreparedStore, type StoreWriteEvent } from './sqlite-prepared-store.ts';
 
 function tempDir(t: TestContext): string {
   const dir = mkdtempSync(join(tmpdir(), 'txmesh-sidecar-store-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   return dir;
+}
+
+/** Every store write from now to the end of the test, with the synchronous level it ran at. */
+function watchWrites(t: TestContext): StoreWriteEvent[] {
+  const seen: StoreWriteEvent[] = [];
+  const listener = (event: unknown): void => void seen.push(event as StoreWriteEvent);
+  subscribe('txmesh:sidecar:store-write', listener);
+  t.after(() => unsubscribe('txmesh:sidecar:store-write', listener));
+  return seen;
 }
 
 function record(txId: string, preparedAt: number, op = 'reserve'): PreparedRecord {
@@ -96,8 +106,8 @@ describe('SqlitePreparedStore durability', () => {
     const reader = new Database(store.file, { readonly: true });
     t.after(() => reader.close());
     assert.equal(reader.pragma('journal_mode', { simple: true }), 'wal');
-    // synchronous is per connection: check the store's own connection through its behaviour-defining pragma.
-    assert.equal((store as unknown as { db: Database.Database }).db.pragma('synchronous', { simple: true }), 2);
+    // synchronous is per connection: check the store's own connection.
+    assert.equal(store.synchronousLevel(), 2);
   });
 
   it('counts one forced write per put of a whole batch; removals are unforced and leave synchronous = FULL behind', (t) => {
@@ -106,35 +116,23 @@ describe('SqlitePreparedStore durability', () => {
     t.after(() => store.close());
     const ids = Array.from({ length: 50 }, (_, i) => newTxId(0, 1000 + i));
     store.put(ids.map((id, i) => record(id, i)));
-    const db = (store as unknown as { db: Database.Database }).db;
-    let levelDuringRemove: unknown;
-    const realTransactionRun = (store as unknown as { removeAll: (ids: readonly string[]) => void }).removeAll;
-    (store as unknown as { removeAll: (ids: readonly string[]) => void }).removeAll = (txIds) => {
-      levelDuringRemove = db.pragma('synchronous', { simple: true });
-      realTransactionRun(txIds);
-    };
+    const levels = watchWrites(t);
     store.remove(ids.slice(0, 10));
-    assert.equal(levelDuringRemove, 1, 'the removal ran with synchronous = NORMAL');
+    assert.deepEqual(levels, [{ kind: 'remove', synchronous: 1 }], 'the removal ran with synchronous = NORMAL');
     assert.deepEqual(store.stats(), { forcedWrites: 1, unforcedWrites: 1, recordsPut: 50, recordsRemoved: 10 });
-    assert.equal((store as unknown as { db: Database.Database }).db.pragma('synchronous', { simple: true }), 2, 'the next yes vote is forced again');
+    assert.equal(store.synchronousLevel(), 2, 'the next yes vote is forced again');
     assert.equal(store.count(), 40);
   });
 
   it('with forcePuts off writes the yes-vote records unforced too, and they are still there after reopening', (t) => {
     const dir = tempDir(t);
     const store = SqlitePreparedStore.forService(dir, 'shipping', { forcePuts: false });
-    const db = (store as unknown as { db: Database.Database }).db;
-    let levelDuringPut: unknown;
-    const realPut = (store as unknown as { putAll: (r: readonly PreparedRecord[]) => void }).putAll;
-    (store as unknown as { putAll: (r: readonly PreparedRecord[]) => void }).putAll = (records) => {
-      levelDuringPut = db.pragma('synchronous', { simple: true });
-      realPut(records);
-    };
+    const levels = watchWrites(t);
     const id = newTxId(0, 5000);
     store.put([record(id, 1)]);
-    assert.equal(levelDuringPut, 1);
+    assert.deepEqual(levels, [{ kind: 'put', synchronous: 1 }]);
     assert.deepEqual(store.stats(), { forcedWrites: 0, unforcedWrites: 1, recordsPut: 1, recordsRemoved: 0 });
-    assert.equal(db.pragma('synchronous', { simple: true }), 2);
+    assert.equal(store.synchronousLevel(), 2);
     store.close();
     const reopened = SqlitePreparedStore.forService(dir, 'shipping');
     t.after(() => reopened.close());

@@ -19,45 +19,48 @@ export interface RegistrationDeps {
 }
 
 export class Registration {
-  private timer: NodeJS.Timeout | undefined;
-  private stopped = false;
+  #timer: NodeJS.Timeout | undefined;
+  #stopped = false;
   /** Shards whose last registration failed: a shard that stays down is logged at warn once, not every beat. */
-  private readonly failing = new Set<number>();
+  readonly #failing = new Set<number>();
 
-  constructor(private readonly deps: RegistrationDeps) {}
+  readonly #deps: RegistrationDeps;
+  constructor(deps: RegistrationDeps) {
+    this.#deps = deps;
+  }
 
   start(): void {
-    void this.beat();
+    void this.#beat();
   }
 
   stop(): void {
-    this.stopped = true;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
+    this.#stopped = true;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = undefined;
   }
 
-  private async beat(): Promise<void> {
-    const { coordinator, monitor, log, service, sidecarUrl } = this.deps;
+  async #beat(): Promise<void> {
+    const { coordinator, monitor, log, service, sidecarUrl } = this.#deps;
     // Under load the figures ride on batch answers; an idle service is asked, so the report stays current.
-    if (this.deps.refreshUsage && monitor.usageAgeMs() >= this.deps.heartbeatMs) await this.deps.refreshUsage();
-    if (this.stopped) return;
+    if (this.#deps.refreshUsage && monitor.usageAgeMs() >= this.#deps.heartbeatMs) await this.#deps.refreshUsage();
+    if (this.#stopped) return;
     const report = monitor.report();
     await Promise.all(
       Array.from({ length: coordinator.shards }, async (_, shard) => {
         try {
           await coordinator.register(shard, { service, sidecarUrl, report, shard, shards: coordinator.shards });
-          if (this.failing.delete(shard)) log.warn({ shard }, 'registration with shard succeeded again');
+          if (this.#failing.delete(shard)) log.warn({ shard }, 'registration with shard succeeded again');
         } catch (err) {
-          if (this.stopped) return;
-          if (!this.failing.has(shard)) log.warn({ err, shard }, 'registration with shard failed; retrying every heartbeat');
+          if (this.#stopped) return;
+          if (!this.#failing.has(shard)) log.warn({ err, shard }, 'registration with shard failed; retrying every heartbeat');
           else log.debug({ err, shard }, 'registration with shard failed again');
-          this.failing.add(shard);
+          this.#failing.add(shard);
         }
       }),
     );
-    if (this.stopped) return;
+    if (this.#stopped) return;
     // Chained timeouts rather than an interval: a slow shard never makes beats pile up.
-    this.timer = setTimeout(() => void this.beat(), this.deps.heartbeatMs);
-    this.timer.unref();
+    this.#timer = setTimeout(() => void this.#beat(), this.#deps.heartbeatMs);
+    this.#timer.unref();
   }
 }

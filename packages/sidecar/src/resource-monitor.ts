@@ -26,49 +26,51 @@ export function sanitizeUsage(raw: Record<string, unknown>, now: number): Servic
 }
 
 export class ResourceMonitor implements ServiceObserver {
-  private readonly latency: LatencyHistogram;
-  private inFlight = 0;
-  private usage: ServiceUsage | undefined;
+  readonly #latency: LatencyHistogram;
+  #inFlight = 0;
+  #usage: ServiceUsage | undefined;
   /** Local clock when the last usage arrived (the service's `at` may come from another clock). */
-  private usageReceivedAt = 0;
+  #usageReceivedAt = 0;
 
+  readonly #now: () => number;
   constructor(
     periodMs: number = 10_000,
-    private readonly now: () => number = Date.now,
+    now: () => number = Date.now,
   ) {
-    this.latency = new LatencyHistogram(periodMs, now);
+    this.#now = now;
+    this.#latency = new LatencyHistogram(periodMs, now);
   }
 
   /** Call when a request to the service starts; call the returned function exactly once when it ends. */
   requestStarted(): () => void {
     const started = performance.now();
-    this.inFlight += 1;
+    this.#inFlight += 1;
     let done = false;
     return () => {
       if (done) return;
       done = true;
-      this.inFlight -= 1;
-      this.latency.record(performance.now() - started);
+      this.#inFlight -= 1;
+      this.#latency.record(performance.now() - started);
     };
   }
 
   serviceUsage(raw: Record<string, unknown>): void {
-    this.usage = sanitizeUsage(raw, this.now());
-    this.usageReceivedAt = this.now();
+    this.#usage = sanitizeUsage(raw, this.#now());
+    this.#usageReceivedAt = this.#now();
   }
 
   /** How long ago the service last told its usage (Infinity if never). */
   usageAgeMs(): number {
-    return this.usage ? this.now() - this.usageReceivedAt : Infinity;
+    return this.#usage ? this.#now() - this.#usageReceivedAt : Infinity;
   }
 
   report(): ResourceReport {
-    const report: ResourceReport = { at: this.now(), inFlight: this.inFlight };
-    const p50 = this.latency.percentile(50);
+    const report: ResourceReport = { at: this.#now(), inFlight: this.#inFlight };
+    const p50 = this.#latency.percentile(50);
     if (p50 !== undefined) report.latencyP50Ms = round(p50);
-    const p99 = this.latency.percentile(99);
+    const p99 = this.#latency.percentile(99);
     if (p99 !== undefined) report.latencyP99Ms = round(p99);
-    const usage = this.usage;
+    const usage = this.#usage;
     if (usage) {
       for (const field of USAGE_FIELDS) {
         const value = usage[field];

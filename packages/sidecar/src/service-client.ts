@@ -42,7 +42,7 @@ export interface ServiceObserver {
 }
 
 export class ServiceClient {
-  private readonly pool: Pool;
+  readonly #pool: Pool;
   /** Calls made to the service (GET /txmesh/v1/stats; the benchmark's requests per transaction). */
   requests = 0;
 
@@ -50,8 +50,12 @@ export class ServiceClient {
    * `observer` sees every call to the service (its latency, for the resource report) and the usage figures
    * the participant SDK attaches to its batch answers.
    */
-  constructor(serviceUrl: string, private readonly timeoutMs: number, private readonly observer?: ServiceObserver) {
-    this.pool = new Pool(serviceUrl, { connections: 16, keepAliveTimeout: 30_000 });
+  readonly #timeoutMs: number;
+  readonly #observer: ServiceObserver | undefined;
+  constructor(serviceUrl: string, timeoutMs: number, observer?: ServiceObserver) {
+    this.#timeoutMs = timeoutMs;
+    this.#observer = observer;
+    this.#pool = new Pool(serviceUrl, { connections: 16, keepAliveTimeout: 30_000 });
   }
 
   /** Sends the whole batch in one call; the results are in the order of `items`. */
@@ -60,15 +64,15 @@ export class ServiceClient {
     const request: BranchBatchRequest = { protocolVersion: PROTOCOL_VERSION, items: [...items] };
     let answer;
     this.requests += 1;
-    const ended = this.observer?.requestStarted();
+    const ended = this.#observer?.requestStarted();
     try {
-      answer = await requestJson(this.pool, 'POST', Paths.PARTICIPANT_BATCH, request, this.timeoutMs);
+      answer = await requestJson(this.#pool, 'POST', Paths.PARTICIPANT_BATCH, request, this.#timeoutMs);
     } catch (err) {
       return failAll(items, 'TXM_SERVICE_UNREACHABLE', `the service did not answer: ${(err as Error).message}`);
     } finally {
       ended?.();
     }
-    if (isPlainObject(answer.body) && isPlainObject(answer.body.usage)) this.observer?.serviceUsage(answer.body.usage);
+    if (isPlainObject(answer.body) && isPlainObject(answer.body.usage)) this.#observer?.serviceUsage(answer.body.usage);
     if (answer.status < 200 || answer.status >= 300) {
       return failAll(items, errorCodeOf(answer.body) ?? 'TXM_SERVICE_UNREACHABLE', `the service answered HTTP ${answer.status}`);
     }
@@ -85,8 +89,8 @@ export class ServiceClient {
    */
   async refreshUsage(): Promise<void> {
     try {
-      const answer = await requestJson(this.pool, 'GET', Paths.PARTICIPANT_USAGE, undefined, this.timeoutMs);
-      if (answer.status === 200 && isPlainObject(answer.body)) this.observer?.serviceUsage(answer.body);
+      const answer = await requestJson(this.#pool, 'GET', Paths.PARTICIPANT_USAGE, undefined, this.#timeoutMs);
+      if (answer.status === 200 && isPlainObject(answer.body)) this.#observer?.serviceUsage(answer.body);
     } catch {
       // The next heartbeat tries again.
     }
@@ -95,7 +99,7 @@ export class ServiceClient {
   /** Branches the service holds prepared and undecided. Throws when the service cannot say. */
   async listPrepared(): Promise<PreparedBranch[]> {
     this.requests += 1;
-    const answer = await requestJson(this.pool, 'GET', Paths.PARTICIPANT_PREPARED, undefined, this.timeoutMs);
+    const answer = await requestJson(this.#pool, 'GET', Paths.PARTICIPANT_PREPARED, undefined, this.#timeoutMs);
     if (answer.status !== 200 || !isPlainObject(answer.body) || !Array.isArray(answer.body.prepared)) {
       throw new Error(`the service answered its prepared list with HTTP ${answer.status} and an unusable body`);
     }
@@ -109,6 +113,6 @@ export class ServiceClient {
   }
 
   async close(): Promise<void> {
-    await this.pool.destroy();
+    await this.#pool.destroy();
   }
 }

@@ -7,6 +7,7 @@
  * brings back a record whose outcome the service already applied, which the in-doubt resolver settles by
  * asking the shard and resending an idempotent outcome. The next forced put() carries it to disk anyway.
  */
+import { channel } from 'node:diagnostics_channel';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -24,6 +25,16 @@ function fromRow(row: Row): PreparedRecord {
   return { txId: row.tx_id, service: row.service, operations: JSON.parse(row.operations) as OperationSpec[], preparedAt: row.prepared_at };
 }
 
+/**
+ * Published as each write runs, with the connection's `synchronous` level at that moment (2 = FULL, 1 = NORMAL),
+ * so tests can see what was forced. Nothing subscribes in production.
+ */
+export const storeWriteChannel = channel('txmesh:sidecar:store-write');
+export interface StoreWriteEvent {
+  kind: 'put' | 'remove';
+  synchronous: number;
+}
+
 export class SqlitePreparedStore implements PreparedStore {
   /** The file a sidecar for `service` keeps in `dataDir`. */
   static fileFor(dataDir: string, service: string): string {
@@ -36,15 +47,15 @@ export class SqlitePreparedStore implements PreparedStore {
     return new SqlitePreparedStore(SqlitePreparedStore.fileFor(dataDir, service), options);
   }
 
-  private readonly db: Database.Database;
-  private readonly insertOne: Database.Statement<[string, string, string, number]>;
-  private readonly deleteOne: Database.Statement<[string]>;
-  private readonly selectOne: Database.Statement<[string], Row>;
-  private readonly selectAll: Database.Statement<[], Row>;
-  private readonly countAll: Database.Statement<[], { n: number }>;
-  private readonly putAll: (records: readonly PreparedRecord[]) => void;
-  private readonly removeAll: (txIds: readonly string[]) => void;
-  private readonly counters = { forcedWrites: 0, unforcedWrites: 0, recordsPut: 0, recordsRemoved: 0 };
+  readonly #db: Database.Database;
+  readonly #insertOne: Database.Statement<[string, string, string, number]>;
+  readonly #deleteOne: Database.Statement<[string]>;
+  readonly #selectOne: Database.Statement<[string], Row>;
+  readonly #selectAll: Database.Statement<[], Row>;
+  readonly #countAll: Database.Statement<[], { n: number }>;
+  readonly #putAll: (records: readonly PreparedRecord[]) => void;
+  readonly #removeAll: (txIds: readonly string[]) => void;
+  readonly #counters = { forcedWrites: 0, unforcedWrites: 0, recordsPut: 0, recordsRemoved: 0 };
 
   readonly #forcePuts: boolean;
 
@@ -58,80 +69,91 @@ export class SqlitePreparedStore implements PreparedStore {
     options: { forcePuts?: boolean } = {},
   ) {
     this.#forcePuts = options.forcePuts ?? true;
-    this.db = new Database(file);
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma('synchronous = FULL');
-    this.db.exec(`CREATE TABLE IF NOT EXISTS prepared (
+    this.#db = new Database(file);
+    this.#db.pragma('journal_mode = WAL');
+    this.#db.pragma('synchronous = FULL');
+    this.#db.exec(`CREATE TABLE IF NOT EXISTS prepared (
       tx_id TEXT PRIMARY KEY,
       service TEXT NOT NULL,
       operations TEXT NOT NULL,
       prepared_at INTEGER NOT NULL
     )`);
     // A retried prepare must not move preparedAt forward, or the in-doubt age rule would keep deferring it.
-    this.insertOne = this.db.prepare('INSERT INTO prepared (tx_id, service, operations, prepared_at) VALUES (?, ?, ?, ?) ON CONFLICT (tx_id) DO NOTHING');
-    this.deleteOne = this.db.prepare('DELETE FROM prepared WHERE tx_id = ?');
-    this.selectOne = this.db.prepare('SELECT tx_id, service, operations, prepared_at FROM prepared WHERE tx_id = ?');
-    this.selectAll = this.db.prepare('SELECT tx_id, service, operations, prepared_at FROM prepared ORDER BY prepared_at, tx_id');
-    this.countAll = this.db.prepare('SELECT COUNT(*) AS n FROM prepared');
-    this.putAll = this.db.transaction((records: readonly PreparedRecord[]) => {
-      for (const r of records) this.insertOne.run(r.txId, r.service, JSON.stringify(r.operations), r.preparedAt);
+    this.#insertOne = this.#db.prepare('INSERT INTO prepared (tx_id, service, operations, prepared_at) VALUES (?, ?, ?, ?) ON CONFLICT (tx_id) DO NOTHING');
+    this.#deleteOne = this.#db.prepare('DELETE FROM prepared WHERE tx_id = ?');
+    this.#selectOne = this.#db.prepare('SELECT tx_id, service, operations, prepared_at FROM prepared WHERE tx_id = ?');
+    this.#selectAll = this.#db.prepare('SELECT tx_id, service, operations, prepared_at FROM prepared ORDER BY prepared_at, tx_id');
+    this.#countAll = this.#db.prepare('SELECT COUNT(*) AS n FROM prepared');
+    this.#putAll = this.#db.transaction((records: readonly PreparedRecord[]) => {
+      this.#publishWrite('put');
+      for (const r of records) this.#insertOne.run(r.txId, r.service, JSON.stringify(r.operations), r.preparedAt);
     });
-    this.removeAll = this.db.transaction((txIds: readonly string[]) => {
-      for (const txId of txIds) this.deleteOne.run(txId);
+    this.#removeAll = this.#db.transaction((txIds: readonly string[]) => {
+      this.#publishWrite('remove');
+      for (const txId of txIds) this.#deleteOne.run(txId);
     });
   }
 
   put(records: readonly PreparedRecord[]): void {
     if (records.length === 0) return;
     if (!this.#forcePuts) {
-      this.#unforced(() => this.putAll(records));
-      this.counters.unforcedWrites += 1;
-      this.counters.recordsPut += records.length;
+      this.#unforced(() => this.#putAll(records));
+      this.#counters.unforcedWrites += 1;
+      this.#counters.recordsPut += records.length;
       return;
     }
-    this.putAll(records);
-    this.counters.forcedWrites += 1;
-    this.counters.recordsPut += records.length;
+    this.#putAll(records);
+    this.#counters.forcedWrites += 1;
+    this.#counters.recordsPut += records.length;
   }
 
   remove(txIds: readonly string[]): void {
     if (txIds.length === 0) return;
-    this.#unforced(() => this.removeAll(txIds));
-    this.counters.unforcedWrites += 1;
-    this.counters.recordsRemoved += txIds.length;
+    this.#unforced(() => this.#removeAll(txIds));
+    this.#counters.unforcedWrites += 1;
+    this.#counters.recordsRemoved += txIds.length;
+  }
+
+  #publishWrite(kind: StoreWriteEvent['kind']): void {
+    if (storeWriteChannel.hasSubscribers) storeWriteChannel.publish({ kind, synchronous: this.synchronousLevel() } satisfies StoreWriteEvent);
+  }
+
+  /** The connection's `synchronous` level now: 2 (FULL) between writes. */
+  synchronousLevel(): number {
+    return this.#db.pragma('synchronous', { simple: true }) as number;
   }
 
   #unforced(write: () => void): void {
     // db.pragma each time, not a kept statement: SQLite applies `synchronous` when the statement is
     // compiled, so re-running a prepared one changes nothing.
-    this.db.pragma('synchronous = NORMAL');
+    this.#db.pragma('synchronous = NORMAL');
     try {
       write();
     } finally {
       // Every other write stays forced.
-      this.db.pragma('synchronous = FULL');
+      this.#db.pragma('synchronous = FULL');
     }
   }
 
   /** Write transactions so far: forcedWrites is the number of fsyncs the store asked for. */
   stats(): { forcedWrites: number; unforcedWrites: number; recordsPut: number; recordsRemoved: number } {
-    return { ...this.counters };
+    return { ...this.#counters };
   }
 
   get(txId: string): PreparedRecord | undefined {
-    const row = this.selectOne.get(txId);
+    const row = this.#selectOne.get(txId);
     return row ? fromRow(row) : undefined;
   }
 
   list(): PreparedRecord[] {
-    return this.selectAll.all().map(fromRow);
+    return this.#selectAll.all().map(fromRow);
   }
 
   count(): number {
-    return this.countAll.get()?.n ?? 0;
+    return this.#countAll.get()?.n ?? 0;
   }
 
   close(): void {
-    if (this.db.open) this.db.close();
+    if (this.#db.open) this.#db.close();
   }
 }
