@@ -1,3 +1,17 @@
 export { main } from './main.ts';
 export { FlagReader, parseArgs, UsageError, type ParsedArgs } from './args.ts';
 export { serve, envSwitch, READY_PREFIX, type Closable } from './serve.ts';
+export { buildInjector, startInjector, InjectorPaths, type InjectorOptions, type InjectorTls } from './injector/injector-server.ts';
+export { reviewAdmission, ADMISSION_API_VERSION, type AdmissionResponse, type AdmissionReviewAnswer } from './injector/admission-review.ts';
+export { injectionPatch, requestedSidecar, Annotations, type JsonPatchOp } from './injector/pod-patch.ts';
+export {
+  loadSidecarTemplate,
+  validateSidecarTemplate,
+  SidecarTemplateError,
+  SIDECAR_CONTAINER_NAME,
+  SERVICE_ENV,
+  APP_PORT_ENV,
+  type SidecarTemplate,
+  type SidecarContainer,
+} from './injector/sidecar-template.ts';
+export { shardFromPodName } from './shard-from-pod-name.ts';

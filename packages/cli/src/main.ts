@@ -10,6 +10,9 @@ import { startCoordinator, validateServiceTimeouts, type ServiceTimeouts } from 
 import { startSidecar } from '@txmesh/sidecar';
 import { FlagReader, parseArgs, UsageError } from './args.ts';
 import { envSwitch, serve } from './serve.ts';
+import { shardFromPodName } from './shard-from-pod-name.ts';
+import { startInjector } from './injector/injector-server.ts';
+import { loadSidecarTemplate, SidecarTemplateError } from './injector/sidecar-template.ts';
 
 const LAB_COMMANDS = new Set(['demo', 'bench', 'chaos', 'service', 'null-echo']);
 
@@ -18,6 +21,7 @@ const USAGE = `usage: txmesh <command> [flags]
 commands:
   coordinator  run one coordinator shard
                --shard K (0)  --shards S (1)  --port P (7000)  --host H (127.0.0.1)  --data DIR (required)
+               --shard-from-pod-name NAME (instead of --shard: the StatefulSet ordinal, e.g. txmesh-coordinator-2)
                --in-doubt-after MS (10000)  --alert-webhook URL  --prune-interval MS (5000, 0 = off)
                --idempotency-retention MS (3600000)  --service-timeouts JSON, e.g.
                '{"payment":{"prepareTimeoutMs":800,"deliveryTimeoutMs":2000}}'   env TXMESH_GROUP_COMMIT=off
@@ -25,6 +29,9 @@ commands:
                --service NAME  --service-url URL  --coordinator URL[,URL...] (index = shard)
                --port P (0)  --host H (127.0.0.1)  --data DIR (required)
                --advertise-url URL (the URL shards call, e.g. a proxy in front; default http://host:port)
+  injector     the Kubernetes mutating admission webhook that adds the sidecar to annotated pods
+               --tls-cert FILE --tls-key FILE (required)  --sidecar-template FILE (required, JSON from the chart)
+               --port P (8443)  --host H (127.0.0.1)
   demo, bench, chaos, service, null-echo
                the lab: the e-commerce demo cluster, the benchmark and the chaos run (from a clone of the
                repository, where @txmesh/lab is installed: \`npx txmesh demo --help\`)
@@ -83,8 +90,10 @@ export async function main(argv: string[]): Promise<number> {
   try {
     switch (command) {
       case 'coordinator': {
+        const podName = f.optionalString('shard-from-pod-name');
+        if (podName !== undefined && f.optionalString('shard') !== undefined) throw new UsageError('give --shard or --shard-from-pod-name, not both');
         const options = {
-          shard: f.int('shard', 0, 0, 9999),
+          shard: podName === undefined ? f.int('shard', 0, 0, 9999) : shardFromPodName(podName),
           shards: f.int('shards', 1, 1, 10_000),
           port: f.int('port', 7000, 0, 65535),
           host: f.string('host', '127.0.0.1'),
@@ -119,6 +128,20 @@ export async function main(argv: string[]): Promise<number> {
         };
         f.done();
         return await serve(() => startSidecar(options));
+      }
+      case 'injector': {
+        const tls = { certFile: f.string('tls-cert'), keyFile: f.string('tls-key') };
+        const templateFile = f.string('sidecar-template');
+        const options = { tls, port: f.int('port', 8443, 0, 65535), host: f.string('host', '127.0.0.1'), logLevel: f.string('log-level', process.env.TXMESH_LOG_LEVEL ?? 'warn') };
+        f.done();
+        let template;
+        try {
+          template = loadSidecarTemplate(templateFile);
+        } catch (err) {
+          if (err instanceof SidecarTemplateError) throw new UsageError(`--sidecar-template: ${err.message}`);
+          throw err;
+        }
+        return await serve(() => startInjector({ ...options, template }));
       }
       case undefined:
       case 'help':

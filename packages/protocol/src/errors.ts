@@ -31,6 +31,7 @@ export const ErrorCodes = {
   TXM_COMMIT_WITHOUT_PREPARE: { status: 409, message: 'Commit arrived for a branch that never prepared here: this indicates a protocol bug or a lost participant database.' },
   TXM_COORDINATOR_UNREACHABLE: { status: 503, message: 'The coordinator did not answer, so the outcome is unknown: resend with the same idempotencyKey or poll the transaction status.' },
   TXM_OUTCOME_UNKNOWN: { status: 503, message: 'The coordinator could not make its decision durable and stops; its log settles the outcome when it restarts: poll the transaction or resend with the same idempotencyKey.' },
+  TXM_BAD_INJECTION: { status: 400, message: 'The pod asks for a txmesh sidecar (txmesh.io/inject: "true") but its annotations are not usable: set txmesh.io/service to the service name and txmesh.io/app-port to the port the app listens on.' },
   TXM_INTERNAL: { status: 500, message: 'An unexpected error happened; the transaction state is unchanged. Check the server log for the details.' },
 } as const satisfies Record<string, ErrorSpec>;
 
