@@ -1,0 +1,99 @@
+{{/*
+The sidecar in a team's own pod, as a Kubernetes native sidecar (an init container with restartPolicy: Always,
+Kubernetes >= 1.29): started before the app, stopped after it, restarted on its own.
+
+In an app chart that lists this chart as a dependency (with coordinator.enabled and injector.enabled false,
+and sidecar.coordinator set to the txmesh release), under the pod spec:
+
+  initContainers:
+    {{- include "txmesh.sidecar" (dict "service" "inventory" "appPort" 8080 "top" $ "values" .Values.txmesh) | nindent 4 }}
+  volumes:
+    {{- include "txmesh.sidecar.volume" (dict "top" $ "values" .Values.txmesh) | nindent 4 }}
+
+"values" defaults to .top.Values (inside this chart). Leave out the volume when the pod brings its own volume
+named txmesh-sidecar-data (a StatefulSet's volumeClaimTemplate): that is the PVC option.
+*/}}
+
+{{- define "txmesh.sidecar.volumeName" -}}txmesh-sidecar-data{{- end -}}
+
+{{/* The container, with the service and app port given through env, so the injector fills only those two. */}}
+{{- define "txmesh.sidecar.container" -}}
+{{- $v := .values -}}
+{{- $port := int $v.sidecar.port -}}
+name: txmesh-sidecar
+{{- $tag := $v.image.tag | default (ternary .top.Chart.AppVersion "" (eq .top.Chart.Name "txmesh")) | required "set txmesh.image.tag (the txmesh version) in the app chart's values" }}
+image: {{ printf "%s:%s" $v.image.repository $tag | quote }}
+imagePullPolicy: {{ $v.image.pullPolicy }}
+restartPolicy: Always
+args:
+  - sidecar
+  - --service=$(TXMESH_SERVICE)
+  - --service-url=http://127.0.0.1:$(TXMESH_APP_PORT)
+  - --coordinator={{ include "txmesh.coordinatorUrls" . }}
+  - --host=0.0.0.0
+  - --port={{ $port }}
+  - --advertise-url=http://$(TXMESH_POD_IP):{{ $port }}
+  - --data=/var/lib/txmesh-sidecar
+  - --log-level={{ $v.sidecar.logLevel }}
+  {{- range $v.sidecar.extraArgs }}
+  - {{ . | quote }}
+  {{- end }}
+env:
+  - name: TXMESH_SERVICE
+    value: {{ .service | quote }}
+  - name: TXMESH_APP_PORT
+    value: {{ .appPort | toString | quote }}
+  - name: TXMESH_POD_IP
+    valueFrom:
+      fieldRef:
+        fieldPath: status.podIP
+ports:
+  - name: txmesh-sidecar
+    containerPort: {{ $port }}
+    protocol: TCP
+startupProbe:
+  httpGet:
+    path: /txmesh/v1/health
+    port: txmesh-sidecar
+  periodSeconds: 1
+  failureThreshold: 60
+readinessProbe:
+  httpGet:
+    path: /txmesh/v1/health
+    port: txmesh-sidecar
+  periodSeconds: 5
+livenessProbe:
+  httpGet:
+    path: /txmesh/v1/health
+    port: txmesh-sidecar
+  periodSeconds: 10
+  failureThreshold: 3
+resources:
+  {{- toYaml $v.sidecar.resources | nindent 2 }}
+securityContext:
+  {{- include "txmesh.containerSecurityContext" (dict "values" $v) | nindent 2 }}
+volumeMounts:
+  - name: {{ include "txmesh.sidecar.volumeName" . }}
+    mountPath: /var/lib/txmesh-sidecar
+{{- end -}}
+
+{{/* One initContainers list entry: (dict "service" S "appPort" P "top" $ ["values" V]). */}}
+{{- define "txmesh.sidecar" -}}
+{{- $ctx := dict "service" (required "txmesh.sidecar needs service" .service) "appPort" (required "txmesh.sidecar needs appPort" .appPort) "top" .top "values" (default .top.Values .values) -}}
+{{- include "txmesh.sidecar.container" $ctx | indent 2 | trimPrefix "  " | printf "- %s" }}
+{{- end -}}
+
+{{/* One volumes list entry: the sidecar's data volume (sidecar.dataVolume, emptyDir by default). */}}
+{{- define "txmesh.sidecar.volume" -}}
+{{- $v := default .top.Values .values -}}
+- name: {{ include "txmesh.sidecar.volumeName" . }}
+  {{- toYaml $v.sidecar.dataVolume | nindent 2 }}
+{{- end -}}
+
+{{/* What the injector adds, as JSON for its ConfigMap: the container (service and port left empty) and the volume. */}}
+{{- define "txmesh.sidecar.injected" -}}
+{{- $ctx := dict "service" "" "appPort" "" "top" . "values" .Values -}}
+{{- $container := include "txmesh.sidecar.container" $ctx | fromYaml -}}
+{{- $volume := merge (dict "name" (include "txmesh.sidecar.volumeName" .)) (deepCopy .Values.sidecar.dataVolume) -}}
+{{- dict "container" $container "volume" $volume | toPrettyJson -}}
+{{- end -}}

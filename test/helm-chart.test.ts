@@ -1,0 +1,201 @@
+/**
+ * The Helm chart, checked offline with the real helm v4 (scripts/test-tools/helm.sh): lint, render with the
+ * default values and with three shards + ServiceMonitor + the example, validate every object against the
+ * Kubernetes schemas, and check what the chart promises (one shard per pod with its own claim, every sidecar
+ * a native sidecar naming every shard, nothing running as root, values the schema refuses).
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { join } from 'node:path';
+import { CHART, FIXTURES, find, flag, helmRefusal, only, renderChart, validateObject, type K8sObject } from './helm-chart.ts';
+
+const THREE_SHARDS = ['-f', join(FIXTURES, 'helm-values-3-shards.yaml'), '--api-versions', 'monitoring.coreos.com/v1'];
+const shardUrl = (k: number): string => `http://txmesh-coordinator-${k}.txmesh-coordinator-headless.txmesh.svc:7000`;
+
+/** Pod specs of every workload and bare pod, with where they came from. */
+function podSpecs(objects: K8sObject[]): { owner: string; spec: any }[] {
+  return objects.flatMap((o) => {
+    if (o.kind === 'Pod') return [{ owner: `Pod/${o.metadata.name}`, spec: o.spec }];
+    if (o.kind === 'StatefulSet' || o.kind === 'Deployment') return [{ owner: `${o.kind}/${o.metadata.name}`, spec: o.spec.template.spec }];
+    return [];
+  });
+}
+
+function podLabels(objects: K8sObject[]): { owner: string; labels: Record<string, string> }[] {
+  return objects.flatMap((o) => {
+    if (o.kind === 'Pod') return [{ owner: `Pod/${o.metadata.name}`, labels: o.metadata.labels ?? {} }];
+    if (o.kind === 'StatefulSet' || o.kind === 'Deployment') return [{ owner: `${o.kind}/${o.metadata.name}`, labels: o.spec.template.metadata.labels ?? {} }];
+    return [];
+  });
+}
+
+function assertAllValid(objects: K8sObject[]): void {
+  const unchecked = new Set<string>();
+  for (const obj of objects) {
+    if (!validateObject(obj)) unchecked.add(`${obj.apiVersion}/${obj.kind}`);
+  }
+  // Only custom resources may go without a schema check; each is checked by its own test.
+  assert.ok([...unchecked].every((k) => k === 'monitoring.coreos.com/v1/ServiceMonitor'), `objects without a schema: ${[...unchecked].join(', ')}`);
+}
+
+function assertNonRoot(objects: K8sObject[]): void {
+  for (const { owner, spec } of podSpecs(objects)) {
+    assert.equal(spec.securityContext?.runAsNonRoot, true, `${owner}: pod runAsNonRoot`);
+    for (const c of [...(spec.initContainers ?? []), ...spec.containers]) {
+      const sc = c.securityContext ?? {};
+      assert.equal(sc.runAsNonRoot, true, `${owner}/${c.name}: runAsNonRoot`);
+      assert.ok(sc.runAsUser > 0, `${owner}/${c.name}: runAsUser is not root`);
+      assert.equal(sc.readOnlyRootFilesystem, true, `${owner}/${c.name}: readOnlyRootFilesystem`);
+      assert.equal(sc.allowPrivilegeEscalation, false, `${owner}/${c.name}: no privilege escalation`);
+      assert.deepEqual(sc.capabilities?.drop, ['ALL'], `${owner}/${c.name}: drops ALL capabilities`);
+    }
+  }
+}
+
+function coordinatorOf(objects: K8sObject[]): { sts: K8sObject; args: string[] } {
+  const sts = only(objects, 'StatefulSet', 'txmesh-coordinator');
+  return { sts, args: sts.spec.template.spec.containers[0].args };
+}
+
+describe('helm chart', () => {
+  it('passes helm lint --strict', () => {
+    const out = helmRefusal(['lint', '--strict', CHART]);
+    assert.equal(out.status, 0, out.stderr);
+  });
+
+  it('default values: valid objects, one shard with its own claim, no ServiceMonitor without the API', () => {
+    const objects = renderChart(['--set', 'serviceMonitor.enabled=true']);
+    assertAllValid(objects);
+    assertNonRoot(objects);
+    const { sts, args } = coordinatorOf(objects);
+    assert.equal(sts.spec.replicas, 1);
+    assert.equal(flag(args, 'shards'), '1');
+    assert.equal(find(objects, 'ServiceMonitor').length, 0, 'no ServiceMonitor when monitoring.coreos.com/v1 is absent');
+    assert.equal(find(objects, 'Deployment', 'txmesh-injector').length, 1);
+  });
+
+  it('three shards: replicas = --shards, shard from the pod ordinal, one claim per pod, headless DNS, PDB, probes, ServiceMonitor', () => {
+    const objects = renderChart(THREE_SHARDS);
+    assertAllValid(objects);
+    assertNonRoot(objects);
+    const { sts, args } = coordinatorOf(objects);
+    assert.equal(sts.spec.replicas, 3);
+    assert.equal(flag(args, 'shards'), String(sts.spec.replicas));
+    // The shard index is the ordinal in the pod name, which the downward API hands to the command.
+    assert.equal(flag(args, 'shard-from-pod-name'), '$(TXMESH_POD_NAME)');
+    const env = sts.spec.template.spec.containers[0].env;
+    assert.deepEqual(env.find((e: any) => e.name === 'TXMESH_POD_NAME').valueFrom, { fieldRef: { fieldPath: 'metadata.name' } });
+    // One claim template mounted at --data: the StatefulSet makes one PersistentVolumeClaim per pod, so per shard.
+    assert.equal(sts.spec.volumeClaimTemplates.length, 1);
+    const claim = sts.spec.volumeClaimTemplates[0];
+    assert.equal(claim.spec.resources.requests.storage, '5Gi');
+    assert.equal(claim.spec.storageClassName, 'fast-ssd');
+    const mount = sts.spec.template.spec.containers[0].volumeMounts.find((m: any) => m.name === claim.metadata.name);
+    assert.equal(mount.mountPath, flag(args, 'data'));
+    assert.ok(!sts.spec.template.spec.volumes.some((v: any) => v.name === claim.metadata.name), 'the claim is not shadowed by a pod volume');
+
+    const headless = only(objects, 'Service', sts.spec.serviceName);
+    assert.equal(headless.spec.clusterIP, 'None');
+    assert.deepEqual(headless.spec.selector, sts.spec.selector.matchLabels);
+    const pdb = only(objects, 'PodDisruptionBudget', 'txmesh-coordinator');
+    assert.deepEqual(pdb.spec.selector.matchLabels, sts.spec.selector.matchLabels);
+    const container = sts.spec.template.spec.containers[0];
+    for (const probe of ['readinessProbe', 'livenessProbe', 'startupProbe']) assert.equal(container[probe].httpGet.path, '/v1/health', probe);
+    assert.ok(container.resources.requests.cpu && container.resources.limits.memory);
+
+    const monitor = only(objects, 'ServiceMonitor');
+    assert.equal(monitor.apiVersion, 'monitoring.coreos.com/v1');
+    assert.equal(monitor.metadata.labels?.release, 'prometheus');
+    const scraped = find(objects, 'Service').filter((s) => Object.entries(monitor.spec.selector.matchLabels).every(([k, v]) => s.metadata.labels?.[k] === v));
+    assert.ok(scraped.some((s) => s.spec.ports.some((p: any) => p.name === monitor.spec.endpoints[0].port)), 'a selected Service has the scraped port');
+  });
+
+  it('the example: four services, each pod annotated for injection', () => {
+    const objects = renderChart(THREE_SHARDS);
+    const examples = find(objects, 'StatefulSet').filter((s) => s.metadata.labels?.['app.kubernetes.io/component']?.startsWith('example-'));
+    assert.deepEqual(examples.map((s) => s.metadata.name).sort(), ['txmesh-inventory', 'txmesh-order', 'txmesh-payment', 'txmesh-shipping']);
+    for (const sts of examples) {
+      const annotations = sts.spec.template.metadata.annotations;
+      const service = sts.metadata.name.replace('txmesh-', '');
+      assert.deepEqual(annotations, { 'txmesh.io/inject': 'true', 'txmesh.io/service': service, 'txmesh.io/app-port': '8080' });
+      assert.deepEqual(sts.spec.template.spec.containers[0].args.slice(0, 2), ['service', service], 'runs `txmesh service <name>` from the lab image');
+      assert.equal(sts.spec.template.spec.containers[0].image, 'txmesh-lab:0.1.0');
+    }
+  });
+
+  it('the txmesh.sidecar template: a native sidecar naming every shard, its data volume, probes and resources', () => {
+    const objects = renderChart([...THREE_SHARDS, '--set', 'examples.ecommerce.sidecarMode=template']);
+    assertAllValid(objects);
+    assertNonRoot(objects);
+    const examples = find(objects, 'StatefulSet').filter((s) => s.metadata.name !== 'txmesh-coordinator');
+    assert.equal(examples.length, 4);
+    for (const sts of examples) {
+      const spec = sts.spec.template.spec;
+      const sidecars = (spec.initContainers ?? []).filter((c: any) => c.name === 'txmesh-sidecar');
+      assert.equal(sidecars.length, 1, `${sts.metadata.name}: exactly one sidecar`);
+      const sidecar = sidecars[0];
+      assert.equal(sidecar.restartPolicy, 'Always', 'a native sidecar');
+      assert.equal(spec.containers.filter((c: any) => c.name === 'txmesh-sidecar').length, 0, 'not an ordinary container');
+      assert.equal(flag(sidecar.args, 'coordinator'), [0, 1, 2].map(shardUrl).join(','), 'every shard, in shard order');
+      assert.equal(flag(sidecar.args, 'service-url'), 'http://127.0.0.1:$(TXMESH_APP_PORT)');
+      assert.equal(flag(sidecar.args, 'advertise-url'), 'http://$(TXMESH_POD_IP):7070');
+      const env = Object.fromEntries(sidecar.env.map((e: any) => [e.name, e.value ?? e.valueFrom]));
+      assert.equal(env.TXMESH_SERVICE, sts.metadata.name.replace('txmesh-', ''));
+      assert.equal(env.TXMESH_APP_PORT, '8080');
+      assert.deepEqual(env.TXMESH_POD_IP, { fieldRef: { fieldPath: 'status.podIP' } });
+      assert.equal(sidecar.readinessProbe.httpGet.path, '/txmesh/v1/health');
+      assert.ok(sidecar.resources.limits.memory);
+      const data = spec.volumes.find((v: any) => v.name === 'txmesh-sidecar-data');
+      assert.deepEqual(data, { name: 'txmesh-sidecar-data', emptyDir: {} });
+      assert.equal(sidecar.volumeMounts[0].mountPath, flag(sidecar.args, 'data'));
+      assert.equal(sts.spec.template.metadata.annotations, undefined, 'not also annotated for injection');
+    }
+  });
+
+  it('the injector: the chart hands it the same sidecar, over TLS, only for pods outside the control plane', () => {
+    const objects = renderChart(THREE_SHARDS);
+    const template = JSON.parse(only(objects, 'ConfigMap', 'txmesh-injector').data['sidecar-template.json']);
+    assert.equal(template.container.restartPolicy, 'Always');
+    assert.equal(flag(template.container.args, 'coordinator'), [0, 1, 2].map(shardUrl).join(','));
+    const hook = only(objects, 'MutatingWebhookConfiguration').webhooks[0];
+    const secret = only(objects, 'Secret', 'txmesh-injector-tls');
+    assert.equal(hook.clientConfig.caBundle, secret.data['ca.crt'], 'the webhook trusts the CA that signed the serving certificate');
+    assert.match(Buffer.from(secret.data['tls.crt'], 'base64').toString(), /BEGIN CERTIFICATE/);
+    assert.deepEqual(hook.rules[0].resources, ['pods']);
+    assert.deepEqual(hook.objectSelector.matchExpressions, [{ key: 'txmesh.io/control-plane', operator: 'DoesNotExist' }]);
+    // txmesh's own pods skip the webhook (it must not wait for itself); the example's pods go through it.
+    for (const { owner, labels } of podLabels(objects)) {
+      const example = /^StatefulSet\/txmesh-(inventory|payment|order|shipping)$/.test(owner);
+      assert.equal(labels['txmesh.io/control-plane'], example ? undefined : 'true', owner);
+    }
+    const certManager = renderChart([...THREE_SHARDS, '--set', 'injector.tls.certManager.enabled=true']);
+    assert.equal(find(certManager, 'Secret').length, 0, 'cert-manager writes the secret');
+    assert.equal(only(certManager, 'Certificate').spec.secretName, 'txmesh-injector-tls');
+    assert.equal(only(certManager, 'MutatingWebhookConfiguration').metadata.annotations?.['cert-manager.io/inject-ca-from'], 'txmesh/txmesh-injector');
+  });
+
+  it('helm test hook: a pod that checks every shard under its DNS name', () => {
+    const objects = renderChart(THREE_SHARDS);
+    const hooks = find(objects, 'Pod').filter((p) => p.metadata.annotations?.['helm.sh/hook'] === 'test');
+    assert.equal(hooks.length, 1);
+    const container = hooks[0]!.spec.containers[0];
+    assert.equal(container.env.find((e: any) => e.name === 'TXMESH_SHARD_URLS').value, [0, 1, 2].map(shardUrl).join(','));
+    assert.equal(hooks[0]!.spec.restartPolicy, 'Never');
+  });
+
+  it('refuses bad values through values.schema.json', () => {
+    const refused: [string[], RegExp][] = [
+      [['--set', 'coordinator.shards=0'], /coordinator\/shards/],
+      [['--set', 'securityContext.runAsUser=0'], /runAsUser/],
+      [['--set', 'injector.failurePolicy=Sometimes'], /failurePolicy/],
+      [['--set', 'examples.ecommerce.sidecarMode=maybe'], /sidecarMode/],
+      [['--set', 'coordinator.extraArgs[0]=oops'], /extraArgs/],
+      [['--set', 'coordinatorr.shards=3'], /coordinatorr/],
+    ];
+    for (const [args, message] of refused) {
+      const out = helmRefusal(['template', 'txmesh', CHART, ...args]);
+      assert.notEqual(out.status, 0, `${args.join(' ')} must be refused`);
+      assert.match(out.stderr, message);
+    }
+  });
+});

@@ -1,0 +1,198 @@
+/**
+ * `txmesh injector` as the API server meets it: the real command over HTTPS, configured with the sidecar the
+ * chart renders, given real AdmissionReview JSON. A patched pod must validate against the Kubernetes schema
+ * and carry exactly one native sidecar; a pod that did not ask, or already has one, is left alone.
+ */
+import assert from 'node:assert/strict';
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { request } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { Pod } from 'kubernetes-models/v1';
+import { READY_PREFIX } from 'txmesh';
+import { FIXTURES, find, flag, only, renderChart, type K8sObject } from './helm-chart.ts';
+import { applyJsonPatch, type PatchOp } from './json-patch.ts';
+import { TXMESH_BIN } from './helpers.ts';
+
+const shardUrls = [0, 1, 2].map((k) => `http://txmesh-coordinator-${k}.txmesh-coordinator-headless.txmesh.svc:7000`).join(',');
+
+interface Injector {
+  url: string;
+  ca: Buffer;
+}
+
+/** A self-signed certificate for 127.0.0.1 that is also its own CA, as the chart's genCA pair is for the Service name. */
+function certificate(dir: string): { cert: string; key: string } {
+  const [cert, key] = [join(dir, 'tls.crt'), join(dir, 'tls.key')];
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=txmesh-injector', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
+  return { cert, key };
+}
+
+async function startInjectorProcess(templateJson: string): Promise<Injector & { stop(): void }> {
+  const dir = mkdtempSync(join(tmpdir(), 'txmesh-injector-'));
+  const { cert, key } = certificate(dir);
+  const template = join(dir, 'sidecar-template.json');
+  writeFileSync(template, templateJson);
+  const child: ChildProcess = spawn(process.execPath, [TXMESH_BIN, 'injector', '--port', '0', '--tls-cert', cert, '--tls-key', key, '--sidecar-template', template], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const stop = (): void => {
+    child.kill('SIGTERM');
+    rmSync(dir, { recursive: true, force: true });
+  };
+  const url = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    child.stdout!.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+      const line = out.split('\n').find((l) => l.startsWith(READY_PREFIX));
+      if (line) resolve(line.slice(READY_PREFIX.length).trim());
+    });
+    child.once('exit', (code) => reject(new Error(`the injector exited with ${code} before it was ready`)));
+  });
+  return { url, ca: readFileSync(cert), stop };
+}
+
+/** POSTs JSON over HTTPS, trusting only the injector's CA (as the API server does with caBundle). */
+function post(injector: Injector, path: string, body: string): Promise<{ status: number; json: any }> {
+  return new Promise((resolve, reject) => {
+    const req = request(`${injector.url}${path}`, { method: 'POST', ca: injector.ca, headers: { 'content-type': 'application/json' } }, (res) => {
+      let text = '';
+      res.on('data', (chunk: Buffer) => (text += chunk.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, json: JSON.parse(text) }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+const fixture = (): any => JSON.parse(readFileSync(join(FIXTURES, 'admission-review-deployment-pod.json'), 'utf8'));
+
+function review(pod: unknown, uid = 'b0c1d2e3-f4a5-4b6c-8d7e-9f0a1b2c3d4e'): any {
+  const body = fixture();
+  body.request.uid = uid;
+  body.request.object = pod;
+  return body;
+}
+
+function annotated(pod: any, annotations: Record<string, string>): any {
+  const copy = structuredClone(pod);
+  copy.metadata.annotations = { ...copy.metadata.annotations, ...annotations };
+  return copy;
+}
+
+const ASK = { 'txmesh.io/inject': 'true', 'txmesh.io/service': 'payment', 'txmesh.io/app-port': '8080' };
+
+/** Sends the pod through the webhook and applies its patch; returns the answer and the pod the API server would store. */
+async function admit(injector: Injector, pod: any): Promise<{ response: any; pod: any }> {
+  const sent = review(pod);
+  const { status, json } = await post(injector, '/mutate', JSON.stringify(sent));
+  assert.equal(status, 200);
+  assert.equal(json.apiVersion, 'admission.k8s.io/v1');
+  assert.equal(json.kind, 'AdmissionReview');
+  assert.equal(json.response.uid, sent.request.uid, 'the answer names the request it answers');
+  if (json.response.patch === undefined) return { response: json.response, pod };
+  assert.equal(json.response.patchType, 'JSONPatch');
+  const patch = JSON.parse(Buffer.from(json.response.patch, 'base64').toString()) as PatchOp[];
+  return { response: json.response, pod: applyJsonPatch(pod, patch) };
+}
+
+function sidecarsOf(pod: any): any[] {
+  return [...(pod.spec.initContainers ?? []), ...pod.spec.containers].filter((c: any) => c.name === 'txmesh-sidecar');
+}
+
+/** Kubernetes' own validation of the stored pod: a schema error throws. */
+function assertValidPod(pod: any): void {
+  const named = { ...pod, metadata: { ...pod.metadata, name: pod.metadata.name ?? `${pod.metadata.generateName}x7k2p` } };
+  new Pod(named).validate();
+}
+
+describe('txmesh injector (mutating admission webhook)', () => {
+  let objects: K8sObject[];
+  let injector: Injector & { stop(): void };
+  before(async () => {
+    objects = renderChart(['-f', join(FIXTURES, 'helm-values-3-shards.yaml')]);
+    injector = await startInjectorProcess(only(objects, 'ConfigMap', 'txmesh-injector').data['sidecar-template.json']);
+  });
+  after(() => injector?.stop());
+
+  it('leaves a Deployment pod without the annotation unchanged', async () => {
+    const pod = fixture().request.object;
+    const { response, pod: stored } = await admit(injector, pod);
+    assert.deepEqual(response, { uid: response.uid, allowed: true });
+    assert.deepEqual(stored, pod);
+  });
+
+  it('adds exactly one native sidecar to an annotated Deployment pod; the patched pod validates', async () => {
+    const pod = annotated(fixture().request.object, ASK);
+    const { response, pod: stored } = await admit(injector, pod);
+    assert.equal(response.allowed, true);
+    assertValidPod(stored);
+    const sidecars = sidecarsOf(stored);
+    assert.equal(sidecars.length, 1);
+    assert.equal(stored.spec.initContainers[0].name, 'txmesh-sidecar', 'first init container: started before the app');
+    const sidecar = sidecars[0];
+    assert.equal(sidecar.restartPolicy, 'Always');
+    assert.equal(flag(sidecar.args, 'coordinator'), shardUrls, 'every shard by its stable DNS name');
+    const env = Object.fromEntries(sidecar.env.map((e: any) => [e.name, e.value ?? e.valueFrom]));
+    assert.equal(env.TXMESH_SERVICE, 'payment');
+    assert.equal(env.TXMESH_APP_PORT, '8080');
+    assert.deepEqual(env.TXMESH_POD_IP, { fieldRef: { fieldPath: 'status.podIP' } });
+    assert.equal(sidecar.securityContext.runAsNonRoot, true);
+    // The app's container and volumes are untouched; the sidecar's data volume is added.
+    assert.deepEqual(stored.spec.containers, pod.spec.containers);
+    assert.deepEqual(stored.spec.volumes.slice(0, 1), pod.spec.volumes);
+    assert.deepEqual(stored.spec.volumes[1], { name: 'txmesh-sidecar-data', emptyDir: {} });
+    assert.equal(stored.metadata.annotations['txmesh.io/status'], 'injected');
+    assert.equal(stored.metadata.annotations['kubectl.kubernetes.io/restartedAt'], '2026-11-27T10:00:00Z');
+
+    const again = await admit(injector, stored);
+    assert.deepEqual(again.response, { uid: again.response.uid, allowed: true }, 'no second sidecar');
+    assert.equal(sidecarsOf(again.pod).length, 1);
+  });
+
+  it('injects into every example pod the chart renders, each naming every shard', async () => {
+    const examples = find(objects, 'StatefulSet').filter((s) => s.metadata.annotations === undefined && s.spec.template.metadata.annotations?.['txmesh.io/inject'] === 'true');
+    assert.equal(examples.length, 4);
+    for (const sts of examples) {
+      const pod = { apiVersion: 'v1', kind: 'Pod', metadata: { name: `${sts.metadata.name}-0`, namespace: 'txmesh', ...sts.spec.template.metadata }, spec: sts.spec.template.spec };
+      const { pod: stored } = await admit(injector, pod);
+      assertValidPod(stored);
+      const [sidecar, ...more] = sidecarsOf(stored);
+      assert.equal(more.length, 0);
+      assert.equal(sidecar.restartPolicy, 'Always');
+      assert.equal(flag(sidecar.args, 'coordinator'), shardUrls);
+      assert.equal(sidecar.env.find((e: any) => e.name === 'TXMESH_SERVICE').value, sts.spec.template.metadata.annotations['txmesh.io/service']);
+    }
+  });
+
+  it('keeps a volume the pod brings for the sidecar (a StatefulSet claim): the PVC option', async () => {
+    const pod = annotated(fixture().request.object, ASK);
+    pod.spec.volumes.push({ name: 'txmesh-sidecar-data', persistentVolumeClaim: { claimName: 'txmesh-sidecar-data-payment-0' } });
+    const { pod: stored } = await admit(injector, pod);
+    assertValidPod(stored);
+    assert.deepEqual(stored.spec.volumes, pod.spec.volumes, 'no second volume of that name');
+    assert.equal(sidecarsOf(stored).length, 1);
+  });
+
+  it('refuses a pod whose annotations are unusable, saying what to fix', async () => {
+    for (const bad of [{ 'txmesh.io/app-port': 'http' }, { 'txmesh.io/app-port': '70000' }, { 'txmesh.io/service': 'Payment Service' }]) {
+      const { response } = await admit(injector, annotated(fixture().request.object, { ...ASK, ...bad }));
+      assert.equal(response.allowed, false);
+      assert.equal(response.status.code, 400);
+      assert.match(response.status.message, /^TXM_BAD_INJECTION: .*txmesh\.io\//);
+      assert.equal(response.patch, undefined);
+    }
+    const missing = await admit(injector, annotated(fixture().request.object, { 'txmesh.io/inject': 'true' }));
+    assert.equal(missing.response.allowed, false);
+  });
+
+  it('answers a body that is not an AdmissionReview with a catalogue error and keeps serving', async () => {
+    for (const body of ['{"kind":"Pod"}', 'not json', JSON.stringify({ ...fixture(), request: { object: {} } })]) {
+      const { status, json } = await post(injector, '/mutate', body);
+      assert.equal(status, 400);
+      assert.equal(json.error.code, 'TXM_BAD_REQUEST');
+    }
+    const { pod } = await admit(injector, annotated(fixture().request.object, ASK));
+    assert.equal(sidecarsOf(pod).length, 1);
+  });
+});
