@@ -6,6 +6,8 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CHART, FIXTURES, find, flag, helmRefusal, only, renderChart, validateObject, type K8sObject } from './helm-chart.ts';
 
@@ -172,6 +174,31 @@ describe('helm chart', () => {
     assert.equal(find(certManager, 'Secret').length, 0, 'cert-manager writes the secret');
     assert.equal(only(certManager, 'Certificate').spec.secretName, 'txmesh-injector-tls');
     assert.equal(only(certManager, 'MutatingWebhookConfiguration').metadata.annotations?.['cert-manager.io/inject-ca-from'], 'txmesh/txmesh-injector');
+  });
+
+  it('an app chart includes txmesh.sidecar from the txmesh chart as a dependency, naming another release\'s shards', (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'txmesh-app-chart-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    cpSync(join(FIXTURES, 'app-chart'), dir, { recursive: true });
+    const chartYaml = join(dir, 'Chart.yaml');
+    writeFileSync(chartYaml, readFileSync(chartYaml, 'utf8').replace(/file:\/\/\S+/, `file://${CHART}`));
+    const deps = helmRefusal(['dependency', 'update', dir]);
+    assert.equal(deps.status, 0, deps.stderr);
+
+    const objects = renderChart([], dir);
+    assert.deepEqual(objects.map((o) => `${o.kind}/${o.metadata.name}`), ['Deployment/txmesh'], 'the dependency renders nothing of its own');
+    assertAllValid(objects);
+    const spec = objects[0]!.spec.template.spec;
+    const [sidecar, ...more] = spec.initContainers;
+    assert.equal(more.length, 0);
+    assert.equal(sidecar.restartPolicy, 'Always');
+    assert.equal(sidecar.image, 'txmesh:0.1.0');
+    assert.equal(flag(sidecar.args, 'coordinator'), [0, 1, 2].map(shardUrl).join(','), 'the txmesh release\'s shards, in its namespace');
+    assert.deepEqual(spec.volumes, [{ name: 'txmesh-sidecar-data', emptyDir: {} }]);
+
+    const unnamed = helmRefusal(['template', 'payment', dir, '--set', 'txmesh.sidecar.coordinator.fullname=']);
+    assert.notEqual(unnamed.status, 0);
+    assert.match(unnamed.stderr, /set txmesh\.sidecar\.coordinator\.fullname/);
   });
 
   it('helm test hook: a pod that checks every shard under its DNS name', () => {
