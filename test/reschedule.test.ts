@@ -22,7 +22,8 @@ test('sidecar rescheduled onto an empty data dir: the branch is resolved from th
   const sidecar = cluster.sidecars.get('payment')!;
 
   // The coordinator forces COMMIT and dies before telling anyone: every service holds a prepared branch.
-  await assert.rejects(postJson(`${coordinator.url}/v1/transactions`, goodOrder('order-reschedule-1')));
+  // A generous deadline: on a loaded machine a 2 s one can abort before the crash point is reached.
+  await assert.rejects(postJson(`${coordinator.url}/v1/transactions`, goodOrder('order-reschedule-1', 15_000)), 'the coordinator dies before answering');
   await coordinator.exited();
   for (const [name, summary] of await summaries(cluster)) assert.equal(summary.preparedBranches, 1, `${name} prepared`);
 

@@ -12,7 +12,7 @@ import { FlagReader, parseArgs, UsageError } from './args.ts';
 import { envSwitch, serve } from './serve.ts';
 import { shardFromPodName } from './shard-from-pod-name.ts';
 import { startInjector } from './injector/injector-server.ts';
-import { loadSidecarTemplate, SidecarTemplateError } from './injector/sidecar-template.ts';
+import { loadSidecarTemplate, SidecarTemplateError, type SidecarTemplate } from './injector/sidecar-template.ts';
 
 const LAB_COMMANDS = new Set(['demo', 'bench', 'chaos', 'service', 'null-echo']);
 
@@ -134,7 +134,7 @@ export async function main(argv: string[]): Promise<number> {
         const templateFile = f.string('sidecar-template');
         const options = { tls, port: f.int('port', 8443, 0, 65535), host: f.string('host', '127.0.0.1'), logLevel: f.string('log-level', process.env.TXMESH_LOG_LEVEL ?? 'warn') };
         f.done();
-        let template;
+        let template: SidecarTemplate;
         try {
           template = loadSidecarTemplate(templateFile);
         } catch (err) {

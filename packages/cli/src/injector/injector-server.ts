@@ -36,7 +36,9 @@ function readTls(tls: InjectorTls): { cert: Buffer; key: Buffer } {
 }
 
 export function buildInjector(opts: InjectorOptions): FastifyInstance {
-  const app = (opts.tls ? Fastify({ https: readTls(opts.tls), logger: { level: opts.logLevel ?? 'warn' }, bodyLimit: BODY_LIMIT }) : Fastify({ logger: { level: opts.logLevel ?? 'warn' }, bodyLimit: BODY_LIMIT })) as unknown as FastifyInstance;
+  const common = { logger: { level: opts.logLevel ?? 'warn' }, bodyLimit: BODY_LIMIT };
+  // Routes and hooks are the same either way; only the server type differs, which nothing here depends on.
+  const app = (opts.tls ? Fastify({ ...common, https: readTls(opts.tls) }) : Fastify(common)) as unknown as FastifyInstance;
   app.removeContentTypeParser('text/plain');
   app.setErrorHandler((err, request, reply) => {
     const error = toTxmeshError(err);
@@ -82,9 +84,9 @@ export async function startInjector(opts: InjectorOptions & { tls: InjectorTls }
   const stopWatching = watchCertificates(app, opts.tls, opts.tlsReloadMs ?? 30_000);
   const address = app.server.address();
   const port = typeof address === 'object' && address !== null ? address.port : opts.port;
-  const host = (opts.host ?? '127.0.0.1').includes(':') ? `[${opts.host}]` : (opts.host ?? '127.0.0.1');
+  const host = opts.host ?? '127.0.0.1';
   return {
-    url: `https://${host}:${port}`,
+    url: `https://${host.includes(':') ? `[${host}]` : host}:${port}`,
     close: async () => {
       stopWatching();
       await app.close();

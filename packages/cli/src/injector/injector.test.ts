@@ -1,6 +1,11 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { request } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { buildInjector } from './injector-server.ts';
+import { buildInjector, startInjector } from './injector-server.ts';
 import { injectionPatch } from './pod-patch.ts';
 import { validateSidecarTemplate, type SidecarTemplate } from './sidecar-template.ts';
 
@@ -84,5 +89,53 @@ describe('injector routes', () => {
     const missing = await app.inject({ method: 'GET', url: '/nope' });
     assert.equal(missing.statusCode, 404);
     assert.equal(missing.json().error.code, 'TXM_NOT_FOUND');
+  });
+});
+
+/** A self-signed pair for 127.0.0.1 written to dir/<name>.crt and .key; the certificate is its own CA. */
+function selfSigned(dir: string, name: string): { cert: string; key: string } {
+  const [cert, key] = [join(dir, `${name}.crt`), join(dir, `${name}.key`)];
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', `/CN=${name}`, '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
+  return { cert, key };
+}
+
+function healthWith(url: string, ca: Buffer): Promise<number> {
+  return new Promise((resolve, reject) => {
+    // agent: false: a fresh connection and handshake each time, so the certificate served now is the one checked.
+    request(`${url}/healthz`, { ca, agent: false }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    })
+      .on('error', reject)
+      .end();
+  });
+}
+
+describe('injector TLS', () => {
+  it('serves the renewed certificate once the files change, without a restart', async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'txmesh-injector-tls-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const first = selfSigned(dir, 'first');
+    const tls = { certFile: join(dir, 'tls.crt'), keyFile: join(dir, 'tls.key') };
+    renameSync(first.cert, tls.certFile);
+    renameSync(first.key, tls.keyFile);
+    const firstCa = readFileSync(tls.certFile);
+    const injector = await startInjector({ template, tls, port: 0, logLevel: 'silent', tlsReloadMs: 20 });
+    t.after(() => injector.close());
+    assert.equal(await healthWith(injector.url, firstCa), 200);
+
+    // cert-manager renews: new files replace the old ones (a rename, as the kubelet's atomic writer does).
+    const second = selfSigned(dir, 'second');
+    const secondCa = readFileSync(second.cert);
+    renameSync(second.cert, tls.certFile);
+    renameSync(second.key, tls.keyFile);
+    const deadline = Date.now() + 5000;
+    let served = false;
+    while (!served && Date.now() < deadline) {
+      served = await healthWith(injector.url, secondCa).then(() => true, () => false);
+      if (!served) await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    assert.ok(served, 'the renewed certificate is served');
+    await assert.rejects(healthWith(injector.url, firstCa), 'the old certificate is no longer served');
   });
 });
