@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { READY_PREFIX } from 'txmesh';
+import { awaitReady } from 'txmesh';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const NON_ROOT = 10001;
@@ -138,15 +138,7 @@ describe('container image', () => {
     t.after(() => child.kill('SIGKILL'));
     let stderr = '';
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    const url = await new Promise<string>((resolve, reject) => {
-      let out = '';
-      child.stdout.on('data', (chunk: Buffer) => {
-        out += chunk.toString();
-        const line = out.split('\n').find((l) => l.startsWith(READY_PREFIX));
-        if (line) resolve(line.slice(READY_PREFIX.length).trim());
-      });
-      child.once('exit', (code) => reject(new Error(`the coordinator exited with ${code}: ${stderr}`)));
-    });
+    const url = await awaitReady(child).catch((err: Error) => assert.fail(`${err.message}: ${stderr}`));
     const health = (await (await fetch(`${url}/v1/health`)).json()) as { ok: boolean };
     assert.equal(health.ok, true);
     assert.ok(existsSync(join(data, 'coordinator-shard-0.db')), 'the decision log is in the data dir');

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Pod } from 'kubernetes-models/v1';
-import { READY_PREFIX } from 'txmesh';
+import { awaitReady } from 'txmesh';
 import { FIXTURES, find, flag, only, renderChart, type K8sObject } from './helm-chart.ts';
 import { applyJsonPatch, type PatchOp } from './json-patch.ts';
 import { TXMESH_BIN } from './helpers.ts';
@@ -40,15 +40,7 @@ async function startInjectorProcess(templateJson: string): Promise<Injector & { 
     child.kill('SIGTERM');
     rmSync(dir, { recursive: true, force: true });
   };
-  const url = await new Promise<string>((resolve, reject) => {
-    let out = '';
-    child.stdout!.on('data', (chunk: Buffer) => {
-      out += chunk.toString();
-      const line = out.split('\n').find((l) => l.startsWith(READY_PREFIX));
-      if (line) resolve(line.slice(READY_PREFIX.length).trim());
-    });
-    child.once('exit', (code) => reject(new Error(`the injector exited with ${code} before it was ready`)));
-  });
+  const url = await awaitReady(child);
   return { url, ca: readFileSync(cert), stop };
 }
 

@@ -15,3 +15,4 @@ export {
   type SidecarContainer,
 } from './injector/sidecar-template.ts';
 export { shardFromPodName } from './shard-from-pod-name.ts';
+export { awaitReady } from './await-ready.ts';

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { shardFromPodName } from './shard-from-pod-name.ts';
-import { READY_PREFIX } from './serve.ts';
+import { awaitReady } from './await-ready.ts';
 
 const BIN = fileURLToPath(new URL('../bin/txmesh.mjs', import.meta.url));
 
@@ -27,15 +27,7 @@ describe('shard from the StatefulSet pod name', () => {
     t.after(() => rmSync(data, { recursive: true, force: true }));
     const child = spawn(process.execPath, [BIN, 'coordinator', '--shard-from-pod-name', 'txmesh-coordinator-2', '--shards', '3', '--port', '0', '--data', data], { stdio: ['ignore', 'pipe', 'inherit'] });
     t.after(() => child.kill('SIGKILL'));
-    const url = await new Promise<string>((resolve, reject) => {
-      let out = '';
-      child.stdout.on('data', (chunk: Buffer) => {
-        out += chunk.toString();
-        const line = out.split('\n').find((l) => l.startsWith(READY_PREFIX));
-        if (line) resolve(line.slice(READY_PREFIX.length).trim());
-      });
-      child.once('exit', (code) => reject(new Error(`exited with ${code}`)));
-    });
+    const url = await awaitReady(child);
     const health = (await (await fetch(`${url}/v1/health`)).json()) as { shard: number; shards: number };
     assert.deepEqual([health.shard, health.shards], [2, 3]);
 
