@@ -4,3 +4,4 @@ export * from './wire.ts';
 export * from './tx-id.ts';
 export * from './validate.ts';
 export * from './http-errors.ts';
+export * from './reasons.ts';

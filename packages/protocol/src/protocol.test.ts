@@ -4,7 +4,13 @@ import { test } from 'node:test';
 import {
   DEFAULT_LIMITS,
   ErrorCodes,
+  Reason,
+  Reasons,
   TxmeshError,
+  isErrorCode,
+  isReason,
+  isReasonToken,
+  validateBatchResponse,
   isTxId,
   newTxId,
   shardOfTxId,
@@ -20,6 +26,34 @@ test('every error code is documented in docs/design.md with its status', () => {
     assert.ok(doc.includes(`| \`${code}\` | ${spec.status} |`), `${code} missing from the error table`);
     assert.ok(spec.message.length > 30 && spec.message.endsWith('.'), `${code} needs an actionable sentence`);
   }
+});
+
+test('every reason is documented in docs/design.md, says who gives it, and is a token that is not an error code', () => {
+  const doc = readFileSync(new URL('../../../docs/design.md', import.meta.url), 'utf8');
+  for (const [reason, spec] of Object.entries(Reasons)) {
+    assert.ok(doc.includes(`| \`${reason}\` | ${spec.source} |`), `${reason} missing from the reasons table`);
+    assert.ok(spec.message.length > 30 && spec.message.endsWith('.'), `${reason} needs a sentence`);
+    assert.ok(isReasonToken(reason) && !isErrorCode(reason), reason);
+    assert.equal(Reason[reason as Reason], reason);
+  }
+  assert.ok(isReason('LOCK_CONFLICT') && !isReason('OUT_OF_STOCK') && !isReason('toString'));
+  for (const free of ['connect ECONNREFUSED 127.0.0.1:40867', '', 'x'.repeat(65), 'out of stock']) assert.equal(isReasonToken(free), false, free);
+});
+
+test('batch answers: shape and version are checked; a free-text reason becomes BAD_ANSWER with the text in the message', () => {
+  const txId = newTxId(0);
+  const ok = { protocolVersion: PROTOCOL_VERSION, results: [{ txId, action: 'prepare', status: 'no', reason: 'OUT_OF_STOCK', message: 'only 2 left' }] };
+  assert.deepEqual(validateBatchResponse(ok), ok);
+  assert.throws(() => validateBatchResponse({ ...ok, protocolVersion: 2 }), { code: 'TXM_PROTOCOL_VERSION' });
+  assert.throws(() => validateBatchResponse({ protocolVersion: PROTOCOL_VERSION }), { code: 'TXM_BAD_REQUEST' });
+  assert.throws(() => validateBatchResponse({ protocolVersion: PROTOCOL_VERSION, results: [{ txId, action: 'prepare', status: 'maybe' }] }), { code: 'TXM_BAD_REQUEST' });
+  assert.throws(() => validateBatchResponse({ protocolVersion: PROTOCOL_VERSION, results: [{ txId, action: 'prepare', status: 'no', reason: 7 }] }), { code: 'TXM_BAD_REQUEST' });
+  const free = validateBatchResponse({ protocolVersion: PROTOCOL_VERSION, results: [{ txId, action: 'prepare', status: 'error', reason: 'connect ECONNREFUSED 127.0.0.1:9' }] });
+  assert.equal(free.results[0]?.status, 'error');
+  assert.equal(free.results[0]?.reason, 'BAD_ANSWER');
+  assert.match(free.results[0]?.message ?? '', /ECONNREFUSED 127\.0\.0\.1:9/);
+  const long = validateBatchResponse({ protocolVersion: PROTOCOL_VERSION, results: [{ txId, action: 'commit', status: 'ok', message: 'x'.repeat(5000) }] });
+  assert.ok((long.results[0]?.message ?? '').length <= 1001);
 });
 
 test('tx ids name their shard and reject look-alikes', () => {

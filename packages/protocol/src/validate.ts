@@ -3,17 +3,23 @@
  * TxmeshError naming the field, and never mutates its input.
  */
 import { TxmeshError } from './errors.ts';
+import { Reason, isReasonToken } from './reasons.ts';
 import { isTxId } from './tx-id.ts';
 import {
   BranchAction,
+  ItemStatus,
   PROTOCOL_VERSION,
   type BeginTransactionRequest,
   type BranchBatchRequest,
+  type BranchBatchResponse,
   type BranchItem,
+  type BranchItemResult,
   type JsonObject,
   type OperationSpec,
   type ParticipantSpec,
   type RegisterServiceRequest,
+  type ResourceReport,
+  type ServiceUsage,
 } from './wire.ts';
 
 export interface RequestLimits {
@@ -108,15 +114,22 @@ export function validateBeginRequest(body: unknown, limits: RequestLimits = DEFA
 
 const ACTIONS = new Set<string>(Object.values(BranchAction));
 
-export function validateBatchRequest(body: unknown, limits: RequestLimits = DEFAULT_LIMITS): BranchBatchRequest {
+/** What every batch message must be: an object of this protocol version carrying a bounded list in `field`. */
+function batchEnvelope(body: unknown, field: 'items' | 'results', limits: RequestLimits): { list: unknown[]; fields: Record<string, unknown> } {
   if (!isPlainObject(body)) bad('body must be a JSON object');
   if (body.protocolVersion !== PROTOCOL_VERSION) {
     const got = typeof body.protocolVersion === 'number' ? String(body.protocolVersion) : typeof body.protocolVersion;
     throw new TxmeshError('TXM_PROTOCOL_VERSION', `expected ${PROTOCOL_VERSION}, got ${got}`);
   }
-  if (!Array.isArray(body.items)) bad('items must be an array');
-  if (body.items.length > limits.maxBatchItems) bad(`items has more than ${limits.maxBatchItems} entries`);
-  const items: BranchItem[] = body.items.map((raw: unknown, i: number) => {
+  const list = body[field];
+  if (!Array.isArray(list)) bad(`${field} must be an array`);
+  if (list.length > limits.maxBatchItems) bad(`${field} has more than ${limits.maxBatchItems} entries`);
+  return { list, fields: body };
+}
+
+export function validateBatchRequest(body: unknown, limits: RequestLimits = DEFAULT_LIMITS): BranchBatchRequest {
+  const { list } = batchEnvelope(body, 'items', limits);
+  const items: BranchItem[] = list.map((raw: unknown, i: number) => {
     const where = `items[${i}]`;
     if (!isPlainObject(raw)) bad(`${where} must be an object`);
     if (typeof raw.action !== 'string' || !ACTIONS.has(raw.action)) bad(`${where}.action must be prepare, commit or rollback`);
@@ -134,6 +147,44 @@ export function validateBatchRequest(body: unknown, limits: RequestLimits = DEFA
     return item;
   });
   return { protocolVersion: PROTOCOL_VERSION, items };
+}
+
+const STATUSES = new Set<string>(Object.values(ItemStatus));
+/** Longer messages are cut: they are for people, and a runaway one must not bloat logs and answers. */
+const MAX_MESSAGE_CHARS = 1000;
+
+/**
+ * A sidecar's (or a service's) answer to a batch. Throws TXM_PROTOCOL_VERSION or TXM_BAD_REQUEST naming
+ * what is wrong with its shape. A result whose reason is not a token keeps its status; its reason
+ * becomes BAD_ANSWER and the text it carried moves to the message, so free text never becomes a reason.
+ */
+export function validateBatchResponse(body: unknown, limits: RequestLimits = DEFAULT_LIMITS): BranchBatchResponse {
+  const { list, fields } = batchEnvelope(body, 'results', limits);
+  const results = list.map((raw: unknown, i: number) => itemResult(raw, `results[${i}]`));
+  const response: BranchBatchResponse = { protocolVersion: PROTOCOL_VERSION, results };
+  if (isPlainObject(fields.report)) response.report = fields.report as unknown as ResourceReport;
+  if (isPlainObject(fields.usage)) response.usage = fields.usage as unknown as ServiceUsage;
+  return response;
+}
+
+function itemResult(raw: unknown, where: string): BranchItemResult {
+  if (!isPlainObject(raw)) bad(`${where} must be an object`);
+  if (typeof raw.txId !== 'string') bad(`${where}.txId must be a string`);
+  if (typeof raw.action !== 'string' || !ACTIONS.has(raw.action)) bad(`${where}.action must be prepare, commit or rollback`);
+  if (typeof raw.status !== 'string' || !STATUSES.has(raw.status)) bad(`${where}.status must be ok, no or error`);
+  if (raw.reason !== undefined && typeof raw.reason !== 'string') bad(`${where}.reason must be a string`);
+  if (raw.message !== undefined && typeof raw.message !== 'string') bad(`${where}.message must be a string`);
+  const result: BranchItemResult = { txId: raw.txId, action: raw.action as BranchAction, status: raw.status as ItemStatus };
+  let message = raw.message;
+  const reason: string | undefined = raw.reason;
+  if (reason !== undefined && isReasonToken(reason)) {
+    result.reason = reason;
+  } else if (reason !== undefined) {
+    result.reason = Reason.BAD_ANSWER;
+    message = `the reason "${reason.slice(0, 200)}" is not a token${message === undefined ? '' : `; ${message}`}`;
+  }
+  if (message !== undefined) result.message = message.length > MAX_MESSAGE_CHARS ? `${message.slice(0, MAX_MESSAGE_CHARS)}…` : message;
+  return result;
 }
 
 export function validateRegisterRequest(body: unknown): RegisterServiceRequest {

@@ -75,15 +75,22 @@ export interface BeginTransactionRequest {
 export interface ParticipantResult {
   service: string;
   vote: Vote;
-  /** Why the participant voted no, e.g. "OUT_OF_STOCK" or "TIMEOUT". */
+  /**
+   * Why the participant did not vote yes: a token, either the service's own business reason
+   * ("OUT_OF_STOCK") or one of the catalogue's (`Reasons`, e.g. "TIMEOUT", "UNREACHABLE", "LOCK_CONFLICT").
+   */
   reason?: string;
+  /** The raw text behind the reason (an exception message, the address that refused), for people. */
+  details?: string;
 }
 
 export interface TransactionResult {
   txId: string;
   outcome: Outcome;
-  /** For an abort: the first no-vote's reason, or "TIMEOUT". */
+  /** For an abort: the deciding branch's reason (the first no, or "TIMEOUT"). Always a token. */
   reason?: string;
+  /** For an abort: the raw text behind the reason, when there is one. */
+  details?: string;
   participants: ParticipantResult[];
   durationMs: number;
 }
@@ -93,6 +100,7 @@ export interface BranchStatus {
   state: BranchState;
   vote?: Vote;
   reason?: string;
+  details?: string;
   /** Delivery attempts of the current phase's message. */
   attempts: number;
 }
@@ -111,6 +119,28 @@ export interface TransactionStatus {
 export interface DecisionAnswer {
   txId: string;
   decision: Decision;
+}
+
+/** One branch whose commit/rollback has gone unacknowledged past the in-doubt threshold. */
+export interface InDoubtBranch {
+  txId: string;
+  service: string;
+  action: 'commit' | 'rollback';
+  /** Since the decision. */
+  ageMs: number;
+  attempts: number;
+  /** Why the latest attempt failed, as a token (a catalogue reason or the participant's own). */
+  lastError?: string;
+  /** The raw text of the latest failure (exception message, address), for people. */
+  details?: string;
+  sidecarUrl?: string;
+}
+
+/** GET /v1/in-doubt */
+export interface InDoubtList {
+  shard: number;
+  thresholdMs: number;
+  branches: InDoubtBranch[];
 }
 
 // ---------------------------------------------------------------- registry
@@ -221,9 +251,12 @@ export interface BranchItemResult {
   txId: string;
   action: BranchAction;
   status: ItemStatus;
-  /** Short machine-readable reason for NO/ERROR, e.g. "OUT_OF_STOCK", "LOCK_TIMEOUT", "TXM_SERVICE_UNREACHABLE". */
+  /**
+   * Short machine-readable reason for NO/ERROR, a token (see isReasonToken), e.g. "OUT_OF_STOCK",
+   * "LOCK_TIMEOUT", "TXM_SERVICE_UNREACHABLE". The coordinator passes it on as the branch's reason.
+   */
   reason?: string;
-  /** Human sentence. */
+  /** Human sentence or raw error text; the coordinator passes it on as the branch's details. */
   message?: string;
 }
 
