@@ -133,3 +133,17 @@ test('a prepare waiting for a key that a branch of its own batch now holds prepa
   assert.ok(Date.now() - started < 1_000, `answered after ${Date.now() - started} ms, not after the 3 s lock budget`);
   assert.deepEqual(participant.preparedList().prepared.map((p) => p.txId), [younger]);
 });
+
+test('a BusinessRefusal whose reason is free text votes PREPARE_FAILED: an address never becomes a reason', async (t) => {
+  const db = openTempDatabase(t);
+  const logs: Record<string, unknown>[] = [];
+  const participant = createParticipant({ service: SERVICE, db, operations: inventoryOperations(db, newCalls()), log: (entry) => logs.push(entry) });
+  t.after(() => participant.close());
+  const id = txId();
+  const [answer] = (await participant.handleBatch(batch(prepare(id, [note('n', ['k'], 'free-text')])))).results;
+  assert.equal(answer?.status, 'no');
+  assert.equal(answer?.reason, 'PREPARE_FAILED');
+  assert.match(answer?.message ?? '', /must be a token/);
+  assert.equal(countRows(db, 'notes'), 0, 'the branch changed nothing');
+  assert.equal(logs.filter((l) => l.event === 'prepare-failed').length, 1, 'the developer sees it in the log');
+});

@@ -1,6 +1,9 @@
 export { openParticipantDatabase } from './database.ts';
 export { BusinessRefusal, defineOperation, type HookContext, type OperationHandlers } from './operation.ts';
-export { createParticipant, ItemReasons, type Participant, type ParticipantOptions, type ParticipantStats } from './participant.ts';
+export { createParticipant, type Participant } from './participant.ts';
+export type { ParticipantOptions } from './participant-options.ts';
+export type { ParticipantStats } from './participant-parts.ts';
+export { ItemReasons } from './item-results.ts';
 export { ResourceUsageMeter, type ResourceUsageOptions } from './resource-usage.ts';
 export { CgroupReader, parseCpuMax, parseCfsQuota, parseMemoryLimit, parseCpuStatUsageMicros, parseProcSelfCgroup, type CgroupLimits } from './cgroup.ts';
 export { LockManager, LockWaitError, type LockFailure } from './lock-manager.ts';

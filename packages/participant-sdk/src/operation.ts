@@ -3,12 +3,18 @@
  * synchronous hooks that run inside the participant's local SQLite transactions.
  */
 import type Database from 'better-sqlite3';
+import { isReasonToken } from '@txmesh/protocol';
 
-/** Thrown by parseArgs or prepare to vote no with a business reason, e.g. "OUT_OF_STOCK". */
+/**
+ * Thrown by parseArgs or prepare to vote no with a business reason, e.g. "OUT_OF_STOCK". The reason is a
+ * token a program compares (letters, digits, . _ -, up to 64); the sentence for people goes in `message`.
+ */
 export class BusinessRefusal extends Error {
   readonly reason: string;
 
   constructor(reason: string, message?: string) {
+    // Thrown inside a hook, this TypeError votes no with PREPARE_FAILED and is logged: the developer sees it.
+    if (!isReasonToken(reason)) throw new TypeError(`BusinessRefusal reason must be a token such as "OUT_OF_STOCK" (put sentences in message), got ${JSON.stringify(reason)}`);
     super(message ?? reason);
     this.name = 'BusinessRefusal';
     this.reason = reason;

@@ -88,6 +88,7 @@ export function inventoryOperations(db: Database.Database, calls: HookCalls): Re
       ctx.db.prepare('INSERT INTO notes (tx_id, text) VALUES (?, ?)').run(ctx.txId, a.text);
       if (a.fail === 'refuse') throw new BusinessRefusal('NOTE_REFUSED');
       if (a.fail === 'crash') throw new Error('disk gremlin');
+      if (a.fail === 'free-text') throw new BusinessRefusal('note refused by 127.0.0.1:80');
     },
     commit(ctx) {
       calls.commit.push(`${ctx.txId}#${ctx.opIndex}`);

@@ -1,0 +1,66 @@
+/** A participant's options and their defaults, checked once in createParticipant so a typo fails at start. */
+import type Database from 'better-sqlite3';
+import { isValidName } from '@txmesh/protocol';
+import { resolveBranchRetention, type BranchRetention, type BranchRetentionOptions } from './branch-retention.ts';
+import type { OperationHandlers } from './operation.ts';
+
+export interface ParticipantOptions extends BranchRetentionOptions {
+  service: string;
+  db: Database.Database;
+  operations: Record<string, OperationHandlers<any>>;
+  /** Default 1000: waiting longer for a lock votes no with reason LOCK_TIMEOUT. */
+  lockWaitMs?: number;
+  /**
+   * Default 100: how long a transaction waits for a lock held or awaited by an OLDER transaction
+   * before it votes no with LOCK_CONFLICT (wait-die; this is what breaks cross-service deadlocks).
+   */
+  lockGraceMs?: number;
+  /** Where unexpected hook failures are reported; default: one JSON line on stderr. */
+  log?: (entry: Record<string, unknown>) => void;
+  /**
+   * Default true: measure this process (CPU against its cgroup quota, memory, event-loop delay) and attach
+   * the figures to batch answers, for the sidecar's resource report.
+   */
+  resourceUsage?: boolean;
+}
+
+export type ParticipantLog = (entry: Record<string, unknown>) => void;
+
+export interface ResolvedParticipantOptions {
+  service: string;
+  db: Database.Database;
+  operations: Record<string, OperationHandlers<any>>;
+  lockWaitMs: number;
+  lockGraceMs: number;
+  log: ParticipantLog;
+  retention: BranchRetention;
+  resourceUsage: boolean;
+}
+
+const DEFAULT_LOCK_WAIT_MS = 1000;
+const DEFAULT_LOCK_GRACE_MS = 100;
+/** setTimeout fires at once for longer delays. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+function timerMs(value: number | undefined, fallback: number, field: string): number {
+  const ms = value ?? fallback;
+  if (!Number.isInteger(ms) || ms < 0 || ms > MAX_TIMER_MS) throw new TypeError(`${field} must be an integer from 0 to ${MAX_TIMER_MS}, got ${ms}`);
+  return ms;
+}
+
+export function resolveParticipantOptions(options: ParticipantOptions): ResolvedParticipantOptions {
+  if (!isValidName(options.service)) throw new TypeError(`service must be a service name, got ${JSON.stringify(options.service)}`);
+  const lockWaitMs = timerMs(options.lockWaitMs, DEFAULT_LOCK_WAIT_MS, 'lockWaitMs');
+  const lockGraceMs = timerMs(options.lockGraceMs, DEFAULT_LOCK_GRACE_MS, 'lockGraceMs');
+  const service = options.service;
+  return {
+    service,
+    db: options.db,
+    operations: options.operations,
+    lockWaitMs,
+    lockGraceMs,
+    log: options.log ?? ((entry) => process.stderr.write(`${JSON.stringify({ component: 'participant-sdk', service, ...entry })}\n`)),
+    retention: resolveBranchRetention(options),
+    resourceUsage: options.resourceUsage ?? true,
+  };
+}
