@@ -184,6 +184,15 @@ test('a commit nobody acknowledges is visible: GET /v1/in-doubt, /v1/stats, one 
   await sleep(2_500);
   assert.equal(inDoubtLines(), 1, 'one line when it crossed the threshold, not one per retry');
 
+  // A restart while the branch is still in doubt: one recovery line sums it up, no second line of its own.
+  const recoveryLines = () => readFileSync(logFile, 'utf8').split('\n').filter((l) => l.includes('recovery resumed delivery'));
+  await coordinator.kill('SIGKILL');
+  await coordinator.start();
+  assert.ok(await eventually(async () => recoveryLines().length === 1, 5_000), 'one recovery line');
+  assert.equal((JSON.parse(recoveryLines()[0]!) as { alreadyInDoubt: number }).alreadyInDoubt, 1);
+  await sleep(2_500);
+  assert.equal(inDoubtLines(), 1, 'the restart did not log the branch again');
+
   await payment.start();
   assert.ok(await waitForQuiescence(serviceUrls(cluster), cluster.coordinatorUrls, 30_000), 'delivery finishes once payment is back');
   assert.deepEqual(((await getJson(`${coordinator.url}/v1/in-doubt?olderThanMs=0`)).body as InDoubtList).branches, []);

@@ -175,8 +175,7 @@ export function registerRoutes(app: FastifyInstance, manager: TransactionManager
 export async function startCoordinator(opts: CoordinatorOptions, parts: CoordinatorParts = {}): Promise<{ url: string; close(): Promise<void> }> {
   const coordinator = await buildCoordinator(opts, parts);
   try {
-    const resumed = coordinator.manager.recover();
-    if (resumed > 0) coordinator.app.log.warn({ resumed }, 'recovery resumed delivery of unfinished decisions');
+    coordinator.inDoubtMonitor.noteRecovery(coordinator.manager.recoverWithSummary());
     const url = await coordinator.app.listen({ host: opts.host ?? '127.0.0.1', port: opts.port ?? 0 });
     return { url, close: coordinator.close };
   } catch (err) {

@@ -1,7 +1,8 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { PROTOCOL_VERSION, type BranchItem } from '@txmesh/protocol';
-import { BatchingDispatcher, TransportTimeoutError } from './batching-dispatcher.ts';
+import { BatchingDispatcher } from './batching-dispatcher.ts';
+import { TransportTimeoutError } from './branch-errors.ts';
 import { FakeTransport } from './testing/fake-transport.ts';
 
 function item(n: number, service = 'svc'): BranchItem {

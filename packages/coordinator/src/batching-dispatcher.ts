@@ -9,6 +9,7 @@
  * request at once.
  */
 import type { BranchItem, BranchItemResult, ResourceReport } from '@txmesh/protocol';
+import { BadAnswerError, DispatcherClosedError, TransportTimeoutError } from './branch-errors.ts';
 import type { BranchTransport } from './branch-transport.ts';
 
 export const MAX_BATCH_ITEMS = 256;
@@ -45,13 +46,6 @@ interface Queued {
   onSent: () => void;
   resolve: (result: BranchItemResult) => void;
   reject: (err: unknown) => void;
-}
-
-export class TransportTimeoutError extends Error {
-  constructor(sidecarUrl: string, timeoutMs: number) {
-    super(`no answer from ${sidecarUrl} within ${timeoutMs} ms`);
-    this.name = 'TransportTimeoutError';
-  }
 }
 
 interface Lane {
@@ -98,7 +92,7 @@ export class BatchingDispatcher {
     this.#closed = true;
     if (this.#scheduled) clearImmediate(this.#scheduled);
     this.#scheduled = undefined;
-    const closing = new Error('dispatcher is closed');
+    const closing = new DispatcherClosedError();
     for (const lane of this.#lanes.values()) {
       clearTimeout(lane.window);
       for (const q of lane.queue) {
@@ -116,7 +110,7 @@ export class BatchingDispatcher {
   }
 
   submit(sidecarUrl: string, item: BranchItem, timeoutMs: number): Dispatch {
-    if (this.#closed) return { sent: Promise.resolve(), result: Promise.reject(new Error('dispatcher is closed')) };
+    if (this.#closed) return { sent: Promise.resolve(), result: Promise.reject(new DispatcherClosedError()) };
     let onSent!: () => void;
     const sent = new Promise<void>((resolve) => (onSent = resolve));
     const result = new Promise<BranchItemResult>((resolve, reject) => {
@@ -205,7 +199,7 @@ export class BatchingDispatcher {
         batch.forEach((q, i) => {
           const result = results[i];
           if (results.length !== batch.length || !result || result.txId !== q.item.txId || result.action !== q.item.action) {
-            q.reject(new Error(`sidecar ${sidecarUrl} answered ${results.length} results for ${batch.length} items, or out of order`));
+            q.reject(new BadAnswerError(`sidecar ${sidecarUrl} answered ${results.length} results for ${batch.length} items, or out of order`));
           } else {
             q.resolve(result);
           }

@@ -18,6 +18,7 @@ export interface LoggedParticipant {
   operations: OperationSpec[];
   vote: Vote;
   reason?: string;
+  details?: string;
 }
 
 export interface DecisionRecord {

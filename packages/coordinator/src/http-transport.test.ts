@@ -10,7 +10,8 @@ import path from 'node:path';
 import Fastify from 'fastify';
 import { PROTOCOL_VERSION, type BranchBatchRequest, type BranchItemResult } from '@txmesh/protocol';
 import { decisionLogPath, startCoordinator } from './app.ts';
-import { HttpBranchTransport, SidecarHttpError } from './http-transport.ts';
+import { SidecarHttpError } from './branch-errors.ts';
+import { HttpBranchTransport } from './http-transport.ts';
 import { SqliteDecisionLog } from './sqlite-decision-log.ts';
 import { eventually } from './testing/fake-transport.ts';
 

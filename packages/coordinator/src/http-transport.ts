@@ -1,8 +1,10 @@
 /**
  * Branch batches over HTTP: one keep-alive undici Pool per sidecar origin, POST <sidecar>/txmesh/v1/batch.
+ * Every failure leaves as a coded BranchCallError (see branch-errors.ts).
  */
 import { Pool } from 'undici';
-import { HeaderNames, Paths, PROTOCOL_VERSION, type BranchBatchResponse, type BranchItem } from '@txmesh/protocol';
+import { HeaderNames, Paths, PROTOCOL_VERSION, isErrorCode, validateBatchResponse, type BranchBatchResponse, type BranchItem, type ErrorCode } from '@txmesh/protocol';
+import { BadAnswerError, DispatcherClosedError, SidecarHttpError, branchCallErrorOf } from './branch-errors.ts';
 import type { BranchTransport } from './branch-transport.ts';
 
 export interface HttpBranchTransportOptions {
@@ -10,12 +12,13 @@ export interface HttpBranchTransportOptions {
   connections?: number;
 }
 
-export class SidecarHttpError extends Error {
-  readonly statusCode: number;
-  constructor(sidecarUrl: string, statusCode: number, body: string) {
-    super(`sidecar ${sidecarUrl} answered HTTP ${statusCode}: ${body.slice(0, 300)}`);
-    this.name = 'SidecarHttpError';
-    this.statusCode = statusCode;
+/** The catalogue code of an error body ({"error":{"code":…}}), if the text is one. */
+function errorCodeIn(text: string): ErrorCode | undefined {
+  try {
+    const code = (JSON.parse(text) as { error?: { code?: unknown } } | null)?.error?.code;
+    return isErrorCode(code) ? code : undefined;
+  } catch {
+    return undefined;
   }
 }
 
@@ -29,26 +32,32 @@ export class HttpBranchTransport implements BranchTransport {
   }
 
   async send(sidecarUrl: string, items: BranchItem[], timeoutMs: number): Promise<BranchBatchResponse> {
-    const base = new URL(sidecarUrl);
-    const pool = this.#pool(base.origin);
-    const prefix = base.pathname.replace(/\/+$/, '');
-    const response = await pool.request({
-      path: `${prefix}${Paths.SIDECAR_BATCH}`,
-      method: 'POST',
-      headers: { 'content-type': 'application/json', [HeaderNames.PROTOCOL_VERSION]: String(PROTOCOL_VERSION) },
-      body: JSON.stringify({ protocolVersion: PROTOCOL_VERSION, items }),
-      headersTimeout: timeoutMs,
-      bodyTimeout: timeoutMs,
-      signal: AbortSignal.timeout(timeoutMs),
-    });
-    const text = await response.body.text();
-    if (response.statusCode !== 200) throw new SidecarHttpError(sidecarUrl, response.statusCode, text);
-    const parsed = JSON.parse(text) as Partial<BranchBatchResponse> | null;
-    if (!parsed || !Array.isArray(parsed.results)) throw new Error(`sidecar ${sidecarUrl} answered a batch without results`);
-    if (parsed.protocolVersion !== PROTOCOL_VERSION) {
-      throw new Error(`sidecar ${sidecarUrl} speaks protocol ${String(parsed.protocolVersion)}, expected ${PROTOCOL_VERSION}`);
+    let statusCode: number;
+    let text: string;
+    try {
+      const base = new URL(sidecarUrl);
+      const pool = this.#pool(base.origin);
+      const prefix = base.pathname.replace(/\/+$/, '');
+      const response = await pool.request({
+        path: `${prefix}${Paths.SIDECAR_BATCH}`,
+        method: 'POST',
+        headers: { 'content-type': 'application/json', [HeaderNames.PROTOCOL_VERSION]: String(PROTOCOL_VERSION) },
+        body: JSON.stringify({ protocolVersion: PROTOCOL_VERSION, items }),
+        headersTimeout: timeoutMs,
+        bodyTimeout: timeoutMs,
+        signal: AbortSignal.timeout(timeoutMs),
+      });
+      statusCode = response.statusCode;
+      text = await response.body.text();
+    } catch (err) {
+      throw branchCallErrorOf(err, sidecarUrl);
     }
-    return parsed as BranchBatchResponse;
+    if (statusCode !== 200) throw new SidecarHttpError(sidecarUrl, statusCode, text, errorCodeIn(text));
+    try {
+      return validateBatchResponse(JSON.parse(text));
+    } catch (err) {
+      throw new BadAnswerError(`sidecar ${sidecarUrl} answered a batch that cannot be used: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    }
   }
 
   async close(): Promise<void> {
@@ -59,7 +68,7 @@ export class HttpBranchTransport implements BranchTransport {
   }
 
   #pool(origin: string): Pool {
-    if (this.#closed) throw new Error('transport is closed');
+    if (this.#closed) throw new DispatcherClosedError();
     let pool = this.#pools.get(origin);
     if (!pool) {
       pool = new Pool(origin, { connections: this.#connections, pipelining: 1, keepAliveTimeout: 30_000 });

@@ -3,8 +3,15 @@
  * the threshold (not one per retry), and, when a webhook is configured, a POST of the current list at
  * most once per alert interval. The webhook is best effort: 2 s timeout, failures logged at warn, and
  * nothing here ever blocks or fails delivery.
+ *
+ * Once per branch, not once per process: after a restart, the branches of recovered decisions that were
+ * in doubt already are summarised in the one recovery line (noteRecovery) instead of one line each, so
+ * a shard restarted again and again does not repeat them. A branch that crosses the threshold in this
+ * process gets its own line.
  */
-import type { InDoubtBranch, ManagerLogger } from './transaction-manager.ts';
+import type { InDoubtBranch } from '@txmesh/protocol';
+import type { ManagerLogger } from './manager-options.ts';
+import type { RecoverySummary } from './transaction-manager.ts';
 
 export interface InDoubtAlert {
   kind: 'txmesh.in-doubt';
@@ -54,6 +61,26 @@ export class InDoubtMonitor {
     if (this.#timer) return;
     this.#timer = setInterval(() => this.check(), this.#options.checkIntervalMs ?? 1000);
     this.#timer.unref();
+  }
+
+  /**
+   * Called once after recovery resumed delivery: one line for all resumed decisions, and their branches
+   * already past the threshold count as reported, so they get no line of their own in this process.
+   */
+  noteRecovery(summary: RecoverySummary): void {
+    for (const b of summary.inDoubt) this.#reported.add(keyOf(b));
+    if (summary.resumed === 0) return;
+    // Counted by decision: the log does not say which branches acknowledged before the restart.
+    const alreadyInDoubt = new Set(summary.inDoubt.map((b) => b.txId)).size;
+    const fields = { resumed: summary.resumed, alreadyInDoubt, oldestAgeMs: summary.inDoubt[0]?.ageMs };
+    if (alreadyInDoubt === 0) {
+      this.#options.logger.warn(fields, 'recovery resumed delivery of unfinished decisions');
+      return;
+    }
+    this.#options.logger.error(
+      fields,
+      `recovery resumed delivery of unfinished decisions; ${alreadyInDoubt} of them were in doubt already, their branches are not logged one by one (see GET /v1/in-doubt)`,
+    );
   }
 
   /** One look at the list: log newly in-doubt branches, maybe alert. Returns the alert in flight, if any. */

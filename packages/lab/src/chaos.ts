@@ -136,8 +136,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosSummary> {
         if (result.outcome === Outcome.COMMITTED) committed++;
         else {
           aborted++;
-          // Transport reasons carry addresses ("connect ECONNRESET 127.0.0.1:4711"): count them by kind.
-          const reason = (result.reason ?? 'UNKNOWN').replace(/\s+\S+:\d+$/, '');
+          // Reasons are tokens (addresses stay in details), so they count by kind as they are.
+          const reason = result.reason ?? 'UNKNOWN';
           abortedByReason[reason] = (abortedByReason[reason] ?? 0) + 1;
         }
       }

@@ -1,6 +1,7 @@
 /**
  * In-process BranchTransport for tests: no sockets. A handler decides each item's answer; returning
- * 'hang' leaves the item unanswered (the dispatcher's timeout then fails it), throwing fails the batch.
+ * 'hang' leaves the item unanswered (the dispatcher's timeout then fails it), 'throw' fails the batch as a
+ * refused connection would.
  */
 import { PROTOCOL_VERSION, type BranchBatchResponse, type BranchItem, type BranchItemResult } from '@txmesh/protocol';
 import type { BranchTransport } from '../branch-transport.ts';
@@ -35,7 +36,8 @@ export class FakeTransport implements BranchTransport {
       const attempt = (this.#attempts.get(key) ?? 0) + 1;
       this.#attempts.set(key, attempt);
       const answer = this.handler(item, sidecarUrl, attempt);
-      if (answer === 'throw') throw new Error('connection refused (fake)');
+      // What Node throws when nobody listens: a system error whose code names the failure.
+      if (answer === 'throw') throw Object.assign(new Error(`connect ECONNREFUSED ${new URL(sidecarUrl).host} (fake)`), { code: 'ECONNREFUSED' });
       if (answer === 'hang') {
         hang = true;
         continue;

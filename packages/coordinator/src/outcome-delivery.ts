@@ -1,0 +1,101 @@
+/**
+ * Phase two: delivers a decided transaction's commit or rollback to its branches in the background and
+ * retries each one with capped, jittered backoff until it is acknowledged (rule 4 of ARCHITECTURE.md).
+ * A warn line every `warnEvery` failed attempts; the branch's last failure stays on it for the in-doubt list.
+ */
+import { BranchAction, BranchState, Reason } from '@txmesh/protocol';
+import { backoffDelayMs } from './backoff.ts';
+import type { BatchingDispatcher } from './batching-dispatcher.ts';
+import { branchCallErrorOf } from './branch-errors.ts';
+import type { Branch, LiveTx } from './live-transaction.ts';
+import type { ResolvedManagerOptions } from './manager-options.ts';
+import type { ServiceRegistry } from './service-registry.ts';
+import type { Sleeper } from './sleeper.ts';
+import { CoordinatorSteps, reachStep } from './steps.ts';
+
+export type OutcomeAction = typeof BranchAction.COMMIT | typeof BranchAction.ROLLBACK;
+
+export interface OutcomeDeliveryParts {
+  dispatcher: BatchingDispatcher;
+  registry: ServiceRegistry;
+  sleeper: Sleeper;
+  options: Pick<ResolvedManagerOptions, 'deliveryBackoff' | 'deliveryTimeoutMs' | 'serviceTimeouts' | 'warnEvery' | 'random' | 'logger'>;
+  isClosing: () => boolean;
+}
+
+export class OutcomeDelivery {
+  readonly #parts: OutcomeDeliveryParts;
+  readonly #running = new Set<Promise<void>>();
+
+  constructor(parts: OutcomeDeliveryParts) {
+    this.#parts = parts;
+  }
+
+  /**
+   * Starts delivery of `action` to the branches that need it; `onAcknowledged` runs once every one of
+   * them acknowledged (never when the manager closes first).
+   */
+  deliver(tx: LiveTx, action: OutcomeAction, onAcknowledged: () => void): void {
+    // Rollback goes to every branch that did not itself refuse: a timed-out one may have prepared late.
+    const targets = action === BranchAction.COMMIT ? tx.branches : tx.branches.filter((b) => !b.refused);
+    for (const b of targets) b.delivering = true;
+    let acks = 0;
+    const deliverOne = async (b: Branch): Promise<boolean> => {
+      const acked = await this.#deliverBranch(tx.txId, b, action);
+      b.delivering = false;
+      if (acked && action === BranchAction.COMMIT && ++acks === 1 && targets.length > 1) reachStep(CoordinatorSteps.MID_FANOUT);
+      return acked;
+    };
+    const delivery = Promise.all(targets.map(deliverOne)).then((acked) => {
+      if (acked.every(Boolean)) onAcknowledged();
+    });
+    this.#running.add(delivery);
+    void delivery.finally(() => this.#running.delete(delivery));
+  }
+
+  /** Resolves when every delivery running now has finished. */
+  async settled(): Promise<void> {
+    while (this.#running.size > 0) await Promise.allSettled([...this.#running]);
+  }
+
+  /** Retries until the branch acknowledges; false only when the manager is closing. */
+  async #deliverBranch(txId: string, branch: Branch, action: OutcomeAction): Promise<boolean> {
+    const { dispatcher, registry, sleeper, options, isClosing } = this.#parts;
+    branch.attempts = 0;
+    for (let n = 1; ; n++) {
+      if (isClosing()) return false;
+      branch.attempts = n;
+      let reason: string;
+      let details: string | undefined;
+      const sidecarUrl = registry.sidecarUrl(branch.service);
+      if (sidecarUrl === undefined) {
+        reason = Reason.UNREACHABLE;
+        details = `no sidecar address known for ${branch.service}`;
+      } else {
+        try {
+          const timeoutMs = options.serviceTimeouts[branch.service]?.deliveryTimeoutMs ?? options.deliveryTimeoutMs;
+          const result = await dispatcher.submit(sidecarUrl, { action, txId, service: branch.service }, timeoutMs).result;
+          if (result.status === 'ok') {
+            branch.state = action === BranchAction.COMMIT ? BranchState.COMMITTED : BranchState.ROLLED_BACK;
+            return true;
+          }
+          reason = result.reason ?? (result.status === 'no' ? Reason.REFUSED : Reason.ERROR);
+          details = result.message;
+        } catch (err) {
+          const failure = branchCallErrorOf(err);
+          reason = failure.reason;
+          details = failure.message;
+        }
+      }
+      branch.lastError = reason;
+      if (details === undefined) delete branch.lastErrorDetails;
+      else branch.lastErrorDetails = details;
+      if (isClosing()) return false;
+      if (n % options.warnEvery === 0) {
+        const failure = details === undefined ? reason : `${reason} (${details})`;
+        options.logger.warn({ txId, service: branch.service, action, attempts: n, failure }, 'branch has not acknowledged the outcome yet; still retrying');
+      }
+      await sleeper.sleep(backoffDelayMs(options.deliveryBackoff, n, options.random));
+    }
+  }
+}

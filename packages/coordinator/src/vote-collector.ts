@@ -1,0 +1,167 @@
+/**
+ * Phase one: sends every branch its prepare (through the scheduler's lane of its service, retrying
+ * transient failures with backoff inside the branch's deadline) and counts the votes. All yes → commit;
+ * the first no (or a branch that gave up) → abort at once; the deadline → abort "TIMEOUT".
+ * Nothing here writes anything durable.
+ */
+import { BranchAction, BranchState, Reason, Vote, type BeginTransactionRequest } from '@txmesh/protocol';
+import { backoffDelayMs } from './backoff.ts';
+import type { BatchingDispatcher } from './batching-dispatcher.ts';
+import { SidecarUnreachableError, branchCallErrorOf } from './branch-errors.ts';
+import type { Branch, LiveTx } from './live-transaction.ts';
+import type { ResolvedManagerOptions } from './manager-options.ts';
+import type { Scheduler } from './scheduler.ts';
+import type { ServiceRegistry } from './service-registry.ts';
+import type { Sleeper } from './sleeper.ts';
+import { CoordinatorSteps, reachStep } from './steps.ts';
+
+export type Verdict = { commit: true } | { commit: false; reason: string; details?: string };
+
+interface VoteOutcome {
+  vote: Vote;
+  reason?: string;
+  details?: string;
+}
+
+/** Why the latest attempt did not bring a vote. */
+interface Failure {
+  reason: string;
+  details?: string;
+}
+
+export interface VoteCollectorParts {
+  dispatcher: BatchingDispatcher;
+  registry: ServiceRegistry;
+  scheduler: Scheduler;
+  sleeper: Sleeper;
+  options: Pick<ResolvedManagerOptions, 'maxPrepareAttempts' | 'prepareBackoff' | 'random' | 'serviceTimeouts'>;
+  isClosing: () => boolean;
+}
+
+function withDetails<T extends object>(target: T, details: string | undefined): T & { details?: string } {
+  return details === undefined ? target : { ...target, details };
+}
+
+export class VoteCollector {
+  readonly #parts: VoteCollectorParts;
+
+  constructor(parts: VoteCollectorParts) {
+    this.#parts = parts;
+  }
+
+  /** Sends the prepares (the one expected to take longest first) and resolves with the verdict. */
+  collect(tx: LiveTx, request: BeginTransactionRequest, deadline: number): Promise<Verdict> {
+    const votes: Promise<VoteOutcome>[] = new Array(tx.branches.length);
+    for (const i of this.#slowestFirst(tx.branches)) {
+      const branch = tx.branches[i]!;
+      votes[i] = this.#prepare(tx, branch, this.#prepareDeadline(branch.service, tx.createdAt, deadline, request.prepareTimeoutMs));
+    }
+    return this.#countVotes(tx, votes, deadline);
+  }
+
+  /**
+   * The moment this branch's vote must be in: the transaction deadline, tightened by the request's
+   * prepareTimeoutMs and by the service's own. A vote still missing then counts as "no" (TIMEOUT).
+   */
+  #prepareDeadline(service: string, createdAt: number, txDeadline: number, requestPrepareMs: number | undefined): number {
+    let deadline = txDeadline;
+    if (requestPrepareMs !== undefined) deadline = Math.min(deadline, createdAt + requestPrepareMs);
+    const own = this.#parts.options.serviceTimeouts[service]?.prepareTimeoutMs;
+    if (own !== undefined) deadline = Math.min(deadline, createdAt + own);
+    return deadline;
+  }
+
+  #slowestFirst(branches: readonly Branch[]): number[] {
+    const order = branches.map((_, i) => i);
+    const scheduler = this.#parts.scheduler;
+    // Resource-blind (scheduler off): request order.
+    if (branches.length < 2 || !scheduler.enabled) return order;
+    const expected = branches.map((b) => scheduler.expectedLatencyMs(b.service) ?? 0);
+    return order.sort((a, b) => expected[b]! - expected[a]!);
+  }
+
+  /**
+   * Sends a prepare and retries transient failures; the promise never rejects. Each attempt first waits
+   * for a slot of the service's scheduler lane (oldest transaction first); the slot's latency feeds the
+   * service's adaptive limit.
+   */
+  async #prepare(tx: LiveTx, branch: Branch, deadline: number): Promise<VoteOutcome> {
+    const { dispatcher, registry, scheduler, sleeper, options, isClosing } = this.#parts;
+    const withdrawn = (): boolean => tx.decided || isClosing() || Date.now() >= deadline;
+    let last: Failure = { reason: Reason.UNREACHABLE };
+    for (let n = 1; ; n++) {
+      const release = await scheduler.acquire(branch.service, tx.createdAt, withdrawn);
+      // Withdrawn while queued: nothing was sent for this attempt.
+      if (!release) return tx.decided || isClosing() ? { vote: Vote.NONE, ...last } : { vote: Vote.NONE, reason: Reason.TIMEOUT };
+      const sentAt = performance.now();
+      let answered = false;
+      try {
+        const sidecarUrl = registry.sidecarUrl(branch.service);
+        if (sidecarUrl === undefined) throw new SidecarUnreachableError(`no sidecar address known for ${branch.service}`);
+        branch.attempts += 1;
+        const item = { action: BranchAction.PREPARE, txId: tx.txId, service: branch.service, operations: branch.operations, deadline };
+        const result = await dispatcher.submit(sidecarUrl, item, Math.max(1, deadline - Date.now())).result;
+        answered = true;
+        if (result.status === 'ok') return { vote: Vote.YES };
+        if (result.status === 'no') return withDetails({ vote: Vote.NO, reason: result.reason ?? Reason.REFUSED }, result.message);
+        last = withDetails({ reason: result.reason ?? Reason.ERROR }, result.message);
+      } catch (err) {
+        const failure = branchCallErrorOf(err);
+        last = { reason: failure.reason, details: failure.message };
+      } finally {
+        release(performance.now() - sentAt, answered);
+      }
+      if (tx.decided || isClosing() || n >= options.maxPrepareAttempts) break;
+      const wait = backoffDelayMs(options.prepareBackoff, n, options.random);
+      if (Date.now() + wait >= deadline) return withDetails({ vote: Vote.NONE, reason: Reason.TIMEOUT }, last.details);
+      await sleeper.sleep(wait);
+      if (tx.decided || isClosing()) break;
+    }
+    return { vote: Vote.NONE, ...last };
+  }
+
+  #countVotes(tx: LiveTx, votes: Promise<VoteOutcome>[], deadline: number): Promise<Verdict> {
+    return new Promise<Verdict>((resolve) => {
+      let yes = 0;
+      let done = false;
+      let counting = false;
+      // The crash point fires when the first answer (or the deadline) arrives and before it is counted:
+      // by then prepares have demonstrably reached the sidecars, and nothing is decided.
+      const startCounting = (): void => {
+        if (counting) return;
+        counting = true;
+        reachStep(CoordinatorSteps.AFTER_PREPARES_SENT);
+      };
+      const finish = (verdict: Verdict): void => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        resolve(verdict);
+      };
+      const timer = setTimeout(() => {
+        startCounting();
+        finish({ commit: false, reason: Reason.TIMEOUT });
+      }, Math.max(0, deadline - Date.now()));
+      votes.forEach((pending, i) => {
+        void pending.then((outcome) => {
+          const branch = tx.branches[i];
+          if (done || !branch) return;
+          startCounting();
+          branch.vote = outcome.vote;
+          if (outcome.vote === Vote.YES) {
+            branch.state = BranchState.PREPARED;
+            yes += 1;
+            if (yes === votes.length) finish({ commit: true });
+            else reachStep(CoordinatorSteps.BETWEEN_VOTES);
+            return;
+          }
+          branch.state = BranchState.VOTED_NO;
+          if (outcome.reason !== undefined) branch.reason = outcome.reason;
+          if (outcome.details !== undefined) branch.details = outcome.details;
+          branch.refused = outcome.vote === Vote.NO;
+          finish(withDetails({ commit: false as const, reason: outcome.reason ?? Reason.REFUSED }, outcome.details));
+        });
+      });
+    });
+  }
+}
