@@ -72,7 +72,7 @@ describe('a consumer outside the repository', { timeout: FILE_TIMEOUT_MS }, () =
         packed,
         tarballs,
       );
-      // Only typechecked, never run: no native build needed.
+      // The TypeScript project is only typechecked, never run: --ignore-scripts skips its native build.
       const [js, ts] = await Promise.all([npmInstall(jsDir, [], JS_INSTALL_TIMEOUT_MS), npmInstall(tsDir, ['--ignore-scripts'], TS_INSTALL_TIMEOUT_MS)]);
       installMs = { js: js.durationMs, ts: ts.durationMs };
     },
