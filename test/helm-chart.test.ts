@@ -43,6 +43,7 @@ function assertAllValid(objects: K8sObject[]): void {
 function assertNonRoot(objects: K8sObject[]): void {
   for (const { owner, spec } of podSpecs(objects)) {
     assert.equal(spec.securityContext?.runAsNonRoot, true, `${owner}: pod runAsNonRoot`);
+    assert.equal(spec.automountServiceAccountToken, false, `${owner}: no API token (nothing of txmesh calls the Kubernetes API)`);
     for (const c of [...(spec.initContainers ?? []), ...spec.containers]) {
       const sc = c.securityContext ?? {};
       assert.equal(sc.runAsNonRoot, true, `${owner}/${c.name}: runAsNonRoot`);
@@ -104,6 +105,8 @@ describe('helm chart', () => {
     const container = sts.spec.template.spec.containers[0];
     for (const probe of ['readinessProbe', 'livenessProbe', 'startupProbe']) assert.equal(container[probe].httpGet.path, '/v1/health', probe);
     assert.ok(container.resources.requests.cpu && container.resources.limits.memory);
+    const spread = sts.spec.template.spec.affinity.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].podAffinityTerm;
+    assert.deepEqual([spread.topologyKey, spread.labelSelector.matchLabels], ['kubernetes.io/hostname', sts.spec.selector.matchLabels], 'shards prefer different nodes');
 
     const monitor = only(objects, 'ServiceMonitor');
     assert.equal(monitor.apiVersion, 'monitoring.coreos.com/v1');
