@@ -4,7 +4,7 @@
  * and carry exactly one native sidecar; a pod that did not ask, or already has one, is left alone.
  */
 import assert from 'node:assert/strict';
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
@@ -23,31 +23,34 @@ interface Injector {
   ca: Buffer;
 }
 
-/** A self-signed certificate for 127.0.0.1 that is also its own CA, as the chart's genCA pair is for the Service name. */
-function certificate(dir: string): { cert: string; key: string } {
-  const [cert, key] = [join(dir, 'tls.crt'), join(dir, 'tls.key')];
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=txmesh-injector', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
-  return { cert, key };
-}
+/** The name the API server calls the webhook by, which the chart's certificate is made for. */
+const SERVICE_DNS = 'txmesh-injector.txmesh.svc';
 
-async function startInjectorProcess(templateJson: string): Promise<Injector & { stop(): void }> {
+/**
+ * Runs `txmesh injector` as the chart's Deployment does: with the chart's sidecar template (ConfigMap) and the
+ * serving certificate and key the chart generated (Secret); clients trust only the webhook's caBundle.
+ */
+async function startInjectorProcess(objects: K8sObject[]): Promise<Injector & { stop(): void }> {
   const dir = mkdtempSync(join(tmpdir(), 'txmesh-injector-'));
-  const { cert, key } = certificate(dir);
-  const template = join(dir, 'sidecar-template.json');
-  writeFileSync(template, templateJson);
+  const secret = only(objects, 'Secret', 'txmesh-injector-tls').data;
+  const [cert, key, template] = [join(dir, 'tls.crt'), join(dir, 'tls.key'), join(dir, 'sidecar-template.json')];
+  writeFileSync(cert, Buffer.from(secret['tls.crt'], 'base64'));
+  writeFileSync(key, Buffer.from(secret['tls.key'], 'base64'));
+  writeFileSync(template, only(objects, 'ConfigMap', 'txmesh-injector').data['sidecar-template.json']);
   const child: ChildProcess = spawn(process.execPath, [TXMESH_BIN, 'injector', '--port', '0', '--tls-cert', cert, '--tls-key', key, '--sidecar-template', template], { stdio: ['ignore', 'pipe', 'inherit'] });
   const stop = (): void => {
     child.kill('SIGTERM');
     rmSync(dir, { recursive: true, force: true });
   };
   const url = await awaitReady(child);
-  return { url, ca: readFileSync(cert), stop };
+  const caBundle = only(objects, 'MutatingWebhookConfiguration').webhooks[0].clientConfig.caBundle as string;
+  return { url, ca: Buffer.from(caBundle, 'base64'), stop };
 }
 
-/** POSTs JSON over HTTPS, trusting only the injector's CA (as the API server does with caBundle). */
+/** POSTs JSON over HTTPS as the API server does: trusting only caBundle, checking the certificate names the Service. */
 function post(injector: Injector, path: string, body: string): Promise<{ status: number; json: any }> {
   return new Promise((resolve, reject) => {
-    const req = request(`${injector.url}${path}`, { method: 'POST', ca: injector.ca, headers: { 'content-type': 'application/json' } }, (res) => {
+    const req = request(`${injector.url}${path}`, { method: 'POST', ca: injector.ca, servername: SERVICE_DNS, headers: { 'content-type': 'application/json' } }, (res) => {
       let text = '';
       res.on('data', (chunk: Buffer) => (text += chunk.toString()));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, json: JSON.parse(text) }));
@@ -103,9 +106,17 @@ describe('txmesh injector (mutating admission webhook)', () => {
   let injector: Injector & { stop(): void };
   before(async () => {
     objects = renderChart(['-f', join(FIXTURES, 'helm-values-3-shards.yaml')]);
-    injector = await startInjectorProcess(only(objects, 'ConfigMap', 'txmesh-injector').data['sidecar-template.json']);
+    injector = await startInjectorProcess(objects);
   });
   after(() => injector?.stop());
+
+  it('serves the certificate the chart generated, for the Service name, trusted through caBundle alone', async () => {
+    const other = renderChart(['-f', join(FIXTURES, 'helm-values-3-shards.yaml')]);
+    const otherCa = Buffer.from(only(other, 'MutatingWebhookConfiguration').webhooks[0].clientConfig.caBundle, 'base64');
+    await assert.rejects(post({ ...injector, ca: otherCa }, '/mutate', '{}'), 'another render made another CA: not trusted');
+    const wrongName = new Promise((resolve, reject) => request(`${injector.url}/healthz`, { ca: injector.ca, servername: 'evil.txmesh.svc' }, resolve).on('error', reject).end());
+    await assert.rejects(wrongName, /altnames|Hostname/, 'the certificate names the injector Service only');
+  });
 
   it('leaves a Deployment pod without the annotation unchanged', async () => {
     const pod = fixture().request.object;
