@@ -72,6 +72,13 @@ export class FlagReader {
     return value;
   }
 
+  /** One of the listed words, e.g. --deadlock detect|wait-die|timeout. */
+  choice<T extends string>(name: string, choices: readonly T[], fallback: T): T {
+    const raw = this.string(name, fallback);
+    if (!(choices as readonly string[]).includes(raw)) throw new UsageError(`--${name} must be one of ${choices.join(', ')}, got "${raw}"`);
+    return raw as T;
+  }
+
   bool(name: string): boolean {
     this.#known.add(name);
     const value = this.#flags.get(name);

@@ -8,13 +8,14 @@
  */
 import { startCoordinator, validateServiceTimeouts, type ServiceTimeouts } from '@txmesh/coordinator';
 import { startSidecar } from '@txmesh/sidecar';
+import { DeadlockMode } from '@txmesh/protocol';
 import { FlagReader, parseArgs, UsageError } from './args.ts';
 import { envSwitch, serve } from './serve.ts';
 import { shardFromPodName } from './shard-from-pod-name.ts';
 import { startInjector } from './injector/injector-server.ts';
 import { loadSidecarTemplate, SidecarTemplateError, type SidecarTemplate } from './injector/sidecar-template.ts';
 
-const LAB_COMMANDS = new Set(['demo', 'bench', 'chaos', 'service', 'null-echo']);
+const LAB_COMMANDS = new Set(['demo', 'bench', 'bench-isolation', 'chaos', 'service', 'bank', 'null-echo']);
 
 const USAGE = `usage: txmesh <command> [flags]
 
@@ -23,7 +24,8 @@ commands:
                --shard K (0)  --shards S (1)  --port P (7000)  --host H (127.0.0.1)  --data DIR (required)
                --shard-from-pod-name NAME (instead of --shard: the StatefulSet ordinal, e.g. txmesh-coordinator-2)
                --in-doubt-after MS (10000)  --alert-webhook URL  --prune-interval MS (5000, 0 = off)
-               --idempotency-retention MS (3600000)  --service-timeouts JSON, e.g.
+               --idempotency-retention MS (3600000)  --deadlock detect|wait-die|timeout (detect: abort the
+               youngest of each wait-for cycle; wait-die/timeout: ignore wait reports)  --service-timeouts JSON, e.g.
                '{"payment":{"prepareTimeoutMs":800,"deliveryTimeoutMs":2000}}'   env TXMESH_GROUP_COMMIT=off
   sidecar      run a sidecar next to a service
                --service NAME  --service-url URL  --coordinator URL[,URL...] (index = shard)
@@ -32,7 +34,7 @@ commands:
   injector     the Kubernetes mutating admission webhook that adds the sidecar to annotated pods
                --tls-cert FILE --tls-key FILE (required)  --sidecar-template FILE (required, JSON from the chart)
                --port P (8443)  --host H (127.0.0.1)
-  demo, bench, chaos, service, null-echo
+  demo, bench, bench-isolation, chaos, service, bank, null-echo
                the lab: the e-commerce demo cluster, the benchmark and the chaos run (from a clone of the
                repository, where @txmesh/lab is installed: \`npx txmesh demo --help\`)
 
@@ -107,6 +109,7 @@ export async function main(argv: string[]): Promise<number> {
           inDoubtAfterMs: f.int('in-doubt-after', 10_000, 0, 86_400_000),
           pruneIntervalMs: f.int('prune-interval', 5_000, 0, 86_400_000),
           idempotencyRetentionMs: f.int('idempotency-retention', 3_600_000, 0, 365 * 86_400_000),
+          deadlock: f.choice('deadlock', Object.values(DeadlockMode), DeadlockMode.DETECT),
           ...optionalCoordinatorFlags(f),
         };
         f.done();

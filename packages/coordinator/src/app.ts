@@ -4,7 +4,7 @@
  */
 import path from 'node:path';
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
-import { Paths, TxmeshError, toTxmeshError, validateRegisterRequest } from '@txmesh/protocol';
+import { Paths, TxmeshError, toTxmeshError, validateRegisterRequest, type DeadlockMode } from '@txmesh/protocol';
 import type { BranchTransport } from './branch-transport.ts';
 import type { DecisionLog } from './decision-log.ts';
 import { HttpBranchTransport } from './http-transport.ts';
@@ -43,6 +43,8 @@ export interface CoordinatorOptions {
   scheduler?: boolean | SchedulerOptions;
   /** false: one item per request to a sidecar, no window; an object tunes it. Default on. */
   batching?: boolean | DispatcherOptions;
+  /** Default 'detect': the shard aborts the youngest transaction of each wait-for cycle it owns. */
+  deadlock?: DeadlockMode;
 }
 
 export interface Coordinator {
@@ -100,6 +102,7 @@ export async function buildCoordinator(opts: CoordinatorOptions, parts: Coordina
       ...(opts.idempotencyRetentionMs !== undefined ? { idempotencyRetentionMs: opts.idempotencyRetentionMs } : {}),
       ...(opts.scheduler !== undefined ? { scheduler: opts.scheduler } : {}),
       ...(opts.batching !== undefined ? { batching: opts.batching } : {}),
+      ...(opts.deadlock !== undefined ? { deadlock: opts.deadlock } : {}),
     });
     const inDoubtMonitor = new InDoubtMonitor({
       shard: opts.shard,
@@ -156,6 +159,7 @@ export function registerRoutes(app: FastifyInstance, manager: TransactionManager
   app.post(Paths.SERVICES, async (request) => manager.registerService(validateRegisterRequest(request.body)));
 
   app.get(Paths.SERVICES, async () => ({ services: manager.listServices() }));
+  app.post(Paths.WAIT_FOR, async (request) => manager.reportWaits(request.body));
 
   app.get(Paths.COORDINATOR_HEALTH, async () => ({ ok: true, shard: manager.shard, shards: manager.shards, inFlight: manager.inFlight }));
 

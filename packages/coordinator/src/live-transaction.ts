@@ -46,6 +46,8 @@ export interface LiveTx {
   logged: boolean;
   /** Set once commit/abort is chosen; outstanding prepare retries stop. */
   decided: boolean;
+  /** While votes are counted: ends the count with an abort (a deadlock victim). */
+  interrupt?: (reason: string) => void;
 }
 
 /** The idempotency key of a request and the hash of its body, kept in the decision record. */

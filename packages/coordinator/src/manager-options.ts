@@ -2,6 +2,7 @@
  * The transaction manager's options and their defaults, checked once when a manager is built, so a
  * typo fails loudly at start and nothing later re-reads an optional field.
  */
+import { DeadlockMode, isDeadlockMode } from '@txmesh/protocol';
 import { DELIVERY_BACKOFF, PREPARE_BACKOFF, type BackoffPolicy } from './backoff.ts';
 import { MAX_BATCH_ITEMS, type DispatcherOptions } from './batching-dispatcher.ts';
 import type { BranchTransport } from './branch-transport.ts';
@@ -56,6 +57,11 @@ export interface TransactionManagerOptions {
    * recovery settles it. Tests pass their own handler.
    */
   onLogFailure?: (err: unknown, txId: string) => void;
+  /**
+   * Default 'detect': wait-for reports from the sidecars feed a cycle detector, and the youngest
+   * transaction of each cycle this shard owns is aborted with DEADLOCK. Otherwise reports are ignored.
+   */
+  deadlock?: DeadlockMode;
 }
 
 export const DEFAULT_PRUNE_INTERVAL_MS = 5_000;
@@ -72,6 +78,7 @@ export interface ResolvedManagerOptions {
   defaultTimeoutMs: number;
   heartbeatMs: number;
   recentLimit: number;
+  deadlock: DeadlockMode;
   dispatcher: DispatcherOptions;
   scheduler: SchedulerOptions;
   maxPrepareAttempts: number;
@@ -99,6 +106,12 @@ function integer(value: number | undefined, fallback: number, field: string, min
   return n;
 }
 
+function deadlockMode(value: unknown): DeadlockMode {
+  if (value === undefined) return DeadlockMode.DETECT;
+  if (!isDeadlockMode(value)) throw new RangeError(`deadlock must be one of ${Object.values(DeadlockMode).join(', ')}: ${String(value)}`);
+  return value;
+}
+
 export function resolveManagerOptions(options: TransactionManagerOptions): ResolvedManagerOptions {
   if (!Number.isInteger(options.shards) || options.shards < 1) throw new RangeError(`shards must be a positive integer: ${options.shards}`);
   if (!Number.isInteger(options.shard) || options.shard < 0 || options.shard >= options.shards) {
@@ -115,6 +128,7 @@ export function resolveManagerOptions(options: TransactionManagerOptions): Resol
     defaultTimeoutMs: integer(options.defaultTimeoutMs, 5000, 'defaultTimeoutMs', 1),
     heartbeatMs: integer(options.heartbeatMs, 1000, 'heartbeatMs', 1),
     recentLimit: integer(options.recentLimit, 10_000, 'recentLimit', 1),
+    deadlock: deadlockMode(options.deadlock),
     dispatcher: { maxBatchItems: options.maxBatchItems ?? MAX_BATCH_ITEMS, ...batching },
     scheduler: typeof options.scheduler === 'object' ? options.scheduler : { enabled: options.scheduler ?? true },
     maxPrepareAttempts: integer(options.maxPrepareAttempts, 3, 'maxPrepareAttempts', 1),

@@ -15,10 +15,12 @@ import {
   TxState,
   TxmeshError,
   Vote,
+  DeadlockMode,
   newTxId,
   shardForIdempotencyKey,
   shardOfTxId,
   validateBeginRequest,
+  validateWaitReport,
   type BeginTransactionRequest,
   type DecisionAnswer,
   type InDoubtBranch,
@@ -43,6 +45,7 @@ import { Sleeper } from './sleeper.ts';
 import { decisionOf, inDoubtBranches, snapshotOf, statusFromRecord } from './status-views.ts';
 import { CoordinatorSteps, reachStep } from './steps.ts';
 import { VoteCollector } from './vote-collector.ts';
+import { DeadlockDetector, type DeadlockStats } from './deadlock-detector.ts';
 
 export interface ManagerStats {
   committed: number;
@@ -60,6 +63,9 @@ export interface ManagerStats {
   inDoubt: number;
   /** Finished decision records deleted from the log since start. */
   logPruned: number;
+  deadlockMode: DeadlockMode;
+  /** Cycle victims this shard aborted, and how long their cycles stood. */
+  deadlocks: DeadlockStats;
 }
 
 /** What recover() found: decisions resumed, and which of their branches were in doubt already. */
@@ -93,6 +99,7 @@ export class TransactionManager {
   #committed = 0;
   #aborted = 0;
   #recovered = 0;
+  readonly #deadlocks: DeadlockDetector | undefined;
 
   constructor(options: TransactionManagerOptions) {
     const o = resolveManagerOptions(options);
@@ -110,6 +117,24 @@ export class TransactionManager {
     this.#idempotency = new IdempotencyGate(o.log);
     this.#pruner = new LogPruner(o.log, { retentionMs: o.idempotencyRetentionMs, intervalMs: o.pruneIntervalMs, logger: o.logger });
     this.#recent = new RecentMap(o.recentLimit);
+    if (o.deadlock === DeadlockMode.DETECT) this.#deadlocks = new DeadlockDetector({ shard: o.shard, abort: (txId) => this.#abortVictim(txId) });
+  }
+
+  // ------------------------------------------------------------------ deadlocks
+
+  /** A sidecar's wait-for edges of its service (POST /v1/wait-for). Ignored unless the mode is detect. */
+  reportWaits(body: unknown): { edges: number } {
+    const report = validateWaitReport(body);
+    this.#deadlocks?.report(report);
+    return { edges: report.edges.length };
+  }
+
+  /** Aborts a cycle's victim if it is still counting votes here; a decided one is left alone. */
+  #abortVictim(txId: string): boolean {
+    const tx = this.#active.get(txId);
+    if (!tx || tx.decided || !tx.interrupt) return false;
+    tx.interrupt(Reason.DEADLOCK);
+    return true;
   }
 
   // ------------------------------------------------------------------ registry
@@ -207,7 +232,8 @@ export class TransactionManager {
     for (const b of tx.branches) {
       if (b.vote === undefined) {
         b.vote = Vote.NONE;
-        b.reason = Reason.TIMEOUT;
+        // A deadlock victim's branches still waiting for locks were cut short, not late.
+        b.reason = reason === Reason.DEADLOCK ? reason : Reason.TIMEOUT;
         b.state = BranchState.VOTED_NO;
       }
     }
@@ -322,6 +348,8 @@ export class TransactionManager {
       recovered: this.#recovered,
       inDoubt: this.inDoubt().length,
       logPruned: this.#pruner.pruned,
+      deadlockMode: this.#options.deadlock,
+      deadlocks: this.#deadlocks?.stats() ?? { victims: 0, edges: 0 },
     };
   }
 
@@ -360,6 +388,7 @@ export class TransactionManager {
     if (this.#closing) return;
     this.#closing = true;
     this.#pruner.stop();
+    this.#deadlocks?.close();
     this.#sleeper.wakeAll();
     this.#dispatcher.close();
   }

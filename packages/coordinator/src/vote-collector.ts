@@ -136,7 +136,12 @@ export class VoteCollector {
         if (done) return;
         done = true;
         clearTimeout(timer);
+        delete tx.interrupt;
         resolve(verdict);
+      };
+      tx.interrupt = (reason) => {
+        startCounting();
+        finish({ commit: false, reason });
       };
       const timer = setTimeout(() => {
         startCounting();

@@ -19,7 +19,7 @@ const LAB_BIN = fileURLToPath(new URL('../bin/txmesh-lab.mjs', import.meta.url))
 const CRASH_PRELOAD = fileURLToPath(new URL('./crash-on-step.js', import.meta.url));
 const START_TIMEOUT_MS = 30_000;
 
-export type MemberRole = 'coordinator' | 'service' | 'sidecar' | 'null-echo';
+export type MemberRole = 'coordinator' | 'service' | 'sidecar' | 'null-echo' | 'bank';
 
 /** One process of the cluster. Keeps its port across restarts so peers keep finding it. */
 export class Member {

@@ -5,3 +5,6 @@ export { runDemo, formatSummary, percentile, type DemoOptions, type DemoSummary 
 export { runBench, processCpuMs, processMemoryMb, type BenchOptions, type BenchReport } from './bench.ts';
 export { FaultProxy, type Direction, type LinkMode } from './fault-proxy.ts';
 export { runChaos, type ChaosOptions, type ChaosSummary } from './chaos.ts';
+export { buildBankService, startBankService, accountKey, type BankService, type BankServiceOptions, type HistoryEntry } from './bank-service.ts';
+export { runIsolationBench, ZipfSampler, ISOLATION_WORKLOADS, type IsolationBenchOptions, type IsolationReport, type IsolationRun, type IsolationWorkload } from './isolation-bench.ts';
+export { BankCluster, type BankClusterOptions } from './bank-cluster.ts';

@@ -9,6 +9,9 @@ import { formatTargets, runBench } from './bench.ts';
 import { runChaos } from './chaos.ts';
 import { formatSummary, runDemo } from './demo.ts';
 import { startNullEcho } from './null-echo.ts';
+import { startBankService } from './bank-service.ts';
+import { ISOLATION_WORKLOADS, runIsolationBench, type IsolationWorkload } from './isolation-bench.ts';
+import { DeadlockMode } from '@txmesh/protocol';
 
 const USAGE = `usage: txmesh <command> [flags]   (the lab: runs from the txmesh repository)
 
@@ -21,6 +24,13 @@ commands:
                --naive (batching, group commit, scheduler off)  --compare (optimised and naive)
                --slow-service NAME (aware vs blind)  --slow-ms MS (20)  --slow-cpu-ms MS per item (1)
                --probe SEC (5, concurrency-1 latency after the main run; 0 skips)  --json
+  bench-isolation
+               the same contended workloads (Zipf-skewed keys), same seed, under each deadlock mode; JSON last line
+               --workloads orders,transfers  --modes detect,wait-die,timeout  --concurrency C (32)  --duration SEC (10)
+               --warmup SEC (2)  --shards S (2)  --seed N (1)  --accounts N per service (1000)  --theta X (0.99)
+               --lock-wait MS (1000)  --timeout MS (5000)  --json
+  bank         run a bank service (the isolation benchmark's participant): <name> --port P (0) --db FILE
+               --deadlock detect|wait-die|timeout (detect)  --lock-wait MS (1000)  --accounts N (1000)  --balance N (1000000)
   null-echo    the benchmark's null baseline: answers POST /v1/transactions at once  --port P (0)
   chaos        the e-commerce cluster with a fault proxy on every link: orders at full speed while members
                are SIGKILLed and restarted and links cut and healed; then heal, quiesce, verify; exit 1 on any violation
@@ -87,6 +97,50 @@ export async function labMain(argv: string[]): Promise<number> {
         // Figures from a cluster that lost or split an outcome are not results.
         if (!report.invariantsOk) process.stderr.write(report.inconsistent ? 'CONSISTENCY CHECK FAILED\n' : 'consistency not checked: delivery still running at the end\n');
         return report.inconsistent ? 1 : 0;
+      }
+      case 'bench-isolation': {
+        const list = <T extends string>(name: string, allowed: readonly T[], fallback: readonly T[]): T[] => {
+          const raw = f.optionalString(name);
+          if (raw === undefined) return [...fallback];
+          const items = raw.split(',').map((x) => x.trim());
+          for (const item of items) if (!(allowed as readonly string[]).includes(item)) throw new UsageError(`--${name}: "${item}" is not one of ${allowed.join(', ')}`);
+          return items as T[];
+        };
+        const theta = Number(f.string('theta', '0.99'));
+        if (!Number.isFinite(theta) || theta < 0 || theta > 5) throw new UsageError('--theta must be a number from 0 to 5');
+        const options = {
+          workloads: list<IsolationWorkload>('workloads', ISOLATION_WORKLOADS, ISOLATION_WORKLOADS),
+          modes: list<DeadlockMode>('modes', Object.values(DeadlockMode), Object.values(DeadlockMode)),
+          concurrency: f.int('concurrency', 32, 1, 10_000),
+          durationSec: f.int('duration', 10, 1, 3600),
+          warmupSec: f.int('warmup', 2, 0, 600),
+          shards: f.int('shards', 2, 1, 64),
+          seed: f.int('seed', 1),
+          accounts: f.int('accounts', 1000, 1, 10_000_000),
+          theta,
+          lockWaitMs: f.int('lock-wait', 1000, 0, 600_000),
+          timeoutMs: f.int('timeout', 5000, 10, 600_000),
+        };
+        const json = f.bool('json');
+        f.done();
+        const report = await runIsolationBench({ ...options, out: process.stderr });
+        process.stdout.write(json ? `${JSON.stringify(report)}\n` : `${JSON.stringify(report, null, 2)}\n`);
+        return 0;
+      }
+      case 'bank': {
+        const name = rest[0];
+        if (name === undefined) throw new UsageError('bank needs a service name');
+        const options = {
+          port: f.int('port', 0, 0, 65535),
+          host: f.string('host', '127.0.0.1'),
+          dbPath: f.string('db'),
+          deadlock: f.choice('deadlock', Object.values(DeadlockMode), DeadlockMode.DETECT),
+          lockWaitMs: f.int('lock-wait', 1000, 0, 600_000),
+          accounts: { count: f.int('accounts', 1000, 0, 10_000_000), balance: f.int('balance', 1_000_000, 0, Number.MAX_SAFE_INTEGER) },
+        };
+        f.string('log-level', 'warn');
+        f.done();
+        return await serve(() => startBankService(name, options));
       }
       case 'null-echo': {
         const options = { port: f.int('port', 0, 0, 65535), host: f.string('host', '127.0.0.1') };

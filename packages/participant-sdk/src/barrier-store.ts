@@ -6,10 +6,11 @@
  *   A rollback that arrives before any prepare leaves a 'rolled_back' row, so a late prepare runs nothing.
  * - txm_barrier: one row per (txId, opIndex, phase) whose hook ran, written in the same transaction
  *   as the hook's business change: a hook runs only if its row could be inserted, hence at most once.
- * - txm_locks: the business keys a prepared branch holds, so a restarted service gets them back.
+ * - txm_key_locks: the business keys a prepared branch holds and how (shared or exclusive), so a
+ *   restarted service gets them back. It replaces txm_locks (exclusive only), whose rows move over once.
  */
 import type Database from 'better-sqlite3';
-import type { OperationSpec } from '@txmesh/protocol';
+import { LockMode, type OperationSpec } from '@txmesh/protocol';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS txm_branches (
@@ -30,12 +31,31 @@ CREATE TABLE IF NOT EXISTS txm_barrier (
   at INTEGER NOT NULL,
   PRIMARY KEY (tx_id, op_index, phase)
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS txm_locks (
-  key TEXT PRIMARY KEY,
-  tx_id TEXT NOT NULL
+CREATE TABLE IF NOT EXISTS txm_key_locks (
+  key TEXT NOT NULL,
+  tx_id TEXT NOT NULL,
+  mode TEXT NOT NULL CHECK (mode IN ('shared', 'exclusive')),
+  PRIMARY KEY (key, tx_id)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS txm_locks_by_tx ON txm_locks (tx_id);
+CREATE INDEX IF NOT EXISTS txm_key_locks_by_tx ON txm_key_locks (tx_id);
 `;
+
+/** A database written by an SDK with exclusive locks only keeps its prepared branches' locks. */
+function migrateExclusiveLocks(db: Database.Database): void {
+  const old = db.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'txm_locks'`).get();
+  if (!old) return;
+  db.transaction(() => {
+    db.exec(`INSERT OR IGNORE INTO txm_key_locks (key, tx_id, mode) SELECT key, tx_id, 'exclusive' FROM txm_locks`);
+    db.exec('DROP TABLE txm_locks');
+  }).immediate();
+}
+
+/** A key a prepared branch holds. */
+export interface HeldLock {
+  key: string;
+  txId: string;
+  mode: LockMode;
+}
 
 const PRUNE_BATCH = 1000;
 const MAX_PRUNE_BATCHES = 100;
@@ -68,9 +88,9 @@ export class BarrierStore {
   readonly #insertRolledBackStmt: Database.Statement<[string, number]>;
   readonly #decideStmt: Database.Statement<[BranchRowState, number, string]>;
   readonly #insertBarrierStmt: Database.Statement<[string, number, HookPhase, number]>;
-  readonly #insertLockStmt: Database.Statement<[string, string]>;
+  readonly #insertLockStmt: Database.Statement<[string, string, LockMode]>;
   readonly #deleteLocksStmt: Database.Statement<[string]>;
-  readonly #allLocksStmt: Database.Statement<[], { key: string; tx_id: string }>;
+  readonly #allLocksStmt: Database.Statement<[], { key: string; tx_id: string; mode: LockMode }>;
   readonly #preparedStmt: Database.Statement<[], { tx_id: string; prepared_at: number }>;
   readonly #finishedStmt: Database.Statement<[number, number], { tx_id: string }>;
   readonly #deleteBarrierStmt: Database.Statement<[string]>;
@@ -79,6 +99,7 @@ export class BarrierStore {
 
   constructor(db: Database.Database) {
     db.exec(SCHEMA);
+    migrateExclusiveLocks(db);
     this.#getBranchStmt = db.prepare('SELECT tx_id, state, reason, message, operations, prepared_at FROM txm_branches WHERE tx_id = ?');
     this.#insertPreparedStmt = db.prepare(`INSERT INTO txm_branches (tx_id, state, operations, prepared_at) VALUES (?, 'prepared', ?, ?)`);
     this.#insertVotedNoStmt = db.prepare(
@@ -87,9 +108,9 @@ export class BarrierStore {
     this.#insertRolledBackStmt = db.prepare(`INSERT INTO txm_branches (tx_id, state, decided_at) VALUES (?, 'rolled_back', ?)`);
     this.#decideStmt = db.prepare('UPDATE txm_branches SET state = ?, decided_at = ? WHERE tx_id = ?');
     this.#insertBarrierStmt = db.prepare('INSERT OR IGNORE INTO txm_barrier (tx_id, op_index, phase, at) VALUES (?, ?, ?, ?)');
-    this.#insertLockStmt = db.prepare('INSERT INTO txm_locks (key, tx_id) VALUES (?, ?)');
-    this.#deleteLocksStmt = db.prepare('DELETE FROM txm_locks WHERE tx_id = ?');
-    this.#allLocksStmt = db.prepare('SELECT key, tx_id FROM txm_locks ORDER BY key');
+    this.#insertLockStmt = db.prepare('INSERT INTO txm_key_locks (key, tx_id, mode) VALUES (?, ?, ?)');
+    this.#deleteLocksStmt = db.prepare('DELETE FROM txm_key_locks WHERE tx_id = ?');
+    this.#allLocksStmt = db.prepare('SELECT key, tx_id, mode FROM txm_key_locks ORDER BY key, tx_id');
     this.#preparedStmt = db.prepare(`SELECT tx_id, prepared_at FROM txm_branches WHERE state = 'prepared' ORDER BY prepared_at`);
     // Finished = decided (committed, rolled back) or refused; a prepared branch is never pruned.
     this.#finishedStmt = db.prepare(
@@ -120,9 +141,9 @@ export class BarrierStore {
     };
   }
 
-  recordPrepared(txId: string, operations: OperationSpec[], keys: readonly string[], now: number): void {
+  recordPrepared(txId: string, operations: OperationSpec[], locks: readonly { key: string; mode: LockMode }[], now: number): void {
     this.#insertPreparedStmt.run(txId, JSON.stringify(operations), now);
-    for (const key of keys) this.#insertLockStmt.run(key, txId);
+    for (const { key, mode } of locks) this.#insertLockStmt.run(key, txId, mode);
   }
 
   recordVotedNo(txId: string, reason: string, message: string | undefined, operations: OperationSpec[], now: number): void {
@@ -149,8 +170,8 @@ export class BarrierStore {
     return this.#insertBarrierStmt.run(txId, opIndex, phase, now).changes === 1;
   }
 
-  allLocks(): { key: string; txId: string }[] {
-    return this.#allLocksStmt.all().map((row) => ({ key: row.key, txId: row.tx_id }));
+  allLocks(): HeldLock[] {
+    return this.#allLocksStmt.all().map((row) => ({ key: row.key, txId: row.tx_id, mode: row.mode === LockMode.SHARED ? LockMode.SHARED : LockMode.EXCLUSIVE }));
   }
 
   /**

@@ -19,7 +19,7 @@ import {
 } from './test-support.ts';
 
 function locksOf(db: import('better-sqlite3').Database, id: string): string[] {
-  return (db.prepare('SELECT key FROM txm_locks WHERE tx_id = ? ORDER BY key').all(id) as { key: string }[]).map((r) => r.key);
+  return (db.prepare('SELECT key FROM txm_key_locks WHERE tx_id = ? ORDER BY key').all(id) as { key: string }[]).map((r) => r.key);
 }
 
 test('prepare yes, duplicate prepare answers yes again without re-running the hook, commit runs once', async (t) => {

@@ -80,7 +80,7 @@ test('one batch of N prepares is one SQLite write transaction; a refusal undoes 
     (reader.prepare('SELECT text FROM notes ORDER BY text').all() as { text: string }[]).map((r) => r.text),
     ['n0', 'n1', 'n2', 'n4', 'n6', 'n7'],
   );
-  assert.equal(countRows(reader, 'txm_locks'), 6);
+  assert.equal(countRows(reader, 'txm_key_locks'), 6);
   assert.deepEqual(
     (reader.prepare(`SELECT tx_id, state FROM txm_branches ORDER BY state`).all() as { state: string }[]).map((r) => r.state).sort(),
     ['prepared', 'prepared', 'prepared', 'prepared', 'prepared', 'prepared', 'voted_no', 'voted_no'],
@@ -94,7 +94,7 @@ test('one batch of N prepares is one SQLite write transaction; a refusal undoes 
     decided.results.map((r) => r.reason ?? r.status),
     ['ok', 'ok', 'ok', 'TXM_COMMIT_WITHOUT_PREPARE', 'ok', 'TXM_COMMIT_WITHOUT_PREPARE', 'ok', 'ok'],
   );
-  assert.equal(countRows(reader, 'txm_locks'), 0);
+  assert.equal(countRows(reader, 'txm_key_locks'), 0);
   assert.equal(calls.commit.length, 6);
 });
 

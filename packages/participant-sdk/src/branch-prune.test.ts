@@ -67,7 +67,7 @@ test('finished branches older than the retention are pruned with their barrier r
   const left = f.db.prepare('SELECT tx_id, state FROM txm_branches').all() as { tx_id: string; state: string }[];
   assert.deepEqual(left, [{ tx_id: held, state: 'prepared' }], 'the prepared branch and its locks stay');
   assert.equal(countRows(f.db, 'txm_barrier'), 1, `only the held branch's prepare barrier row stays (was ${barrierBefore})`);
-  assert.equal(countRows(f.db, 'txm_locks'), 1);
+  assert.equal(countRows(f.db, 'txm_key_locks'), 1);
   assert.deepEqual(f.participant.preparedList().prepared.map((p) => p.txId), [held]);
   assert.equal((await f.one(commit(held))).status, 'ok', 'the held branch still commits');
 });
@@ -87,7 +87,7 @@ test('a prepare that comes back after its rollback row was pruned is refused by 
   assert.equal(answer.reason, 'DEADLINE_PASSED');
   assert.deepEqual(f.calls.prepare, [], 'no business change');
   assert.deepEqual(stock(f.db, 'apple'), { qty: 10, reserved: 0 });
-  assert.equal(countRows(f.db, 'txm_locks'), 0, 'no lock taken');
+  assert.equal(countRows(f.db, 'txm_key_locks'), 0, 'no lock taken');
 });
 
 test('the clock-skew allowance lets a prepare just past its deadline run, and refuses it beyond', async (t) => {

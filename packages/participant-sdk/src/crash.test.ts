@@ -49,5 +49,5 @@ test('a prepare is durable with its locks when the process dies right after it, 
   assert.deepEqual(JSON.parse(again.stdout), [{ txId: id, action: 'commit', status: 'ok' }]);
   const check = openTempDatabase(t, file);
   assert.deepEqual(stock(check, 'apple'), { qty: 6, reserved: 0 }, 'committed exactly once');
-  assert.equal((check.prepare('SELECT COUNT(*) AS n FROM txm_locks').get() as { n: number }).n, 0);
+  assert.equal((check.prepare('SELECT COUNT(*) AS n FROM txm_key_locks').get() as { n: number }).n, 0);
 });

@@ -4,7 +4,8 @@
  * Hooks run inside the caller's SQLite transaction and must be synchronous.
  */
 import type Database from 'better-sqlite3';
-import { TxmeshError, type OperationSpec } from '@txmesh/protocol';
+import { LockMode, TxmeshError, type OperationSpec } from '@txmesh/protocol';
+import { mergeLockRequests, type LockRequest } from './lock-manager.ts';
 import type { BarrierStore, BranchRecord, HookPhase } from './barrier-store.ts';
 import { ItemReasons, messageOf } from './item-results.ts';
 import { BusinessRefusal, type HookContext, type OperationHandlers } from './operation.ts';
@@ -21,7 +22,7 @@ export interface Refusal {
   message?: string;
 }
 
-export type ParsedPrepare = { parsed: ParsedOperation[]; keys: string[] } | { refusal: Refusal };
+export type ParsedPrepare = { parsed: ParsedOperation[]; locks: LockRequest[] } | { refusal: Refusal };
 
 /**
  * Hooks must finish inside the SQLite transaction: an async hook would change data after the vote.
@@ -50,16 +51,17 @@ export class HookRunner {
     this.#log = options.log;
   }
 
-  /** Parses every operation's arguments and gathers its lock keys (sorted), or says why it cannot run. */
+  /** Parses every operation's arguments and gathers its lock requests (sorted, strongest mode per key), or says why it cannot run. */
   parse(txId: string, operations: readonly OperationSpec[]): ParsedPrepare {
-    const keys = new Set<string>();
+    const locks: LockRequest[] = [];
     const parsed: ParsedOperation[] = [];
     for (const spec of operations) {
       const handlers = this.#handlersOf(spec.op);
       if (!handlers) return { refusal: { reason: 'TXM_UNKNOWN_OPERATION', message: `${this.#service} has no operation "${spec.op}"` } };
       try {
         const args = handlers.parseArgs(spec.args ?? {});
-        for (const key of handlers.lockKeys?.(args) ?? []) keys.add(String(key));
+        for (const key of handlers.readKeys?.(args) ?? []) locks.push({ key: String(key), mode: LockMode.SHARED });
+        for (const key of [...(handlers.writeKeys?.(args) ?? []), ...(handlers.lockKeys?.(args) ?? [])]) locks.push({ key: String(key), mode: LockMode.EXCLUSIVE });
         parsed.push({ handlers, args });
       } catch (err) {
         if (err instanceof BusinessRefusal) return { refusal: { reason: err.reason, message: err.message } };
@@ -67,14 +69,14 @@ export class HookRunner {
         return { refusal: { reason: ItemReasons.PREPARE_FAILED, message: messageOf(err) } };
       }
     }
-    return { parsed, keys: [...keys].sort() };
+    return { parsed, locks: mergeLockRequests(locks) };
   }
 
   /** Runs the prepare hooks not yet run for this branch; throws what a hook throws. */
   prepare(txId: string, operations: readonly OperationSpec[], parsed: readonly ParsedOperation[], now: number): void {
     parsed.forEach(({ handlers, args }, opIndex) => {
       if (!this.#store.claimHook(txId, opIndex, 'prepare', now)) return;
-      assertSynchronous(handlers.prepare(this.#context(txId, opIndex), args), 'prepare', operations[opIndex]!.op, this.#lateFailure(txId, 'prepare'));
+      assertSynchronous(handlers.prepare(this.#context(txId, opIndex, operations[opIndex]!.expectVersion), args), 'prepare', operations[opIndex]!.op, this.#lateFailure(txId, 'prepare'));
     });
   }
 
@@ -97,7 +99,9 @@ export class HookRunner {
     return (err) => this.#log({ event: 'async-hook-rejected', txId, phase, error: messageOf(err) });
   }
 
-  #context(txId: string, opIndex: number): HookContext {
-    return { db: this.#db, txId, opIndex, service: this.#service };
+  #context(txId: string, opIndex: number, expectVersion?: number): HookContext {
+    const ctx: HookContext = { db: this.#db, txId, opIndex, service: this.#service };
+    if (expectVersion !== undefined) ctx.expectVersion = expectVersion;
+    return ctx;
   }
 }

@@ -15,6 +15,8 @@ export const ItemReasons = {
   COMMIT_FAILED: Reason.COMMIT_FAILED,
   ROLLBACK_FAILED: Reason.ROLLBACK_FAILED,
   ALREADY_COMMITTED: Reason.ALREADY_COMMITTED,
+  DEADLOCK: Reason.DEADLOCK,
+  VERSION_CONFLICT: Reason.VERSION_CONFLICT,
 } as const;
 
 export function itemResult(item: { txId: string; action: BranchAction }, status: ItemStatus, reason?: string, message?: string): BranchItemResult {

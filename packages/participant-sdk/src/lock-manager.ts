@@ -1,14 +1,19 @@
 /**
- * In-memory exclusive locks on business keys, owned by transaction ids. Waiters queue FIFO per key
- * with a timeout; a transaction asking again for a key it holds gets it at once (re-entrant).
- * Durability is not this class's job: the participant mirrors held locks in txm_locks.
+ * In-memory shared/exclusive locks on business keys, owned by transaction ids. Durability is not this
+ * class's job: the participant mirrors held locks in txm_key_locks.
  *
- * Deadlocks across services are prevented with wait-die on transaction age (ids carry their start
- * time): a transaction older than everyone it would queue behind may wait its whole budget; a younger
- * one waits at most a short grace and then dies ('conflict'). Every wait-for cycle has a younger→older
- * edge, so no cycle lasts longer than the grace.
+ * - Readers (shared) share a key; a writer (exclusive) excludes everyone else.
+ * - A transaction asking again for a mode it holds (or a weaker one) gets it at once; a shared holder
+ *   asking for exclusive upgrades: at once when it is the only holder, else it queues at the head and
+ *   is granted when the other readers leave.
+ * - Waiters are served first come, first served: a new reader never overtakes a queued writer, so no
+ *   writer starves behind a stream of readers and the longest waiter is served first.
+ * - `edges()` lists who waits for whom (waiter → holder or conflicting waiter ahead), for the
+ *   coordinator's deadlock detector.
+ * - With a `youngerGraceMs` below the budget (wait-die), a transaction younger than someone it would
+ *   wait behind gives up after the grace ('conflict'); every wait-for cycle has such an edge.
  */
-import { compareTxAge } from '@txmesh/protocol';
+import { compareTxAge, LockMode, type WaitEdge } from '@txmesh/protocol';
 
 export type LockFailure = 'timeout' | 'conflict' | 'cancelled';
 
@@ -28,51 +33,89 @@ export class LockWaitError extends Error {
   }
 }
 
+/** One key a branch needs, and how. */
+export interface LockRequest {
+  key: string;
+  mode: LockMode;
+}
+
 interface Waiter {
   key: string;
   txId: string;
+  mode: LockMode;
+  since: number;
   resolve(): void;
   reject(err: LockWaitError): void;
   timer: NodeJS.Timeout;
 }
 
+interface KeyState {
+  /** Mode of the current owners: several when shared, one when exclusive. */
+  mode: LockMode;
+  owners: Set<string>;
+  queue: Waiter[];
+}
+
+const conflicts = (a: LockMode, b: LockMode): boolean => a === LockMode.EXCLUSIVE || b === LockMode.EXCLUSIVE;
+
+/** The strongest mode wins when one branch names a key twice (read it in one operation, write it in another). */
+export function mergeLockRequests(requests: readonly LockRequest[]): LockRequest[] {
+  const modes = new Map<string, LockMode>();
+  for (const { key, mode } of requests) {
+    if (modes.get(key) !== LockMode.EXCLUSIVE) modes.set(key, mode);
+  }
+  return [...modes.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([key, mode]) => ({ key, mode }));
+}
+
 export class LockManager {
-  readonly #holders = new Map<string, string>();
-  readonly #keysByTx = new Map<string, Set<string>>();
-  readonly #queues = new Map<string, Waiter[]>();
+  readonly #keys = new Map<string, KeyState>();
+  readonly #held = new Map<string, Map<string, LockMode>>();
   readonly #waitersByTx = new Map<string, Set<Waiter>>();
 
-  holderOf(key: string): string | undefined {
-    return this.#holders.get(key);
+  /** The transactions holding this key (one writer or any number of readers). */
+  holdersOf(key: string): string[] {
+    return [...(this.#keys.get(key)?.owners ?? [])];
+  }
+
+  modeOf(key: string, txId: string): LockMode | undefined {
+    return this.#held.get(txId)?.get(key);
   }
 
   keysHeldBy(txId: string): string[] {
-    return [...(this.#keysByTx.get(txId) ?? [])];
+    return [...(this.#held.get(txId)?.keys() ?? [])];
   }
 
+  /** Keys held by at least one transaction. */
   get heldCount(): number {
-    return this.#holders.size;
+    let n = 0;
+    for (const state of this.#keys.values()) if (state.owners.size > 0) n += 1;
+    return n;
   }
 
   /** Takes a key without waiting: used to restore locks of prepared branches after a restart. */
-  hold(key: string, txId: string): void {
-    const holder = this.#holders.get(key);
-    if (holder !== undefined && holder !== txId) throw new Error(`lock ${key} is held by ${holder}, cannot restore it for ${txId}`);
-    this.#grant(key, txId);
+  hold(key: string, txId: string, mode: LockMode = LockMode.EXCLUSIVE): void {
+    const state = this.#keys.get(key);
+    const others = state ? [...state.owners].filter((o) => o !== txId) : [];
+    if (state && others.length > 0 && conflicts(state.mode, mode)) {
+      throw new Error(`lock ${key} is held by ${others.join(', ')}, cannot restore it ${mode} for ${txId}`);
+    }
+    this.#grant(key, txId, mode);
   }
 
   /**
-   * Waits for `key`: up to `timeoutMs` when `txId` is older than the holder and every queued waiter,
-   * otherwise up to `youngerGraceMs` (wait-die).
+   * Waits for `key` in `mode`: up to `timeoutMs` when `txId` is older than every holder and conflicting
+   * waiter ahead of it, otherwise up to `youngerGraceMs` (wait-die; equal to the budget when off).
    */
-  acquire(key: string, txId: string, timeoutMs: number, youngerGraceMs: number = timeoutMs): Promise<void> {
-    const holder = this.#holders.get(key);
-    if (holder === undefined || holder === txId) {
-      this.#grant(key, txId);
+  acquire(key: string, txId: string, mode: LockMode, timeoutMs: number, youngerGraceMs: number = timeoutMs): Promise<void> {
+    const state = this.#keys.get(key);
+    const mine = this.modeOf(key, txId);
+    if (mine === LockMode.EXCLUSIVE || mine === mode) return Promise.resolve();
+    if (!state || this.#grantableNow(state, txId, mode)) {
+      this.#grant(key, txId, mode);
       return Promise.resolve();
     }
-    const queue = this.#queues.get(key) ?? [];
-    const oldest = compareTxAge(txId, holder) < 0 && queue.every((w) => w.txId === txId || compareTxAge(txId, w.txId) < 0);
+    const ahead = this.#blockers(state, txId, mode, state.queue.length);
+    const oldest = ahead.every((other) => compareTxAge(txId, other) < 0);
     const limited = !oldest && youngerGraceMs < timeoutMs;
     const waitMs = limited ? youngerGraceMs : timeoutMs;
     const failure: LockFailure = limited ? 'conflict' : 'timeout';
@@ -81,6 +124,8 @@ export class LockManager {
       const waiter: Waiter = {
         key,
         txId,
+        mode,
+        since: Date.now(),
         resolve,
         reject,
         timer: setTimeout(() => {
@@ -88,11 +133,15 @@ export class LockManager {
           reject(new LockWaitError(failure, key));
         }, waitMs),
       };
-      queue.push(waiter);
-      this.#queues.set(key, queue);
-      const mine = this.#waitersByTx.get(txId) ?? new Set<Waiter>();
-      mine.add(waiter);
-      this.#waitersByTx.set(txId, mine);
+      // An upgrade goes ahead of every queued waiter: they wait for this reader anyway, and letting
+      // them pass would make it wait for them while they wait for it.
+      if (mine === LockMode.SHARED) {
+        const firstNonUpgrade = state.queue.findIndex((w) => !state.owners.has(w.txId));
+        state.queue.splice(firstNonUpgrade < 0 ? state.queue.length : firstNonUpgrade, 0, waiter);
+      } else state.queue.push(waiter);
+      const set = this.#waitersByTx.get(txId) ?? new Set<Waiter>();
+      set.add(waiter);
+      this.#waitersByTx.set(txId, set);
     });
   }
 
@@ -101,26 +150,27 @@ export class LockManager {
    * opposite orders here), within one time budget. On failure the keys already taken stay held:
    * the caller releases the whole transaction.
    */
-  async acquireAll(keys: readonly string[], txId: string, timeoutMs: number, youngerGraceMs: number = timeoutMs): Promise<void> {
-    const ordered = [...new Set(keys)].sort();
+  async acquireAll(requests: readonly LockRequest[], txId: string, timeoutMs: number, youngerGraceMs: number = timeoutMs): Promise<void> {
     const until = Date.now() + timeoutMs;
-    for (const key of ordered) {
+    for (const { key, mode } of mergeLockRequests(requests)) {
       const left = until - Date.now();
-      await this.acquire(key, txId, left, Math.min(youngerGraceMs, left));
+      await this.acquire(key, txId, mode, left, Math.min(youngerGraceMs, left));
       // A grant resolves a turn later; if the transaction was released meanwhile (its rollback
       // arrived), it must not go on queueing for, and taking, the remaining keys.
-      if (this.#holders.get(key) !== txId) throw new LockWaitError('cancelled', key);
+      if (this.modeOf(key, txId) === undefined) throw new LockWaitError('cancelled', key);
     }
   }
 
-  /** Releases every key the transaction holds and hands each to its next waiter. */
+  /** Releases every key the transaction holds and hands each to the waiters now compatible. */
   release(txId: string): void {
-    const keys = this.#keysByTx.get(txId);
+    const keys = this.#held.get(txId);
     if (!keys) return;
-    this.#keysByTx.delete(txId);
-    for (const key of keys) {
-      this.#holders.delete(key);
-      this.#grantNext(key);
+    this.#held.delete(txId);
+    for (const key of keys.keys()) {
+      const state = this.#keys.get(key);
+      if (!state) continue;
+      state.owners.delete(txId);
+      this.#grantWaiters(key, state);
     }
   }
 
@@ -147,37 +197,76 @@ export class LockManager {
     for (const txId of [...this.#waitersByTx.keys()]) this.cancelWaits(txId);
   }
 
-  #grant(key: string, txId: string): void {
-    this.#holders.set(key, txId);
-    const keys = this.#keysByTx.get(txId) ?? new Set<string>();
-    keys.add(key);
-    this.#keysByTx.set(txId, keys);
-  }
-
-  #grantNext(key: string): void {
-    const queue = this.#queues.get(key);
-    const next = queue?.[0];
-    if (!queue || !next) return;
-    this.#grant(key, next.txId);
-    // The new holder's other waiters on this key are satisfied too (re-entrant).
-    for (const waiter of queue.filter((w) => w.txId === next.txId)) {
-      this.#forget(waiter);
-      waiter.resolve();
+  /** Who waits for whom right now: one edge per (waiter, transaction it cannot pass, key). O(waiters × holders). */
+  edges(): WaitEdge[] {
+    const edges: WaitEdge[] = [];
+    for (const [key, state] of this.#keys) {
+      state.queue.forEach((waiter, at) => {
+        for (const holder of this.#blockers(state, waiter.txId, waiter.mode, at)) edges.push({ waiter: waiter.txId, holder, key, since: waiter.since });
+      });
     }
+    return edges;
   }
 
-  #forget(waiter: Waiter): void {
+  /** Granted without queueing: compatible with the owners, and nobody queued ahead (an upgrade only needs to be alone). */
+  #grantableNow(state: KeyState, txId: string, mode: LockMode): boolean {
+    const others = [...state.owners].filter((o) => o !== txId);
+    if (others.length > 0 && conflicts(state.mode, mode)) return false;
+    if (state.owners.has(txId)) return true;
+    return state.queue.length === 0;
+  }
+
+  /** The owners and the waiters among the first `aheadCount` of the queue that `txId` cannot pass. */
+  #blockers(state: KeyState, txId: string, mode: LockMode, aheadCount: number): string[] {
+    const blockers = new Set<string>();
+    if (conflicts(state.mode, mode)) for (const owner of state.owners) if (owner !== txId) blockers.add(owner);
+    for (const w of state.queue.slice(0, aheadCount)) if (w.txId !== txId && conflicts(w.mode, mode)) blockers.add(w.txId);
+    return [...blockers];
+  }
+
+  #grant(key: string, txId: string, mode: LockMode): void {
+    let state = this.#keys.get(key);
+    if (!state) {
+      state = { mode, owners: new Set(), queue: [] };
+      this.#keys.set(key, state);
+    }
+    if (state.owners.size === 0 || (state.owners.size === 1 && state.owners.has(txId))) state.mode = mode;
+    else if (mode === LockMode.EXCLUSIVE) throw new Error(`lock ${key}: exclusive grant to ${txId} while others hold it`);
+    state.owners.add(txId);
+    const held = this.#held.get(txId) ?? new Map<string, LockMode>();
+    if (held.get(key) !== LockMode.EXCLUSIVE) held.set(key, mode);
+    this.#held.set(txId, held);
+  }
+
+  /** Grants from the head of the queue while the head is compatible: a run of readers, or one writer. */
+  #grantWaiters(key: string, state: KeyState): void {
+    for (;;) {
+      const head = state.queue[0];
+      if (!head) break;
+      const others = [...state.owners].filter((o) => o !== head.txId);
+      if (others.length > 0 && conflicts(state.mode, head.mode)) break;
+      this.#forget(head, false);
+      this.#grant(key, head.txId, head.mode);
+      head.resolve();
+    }
+    if (state.owners.size === 0 && state.queue.length === 0) this.#keys.delete(key);
+  }
+
+  /** Takes a waiter out of its queue; `regrant` lets the ones behind a departing head in. */
+  #forget(waiter: Waiter, regrant = true): void {
     clearTimeout(waiter.timer);
-    const queue = this.#queues.get(waiter.key);
-    if (queue) {
-      const at = queue.indexOf(waiter);
-      if (at >= 0) queue.splice(at, 1);
-      if (queue.length === 0) this.#queues.delete(waiter.key);
+    const state = this.#keys.get(waiter.key);
+    if (state) {
+      const at = state.queue.indexOf(waiter);
+      if (at >= 0) state.queue.splice(at, 1);
+      // A waiter leaving the head may let the ones behind it in (e.g. readers behind a writer that gave up).
+      if (at === 0 && regrant) this.#grantWaiters(waiter.key, state);
+      else if (regrant && state.owners.size === 0 && state.queue.length === 0) this.#keys.delete(waiter.key);
     }
-    const mine = this.#waitersByTx.get(waiter.txId);
-    if (mine) {
-      mine.delete(waiter);
-      if (mine.size === 0) this.#waitersByTx.delete(waiter.txId);
+    const set = this.#waitersByTx.get(waiter.txId);
+    if (set) {
+      set.delete(waiter);
+      if (set.size === 0) this.#waitersByTx.delete(waiter.txId);
     }
   }
 }

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { LockManager, LockWaitError } from './lock-manager.ts';
-import { newTxId } from '@txmesh/protocol';
+import { LockMode, newTxId } from '@txmesh/protocol';
 import {
   addStock,
   batch,
@@ -16,21 +16,24 @@ import {
   txId,
 } from './test-support.ts';
 
+const X = LockMode.EXCLUSIVE;
+const writes = (keys: string[]) => keys.map((key) => ({ key, mode: X }));
+
 test('lock manager: exclusive, re-entrant, FIFO, timeout and cancel leave the queue clean', async () => {
   const locks = new LockManager();
-  await locks.acquire('k', 'T1', 100);
-  await locks.acquire('k', 'T1', 100); // re-entrant
+  await locks.acquire('k', 'T1', X, 100);
+  await locks.acquire('k', 'T1', X, 100); // re-entrant
   const order: string[] = [];
-  const t2 = locks.acquire('k', 'T2', 1000).then(() => order.push('T2'));
-  const t3 = locks.acquire('k', 'T3', 1000).then(() => order.push('T3'));
-  const t4 = locks.acquire('k', 'T4', 1000).catch((err: unknown) => (err as LockWaitError).failure);
-  const t5 = locks.acquire('k', 'T5', 10).catch((err: unknown) => (err as LockWaitError).failure);
+  const t2 = locks.acquire('k', 'T2', X, 1000).then(() => order.push('T2'));
+  const t3 = locks.acquire('k', 'T3', X, 1000).then(() => order.push('T3'));
+  const t4 = locks.acquire('k', 'T4', X, 1000).catch((err: unknown) => (err as LockWaitError).failure);
+  const t5 = locks.acquire('k', 'T5', X, 10).catch((err: unknown) => (err as LockWaitError).failure);
   assert.equal(await t5, 'timeout');
   locks.cancelWaits('T4');
   assert.equal(await t4, 'cancelled');
   locks.release('T1');
   await t2;
-  assert.equal(locks.holderOf('k'), 'T2');
+  assert.deepEqual(locks.holdersOf('k'), ['T2']);
   assert.deepEqual(order, ['T2']);
   locks.release('T2');
   await t3;
@@ -41,11 +44,11 @@ test('lock manager: exclusive, re-entrant, FIFO, timeout and cancel leave the qu
 
 test('lock manager: acquireAll takes keys in sorted order and keeps what it took on timeout', async () => {
   const locks = new LockManager();
-  await locks.acquire('m', 'other', 10);
-  await assert.rejects(locks.acquireAll(['z', 'm', 'a'], 'T', 20), (err: unknown) => err instanceof LockWaitError && err.failure === 'timeout');
+  await locks.acquire('m', 'other', X, 10);
+  await assert.rejects(locks.acquireAll(writes(['z', 'm', 'a']), 'T', 20), (err: unknown) => err instanceof LockWaitError && err.failure === 'timeout');
   assert.deepEqual(locks.keysHeldBy('T'), ['a'], 'a was taken before m, z never');
   locks.release('T');
-  assert.equal(locks.holderOf('a'), undefined);
+  assert.deepEqual(locks.holdersOf('a'), []);
 });
 
 test('a conflicting prepare waits, then proceeds once the holder commits', async (t) => {
@@ -74,7 +77,7 @@ test('a lock wait longer than lockWaitMs votes LOCK_TIMEOUT and leaves nothing l
   assert.equal(answer.reason, 'LOCK_TIMEOUT');
   assert.ok(Date.now() - started >= 35);
   assert.deepEqual(f.calls.prepare, [`${holder}#0`]);
-  const lockRows = f.db.prepare('SELECT key, tx_id FROM txm_locks').all();
+  const lockRows = f.db.prepare('SELECT key, tx_id FROM txm_key_locks').all();
   assert.deepEqual(lockRows, [{ key: 'sku:banana', tx_id: holder }]);
   // apple was released: a prepare on it does not wait.
   const quick = await settledWithin(f.one(prepare(txId(), [reserveOp('apple', 1)])), 30);
@@ -116,7 +119,7 @@ test('a rollback arriving while the prepare waits for locks turns the prepare in
   assert.notEqual(answer, 'pending', 'the wait ends with the rollback, not at lockWaitMs');
   assert.equal(answer === 'pending' ? undefined : answer.reason, 'ALREADY_ROLLED_BACK');
   assert.deepEqual(f.calls.prepare, [`${holder}#0`]);
-  assert.deepEqual(f.db.prepare('SELECT tx_id FROM txm_locks').all(), [{ tx_id: holder }]);
+  assert.deepEqual(f.db.prepare('SELECT tx_id FROM txm_key_locks').all(), [{ tx_id: holder }]);
   assert.deepEqual(stock(f.db, 'apple'), { qty: 10, reserved: 0 });
   // apple, taken before the wait on banana, was given back.
   assert.equal((await f.one(prepare(txId(), [reserveOp('apple', 1)]))).status, 'ok');
@@ -148,15 +151,15 @@ test('a rollback landing just as a waiting prepare is granted a key stops it tak
 
 test('lock manager: acquireAll stops when its transaction is released between a grant and the next key', async () => {
   const locks = new LockManager();
-  await locks.acquire('a', 'A', 100);
-  await locks.acquire('b', 'B', 100);
-  const all = locks.acquireAll(['a', 'b'], 'T', 5_000).then(() => 'granted', (err: unknown) => (err as LockWaitError).failure);
+  await locks.acquire('a', 'A', X, 100);
+  await locks.acquire('b', 'B', X, 100);
+  const all = locks.acquireAll(writes(['a', 'b']), 'T', 5_000).then(() => 'granted', (err: unknown) => (err as LockWaitError).failure);
   await new Promise((resolve) => setImmediate(resolve));
   locks.release('A'); // grants a to T; its continuation runs a turn later
   locks.cancelWaits('T');
   locks.release('T');
   assert.equal(await settledWithin(all, 200), 'cancelled');
-  assert.equal(locks.holderOf('a'), undefined);
+  assert.deepEqual(locks.holdersOf('a'), []);
   assert.deepEqual(locks.keysHeldBy('T'), []);
   locks.release('B');
   assert.equal(locks.heldCount, 0, 'T never queued for b');
@@ -186,18 +189,18 @@ test('wait-die: an older transaction waits its budget, a younger one dies after 
   const older = newTxId(0, 1_000_000);
   const younger = newTxId(0, 2_000_000);
   const locks = new LockManager();
-  await locks.acquire('k', older, 100);
+  await locks.acquire('k', older, X, 100);
   const started = Date.now();
-  const failure = await locks.acquire('k', younger, 5_000, 30).then(() => 'granted', (err: unknown) => (err as LockWaitError).failure);
+  const failure = await locks.acquire('k', younger, X, 5_000, 30).then(() => 'granted', (err: unknown) => (err as LockWaitError).failure);
   assert.equal(failure, 'conflict');
   assert.ok(Date.now() - started < 1_000, 'the younger one gave up after the grace, not the budget');
   locks.release(older);
 
-  await locks.acquire('k', younger, 100);
-  const olderWait = locks.acquire('k', older, 5_000, 10);
+  await locks.acquire('k', younger, X, 100);
+  const olderWait = locks.acquire('k', older, X, 5_000, 10);
   setTimeout(() => locks.release(younger), 60); // longer than the grace: the older one must still get it
   await olderWait;
-  assert.equal(locks.holderOf('k'), older);
+  assert.deepEqual(locks.holdersOf('k'), [older]);
 });
 
 test('wait-die breaks a deadlock across two services within the grace', async () => {
@@ -206,11 +209,11 @@ test('wait-die breaks a deadlock across two services within the grace', async ()
   const t2 = newTxId(1, 1_000_001);
   const inventory = new LockManager();
   const payment = new LockManager();
-  await inventory.acquire('sku:a', t1, 100);
-  await payment.acquire('account:x', t2, 100);
+  await inventory.acquire('sku:a', t1, X, 100);
+  await payment.acquire('account:x', t2, X, 100);
   const started = Date.now();
-  const t1Waits = payment.acquire('account:x', t1, 5_000, 50);
-  const t2Waits = inventory.acquire('sku:a', t2, 5_000, 50).catch((err: unknown) => {
+  const t1Waits = payment.acquire('account:x', t1, X, 5_000, 50);
+  const t2Waits = inventory.acquire('sku:a', t2, X, 5_000, 50).catch((err: unknown) => {
     // T2 dies and its transaction aborts: every service releases its locks.
     payment.release(t2);
     inventory.release(t2);
@@ -218,6 +221,6 @@ test('wait-die breaks a deadlock across two services within the grace', async ()
   });
   assert.equal(await t2Waits, 'conflict');
   await t1Waits;
-  assert.equal(payment.holderOf('account:x'), t1);
+  assert.deepEqual(payment.holdersOf('account:x'), [t1]);
   assert.ok(Date.now() - started < 1_000, 'resolved after the grace, far below the 5 s budget');
 });

@@ -26,12 +26,18 @@ export interface HookContext {
   txId: string;
   opIndex: number;
   service: string;
+  /** The row version the caller read, when the operation carried one (see VersionedRows.expect). */
+  expectVersion?: number;
 }
 
 export interface OperationHandlers<A> {
   /** Validate/convert; throw BusinessRefusal('BAD_ARGS', ...) on bad input. */
   parseArgs(args: unknown): A;
-  /** Business keys locked exclusively from prepare to commit/rollback. */
+  /** Business keys this operation only reads: locked shared from prepare to commit/rollback. */
+  readKeys?(args: A): string[];
+  /** Business keys this operation changes: locked exclusively from prepare to commit/rollback. */
+  writeKeys?(args: A): string[];
+  /** The same as writeKeys (its older name). */
   lockKeys?(args: A): string[];
   /** Synchronous, runs inside the local SQLite transaction; makes the tentative change. */
   prepare(ctx: HookContext, args: A): void;

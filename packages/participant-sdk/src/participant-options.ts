@@ -1,6 +1,6 @@
 /** A participant's options and their defaults, checked once in createParticipant so a typo fails at start. */
 import type Database from 'better-sqlite3';
-import { isValidName } from '@txmesh/protocol';
+import { DeadlockMode, isDeadlockMode, isValidName } from '@txmesh/protocol';
 import { resolveBranchRetention, type BranchRetention, type BranchRetentionOptions } from './branch-retention.ts';
 import type { OperationHandlers } from './operation.ts';
 
@@ -11,10 +11,16 @@ export interface ParticipantOptions extends BranchRetentionOptions {
   /** Default 1000: waiting longer for a lock votes no with reason LOCK_TIMEOUT. */
   lockWaitMs?: number;
   /**
-   * Default 100: how long a transaction waits for a lock held or awaited by an OLDER transaction
-   * before it votes no with LOCK_CONFLICT (wait-die; this is what breaks cross-service deadlocks).
+   * Default 100, wait-die only: how long a transaction waits for a lock held or awaited by an OLDER
+   * transaction before it votes no with LOCK_CONFLICT.
    */
   lockGraceMs?: number;
+  /**
+   * Default 'detect': waits last up to lockWaitMs and this service reports who waits for whom, so the
+   * coordinator can abort the youngest transaction of a cycle. 'wait-die': a younger transaction
+   * behind an older one gives up after lockGraceMs. 'timeout': waits last up to lockWaitMs, no reports.
+   */
+  deadlock?: DeadlockMode;
   /** Where unexpected hook failures are reported; default: one JSON line on stderr. */
   log?: (entry: Record<string, unknown>) => void;
   /**
@@ -32,6 +38,7 @@ export interface ResolvedParticipantOptions {
   operations: Record<string, OperationHandlers<any>>;
   lockWaitMs: number;
   lockGraceMs: number;
+  deadlock: DeadlockMode;
   log: ParticipantLog;
   retention: BranchRetention;
   resourceUsage: boolean;
@@ -53,7 +60,10 @@ export function resolveParticipantOptions(options: ParticipantOptions): Resolved
   const lockWaitMs = timerMs(options.lockWaitMs, DEFAULT_LOCK_WAIT_MS, 'lockWaitMs');
   const lockGraceMs = timerMs(options.lockGraceMs, DEFAULT_LOCK_GRACE_MS, 'lockGraceMs');
   const service = options.service;
+  const deadlock = options.deadlock ?? DeadlockMode.DETECT;
+  if (!isDeadlockMode(deadlock)) throw new TypeError(`deadlock must be one of ${Object.values(DeadlockMode).join(', ')}, got ${String(deadlock)}`);
   return {
+    deadlock,
     service,
     db: options.db,
     operations: options.operations,

@@ -11,6 +11,7 @@ import {
   type BranchBatchResponse,
   type PreparedListResponse,
   type ServiceUsage,
+  type WaitReport,
 } from '@txmesh/protocol';
 
 export interface BatchHandler {
@@ -18,6 +19,7 @@ export interface BatchHandler {
   preparedList(): PreparedListResponse;
   usage?(): ServiceUsage | undefined;
   stats?(): object;
+  waits?(): WaitReport;
 }
 
 export function mountParticipantRoutes(app: FastifyInstance, participant: BatchHandler): void {
@@ -33,5 +35,7 @@ export function mountParticipantRoutes(app: FastifyInstance, participant: BatchH
     scope.get(Paths.PARTICIPANT_USAGE, async () => participant.usage?.() ?? { at: Date.now() });
     // Write transactions (= fsyncs) so far, for the benchmark's fsyncs per transaction.
     scope.get(Paths.PARTICIPANT_STATS, async () => participant.stats?.() ?? {});
+    // The sidecar asks while a batch call is slow, so the coordinator sees lock waits as they form.
+    scope.get(Paths.PARTICIPANT_WAITS, async () => participant.waits?.() ?? { service: '', edges: [] });
   });
 }

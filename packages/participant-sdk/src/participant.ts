@@ -2,7 +2,7 @@
  * The participant: answers batches of prepare/commit/rollback for this service's branches.
  *
  * Durability points: a prepare's business change, its txm_branches 'prepared' row, its barrier rows
- * and its txm_locks rows commit in one SQLite transaction (synchronous = FULL) before the yes leaves.
+ * and its txm_key_locks rows commit in one SQLite transaction (synchronous = FULL) before the yes leaves.
  * A commit/rollback applies its hooks, moves the branch to its outcome and deletes its locks in one
  * transaction before the ack leaves. Every vote, yes or no, is stored, so a duplicate gets the same answer.
  *
@@ -13,6 +13,7 @@
 import type { FastifyInstance } from 'fastify';
 import {
   BranchAction,
+  DeadlockMode,
   ItemStatus,
   PROTOCOL_VERSION,
   TxmeshError,
@@ -21,7 +22,9 @@ import {
   type BranchItemResult,
   type PreparedListResponse,
   type ServiceUsage,
+  type WaitReport,
 } from '@txmesh/protocol';
+import { BatchWaits } from './batch-waits.ts';
 import { BarrierStore } from './barrier-store.ts';
 import { DecisionRunner } from './decisions.ts';
 import { HookRunner } from './hook-runner.ts';
@@ -41,6 +44,8 @@ export interface Participant {
   /** This process's usage figures (also attached to every batch answer). */
   usage(): ServiceUsage | undefined;
   stats(): ParticipantStats;
+  /** Who waits for whom here right now (empty unless the deadlock mode is 'detect'). */
+  waits(): WaitReport;
   /** Deletes finished branch rows older than the retention (also run every branchPruneIntervalMs). */
   pruneFinishedBranches(now?: number): number;
   close(): void;
@@ -54,6 +59,7 @@ class ParticipantImpl implements Participant {
   readonly #options: ResolvedParticipantOptions;
   readonly #store: BarrierStore;
   readonly #locks = new LockManager();
+  readonly #batchWaits = new BatchWaits();
   readonly #counters: ParticipantStats = { batches: 0, prepareTransactions: 0, preparesWritten: 0, decisionTransactions: 0, decisionsWritten: 0 };
   readonly #decisions: DecisionRunner;
   readonly #prepares: PreparePipeline;
@@ -78,12 +84,14 @@ class ParticipantImpl implements Participant {
     this.#prepares = new PreparePipeline(parts, {
       lockWaitMs: options.lockWaitMs,
       lockGraceMs: options.lockGraceMs,
+      deadlock: options.deadlock,
+      batchWaits: this.#batchWaits,
       clockSkewAllowanceMs: retention.clockSkewAllowanceMs,
       isClosed: () => this.#closed,
     });
     if (options.resourceUsage) this.#meter = new ResourceUsageMeter();
     // Prepared-undecided branches get their locks back before the service takes any traffic.
-    for (const { key, txId } of this.#store.allLocks()) this.#locks.hold(key, txId);
+    for (const { key, txId, mode } of this.#store.allLocks()) this.#locks.hold(key, txId, mode);
     if (retention.pruneIntervalMs > 0) {
       this.#pruneTimer = setInterval(() => this.pruneFinishedBranches(), retention.pruneIntervalMs);
       this.#pruneTimer.unref();
@@ -99,6 +107,11 @@ class ParticipantImpl implements Participant {
 
   stats(): ParticipantStats {
     return { ...this.#counters };
+  }
+
+  waits(): WaitReport {
+    if (this.#options.deadlock !== DeadlockMode.DETECT) return { service: this.#options.service, edges: [] };
+    return { service: this.#options.service, edges: [...this.#locks.edges(), ...this.#batchWaits.edges()] };
   }
 
   preparedList(): PreparedListResponse {
@@ -143,6 +156,7 @@ class ParticipantImpl implements Participant {
     const response: BranchBatchResponse = { protocolVersion: PROTOCOL_VERSION, results };
     const usage = this.#meter?.sample();
     if (usage) response.usage = usage;
+    if (this.#options.deadlock === DeadlockMode.DETECT) response.waits = this.waits().edges;
     return response;
   }
 }

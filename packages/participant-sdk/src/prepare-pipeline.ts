@@ -8,10 +8,11 @@
  *    are durable before the answer leaves. Only a branch that prepared keeps its keys.
  * A duplicate arriving while the first is under way shares its answer.
  */
-import { BranchAction, ItemStatus, type BranchItem, type BranchItemResult, type OperationSpec } from '@txmesh/protocol';
+import { BranchAction, DeadlockMode, ItemStatus, type BranchItem, type BranchItemResult, type OperationSpec } from '@txmesh/protocol';
+import type { BatchWaits } from './batch-waits.ts';
 import type { ParsedOperation, Refusal } from './hook-runner.ts';
 import { ItemReasons, answerFromStored, itemResult, messageOf } from './item-results.ts';
-import { LockWaitError, type LockFailure } from './lock-manager.ts';
+import { LockWaitError, type LockFailure, type LockRequest } from './lock-manager.ts';
 import { BusinessRefusal } from './operation.ts';
 import type { ParticipantParts } from './participant-parts.ts';
 import { ParticipantSteps, reachStep } from './steps.ts';
@@ -19,6 +20,9 @@ import { ParticipantSteps, reachStep } from './steps.ts';
 export interface PreparePipelineOptions {
   lockWaitMs: number;
   lockGraceMs: number;
+  deadlock: DeadlockMode;
+  /** Where a batch's hidden waits (prepared → still waiting in the same batch) are published. */
+  batchWaits: BatchWaits;
   clockSkewAllowanceMs: number;
   isClosed: () => boolean;
 }
@@ -29,7 +33,7 @@ interface PrepareWork {
   operations: OperationSpec[];
   deadline: number | undefined;
   parsed: ParsedOperation[];
-  keys: string[];
+  locks: LockRequest[];
   /** Answer known from the stored branch before doing anything (duplicate, prepare after rollback). */
   answer?: BranchItemResult;
   /** A no decided before the transaction; still recorded durably in it. */
@@ -61,7 +65,7 @@ export class PreparePipeline {
 
   /** Answers items[i] for every i of `indices` into results[i]. */
   async run(items: readonly BranchItem[], indices: readonly number[], results: BranchItemResult[]): Promise<void> {
-    const { locks, log } = this.#parts;
+    const { log } = this.#parts;
     const own = new Map<string, { work: PrepareWork; settle(r: BranchItemResult): void }>();
     const shared: { index: number; answer: Promise<BranchItemResult> }[] = [];
     for (const i of indices) {
@@ -89,8 +93,21 @@ export class PreparePipeline {
       shared.push({ index: i, answer });
     }
 
-    let pending = [...own.values()];
+    const pending = [...own.values()];
     const preparedHere = new Set<string>();
+    // Until this batch answers, its prepared branches' votes wait for its branches still waiting for locks.
+    const batchWait = this.#options.batchWaits.open(preparedHere, () => pending.map((p) => p.work.txId));
+    try {
+      await this.#settle(pending, preparedHere);
+    } finally {
+      this.#options.batchWaits.close(batchWait);
+    }
+    for (const { index, answer } of shared) results[index] = await answer;
+  }
+
+  /** Writes every prepare of `pending` as soon as its locks settle, several in one transaction when they can. */
+  async #settle(pending: { work: PrepareWork; settle(r: BranchItemResult): void }[], preparedHere: Set<string>): Promise<void> {
+    const { locks } = this.#parts;
     await nextTurn();
     while (pending.length > 0) {
       const ready = pending.filter((p) => p.work.settled);
@@ -99,7 +116,7 @@ export class PreparePipeline {
         await nextTurn();
         continue;
       }
-      pending = pending.filter((p) => !p.work.settled);
+      pending.splice(0, pending.length, ...pending.filter((p) => !p.work.settled));
       const answers = this.#flush(ready.map((p) => p.work));
       ready.forEach((p, k) => {
         this.#inflight.delete(p.work.txId);
@@ -109,12 +126,11 @@ export class PreparePipeline {
       // A prepare waiting for a key that a branch of THIS batch now holds prepared would wait in vain:
       // that holder's outcome cannot arrive before this batch answers. It loses at once instead.
       for (const p of pending) {
-        if (locks.waitingOn(p.work.txId).some((key) => preparedHere.has(locks.holderOf(key) ?? ''))) {
+        if (locks.waitingOn(p.work.txId).some((key) => locks.holdersOf(key).some((holder) => preparedHere.has(holder)))) {
           locks.failWaits(p.work.txId, 'conflict');
         }
       }
     }
-    for (const { index, answer } of shared) results[index] = await answer;
   }
 
   /** Everything up to the lock wait: stored answer, argument parsing, lock keys, deadline. */
@@ -125,7 +141,7 @@ export class PreparePipeline {
       operations: item.operations ?? [],
       deadline: item.deadline,
       parsed: [],
-      keys: [],
+      locks: [],
       settled: false,
       whenSettled: Promise.resolve(),
     };
@@ -138,14 +154,15 @@ export class PreparePipeline {
       if ('refusal' in parsed) work.refusal = parsed.refusal;
       else {
         work.parsed = parsed.parsed;
-        work.keys = parsed.keys;
+        work.locks = parsed.locks;
       }
     }
 
     let acquisition = Promise.resolve();
     if (!work.answer && !work.refusal) {
       const budget = Math.min(this.#options.lockWaitMs, work.deadline === undefined ? Infinity : work.deadline + this.#options.clockSkewAllowanceMs - Date.now());
-      acquisition = locks.acquireAll(work.keys, work.txId, budget, this.#options.lockGraceMs);
+      const grace = this.#options.deadlock === DeadlockMode.WAIT_DIE ? this.#options.lockGraceMs : budget;
+      acquisition = locks.acquireAll(work.locks, work.txId, budget, grace);
     }
     work.whenSettled = acquisition.then(
       () => {
@@ -208,7 +225,7 @@ export class PreparePipeline {
     if (this.#deadlinePassed(w.deadline, now)) return refuse(ItemReasons.DEADLINE_PASSED);
     if (w.lockFailure === 'timeout') return refuse(ItemReasons.LOCK_TIMEOUT, `a business key stayed locked for more than ${this.#options.lockWaitMs} ms`);
     if (w.lockFailure === 'conflict') {
-      return refuse(ItemReasons.LOCK_CONFLICT, 'another transaction holds a business key this branch needs (wait-die); retry the transaction');
+      return refuse(ItemReasons.LOCK_CONFLICT, 'another transaction holds a business key this branch needs; retry the transaction');
     }
     if (w.lockFailure === 'cancelled') {
       // Cancelled without a stored rollback: this participant is closing. Decide nothing.
@@ -216,7 +233,7 @@ export class PreparePipeline {
     }
     try {
       inSavepoint(() => {
-        store.recordPrepared(w.txId, w.operations, w.keys, now);
+        store.recordPrepared(w.txId, w.operations, w.locks, now);
         hooks.prepare(w.txId, w.operations, w.parsed, now);
       });
     } catch (err) {

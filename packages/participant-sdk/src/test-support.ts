@@ -98,7 +98,21 @@ export function inventoryOperations(db: Database.Database, calls: HookCalls): Re
       ctx.db.prepare('DELETE FROM notes WHERE tx_id = ?').run(ctx.txId);
     },
   });
-  return { reserve, note };
+  // Reads keys (shared locks) and changes nothing.
+  const peek = defineOperation<{ keys: string[] }>({
+    parseArgs: (args) => ({ keys: Array.isArray((args as { keys?: unknown }).keys) ? ((args as { keys: unknown[] }).keys).map(String) : [] }),
+    readKeys: (a) => a.keys,
+    prepare(ctx) {
+      calls.prepare.push(`${ctx.txId}#${ctx.opIndex}`);
+    },
+    commit(ctx) {
+      calls.commit.push(`${ctx.txId}#${ctx.opIndex}`);
+    },
+    rollback(ctx) {
+      calls.rollback.push(`${ctx.txId}#${ctx.opIndex}`);
+    },
+  });
+  return { reserve, note, peek };
 }
 
 export function newCalls(): HookCalls {
@@ -123,6 +137,8 @@ export function prepare(id: string, operations: OperationSpec[], deadline?: numb
 export const commit = (id: string): BranchItem => ({ action: BranchAction.COMMIT, txId: id, service: SERVICE });
 export const rollback = (id: string): BranchItem => ({ action: BranchAction.ROLLBACK, txId: id, service: SERVICE });
 export const reserveOp = (sku: string, qty: number): OperationSpec => ({ op: 'reserve', args: { sku, qty } });
+export const peekOp = (...keys: string[]): OperationSpec => ({ op: 'peek', args: { keys } });
+export const writeOp = (...keys: string[]): OperationSpec => ({ op: 'note', args: { text: 'w', keys } });
 
 export function batch(...items: BranchItem[]): BranchBatchRequest {
   return { protocolVersion: PROTOCOL_VERSION, items };

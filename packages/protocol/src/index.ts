@@ -5,3 +5,4 @@ export * from './tx-id.ts';
 export * from './validate.ts';
 export * from './http-errors.ts';
 export * from './reasons.ts';
+export * from './isolation.ts';

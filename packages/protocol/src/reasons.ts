@@ -47,7 +47,15 @@ export const Reasons = {
   },
   LOCK_CONFLICT: {
     source: 'participant',
-    message: 'An older transaction holds or awaits a business key this branch needs (wait-die): retry the transaction.',
+    message: 'Another transaction holds or awaits a business key this branch needs (wait-die, or a holder prepared in the same batch): retry the transaction.',
+  },
+  DEADLOCK: {
+    source: 'coordinator',
+    message: 'This transaction was the youngest of a wait-for cycle across the participants\' locks and was aborted so the others could proceed: retry the transaction.',
+  },
+  VERSION_CONFLICT: {
+    source: 'participant',
+    message: 'The row changed after the version the operation carried in expectVersion was read: read it again and retry.',
   },
   DEADLINE_PASSED: {
     source: 'participant',

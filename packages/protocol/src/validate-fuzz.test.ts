@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { TxmeshError } from './errors.ts';
 import { newTxId } from './tx-id.ts';
-import { validateBatchRequest, validateBeginRequest, validateRegisterRequest } from './validate.ts';
+import { validateBatchRequest, validateBeginRequest, validateRegisterRequest, validateWaitReport } from './validate.ts';
 import { PROTOCOL_VERSION } from './wire.ts';
 
 function random(seed: number): () => number {
@@ -28,7 +28,7 @@ function randomJson(rng: () => number, depth = 0): unknown {
     case 5: return {};
     case 6: return Array.from({ length: Math.floor(rng() * 4) }, () => randomJson(rng, depth + 1));
     default: {
-      const keys = ['participants', 'service', 'operations', 'op', 'args', 'timeoutMs', 'idempotencyKey', 'items', 'action', 'txId', 'deadline', 'protocolVersion', 'sidecarUrl', 'report', '__proto__'];
+      const keys = ['participants', 'service', 'operations', 'op', 'args', 'timeoutMs', 'idempotencyKey', 'items', 'action', 'txId', 'deadline', 'protocolVersion', 'sidecarUrl', 'report', 'expectVersion', 'edges', 'waiter', 'holder', 'key', 'since', '__proto__'];
       const obj: Record<string, unknown> = {};
       // defineProperty, as JSON.parse does: "__proto__" becomes an own key, not the prototype.
       for (let i = Math.floor(rng() * 5); i > 0; i--) {
@@ -51,7 +51,7 @@ function mutate(rng: () => number, value: unknown): unknown {
 }
 
 const validBegin = {
-  participants: [{ service: 'inventory', operations: [{ op: 'reserve', args: { sku: 'a', qty: 1 } }] }],
+  participants: [{ service: 'inventory', operations: [{ op: 'reserve', args: { sku: 'a', qty: 1 }, expectVersion: 3 }] }],
   timeoutMs: 1000,
   idempotencyKey: 'k',
 };
@@ -60,6 +60,7 @@ const validBatch = {
   items: [{ action: 'prepare', txId: newTxId(0), service: 'inventory', operations: [{ op: 'reserve' }], deadline: 1 }],
 };
 const validRegister = { service: 'inventory', sidecarUrl: 'http://127.0.0.1:1', report: { at: 1, inFlight: 2 } };
+const validWaits = { service: 'inventory', edges: [{ waiter: newTxId(0), holder: newTxId(1), key: 'sku:a', since: 1 }] };
 
 test('every validator answers random and mutated input with a value or a TxmeshError, nothing else', () => {
   const rng = random(20261123);
@@ -67,6 +68,7 @@ test('every validator answers random and mutated input with a value or a TxmeshE
     ['begin', validateBeginRequest, validBegin],
     ['batch', validateBatchRequest, validBatch],
     ['register', validateRegisterRequest, validRegister],
+    ['wait report', validateWaitReport, validWaits],
   ];
   let refused = 0;
   for (let i = 0; i < 3000; i++) {

@@ -5,6 +5,7 @@
 import { TxmeshError } from './errors.ts';
 import { Reason, isReasonToken } from './reasons.ts';
 import { isTxId } from './tx-id.ts';
+import type { WaitEdge, WaitReport } from './isolation.ts';
 import {
   BranchAction,
   ItemStatus,
@@ -60,6 +61,12 @@ function operation(value: unknown, where: string): OperationSpec {
   if (value.args !== undefined) {
     if (!isPlainObject(value.args)) bad(`${where}.args must be a JSON object`);
     spec.args = value.args as JsonObject;
+  }
+  if (value.expectVersion !== undefined) {
+    if (typeof value.expectVersion !== 'number' || !Number.isSafeInteger(value.expectVersion) || value.expectVersion < 0) {
+      bad(`${where}.expectVersion must be a non-negative integer`);
+    }
+    spec.expectVersion = value.expectVersion;
   }
   return spec;
 }
@@ -214,4 +221,30 @@ export function validateRegisterRequest(body: unknown): RegisterServiceRequest {
     request.report = { at: Date.now(), ...report };
   }
   return request;
+}
+
+const MAX_WAIT_EDGES = 100_000;
+const MAX_LOCK_KEY = 512;
+
+/** Wait-for edges from a service (its batch answers or its sidecar's wait report); throws on anything else. */
+export function validateWaitEdges(value: unknown, where = 'edges'): WaitEdge[] {
+  if (!Array.isArray(value)) bad(`${where} must be an array`);
+  if (value.length > MAX_WAIT_EDGES) bad(`${where} has more than ${MAX_WAIT_EDGES} entries`);
+  return value.map((raw: unknown, i: number) => {
+    if (!isPlainObject(raw)) bad(`${where}[${i}] must be an object`);
+    if (!isTxId(raw.waiter) || !isTxId(raw.holder)) bad(`${where}[${i}].waiter and .holder must be transaction ids`);
+    if (typeof raw.key !== 'string' || raw.key.length > MAX_LOCK_KEY) bad(`${where}[${i}].key must be a string of at most ${MAX_LOCK_KEY} characters`);
+    const edge: WaitEdge = { waiter: raw.waiter, holder: raw.holder, key: raw.key };
+    if (raw.since !== undefined) {
+      if (typeof raw.since !== 'number' || !Number.isFinite(raw.since)) bad(`${where}[${i}].since must be epoch milliseconds`);
+      edge.since = raw.since;
+    }
+    return edge;
+  });
+}
+
+export function validateWaitReport(body: unknown): WaitReport {
+  if (!isPlainObject(body)) bad('body must be a JSON object');
+  if (!isValidName(body.service)) bad('service must be a service name of letters, digits, . _ - (1-63 chars)');
+  return { service: body.service, edges: validateWaitEdges(body.edges) };
 }

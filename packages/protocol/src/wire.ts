@@ -4,6 +4,7 @@
  * Coordinator→sidecar and sidecar→service messages are batches from day one: a list of branch items
  * (prepare/commit/rollback for many transactions) answered by a list of results in the same order.
  */
+import type { WaitEdge } from './isolation.ts';
 import type { BranchState, Decision, Outcome, TxState, Vote } from './states.ts';
 
 export const PROTOCOL_VERSION = 1;
@@ -29,12 +30,16 @@ export const Paths = {
   COORDINATOR_HEALTH: '/v1/health',
   /** Branches whose commit/rollback has gone unacknowledged past the in-doubt threshold. */
   IN_DOUBT: '/v1/in-doubt',
+  /** A sidecar posts its service's wait-for edges here (WaitReport), for deadlock detection. */
+  WAIT_FOR: '/v1/wait-for',
   SIDECAR_BATCH: '/txmesh/v1/batch',
   SIDECAR_HEALTH: '/txmesh/v1/health',
   PARTICIPANT_BATCH: '/txmesh/participant/v1/batch',
   PARTICIPANT_PREPARED: '/txmesh/participant/v1/prepared',
   PARTICIPANT_USAGE: '/txmesh/participant/v1/usage',
   PARTICIPANT_STATS: '/txmesh/participant/v1/stats',
+  /** The service's current wait-for edges (WaitReport). */
+  PARTICIPANT_WAITS: '/txmesh/participant/v1/waits',
   SIDECAR_STATS: '/txmesh/v1/stats',
 } as const;
 
@@ -52,6 +57,11 @@ export interface OperationSpec {
   op: string;
   /** Operation arguments; JSON object. */
   args?: JsonObject;
+  /**
+   * The version of the row this operation changes, as the caller read it: the participant votes no
+   * (VERSION_CONFLICT) if the row has moved on since (optimistic check, made under the prepare's lock).
+   */
+  expectVersion?: number;
 }
 
 export interface ParticipantSpec {
@@ -268,6 +278,8 @@ export interface BranchBatchResponse {
   report?: ResourceReport;
   /** Service → sidecar only: the service process's own usage figures. */
   usage?: ServiceUsage;
+  /** The service's wait-for edges when the batch was answered (deadlock detection). */
+  waits?: WaitEdge[];
 }
 
 /** What a participant service answers about branches it holds prepared but undecided. */

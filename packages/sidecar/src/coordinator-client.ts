@@ -1,6 +1,6 @@
 /** Talks to the coordinator shards: registration heartbeats and decision look-ups, one keep-alive Pool per shard. */
 import { Pool } from 'undici';
-import { Decision, Paths, decisionPath, type RegisterServiceRequest } from '@txmesh/protocol';
+import { Decision, Paths, decisionPath, type RegisterServiceRequest, type WaitReport } from '@txmesh/protocol';
 import { errorCodeOf, isPlainObject, requestJson } from './http-json.ts';
 
 const DECISIONS = new Set<string>(Object.values(Decision));
@@ -26,6 +26,15 @@ export class CoordinatorClient {
     const answer = await requestJson(this.#pool(shard), 'POST', Paths.SERVICES, request, this.#timeoutMs);
     if (answer.status < 200 || answer.status >= 300) {
       throw new Error(`shard ${shard} refused the registration with HTTP ${answer.status} ${errorCodeOf(answer.body) ?? ''}`.trim());
+    }
+  }
+
+  /** Sends the service's wait-for edges to one shard (deadlock detection). Throws on any failure. */
+  async reportWaits(shard: number, report: WaitReport): Promise<void> {
+    this.requests += 1;
+    const answer = await requestJson(this.#pool(shard), 'POST', Paths.WAIT_FOR, report, this.#timeoutMs);
+    if (answer.status < 200 || answer.status >= 300) {
+      throw new Error(`shard ${shard} refused the wait report with HTTP ${answer.status} ${errorCodeOf(answer.body) ?? ''}`.trim());
     }
   }
 

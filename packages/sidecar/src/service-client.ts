@@ -7,9 +7,11 @@ import {
   ItemStatus,
   Paths,
   PROTOCOL_VERSION,
+  validateWaitEdges,
   type BranchBatchRequest,
   type BranchItem,
   type BranchItemResult,
+  type WaitEdge,
 } from '@txmesh/protocol';
 import { errorCodeOf, isPlainObject, requestJson } from './http-json.ts';
 
@@ -39,6 +41,18 @@ export interface ServiceObserver {
   /** Called as a call starts; the returned function when it ends. */
   requestStarted(): () => void;
   serviceUsage(usage: Record<string, unknown>): void;
+  /** The wait-for edges a batch answer carried (services in deadlock mode detect send them). */
+  serviceWaits?(edges: WaitEdge[]): void;
+}
+
+/** Edges from the service, or undefined when it sent none or malformed ones. */
+function edgesOf(value: unknown): WaitEdge[] | undefined {
+  if (value === undefined) return undefined;
+  try {
+    return validateWaitEdges(value);
+  } catch {
+    return undefined;
+  }
 }
 
 export class ServiceClient {
@@ -73,6 +87,8 @@ export class ServiceClient {
       ended?.();
     }
     if (isPlainObject(answer.body) && isPlainObject(answer.body.usage)) this.#observer?.serviceUsage(answer.body.usage);
+    const edges = isPlainObject(answer.body) ? edgesOf(answer.body.waits) : undefined;
+    if (edges) this.#observer?.serviceWaits?.(edges);
     if (answer.status < 200 || answer.status >= 300) {
       return failAll(items, errorCodeOf(answer.body) ?? 'TXM_SERVICE_UNREACHABLE', `the service answered HTTP ${answer.status}`);
     }
@@ -93,6 +109,16 @@ export class ServiceClient {
       if (answer.status === 200 && isPlainObject(answer.body)) this.#observer?.serviceUsage(answer.body);
     } catch {
       // The next heartbeat tries again.
+    }
+  }
+
+  /** The service's wait-for edges right now; undefined when it cannot say (an older SDK, a failure). */
+  async waits(): Promise<WaitEdge[] | undefined> {
+    try {
+      const answer = await requestJson(this.#pool, 'GET', Paths.PARTICIPANT_WAITS, undefined, this.#timeoutMs);
+      return answer.status === 200 && isPlainObject(answer.body) ? edgesOf(answer.body.edges) : undefined;
+    } catch {
+      return undefined;
     }
   }
 

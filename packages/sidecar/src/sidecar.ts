@@ -15,6 +15,7 @@ import { ResourceMonitor } from './resource-monitor.ts';
 import { ServiceClient } from './service-client.ts';
 import { createServiceProxy } from './service-proxy.ts';
 import { SqlitePreparedStore } from './sqlite-prepared-store.ts';
+import { WaitReporter } from './wait-reporter.ts';
 
 const CONTROL_PREFIX = '/txmesh/v1';
 /** Batches of a few thousand items with operations exceed fastify's 1 MiB default. */
@@ -39,8 +40,13 @@ async function assembleSidecar(opts: SidecarOptions): Promise<AssembledSidecar> 
   const o = resolveOptions(opts);
   const store = SqlitePreparedStore.forService(o.dataDir, o.service, { forcePuts: o.forcePreparedRecords });
   const monitor = new ResourceMonitor();
-  const serviceClient = new ServiceClient(o.serviceUrl, o.serviceTimeoutMs, monitor);
   const coordinator = new CoordinatorClient(o.coordinatorUrls, o.coordinatorTimeoutMs);
+  let waitReporter: WaitReporter | undefined;
+  const serviceClient = new ServiceClient(o.serviceUrl, o.serviceTimeoutMs, {
+    requestStarted: () => monitor.requestStarted(),
+    serviceUsage: (usage) => monitor.serviceUsage(usage),
+    serviceWaits: (edges) => waitReporter?.note(edges),
+  });
   const inFlight = new InFlightPrepares();
   let proxy: ReturnType<typeof createServiceProxy> | undefined;
 
@@ -70,14 +76,29 @@ async function assembleSidecar(opts: SidecarOptions): Promise<AssembledSidecar> 
     void reply.status(error.status).send(error.toBody());
   });
 
+  waitReporter = new WaitReporter({
+    service: o.service,
+    shards: coordinator.shards,
+    send: (shard, report) => coordinator.reportWaits(shard, report),
+    poll: () => serviceClient.waits(),
+    onSendFailed: (shard, err) => app.log.debug({ err, shard }, 'wait report to shard failed'),
+  });
+  const reporter = waitReporter;
+
   const received = { batches: 0, items: 0 };
   app.post(Paths.SIDECAR_BATCH, async (request): Promise<BranchBatchResponse> => {
     const batch = validateBatchRequest(request.body);
     received.batches += 1;
     received.items += batch.items.length;
     const deps = { service: o.service, store, serviceClient, inFlight, log: app.log };
-    // Naive mode (TXMESH_BATCHING=off): every item is its own service call and its own store write.
-    const results = o.batching ? await handleBatch(batch.items, deps) : (await Promise.all(batch.items.map((item) => handleBatch([item], deps)))).flat();
+    const ended = reporter.batchStarted();
+    let results;
+    try {
+      // Naive mode (TXMESH_BATCHING=off): every item is its own service call and its own store write.
+      results = o.batching ? await handleBatch(batch.items, deps) : (await Promise.all(batch.items.map((item) => handleBatch([item], deps)))).flat();
+    } finally {
+      ended();
+    }
     return { protocolVersion: PROTOCOL_VERSION, results, report: monitor.report() };
   });
   app.get(Paths.SIDECAR_HEALTH, async () => ({ ok: true, service: o.service, prepared: store.count() }));
@@ -89,6 +110,7 @@ async function assembleSidecar(opts: SidecarOptions): Promise<AssembledSidecar> 
     serviceCalls: serviceClient.requests,
     store: store.stats(),
     coordinatorCalls: coordinator.requests,
+    waitReportsSent: reporter.reportsSent,
   }));
 
   const resolver = new InDoubtResolver({ service: o.service, store, serviceClient, coordinator, inFlight, inDoubtAfterMs: o.inDoubtAfterMs, log: app.log });
@@ -111,6 +133,7 @@ async function assembleSidecar(opts: SidecarOptions): Promise<AssembledSidecar> 
 
   async function shutdown(): Promise<void> {
     registration?.stop();
+    reporter.stop();
     if (resolveTimer) clearTimeout(resolveTimer);
     proxy?.drain();
     // The server finishes in-flight batches first, so their records are written before the store closes.

@@ -1,0 +1,47 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { newTxId, type WaitEdge, type WaitReport } from '@txmesh/protocol';
+import { WaitReporter } from './wait-reporter.ts';
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+const [a, b] = [newTxId(0), newTxId(1)];
+const edge: WaitEdge = { waiter: a, holder: b, key: 'k' };
+
+function reporter(poll: () => Promise<WaitEdge[] | undefined>) {
+  const sent: { shard: number; report: WaitReport }[] = [];
+  const r = new WaitReporter({ service: 'inventory', shards: 2, send: async (shard, report) => void sent.push({ shard, report }), poll, pollMs: 10, refreshMs: 60_000 });
+  return { r, sent };
+}
+
+test('wait reporter: every shard hears a changed edge set once, an unchanged one not again, the empty set when waits end', async () => {
+  const { r, sent } = reporter(async () => undefined);
+  r.note([edge]);
+  await sleep(5);
+  assert.deepEqual(sent.map((s) => s.shard).sort(), [0, 1]);
+  r.note([{ ...edge, since: 5 }]); // same wait, nothing new to say
+  await sleep(5);
+  assert.equal(sent.length, 2);
+  r.note([]);
+  await sleep(5);
+  assert.equal(sent.length, 4);
+  assert.deepEqual(sent.at(-1)!.report, { service: 'inventory', edges: [] });
+  r.stop();
+});
+
+test('wait reporter: a batch call outstanding longer than the poll interval makes it ask the service; a quick one does not', async () => {
+  let polls = 0;
+  const { r, sent } = reporter(async () => {
+    polls += 1;
+    return [edge];
+  });
+  const quick = r.batchStarted();
+  quick();
+  await sleep(40);
+  assert.equal(polls, 0, 'no call was slow');
+  const slow = r.batchStarted();
+  await sleep(40);
+  assert.ok(polls >= 1, 'the slow call made it ask');
+  assert.equal(sent.length, 2, 'the edges went to both shards once');
+  slow();
+  r.stop();
+});
