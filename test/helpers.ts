@@ -1,4 +1,6 @@
 /** Shared helpers for the cross-process tests: a cluster with a small catalog, orders, and polling. */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer, type AddressInfo } from 'node:net';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import type { TestContext } from 'node:test';
@@ -51,4 +53,76 @@ export async function eventually(probe: () => Promise<boolean>, timeoutMs: numbe
 export async function postJson(url: string, body: unknown): Promise<{ status: number; body: any }> {
   const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
   return { status: res.status, body: await res.json() };
+}
+
+/** One `txmesh` process started as an operator would, with everything it printed so far. */
+export interface RoleProcess {
+  child: ChildProcess;
+  stdout(): string;
+  stderr(): string;
+  /** The URL of its TXMESH_READY line, once printed. */
+  readyUrl(): string | undefined;
+  /** Resolves with the exit code once the process is gone. */
+  exited: Promise<number | null>;
+}
+
+/** Spawns `txmesh <args>`; SIGKILLs it when the test ends. `stdin` is written and closed when given. */
+export function spawnTxmesh(t: TestContext, args: string[], options: { env?: NodeJS.ProcessEnv; stdin?: string } = {}): RoleProcess {
+  const child = spawn(process.execPath, [TXMESH_BIN, ...args], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ...options.env } });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (c: Buffer) => (stdout += c.toString()));
+  child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
+  child.stdin!.on('error', () => {});
+  if (options.stdin !== undefined) child.stdin!.end(options.stdin);
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  t.after(async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGKILL');
+      await exited;
+    }
+  });
+  return {
+    child,
+    stdout: () => stdout,
+    stderr: () => stderr,
+    readyUrl: () => /^TXMESH_READY (\S+)$/m.exec(stdout)?.[1],
+    exited,
+  };
+}
+
+/** Waits for the TXMESH_READY line; fails with what the process printed if it exits or takes too long. */
+export async function waitReady(role: RoleProcess, timeoutMs = 30_000): Promise<string> {
+  const ready = await eventually(async () => role.readyUrl() !== undefined || role.child.exitCode !== null, timeoutMs, 20);
+  const url = role.readyUrl();
+  if (!ready || url === undefined) throw new Error(`no TXMESH_READY (exit ${role.child.exitCode}); stderr:\n${role.stderr()}`);
+  return url;
+}
+
+/** Runs `txmesh <args>` to its end. */
+export async function runTxmesh(t: TestContext, args: string[], stdin?: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const role = spawnTxmesh(t, args, stdin === undefined ? {} : { stdin });
+  const code = await role.exited;
+  return { code, stdout: role.stdout(), stderr: role.stderr() };
+}
+
+/** A loopback port nothing listens on now (handed out by the OS, then freed), for a member started later. */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+/** The pino JSON lines of a process's stderr (other lines skipped). */
+export function logLines(stderr: string): Record<string, unknown>[] {
+  return stderr.split('\n').flatMap((line) => {
+    try {
+      const parsed = JSON.parse(line) as unknown;
+      return typeof parsed === 'object' && parsed !== null ? [parsed as Record<string, unknown>] : [];
+    } catch {
+      return [];
+    }
+  });
 }

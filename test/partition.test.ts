@@ -5,6 +5,8 @@
  * prepared.
  */
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, afterEach, before, test } from 'node:test';
 import { Paths } from '@txmesh/protocol';
 import { Cluster, verifyCluster, waitForQuiescence } from '@txmesh/lab';
@@ -188,9 +190,16 @@ test('sidecar reset while it is down and its links are flapping: SIGKILL, restar
   assert.equal(result.body.outcome, 'committed');
   await sidecar.exited();
   cluster.link('sidecar-inventory', 'coordinator-0').reset();
-  await sidecar.start();
-  // Only the sidecar → coordinator link heals: the restarted sidecar must find the decision itself.
+  // The sidecar is ready only once the shard accepts its registration, so it comes up not ready ...
+  const log = join(cluster.dataDir, 'sidecar-inventory.log');
+  const refusals = (): number => readFileSync(log, 'utf8').split('\n').filter((l) => l.includes('has not accepted the registration')).length;
+  const refusedBefore = refusals();
+  const restarted = sidecar.start();
+  const refused = await eventually(async () => refusals() > refusedBefore, 20_000, 20);
+  assert.ok(refused, 'the restarted sidecar tried the shard through the reset link');
+  // ... and only the sidecar → coordinator link heals: the restarted sidecar must find the decision itself.
   cluster.link('sidecar-inventory', 'coordinator-0').heal();
+  await restarted;
   const resolved = await eventually(async () => (await summaries(cluster)).get('inventory')!.committedTxIds.includes(result.body.txId), 20_000);
   assert.ok(resolved, 'the restarted sidecar resolved its prepared record from the shard');
   link.heal();

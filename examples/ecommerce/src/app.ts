@@ -5,7 +5,7 @@
 import type { AddressInfo } from 'node:net';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { createParticipant, openParticipantDatabase } from '@txmesh/participant-sdk';
-import { Paths, TxmeshError, toTxmeshError } from '@txmesh/protocol';
+import { Paths, installTxmeshErrorHandlers, serverLoggerOptions, type ReadyAnswer } from '@txmesh/protocol';
 import { resolveCatalog, type CatalogOptions } from './catalog.ts';
 import { inventoryService } from './inventory.ts';
 import { migrateShared } from './ledger.ts';
@@ -26,7 +26,7 @@ export interface BuildServiceOptions {
   /** Used only when the database is new: a reopened database keeps its rows. */
   catalog?: Partial<CatalogOptions>;
   lockWaitMs?: number;
-  /** fastify/pino level; no request logging when omitted. */
+  /** pino level of the JSON log lines on stderr (warn). */
   logLevel?: string;
   /** Benchmark knob: makes the service slow (see slowFromEnv). */
   slow?: SlowServiceOptions;
@@ -89,17 +89,9 @@ export async function buildEcommerceService(
       ...(opts.lockWaitMs !== undefined ? { lockWaitMs: opts.lockWaitMs } : {}),
     });
     participant = created;
-    const server = Fastify({ logger: opts.logLevel ? { level: opts.logLevel } : false });
+    const server = Fastify({ logger: serverLoggerOptions(`service-${name}`, opts.logLevel) });
     app = server;
-    server.setErrorHandler((err, req, reply) => {
-      const txErr = toTxmeshError(err);
-      if (txErr.status >= 500) req.log.error({ err }, 'request failed');
-      return reply.status(txErr.status).send(txErr.toBody());
-    });
-    server.setNotFoundHandler((req, reply) => {
-      const txErr = new TxmeshError('TXM_NOT_FOUND', `${req.method} ${req.url.split('?')[0] ?? ''}`);
-      return reply.status(txErr.status).send(txErr.toBody());
-    });
+    installTxmeshErrorHandlers(server);
     const slow = opts.slow;
     if (slow) {
       // Root-level hook, so it also runs for the SDK's batch route registered below.
@@ -110,7 +102,10 @@ export async function buildEcommerceService(
         if (slow.latencyMs > 0) await new Promise((resolve) => setTimeout(resolve, slow.latencyMs));
       });
     }
+    // Liveness, and readiness: the participant restored the locks of prepared branches above, before
+    // the server listens, so a service that answers is ready.
     server.get('/health', async () => ({ ok: true }));
+    server.get('/ready', async (): Promise<ReadyAnswer> => ({ ready: true, role: `service ${name}` }));
     server.get('/admin/summary', async (): Promise<ServiceSummary> => {
       const prepared = new Set(created.preparedList().prepared.map((p) => p.txId));
       const result = definition.check(db, prepared);
@@ -162,5 +157,7 @@ export async function startEcommerceService(name: EcommerceService, opts: StartS
   // A wildcard bind is reachable on loopback; hand out an address a client can dial.
   const dialable = address.address === '0.0.0.0' ? '127.0.0.1' : address.address === '::' ? '::1' : address.address;
   const host = dialable.includes(':') ? `[${dialable}]` : dialable;
-  return { url: `http://${host}:${address.port}`, close: () => service.close() };
+  const url = `http://${host}:${address.port}`;
+  service.app.log.info({ url, service: name }, `service ${name} ready`);
+  return { url, close: () => service.close() };
 }

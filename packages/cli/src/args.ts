@@ -1,3 +1,5 @@
+import { DEFAULT_LOG_LEVEL, LOG_LEVELS, isLogLevel, type LogLevel } from '@txmesh/protocol';
+
 /** A small argv parser: `--name value`, `--flag`, and positionals. Unknown flags are refused by the caller. */
 export interface ParsedArgs {
   positionals: string[];
@@ -83,6 +85,29 @@ export class FlagReader {
     this.#known.add(name);
     const value = this.#flags.get(name);
     return value === true || value === 'true';
+  }
+
+  /** --log-level, else TXMESH_LOG_LEVEL, else warn: checked here, so a typo fails before anything starts. */
+  logLevel(): LogLevel {
+    const value = this.string('log-level', process.env.TXMESH_LOG_LEVEL || DEFAULT_LOG_LEVEL);
+    if (!isLogLevel(value)) throw new UsageError(`--log-level (or TXMESH_LOG_LEVEL) must be one of ${LOG_LEVELS.join(', ')}, got "${value}"`);
+    return value;
+  }
+
+  /** --coordinator URL[,URL...]: every shard's URL, index = shard number. */
+  coordinatorUrls(): string[] {
+    const urls = this.string('coordinator').split(',').map((u) => u.trim()).filter(Boolean);
+    if (urls.length === 0) throw new UsageError('--coordinator needs the URL of every shard, comma-separated in shard order');
+    for (const url of urls) {
+      let parsed: URL | undefined;
+      try {
+        parsed = new URL(url);
+      } catch {
+        // reported below
+      }
+      if (!parsed || (parsed.protocol !== 'http:' && parsed.protocol !== 'https:')) throw new UsageError(`--coordinator: "${url}" is not an http(s) URL`);
+    }
+    return urls;
   }
 
   /** Call after reading every flag: refuses unknown ones. */

@@ -1,6 +1,7 @@
 export { main } from './main.ts';
 export { FlagReader, parseArgs, UsageError, type ParsedArgs } from './args.ts';
-export { serve, envSwitch, READY_PREFIX, type Closable } from './serve.ts';
+export { serve, envSwitch, READY_PREFIX, DEFAULT_READY_TIMEOUT_MS, type Closable, type ServeOptions } from './serve.ts';
+export { runClientCommand, CLIENT_COMMANDS, EXIT_ABORTED, type CommandIo } from './client-commands.ts';
 export { buildInjector, startInjector, InjectorPaths, type InjectorOptions, type InjectorTls } from './injector/injector-server.ts';
 export { reviewAdmission, ADMISSION_API_VERSION, type AdmissionResponse, type AdmissionReviewAnswer } from './injector/admission-review.ts';
 export { injectionPatch, requestedSidecar, Annotations, type JsonPatchOp } from './injector/pod-patch.ts';

@@ -1,16 +1,18 @@
 /**
- * The `txmesh` operator command: run a coordinator shard or a sidecar as a process. Each long-running
- * role prints "TXMESH_READY <url>" on stdout once it is ready, and shuts down cleanly on SIGTERM/SIGINT.
+ * The `txmesh` operator command: run a coordinator shard or a sidecar as a process, and look into a
+ * running cluster (begin, status, in-doubt, services). Each long-running role prints "TXMESH_READY <url>"
+ * on stdout once it is ready (a sidecar: once every shard accepted its registration), logs pino JSON
+ * lines on stderr, and shuts down cleanly on SIGTERM/SIGINT.
  *
  * The lab commands (demo, bench, chaos, service, null-echo) live in @txmesh/lab, which depends on the
  * example services; they are loaded from it when it is installed (as in the repository), so the
  * operator command never depends on the example.
  */
-import { startCoordinator, validateServiceTimeouts, type ServiceTimeouts } from '@txmesh/coordinator';
-import { startSidecar } from '@txmesh/sidecar';
+import type { ServiceTimeouts } from '@txmesh/coordinator';
 import { DeadlockMode } from '@txmesh/protocol';
 import { FlagReader, parseArgs, UsageError } from './args.ts';
-import { envSwitch, serve } from './serve.ts';
+import { CLIENT_COMMANDS, runClientCommand } from './client-commands.ts';
+import { DEFAULT_READY_TIMEOUT_MS, envSwitch, serve } from './serve.ts';
 import { shardFromPodName } from './shard-from-pod-name.ts';
 import { startInjector } from './injector/injector-server.ts';
 import { loadSidecarTemplate, SidecarTemplateError, type SidecarTemplate } from './injector/sidecar-template.ts';
@@ -31,20 +33,31 @@ commands:
                --service NAME  --service-url URL  --coordinator URL[,URL...] (index = shard)
                --port P (0)  --host H (127.0.0.1)  --data DIR (required)
                --advertise-url URL (the URL shards call, e.g. a proxy in front; default http://host:port)
+               --ready-timeout MS (60000; 0 = no bound): TXMESH_READY is printed once every shard accepted
+               the registration; not ready by then, it exits 1 naming the shards it waited for
   injector     the Kubernetes mutating admission webhook that adds the sidecar to annotated pods
                --tls-cert FILE --tls-key FILE (required)  --sidecar-template FILE (required, JSON from the chart)
                --port P (8443)  --host H (127.0.0.1)
+
+look into a running cluster (--coordinator URL[,URL...]: every shard, in shard order; prints JSON):
+  begin        run the transaction read as JSON from stdin, on the shard that owns its idempotencyKey
+               exit 0 committed, 3 aborted, 1 refused or unreachable (the error body on stderr)
+  status       <txId>: the transaction's state and branches, from the shard its id names
+  in-doubt     every shard's branches whose commit/rollback is unacknowledged  --older-than MS
+  services     every shard's registered services, their resource reports and scheduler lanes
+
   demo, bench, bench-isolation, chaos, service, bank, null-echo
                the lab: the e-commerce demo cluster, the benchmark and the chaos run (from a clone of the
                repository, where @txmesh/lab is installed: \`npx txmesh demo --help\`)
 
-every role: --log-level fatal|error|warn|info|debug|trace|silent (warn; env TXMESH_LOG_LEVEL)
+every role: --log-level fatal|error|warn|info|debug|trace|silent (warn; env TXMESH_LOG_LEVEL);
+            log lines are JSON (pino) on stderr, each naming its role ("name":"sidecar-inventory")
 `;
 
 const onBadEnv = (message: string): Error => new UsageError(message);
 
 /** --alert-webhook URL and --service-timeouts JSON, checked here so a typo fails at start. */
-function optionalCoordinatorFlags(f: FlagReader): { alertWebhookUrl?: string; serviceTimeouts?: ServiceTimeouts } {
+function optionalCoordinatorFlags(f: FlagReader, validateServiceTimeouts: (value: unknown) => ServiceTimeouts): { alertWebhookUrl?: string; serviceTimeouts?: ServiceTimeouts } {
   const out: { alertWebhookUrl?: string; serviceTimeouts?: ServiceTimeouts } = {};
   const webhook = f.optionalString('alert-webhook');
   if (webhook !== undefined) {
@@ -90,8 +103,11 @@ export async function main(argv: string[]): Promise<number> {
   if (command !== undefined && LAB_COMMANDS.has(command)) return runLab(argv);
   const f = new FlagReader(flags);
   try {
+    if (command !== undefined && CLIENT_COMMANDS.has(command)) return await runClientCommand(command, positionals.slice(1), f);
     switch (command) {
       case 'coordinator': {
+        // Each role loads only its own package: the client commands and a sidecar start faster without the rest.
+        const { startCoordinator, validateServiceTimeouts } = await import('@txmesh/coordinator');
         const podName = f.optionalString('shard-from-pod-name');
         if (podName !== undefined && f.optionalString('shard') !== undefined) throw new UsageError('give --shard or --shard-from-pod-name, not both');
         const options = {
@@ -100,7 +116,7 @@ export async function main(argv: string[]): Promise<number> {
           port: f.int('port', 7000, 0, 65535),
           host: f.string('host', '127.0.0.1'),
           dataDir: f.string('data'),
-          logLevel: f.string('log-level', process.env.TXMESH_LOG_LEVEL ?? 'warn'),
+          logLevel: f.logLevel(),
           // TXMESH_SCHEDULER=off / TXMESH_BATCHING=off: resource-blind and unbatched, for comparison.
           scheduler: envSwitch('TXMESH_SCHEDULER', onBadEnv),
           batching: envSwitch('TXMESH_BATCHING', onBadEnv),
@@ -110,32 +126,34 @@ export async function main(argv: string[]): Promise<number> {
           pruneIntervalMs: f.int('prune-interval', 5_000, 0, 86_400_000),
           idempotencyRetentionMs: f.int('idempotency-retention', 3_600_000, 0, 365 * 86_400_000),
           deadlock: f.choice('deadlock', Object.values(DeadlockMode), DeadlockMode.DETECT),
-          ...optionalCoordinatorFlags(f),
+          ...optionalCoordinatorFlags(f, validateServiceTimeouts),
         };
         f.done();
         if (options.shard >= options.shards) throw new UsageError('--shard must be less than --shards');
         return await serve(() => startCoordinator(options));
       }
       case 'sidecar': {
+        const { startSidecar } = await import('@txmesh/sidecar');
         const options = {
           service: f.string('service'),
           serviceUrl: f.string('service-url'),
-          coordinatorUrls: f.string('coordinator').split(',').map((u) => u.trim()).filter(Boolean),
+          coordinatorUrls: f.coordinatorUrls(),
           port: f.int('port', 0, 0, 65535),
           host: f.string('host', '127.0.0.1'),
           dataDir: f.string('data'),
           advertiseUrl: f.optionalString('advertise-url'),
-          logLevel: f.string('log-level', process.env.TXMESH_LOG_LEVEL ?? 'warn'),
+          logLevel: f.logLevel(),
           batching: envSwitch('TXMESH_BATCHING', onBadEnv),
           forcePreparedRecords: envSwitch('TXMESH_SIDECAR_FORCED_RECORDS', onBadEnv),
         };
+        const readyTimeoutMs = f.int('ready-timeout', DEFAULT_READY_TIMEOUT_MS, 0, 86_400_000);
         f.done();
-        return await serve(() => startSidecar(options));
+        return await serve(() => startSidecar(options), { readyTimeoutMs, role: `the sidecar of ${options.service}` });
       }
       case 'injector': {
         const tls = { certFile: f.string('tls-cert'), keyFile: f.string('tls-key') };
         const templateFile = f.string('sidecar-template');
-        const options = { tls, port: f.int('port', 8443, 0, 65535), host: f.string('host', '127.0.0.1'), logLevel: f.string('log-level', process.env.TXMESH_LOG_LEVEL ?? 'warn') };
+        const options = { tls, port: f.int('port', 8443, 0, 65535), host: f.string('host', '127.0.0.1'), logLevel: f.logLevel() };
         f.done();
         let template: SidecarTemplate;
         try {

@@ -5,15 +5,29 @@
 export interface Closable {
   url: string;
   close(): Promise<void>;
+  /**
+   * For a role that is listening before it is ready (a sidecar waits for every shard to accept its
+   * registration): resolves when ready, rejects with the reason when `timeoutMs` passes first.
+   */
+  whenReady?(timeoutMs?: number): Promise<void>;
 }
 
 export const READY_PREFIX = 'TXMESH_READY ';
 
-export async function serve(start: () => Promise<Closable>): Promise<number> {
-  const running = await start();
-  process.stdout.write(`${READY_PREFIX}${running.url}\n`);
-  await new Promise<void>((resolve) => {
-    const stop = (): void => resolve();
+export interface ServeOptions {
+  /** How long a role may take from listening to ready; 0 waits without bound (default 60 000). */
+  readyTimeoutMs?: number;
+  /** Names the role in the message printed when it never became ready, e.g. "sidecar of inventory". */
+  role?: string;
+}
+
+export const DEFAULT_READY_TIMEOUT_MS = 60_000;
+
+export async function serve(start: () => Promise<Closable>, options: ServeOptions = {}): Promise<number> {
+  // Installed before anything starts, so a signal during a long wait for readiness still stops cleanly.
+  let stop: () => void = () => undefined;
+  const stopped = new Promise<'stopped'>((resolve) => {
+    stop = () => resolve('stopped');
     process.once('SIGTERM', stop);
     process.once('SIGINT', stop);
     // Started by a cluster harness: its stdin pipe closes when the harness dies, even by SIGKILL, so the
@@ -24,10 +38,38 @@ export async function serve(start: () => Promise<Closable>): Promise<number> {
       process.stdin.resume();
     }
   });
-  // A resumed stdin would keep the event loop alive after close.
-  if (process.env.TXMESH_EXIT_WITH_PARENT === '1') process.stdin.destroy();
+  const cleanUp = (): void => {
+    process.off('SIGTERM', stop);
+    process.off('SIGINT', stop);
+    // A resumed stdin would keep the event loop alive after close.
+    if (process.env.TXMESH_EXIT_WITH_PARENT === '1') process.stdin.destroy();
+  };
+  let running: Closable;
+  try {
+    running = await start();
+  } catch (err) {
+    cleanUp();
+    throw err;
+  }
+  let exitCode = 0;
+  try {
+    const readyTimeoutMs = options.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS;
+    const ready = running.whenReady ? running.whenReady(readyTimeoutMs > 0 ? readyTimeoutMs : undefined).then(() => 'ready' as const) : Promise.resolve('ready' as const);
+    if ((await Promise.race([ready, stopped])) === 'ready') {
+      process.stdout.write(`${READY_PREFIX}${running.url}\n`);
+      await stopped;
+    }
+  } catch (err) {
+    // Never ready within the bound: say what it waited for, stop, and let the supervisor restart it.
+    const details = (err as { details?: unknown } | null)?.details;
+    const reason = typeof details === 'string' ? details : err instanceof Error ? err.message : String(err);
+    process.stderr.write(`txmesh: ${options.role ?? 'this process'} is not ready, stopping: ${reason}\n`);
+    exitCode = 1;
+  } finally {
+    cleanUp();
+  }
   await running.close();
-  return 0;
+  return exitCode;
 }
 
 /** An on/off environment switch, on unless set to off (or 0/false/no). */

@@ -1,4 +1,14 @@
-export { RetryLaterError, createTxmeshClient, type TxmeshClient, type TxmeshClientOptions } from './txmesh-client.ts';
+export { RetryLaterError, createTxmeshClient, type ShardAnswer, type TxmeshClient, type TxmeshClientOptions } from './txmesh-client.ts';
+export {
+  CallFailure,
+  DEFAULT_MAX_ANSWER_BYTES,
+  HttpCallError,
+  JsonHttpClient,
+  describeAnswer,
+  type JsonAnswer,
+  type JsonCall,
+  type JsonHttpClientOptions,
+} from './json-http-client.ts';
 // What the client's answers and refusals are made of, so an application needs no second txmesh import for them.
 export {
   ErrorCodes,

@@ -151,3 +151,29 @@ test('client: a TXM_OVERLOADED refusal is sent again after Retry-After, a bounde
   await assert.rejects(impatient.transaction(begin), (err: unknown) => err instanceof RetryLaterError && err.code === 'TXM_OVERLOADED' && err.retryAfterMs === 0);
   assert.equal(shard.seen.length, 4, 'no resend when overloadRetries is 0');
 });
+
+test('client: in-doubt and services ask every shard and report a shard that cannot answer in place', async (t) => {
+  const app = Fastify();
+  const asked: string[] = [];
+  app.get('/v1/in-doubt', async (req) => {
+    asked.push(req.url);
+    return { shard: 0, thresholdMs: 10_000, branches: [{ txId: newTxId(0), service: 'payment', action: 'commit', ageMs: 12_000, attempts: 9 }] };
+  });
+  app.get('/v1/services', async () => ({ services: [{ service: 'payment', sidecarUrl: 'http://127.0.0.1:1', registeredAt: 1, lastSeenAt: 2 }] }));
+  const up = await listen(t, app);
+  const down = Fastify();
+  const downUrl = await listen(t, down);
+  await down.close();
+  const client = createTxmeshClient({ coordinatorUrls: [up, downUrl] });
+  t.after(() => client.close());
+
+  const inDoubt = await client.inDoubt({ olderThanMs: 500 });
+  assert.deepEqual(asked, ['/v1/in-doubt?olderThanMs=500']);
+  assert.equal(inDoubt.length, 2);
+  const [first, second] = inDoubt;
+  assert.ok(first && 'answer' in first && first.answer.branches[0]!.service === 'payment');
+  assert.ok(second && 'error' in second && second.error.code === 'TXM_COORDINATOR_UNREACHABLE' && second.shard === 1);
+  const services = await client.services();
+  assert.ok('answer' in services[0]! && services[0].answer.services[0]!.service === 'payment');
+  await assert.rejects(client.inDoubt({ olderThanMs: -1 }), (err: unknown) => err instanceof TxmeshError && err.code === 'TXM_BAD_REQUEST');
+});

@@ -1,29 +1,38 @@
 /**
  * Client of the coordinator shards. A begin with an idempotencyKey goes to the shard that owns the key
  * (so a retry can never run it on a second shard); one without goes round-robin and may fail over to
- * the next shard when the connection is refused. A status request goes to the shard the id names.
+ * the next shard when the connection is refused. A status request goes to the shard the id names. The
+ * operator views (in-doubt branches, registered services) ask every shard.
  */
-import { Pool } from 'undici';
 import {
-  DEFAULT_LIMITS,
   Paths,
   TxmeshError,
-  isErrorCode,
   isTxId,
   shardForIdempotencyKey,
   shardOfTxId,
   transactionPath,
   validateBeginRequest,
   type BeginTransactionRequest,
+  type ErrorBody,
+  type InDoubtList,
+  type ServicesAnswer,
   type TransactionResult,
   type TransactionStatus,
 } from '@txmesh/protocol';
+import { HttpCallError, JsonHttpClient, describeAnswer, type JsonAnswer } from './json-http-client.ts';
 
 export interface TxmeshClient {
   transaction(req: BeginTransactionRequest): Promise<TransactionResult>;
   status(txId: string): Promise<TransactionStatus>;
+  /** Every shard's in-doubt branches (older than its threshold, or than `olderThanMs`). */
+  inDoubt(options?: { olderThanMs?: number }): Promise<ShardAnswer<InDoubtList>[]>;
+  /** Every shard's registered services with their resource reports. */
+  services(): Promise<ShardAnswer<ServicesAnswer>[]>;
   close(): Promise<void>;
 }
+
+/** One shard's answer to a question asked of every shard: what it said, or why it could not say. */
+export type ShardAnswer<T> = { shard: number; url: string; answer: T } | { shard: number; url: string; error: ErrorBody['error'] };
 
 export interface TxmeshClientOptions {
   /** Index = shard number. */
@@ -35,6 +44,13 @@ export interface TxmeshClientOptions {
    * Safe: an overload refusal happens before anything is sent or locked. 0 hands the refusal to the caller.
    */
   overloadRetries?: number;
+  /** Time bound of a status, in-doubt or services call (10 000 ms). */
+  requestTimeoutMs?: number;
+  /**
+   * How long a begin waits for its answer beyond the transaction's timeoutMs (30 000 ms): the answer comes
+   * after the decision is durable. Past it the outcome is unknown (TXM_COORDINATOR_UNREACHABLE).
+   */
+  answerMarginMs?: number;
 }
 
 /** A refusal the server asked to retry later, with how long to wait (HTTP Retry-After, seconds). */
@@ -48,65 +64,40 @@ export class RetryLaterError extends TxmeshError {
 
 /** Waits at most this long for one Retry-After, whatever the server says. */
 const MAX_RETRY_AFTER_MS = 10_000;
+/** The coordinator's deadline for a begin that names none. */
+const DEFAULT_TX_TIMEOUT_MS = 5000;
 
-/** A begin may legitimately take the whole transaction timeout before the answer's headers arrive. */
-const ANSWER_TIMEOUT_MS = DEFAULT_LIMITS.maxTimeoutMs + 60_000;
-
-/** Failed before the request could reach the server: safe to send it to another shard. */
-function neverReachedServer(err: unknown): boolean {
-  const code = (err as { code?: unknown } | null)?.code;
-  return code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'EHOSTUNREACH';
-}
-
-function errorFromAnswer(statusCode: number, text: string, url: string): TxmeshError {
-  try {
-    const body = JSON.parse(text) as { error?: { code?: unknown; details?: unknown } } | null;
-    const code = body?.error?.code;
-    if (isErrorCode(code)) {
-      const details = body?.error?.details;
-      return new TxmeshError(code, typeof details === 'string' ? details : undefined);
-    }
-  } catch {
-    // Not our error body (a proxy's HTML page, an empty answer): reported below with the status.
+/** The refusal in an error answer, or what the answer says when it is not one of ours. */
+function errorFromAnswer(answer: JsonAnswer, url: string): TxmeshError {
+  const error = TxmeshError.fromBody(answer.body);
+  if (error) {
+    const retryAfter = Number(answer.headers['retry-after']);
+    if (error.code === 'TXM_OVERLOADED' && Number.isFinite(retryAfter) && retryAfter >= 0) return new RetryLaterError(error, Math.min(retryAfter * 1000, MAX_RETRY_AFTER_MS));
+    return error;
   }
-  const seen = `HTTP ${statusCode} from ${url}: ${text.slice(0, 200)}`;
+  const seen = `${describeAnswer(answer)} from ${url}`;
   // A gateway's 502/503/504 may come after it forwarded the request: the coordinator may have run
   // it, so the caller must not be told that nothing changed.
-  if (statusCode >= 500) return new TxmeshError('TXM_COORDINATOR_UNREACHABLE', `${seen}; the outcome is unknown: poll status or resend with the same idempotencyKey`);
+  if (answer.status >= 500) return new TxmeshError('TXM_COORDINATOR_UNREACHABLE', `${seen}; the outcome is unknown: poll status or resend with the same idempotencyKey`);
   return new TxmeshError('TXM_INTERNAL', seen);
 }
 
 export function createTxmeshClient(options: TxmeshClientOptions): TxmeshClient {
   const urls = options.coordinatorUrls.map((u) => new URL(u).origin);
   if (urls.length === 0) throw new TypeError('coordinatorUrls must list at least one coordinator shard');
-  const pools = urls.map(
-    (origin) => new Pool(origin, { connections: options.connections ?? 32, keepAliveTimeout: 30_000, headersTimeout: ANSWER_TIMEOUT_MS, bodyTimeout: ANSWER_TIMEOUT_MS }),
-  );
-  let nextShard = 0;
   const overloadRetries = options.overloadRetries ?? 2;
   if (!Number.isInteger(overloadRetries) || overloadRetries < 0) throw new TypeError('overloadRetries must be a non-negative integer');
+  const answerMarginMs = options.answerMarginMs ?? 30_000;
+  const http = new JsonHttpClient({ timeoutMs: options.requestTimeoutMs ?? 10_000, connections: options.connections ?? 32 });
+  let nextShard = 0;
 
-  async function call<T>(shard: number, method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
-    const pool = pools[shard]!;
+  /** The body of a 2xx answer; anything else becomes a TxmeshError (a call without an answer stays an HttpCallError). */
+  async function call<T>(shard: number, path: string, body?: unknown, timeoutMs?: number): Promise<T> {
     const url = `${urls[shard]}${path}`;
-    const res = await pool.request({
-      method,
-      path,
-      headers: body === undefined ? {} : { 'content-type': 'application/json' },
-      body: body === undefined ? null : JSON.stringify(body),
-    });
-    const text = await res.body.text();
-    if (res.statusCode < 200 || res.statusCode >= 300) {
-      const error = errorFromAnswer(res.statusCode, text, url);
-      const retryAfter = Number(res.headers['retry-after']);
-      if (error.code === 'TXM_OVERLOADED' && Number.isFinite(retryAfter) && retryAfter >= 0) throw new RetryLaterError(error, Math.min(retryAfter * 1000, MAX_RETRY_AFTER_MS));
-      throw error;
-    }
-    try {
-      return JSON.parse(text) as T;
-    } catch {
-      throw new TxmeshError('TXM_INTERNAL', `HTTP ${res.statusCode} from ${url} is not JSON`);
-    }
+    const answer = await http.request(urls[shard]!, path, { ...(body === undefined ? {} : { body }), ...(timeoutMs === undefined ? {} : { timeoutMs }) });
+    if (answer.status < 200 || answer.status >= 300) throw errorFromAnswer(answer, url);
+    if (answer.body === undefined) throw new TxmeshError('TXM_INTERNAL', `${describeAnswer(answer)} from ${url} is not JSON`);
+    return answer.body as T;
   }
 
   function unreachable(shard: number, err: unknown, consequence: string): TxmeshError {
@@ -120,19 +111,34 @@ export function createTxmeshClient(options: TxmeshClientOptions): TxmeshClient {
     const first = key === undefined ? nextShard : shardForIdempotencyKey(key, urls.length);
     if (key === undefined) nextShard = (nextShard + 1) % urls.length;
     const candidates = key === undefined ? urls.length : 1;
+    const timeoutMs = (request.timeoutMs ?? DEFAULT_TX_TIMEOUT_MS) + answerMarginMs;
     let lastError: unknown;
     for (let attempt = 0; attempt < candidates; attempt++) {
       const shard = (first + attempt) % urls.length;
       try {
-        return await call<TransactionResult>(shard, 'POST', Paths.TRANSACTIONS, request);
+        return await call<TransactionResult>(shard, Paths.TRANSACTIONS, request, timeoutMs);
       } catch (err) {
         if (err instanceof TxmeshError) throw err;
-        if (!neverReachedServer(err)) throw unreachable(shard, err, 'the outcome is unknown: poll status or resend with the same idempotencyKey');
+        if (!(err instanceof HttpCallError && err.nothingSent)) throw unreachable(shard, err, 'the outcome is unknown: poll status or resend with the same idempotencyKey');
         lastError = err;
       }
     }
     const cause = lastError instanceof Error ? lastError.message : String(lastError);
     throw new TxmeshError('TXM_COORDINATOR_UNREACHABLE', `no coordinator shard accepted a connection (${cause}); nothing was sent`);
+  }
+
+  /** Asks every shard at once; a shard that cannot answer is reported in place, not thrown. */
+  function everyShard<T>(path: string): Promise<ShardAnswer<T>[]> {
+    return Promise.all(
+      urls.map(async (url, shard): Promise<ShardAnswer<T>> => {
+        try {
+          return { shard, url, answer: await call<T>(shard, path) };
+        } catch (err) {
+          const error = err instanceof TxmeshError ? err : unreachable(shard, err, 'ask again later');
+          return { shard, url, error: error.toBody().error };
+        }
+      }),
+    );
   }
 
   return {
@@ -152,17 +158,29 @@ export function createTxmeshClient(options: TxmeshClientOptions): TxmeshClient {
     async status(txId) {
       if (!isTxId(txId)) throw new TxmeshError('TXM_BAD_TX_ID', String(txId));
       const shard = shardOfTxId(txId)!;
-      if (shard >= urls.length) throw new TxmeshError('TXM_WRONG_SHARD', `shard ${shard} is not among the ${urls.length} coordinator URLs`);
+      if (shard >= urls.length) throw new TxmeshError('TXM_WRONG_SHARD', `${txId} belongs to shard ${shard}, but only ${urls.length} coordinator URL(s) are configured`);
       try {
-        return await call<TransactionStatus>(shard, 'GET', transactionPath(txId));
+        return await call<TransactionStatus>(shard, transactionPath(txId));
       } catch (err) {
         if (err instanceof TxmeshError) throw err;
         throw unreachable(shard, err, 'ask again later');
       }
     },
 
+    inDoubt(opts = {}) {
+      const { olderThanMs } = opts;
+      if (olderThanMs !== undefined && (!Number.isInteger(olderThanMs) || olderThanMs < 0)) {
+        return Promise.reject(new TxmeshError('TXM_BAD_REQUEST', 'olderThanMs must be a non-negative integer of milliseconds'));
+      }
+      return everyShard<InDoubtList>(olderThanMs === undefined ? Paths.IN_DOUBT : `${Paths.IN_DOUBT}?olderThanMs=${olderThanMs}`);
+    },
+
+    services() {
+      return everyShard<ServicesAnswer>(Paths.SERVICES);
+    },
+
     async close() {
-      await Promise.all(pools.map((pool) => pool.close()));
+      await http.close();
     },
   };
 }

@@ -39,7 +39,8 @@ commands:
   service      run an example e-commerce service (${ECOMMERCE_SERVICES.join(', ')})
                <name> --port P (0) --db FILE (required) [--catalog JSON]
 
-every role: --log-level fatal|error|warn|info|debug|trace|silent (warn; env TXMESH_LOG_LEVEL)
+every role: --log-level fatal|error|warn|info|debug|trace|silent (warn; env TXMESH_LOG_LEVEL);
+            log lines are JSON (pino) on stderr, each naming its role ("name":"service-inventory")
 `;
 
 export async function labMain(argv: string[]): Promise<number> {
@@ -143,7 +144,7 @@ export async function labMain(argv: string[]): Promise<number> {
         return await serve(() => startBankService(name, options));
       }
       case 'null-echo': {
-        const options = { port: f.int('port', 0, 0, 65535), host: f.string('host', '127.0.0.1') };
+        const options = { port: f.int('port', 0, 0, 65535), host: f.string('host', '127.0.0.1'), logLevel: f.logLevel() };
         f.done();
         return await serve(() => startNullEcho(options));
       }
@@ -179,7 +180,7 @@ export async function labMain(argv: string[]): Promise<number> {
           throw new UsageError(`service name must be one of ${ECOMMERCE_SERVICES.join(', ')}`);
         }
         const catalogJson = f.string('catalog', '{}');
-        const options = { port: f.int('port', 0, 0, 65535), host: f.string('host', '127.0.0.1'), dbPath: f.string('db'), logLevel: f.string('log-level', process.env.TXMESH_LOG_LEVEL ?? 'warn') };
+        const options = { port: f.int('port', 0, 0, 65535), host: f.string('host', '127.0.0.1'), dbPath: f.string('db'), logLevel: f.logLevel() };
         f.done();
         let catalog: object;
         try {

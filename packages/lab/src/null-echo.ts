@@ -5,10 +5,11 @@
  */
 import type { AddressInfo } from 'node:net';
 import Fastify from 'fastify';
-import { Outcome, Paths, type TransactionResult } from '@txmesh/protocol';
+import { Outcome, Paths, serverLoggerOptions, type TransactionResult } from '@txmesh/protocol';
 
-export async function startNullEcho(opts: { host?: string; port?: number } = {}): Promise<{ url: string; close(): Promise<void> }> {
-  const app = Fastify({ logger: false });
+export async function startNullEcho(opts: { host?: string; port?: number; logLevel?: string } = {}): Promise<{ url: string; close(): Promise<void> }> {
+  // The same logger as every role: at the default level it writes nothing per request.
+  const app = Fastify({ logger: serverLoggerOptions('null-echo', opts.logLevel) });
   let answered = 0;
   // Parses the JSON body like the coordinator does, so only the transaction work differs.
   app.post(Paths.TRANSACTIONS, async (): Promise<TransactionResult> => {
@@ -18,5 +19,7 @@ export async function startNullEcho(opts: { host?: string; port?: number } = {})
   app.get('/v1/stats', async () => ({ answered }));
   await app.listen({ host: opts.host ?? '127.0.0.1', port: opts.port ?? 0 });
   const address = app.server.address() as AddressInfo;
-  return { url: `http://127.0.0.1:${address.port}`, close: () => app.close() };
+  const url = `http://127.0.0.1:${address.port}`;
+  app.log.info({ url }, 'null-echo ready');
+  return { url, close: () => app.close() };
 }

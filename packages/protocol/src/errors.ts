@@ -25,6 +25,7 @@ export const ErrorCodes = {
   TXM_RESOURCE_NOT_FOUND: { status: 404, message: 'The item named in the path does not exist: check the id in the details.' },
   TXM_OVERLOADED: { status: 429, message: 'A service this transaction needs is saturated, so it was refused before anything ran: retry after the Retry-After seconds.' },
   TXM_SHUTTING_DOWN: { status: 503, message: 'This process is shutting down: retry against another shard or after restart.' },
+  TXM_NOT_READY: { status: 503, message: 'This process is running but not ready yet: the details say what it waits for; retry shortly.' },
   TXM_UNKNOWN_OPERATION: { status: 400, message: 'The participant has no handler for this operation name: check the op against the service documentation.' },
   TXM_PROTOCOL_VERSION: { status: 400, message: 'The peer speaks another txmesh protocol version: upgrade the older component.' },
   TXM_SERVICE_UNREACHABLE: { status: 502, message: 'The service behind this sidecar did not answer: check that it is running and that its URL is right.' },
@@ -65,6 +66,19 @@ export class TxmeshError extends Error {
     const body: ErrorBody = { error: { code: this.code, message: ErrorCodes[this.code].message } };
     if (this.details !== undefined) body.error.details = this.details;
     return body;
+  }
+
+  /**
+   * The TxmeshError an error body carries, the reverse of toBody. Undefined when the body is not one of
+   * ours (a proxy's page, a code this version does not know): the caller then reports what it saw.
+   */
+  static fromBody(body: unknown): TxmeshError | undefined {
+    if (typeof body !== 'object' || body === null) return undefined;
+    const error = (body as { error?: unknown }).error;
+    if (typeof error !== 'object' || error === null) return undefined;
+    const { code, details } = error as { code?: unknown; details?: unknown };
+    if (!isErrorCode(code)) return undefined;
+    return new TxmeshError(code, typeof details === 'string' ? details : undefined);
   }
 }
 

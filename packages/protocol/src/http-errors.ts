@@ -28,3 +28,59 @@ export function toTxmeshError(err: unknown): TxmeshError {
   if (status >= 400 && status < 500) return new TxmeshError('TXM_BAD_REQUEST', message);
   return new TxmeshError('TXM_INTERNAL');
 }
+
+/*
+ * The error and not-found glue every txmesh server installs (coordinator, sidecar, participant routes,
+ * services). Typed by the shape of fastify's request, reply and instance rather than by fastify itself,
+ * so this package keeps no runtime dependency.
+ */
+
+export interface ErrorReply {
+  code(statusCode: number): ErrorReply;
+  header(name: string, value: string): ErrorReply;
+  send(payload?: unknown): unknown;
+}
+
+export interface ErrorRequest {
+  method: string;
+  url: string;
+  log: { error(bindings: object, message: string): void };
+}
+
+export interface ErrorHandlingServer {
+  setErrorHandler(handler: (error: unknown, request: ErrorRequest, reply: ErrorReply) => void): unknown;
+  setNotFoundHandler(handler: (request: ErrorRequest, reply: ErrorReply) => void): unknown;
+}
+
+/** Sends a refusal: its status, Retry-After when it carries one (TXM_OVERLOADED), and its body. */
+export function sendTxmeshError(reply: ErrorReply, error: TxmeshError): void {
+  const retryAfterSeconds = (error as { retryAfterSeconds?: unknown }).retryAfterSeconds;
+  if (typeof retryAfterSeconds === 'number') reply.header('retry-after', String(retryAfterSeconds));
+  reply.code(error.status).send(error.toBody());
+}
+
+/**
+ * Every error a route throws answers with our catalogue; only the unexpected ones (TXM_INTERNAL) are
+ * logged, with the original error, because the answer carries none of it.
+ */
+export function setTxmeshErrorHandler(server: Pick<ErrorHandlingServer, 'setErrorHandler'>): void {
+  server.setErrorHandler((err, request, reply) => {
+    const error = toTxmeshError(err);
+    if (error.code === 'TXM_INTERNAL') request.log.error({ err }, `${request.method} ${pathOf(request.url)} failed unexpectedly`);
+    sendTxmeshError(reply, error);
+  });
+}
+
+/** The error handler above, and TXM_NOT_FOUND naming the method and path for an unknown route. */
+export function installTxmeshErrorHandlers(server: ErrorHandlingServer): void {
+  setTxmeshErrorHandler(server);
+  server.setNotFoundHandler((request, reply) => {
+    sendTxmeshError(reply, new TxmeshError('TXM_NOT_FOUND', `${request.method} ${pathOf(request.url)}`));
+  });
+}
+
+/** The path without its query string, which may hold anything a caller sent. */
+function pathOf(url: string): string {
+  const query = url.indexOf('?');
+  return (query < 0 ? url : url.slice(0, query)).slice(0, 200);
+}

@@ -6,3 +6,4 @@ export * from './validate.ts';
 export * from './http-errors.ts';
 export * from './reasons.ts';
 export * from './isolation.ts';
+export * from './server-logger.ts';

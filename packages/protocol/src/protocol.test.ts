@@ -15,6 +15,7 @@ import {
   newTxId,
   shardOfTxId,
   toTxmeshError,
+  installTxmeshErrorHandlers,
   validateBatchRequest,
   validateBeginRequest,
   PROTOCOL_VERSION,
@@ -107,4 +108,54 @@ test('framework errors map to coded errors, unknown ones to TXM_INTERNAL without
   const internal = toTxmeshError(new Error('secret stack detail'));
   assert.equal(internal.code, 'TXM_INTERNAL');
   assert.ok(!JSON.stringify(internal.toBody()).includes('secret'));
+});
+
+test('fromBody reverses toBody and refuses bodies that are not ours', () => {
+  const sent = new TxmeshError('TXM_WRONG_SHARD', 'belongs to shard 1');
+  const back = TxmeshError.fromBody(JSON.parse(JSON.stringify(sent.toBody())));
+  assert.ok(back instanceof TxmeshError);
+  assert.deepEqual([back.code, back.status, back.details], ['TXM_WRONG_SHARD', 421, 'belongs to shard 1']);
+  assert.equal(TxmeshError.fromBody({ error: { code: 'TXM_NOT_READY' } })?.details, undefined);
+  for (const foreign of [undefined, null, 'TXM_INTERNAL', [], {}, { error: 'x' }, { error: { code: 'NOPE' } }, { error: { code: 'toString' } }]) {
+    assert.equal(TxmeshError.fromBody(foreign), undefined, JSON.stringify(foreign));
+  }
+});
+
+test('the server glue answers from the catalogue, sets Retry-After, logs only the unexpected', () => {
+  const logged: string[] = [];
+  const sent: { status?: number; headers: Record<string, string>; body?: unknown } = { headers: {} };
+  const reply = {
+    code(status: number) {
+      sent.status = status;
+      return reply;
+    },
+    header(name: string, value: string) {
+      sent.headers[name] = value;
+      return reply;
+    },
+    send(body?: unknown) {
+      sent.body = body;
+    },
+  };
+  const request = { method: 'GET', url: '/v1/nothing?secret=1', log: { error: (_: object, message: string) => void logged.push(message) } };
+  let onError: ((err: unknown, req: typeof request, rep: typeof reply) => void) | undefined;
+  let onNotFound: ((req: typeof request, rep: typeof reply) => void) | undefined;
+  installTxmeshErrorHandlers({
+    setErrorHandler: (handler) => (onError = handler),
+    setNotFoundHandler: (handler) => (onNotFound = handler),
+  });
+
+  onNotFound!(request, reply);
+  assert.equal(sent.status, 404);
+  assert.deepEqual(sent.body, new TxmeshError('TXM_NOT_FOUND', 'GET /v1/nothing').toBody());
+
+  onError!({ code: 'FST_ERR_CTP_BODY_TOO_LARGE', statusCode: 413 }, request, reply);
+  assert.equal(sent.status, 413);
+  const overloaded = Object.assign(new TxmeshError('TXM_OVERLOADED'), { retryAfterSeconds: 3 });
+  onError!(overloaded, request, reply);
+  assert.deepEqual([sent.status, sent.headers['retry-after']], [429, '3']);
+  assert.deepEqual(logged, [], 'refusals are not errors of this process');
+  onError!(new Error('disk on fire'), request, reply);
+  assert.equal(sent.status, 500);
+  assert.deepEqual(logged, ['GET /v1/nothing failed unexpectedly']);
 });

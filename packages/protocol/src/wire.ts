@@ -27,13 +27,20 @@ export const Paths = {
   TRANSACTION: '/v1/transactions/:txId',
   TRANSACTION_DECISION: '/v1/transactions/:txId/decision',
   SERVICES: '/v1/services',
+  /** Liveness: the process answers. */
   COORDINATOR_HEALTH: '/v1/health',
+  /** Readiness: recovery is done and the shard takes transactions (503 TXM_NOT_READY / TXM_SHUTTING_DOWN otherwise). */
+  COORDINATOR_READY: '/v1/ready',
+  COORDINATOR_STATS: '/v1/stats',
   /** Branches whose commit/rollback has gone unacknowledged past the in-doubt threshold. */
   IN_DOUBT: '/v1/in-doubt',
   /** A sidecar posts its service's wait-for edges here (WaitReport), for deadlock detection. */
   WAIT_FOR: '/v1/wait-for',
   SIDECAR_BATCH: '/txmesh/v1/batch',
+  /** Liveness: the process answers. */
   SIDECAR_HEALTH: '/txmesh/v1/health',
+  /** Readiness: every shard accepted the registration (503 TXM_NOT_READY / TXM_SHUTTING_DOWN otherwise). */
+  SIDECAR_READY: '/txmesh/v1/ready',
   PARTICIPANT_BATCH: '/txmesh/participant/v1/batch',
   PARTICIPANT_PREPARED: '/txmesh/participant/v1/prepared',
   PARTICIPANT_USAGE: '/txmesh/participant/v1/usage',
@@ -153,6 +160,13 @@ export interface InDoubtList {
   branches: InDoubtBranch[];
 }
 
+/** GET /v1/ready and GET /txmesh/v1/ready when ready (otherwise an error body with status 503). */
+export interface ReadyAnswer {
+  ready: true;
+  /** What became ready, e.g. "coordinator shard 0 of 2" or "sidecar of inventory". */
+  role: string;
+}
+
 // ---------------------------------------------------------------- registry
 
 /** What a participant SDK measures of its own process and attaches to its batch answers. */
@@ -212,6 +226,11 @@ export interface RegisterServiceResponse {
   shards: number;
   /** How often the sidecar should re-register (heartbeat). */
   heartbeatMs: number;
+}
+
+/** GET /v1/services of one shard. */
+export interface ServicesAnswer {
+  services: ServiceView[];
 }
 
 export interface ServiceView {

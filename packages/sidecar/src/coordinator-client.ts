@@ -1,40 +1,49 @@
-/** Talks to the coordinator shards: registration heartbeats and decision look-ups, one keep-alive Pool per shard. */
-import { Pool } from 'undici';
-import { Decision, Paths, decisionPath, type RegisterServiceRequest, type WaitReport } from '@txmesh/protocol';
-import { errorCodeOf, isPlainObject, requestJson } from './http-json.ts';
+/** Talks to the coordinator shards: registration heartbeats and decision look-ups, over keep-alive connections. */
+import { JsonHttpClient, describeAnswer } from '@txmesh/client';
+import { Decision, Paths, TxmeshError, decisionPath, isPlainObject, type RegisterServiceRequest, type WaitReport } from '@txmesh/protocol';
 
 const DECISIONS = new Set<string>(Object.values(Decision));
 
 export class CoordinatorClient {
-  readonly #pools: Pool[];
-  /** Calls made to the shards: registrations, heartbeats and decision look-ups. */
-  requests = 0;
+  readonly #http: JsonHttpClient;
+  readonly #urls: readonly string[];
 
-  readonly #timeoutMs: number;
   constructor(coordinatorUrls: readonly string[], timeoutMs: number) {
-    this.#timeoutMs = timeoutMs;
-    this.#pools = coordinatorUrls.map((url) => new Pool(url, { connections: 4, keepAliveTimeout: 30_000 }));
+    this.#urls = coordinatorUrls;
+    this.#http = new JsonHttpClient({ timeoutMs, connections: 4 });
   }
 
   get shards(): number {
-    return this.#pools.length;
+    return this.#urls.length;
   }
 
-  /** Registers (or re-registers, as a heartbeat) with one shard. Throws on any failure. */
+  /** Calls made to the shards: registrations, heartbeats and decision look-ups. */
+  get requests(): number {
+    return this.#http.requests;
+  }
+
+  url(shard: number): string {
+    const url = this.#urls[shard];
+    if (url === undefined) throw new RangeError(`no coordinator URL for shard ${shard} (${this.#urls.length} configured)`);
+    return url;
+  }
+
+  /**
+   * Registers (or re-registers, as a heartbeat) with one shard. Throws on any failure: the shard's refusal
+   * as a TxmeshError (e.g. TXM_WRONG_SHARD when the URLs are not in shard order), no answer as an HttpCallError.
+   */
   async register(shard: number, request: RegisterServiceRequest): Promise<void> {
-    this.requests += 1;
-    const answer = await requestJson(this.#pool(shard), 'POST', Paths.SERVICES, request, this.#timeoutMs);
+    const answer = await this.#http.request(this.url(shard), Paths.SERVICES, { body: request });
     if (answer.status < 200 || answer.status >= 300) {
-      throw new Error(`shard ${shard} refused the registration with HTTP ${answer.status} ${errorCodeOf(answer.body) ?? ''}`.trim());
+      throw TxmeshError.fromBody(answer.body) ?? new Error(`shard ${shard} answered the registration with ${describeAnswer(answer)}`);
     }
   }
 
   /** Sends the service's wait-for edges to one shard (deadlock detection). Throws on any failure. */
   async reportWaits(shard: number, report: WaitReport): Promise<void> {
-    this.requests += 1;
-    const answer = await requestJson(this.#pool(shard), 'POST', Paths.WAIT_FOR, report, this.#timeoutMs);
+    const answer = await this.#http.request(this.url(shard), Paths.WAIT_FOR, { body: report });
     if (answer.status < 200 || answer.status >= 300) {
-      throw new Error(`shard ${shard} refused the wait report with HTTP ${answer.status} ${errorCodeOf(answer.body) ?? ''}`.trim());
+      throw TxmeshError.fromBody(answer.body) ?? new Error(`shard ${shard} answered the wait report with ${describeAnswer(answer)}`);
     }
   }
 
@@ -43,23 +52,18 @@ export class CoordinatorClient {
    * answer), so the caller leaves the branch for a later round.
    */
   async decision(shard: number, txId: string): Promise<Decision> {
-    this.requests += 1;
-    const answer = await requestJson(this.#pool(shard), 'GET', decisionPath(txId), undefined, this.#timeoutMs);
+    const answer = await this.#http.request(this.url(shard), decisionPath(txId));
+    const refusal = TxmeshError.fromBody(answer.body);
     // Presumed abort: the deciding shard knowing nothing of the transaction means it did not commit.
-    if (answer.status === 404 && errorCodeOf(answer.body) === 'TXM_TX_NOT_FOUND') return Decision.ABORT;
+    if (answer.status === 404 && refusal?.code === 'TXM_TX_NOT_FOUND') return Decision.ABORT;
     if (answer.status !== 200 || !isPlainObject(answer.body) || typeof answer.body.decision !== 'string' || !DECISIONS.has(answer.body.decision)) {
-      throw new Error(`shard ${shard} answered the decision of ${txId} with HTTP ${answer.status} ${errorCodeOf(answer.body) ?? ''}`.trim());
+      throw refusal ?? new Error(`shard ${shard} answered the decision of ${txId} with ${describeAnswer(answer)}`);
     }
     return answer.body.decision as Decision;
   }
 
-  #pool(shard: number): Pool {
-    const pool = this.#pools[shard];
-    if (!pool) throw new Error(`no coordinator URL for shard ${shard} (${this.#pools.length} configured)`);
-    return pool;
-  }
-
+  /** Aborts calls in flight: a closing sidecar does not wait for a shard that does not answer. */
   async close(): Promise<void> {
-    await Promise.all(this.#pools.map((pool) => pool.destroy()));
+    await this.#http.destroy();
   }
 }

@@ -1,4 +1,4 @@
-export { buildSidecar, startSidecar } from './sidecar.ts';
+export { buildSidecar, startSidecar, type RunningSidecar } from './sidecar.ts';
 export type { SidecarOptions } from './options.ts';
 export type { PreparedRecord, PreparedStore } from './prepared-store.ts';
 export { SqlitePreparedStore } from './sqlite-prepared-store.ts';

@@ -1,5 +1,5 @@
 /** Sidecar options and their defaults, checked once at start so a typo fails loudly and early. */
-import { TxmeshError, isValidName } from '@txmesh/protocol';
+import { DEFAULT_LOG_LEVEL, LOG_LEVELS, TxmeshError, isLogLevel, isValidName } from '@txmesh/protocol';
 
 export interface SidecarOptions {
   /** Name of the service this sidecar stands next to. */
@@ -23,6 +23,7 @@ export interface SidecarOptions {
   proxyTimeoutMs?: number;
   /** How long a registration or decision call to a shard may take. */
   coordinatorTimeoutMs?: number;
+  /** pino level of the JSON log lines on stderr: fatal, error, warn (default), info, debug, trace or silent. */
   logLevel?: string;
   /** false: each item of a coordinator batch goes to the service and the store on its own (naive mode). */
   batching?: boolean;
@@ -54,7 +55,8 @@ function positiveInt(value: number | undefined, fallback: number, field: string)
 
 export function resolveOptions(opts: SidecarOptions): ResolvedOptions {
   if (!isValidName(opts.service)) throw new TxmeshError('TXM_BAD_REQUEST', 'service must be a name of letters, digits, . _ - (1-63 chars)');
-  if (!Array.isArray(opts.coordinatorUrls)) throw new TxmeshError('TXM_BAD_REQUEST', 'coordinatorUrls must be an array of URLs');
+  if (!Array.isArray(opts.coordinatorUrls)) throw new TxmeshError('TXM_BAD_REQUEST', 'coordinatorUrls must be an array of URLs, in shard order');
+  if (opts.logLevel !== undefined && !isLogLevel(opts.logLevel)) throw new TxmeshError('TXM_BAD_REQUEST', `logLevel must be one of ${LOG_LEVELS.join(', ')}`);
   if (typeof opts.dataDir !== 'string' || opts.dataDir.length === 0) throw new TxmeshError('TXM_BAD_REQUEST', 'dataDir must be a folder path');
   const port = opts.port ?? 0;
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new TxmeshError('TXM_BAD_REQUEST', 'port must be an integer from 0 to 65535');
@@ -72,7 +74,7 @@ export function resolveOptions(opts: SidecarOptions): ResolvedOptions {
     serviceTimeoutMs: positiveInt(opts.serviceTimeoutMs, 30_000, 'serviceTimeoutMs'),
     proxyTimeoutMs: positiveInt(opts.proxyTimeoutMs, 60_000, 'proxyTimeoutMs'),
     coordinatorTimeoutMs: positiveInt(opts.coordinatorTimeoutMs, 5000, 'coordinatorTimeoutMs'),
-    logLevel: opts.logLevel ?? 'warn',
+    logLevel: opts.logLevel ?? DEFAULT_LOG_LEVEL,
     batching: opts.batching ?? true,
     forcePreparedRecords: opts.forcePreparedRecords ?? true,
   };

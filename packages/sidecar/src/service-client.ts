@@ -2,18 +2,19 @@
  * Talks to the service's participant routes. A batch call never throws: when the service cannot give a
  * usable answer every item becomes an `error` result, which tells the coordinator to retry it.
  */
-import { Pool } from 'undici';
+import { JsonHttpClient, describeAnswer, type JsonAnswer } from '@txmesh/client';
 import {
   ItemStatus,
   Paths,
   PROTOCOL_VERSION,
+  TxmeshError,
+  isPlainObject,
   validateWaitEdges,
   type BranchBatchRequest,
   type BranchItem,
   type BranchItemResult,
   type WaitEdge,
 } from '@txmesh/protocol';
-import { errorCodeOf, isPlainObject, requestJson } from './http-json.ts';
 
 export interface PreparedBranch {
   txId: string;
@@ -56,7 +57,9 @@ function edgesOf(value: unknown): WaitEdge[] | undefined {
 }
 
 export class ServiceClient {
-  readonly #pool: Pool;
+  readonly #http: JsonHttpClient;
+  readonly #serviceUrl: string;
+  readonly #observer: ServiceObserver | undefined;
   /** Calls made to the service (GET /txmesh/v1/stats; the benchmark's requests per transaction). */
   requests = 0;
 
@@ -64,23 +67,21 @@ export class ServiceClient {
    * `observer` sees every call to the service (its latency, for the resource report) and the usage figures
    * the participant SDK attaches to its batch answers.
    */
-  readonly #timeoutMs: number;
-  readonly #observer: ServiceObserver | undefined;
   constructor(serviceUrl: string, timeoutMs: number, observer?: ServiceObserver) {
-    this.#timeoutMs = timeoutMs;
+    this.#serviceUrl = serviceUrl;
     this.#observer = observer;
-    this.#pool = new Pool(serviceUrl, { connections: 16, keepAliveTimeout: 30_000 });
+    this.#http = new JsonHttpClient({ timeoutMs, connections: 16 });
   }
 
   /** Sends the whole batch in one call; the results are in the order of `items`. */
   async sendBatch(items: readonly BranchItem[]): Promise<BranchItemResult[]> {
     if (items.length === 0) return [];
     const request: BranchBatchRequest = { protocolVersion: PROTOCOL_VERSION, items: [...items] };
-    let answer;
+    let answer: JsonAnswer;
     this.requests += 1;
     const ended = this.#observer?.requestStarted();
     try {
-      answer = await requestJson(this.#pool, 'POST', Paths.PARTICIPANT_BATCH, request, this.#timeoutMs);
+      answer = await this.#http.request(this.#serviceUrl, Paths.PARTICIPANT_BATCH, { body: request });
     } catch (err) {
       return failAll(items, 'TXM_SERVICE_UNREACHABLE', `the service did not answer: ${(err as Error).message}`);
     } finally {
@@ -90,7 +91,7 @@ export class ServiceClient {
     const edges = isPlainObject(answer.body) ? edgesOf(answer.body.waits) : undefined;
     if (edges) this.#observer?.serviceWaits?.(edges);
     if (answer.status < 200 || answer.status >= 300) {
-      return failAll(items, errorCodeOf(answer.body) ?? 'TXM_SERVICE_UNREACHABLE', `the service answered HTTP ${answer.status}`);
+      return failAll(items, TxmeshError.fromBody(answer.body)?.code ?? 'TXM_SERVICE_UNREACHABLE', `the service answered ${describeAnswer(answer)}`);
     }
     const results = isPlainObject(answer.body) ? answer.body.results : undefined;
     if (!Array.isArray(results) || results.length !== items.length) {
@@ -105,7 +106,7 @@ export class ServiceClient {
    */
   async refreshUsage(): Promise<void> {
     try {
-      const answer = await requestJson(this.#pool, 'GET', Paths.PARTICIPANT_USAGE, undefined, this.#timeoutMs);
+      const answer = await this.#http.request(this.#serviceUrl, Paths.PARTICIPANT_USAGE);
       if (answer.status === 200 && isPlainObject(answer.body)) this.#observer?.serviceUsage(answer.body);
     } catch {
       // The next heartbeat tries again.
@@ -125,9 +126,9 @@ export class ServiceClient {
   /** Branches the service holds prepared and undecided. Throws when the service cannot say. */
   async listPrepared(): Promise<PreparedBranch[]> {
     this.requests += 1;
-    const answer = await requestJson(this.#pool, 'GET', Paths.PARTICIPANT_PREPARED, undefined, this.#timeoutMs);
+    const answer = await this.#http.request(this.#serviceUrl, Paths.PARTICIPANT_PREPARED);
     if (answer.status !== 200 || !isPlainObject(answer.body) || !Array.isArray(answer.body.prepared)) {
-      throw new Error(`the service answered its prepared list with HTTP ${answer.status} and an unusable body`);
+      throw new Error(`the service answered its prepared list with ${describeAnswer(answer)}, not a prepared list`);
     }
     const branches: PreparedBranch[] = [];
     for (const raw of answer.body.prepared) {
@@ -138,7 +139,8 @@ export class ServiceClient {
     return branches;
   }
 
+  /** Aborts calls in flight: their items become error results, which the coordinator retries. */
   async close(): Promise<void> {
-    await this.#pool.destroy();
+    await this.#http.destroy();
   }
 }

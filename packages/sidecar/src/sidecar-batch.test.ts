@@ -61,7 +61,7 @@ describe('sidecar batch handling', () => {
     assert.equal(service.batches.length, 2);
     assert.deepEqual(recordedTxIds(sidecar.dataDir), [b]);
     const health = await readJson(await fetch(`${sidecar.url}/txmesh/v1/health`));
-    assert.deepEqual(health, { ok: true, service: 'inventory', prepared: 1 });
+    assert.deepEqual(health, { ok: true, service: 'inventory', ready: false, prepared: 1 });
   });
 
   it('keeps the record when the service does not acknowledge the commit', async (t) => {

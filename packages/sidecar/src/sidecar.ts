@@ -4,7 +4,16 @@
  */
 import http from 'node:http';
 import Fastify, { type FastifyInstance } from 'fastify';
-import { Paths, PROTOCOL_VERSION, TxmeshError, toTxmeshError, validateBatchRequest, type BranchBatchResponse } from '@txmesh/protocol';
+import {
+  Paths,
+  PROTOCOL_VERSION,
+  TxmeshError,
+  installTxmeshErrorHandlers,
+  serverLoggerOptions,
+  validateBatchRequest,
+  type BranchBatchResponse,
+  type ReadyAnswer,
+} from '@txmesh/protocol';
 import { handleBatch } from './batch-handler.ts';
 import { CoordinatorClient } from './coordinator-client.ts';
 import { InDoubtResolver } from './in-doubt-resolver.ts';
@@ -33,6 +42,20 @@ interface AssembledSidecar {
   resolveInDoubt(): Promise<number>;
   /** Starts heartbeats and the periodic in-doubt rounds; the first round runs at once. */
   startBackground(sidecarUrl: string): void;
+  /** Resolves once every shard accepted the registration; rejects with TXM_NOT_READY after `timeoutMs`. */
+  whenReady(timeoutMs?: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** A running sidecar. */
+export interface RunningSidecar {
+  url: string;
+  /**
+   * Resolves once every shard accepted the registration (GET /txmesh/v1/ready answers 200 from then on).
+   * Rejects with TXM_NOT_READY naming the shards it still waits for when `timeoutMs` passes first, and
+   * with TXM_SHUTTING_DOWN when the sidecar closes first. Without a bound it waits as long as it takes.
+   */
+  whenReady(timeoutMs?: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -50,8 +73,9 @@ async function assembleSidecar(opts: SidecarOptions): Promise<AssembledSidecar> 
   const inFlight = new InFlightPrepares();
   let proxy: ReturnType<typeof createServiceProxy> | undefined;
 
+  const role = `sidecar of ${o.service}`;
   const app = Fastify({
-    logger: { level: o.logLevel },
+    logger: serverLoggerOptions(`sidecar-${o.service}`, o.logLevel),
     bodyLimit: BATCH_BODY_LIMIT,
     // Requests arriving while closing get TXM_SHUTTING_DOWN from the hook below, not fastify's code-less 503.
     return503OnClosing: false,
@@ -66,15 +90,7 @@ async function assembleSidecar(opts: SidecarOptions): Promise<AssembledSidecar> 
   app.addHook('onRequest', async () => {
     if (closing) throw new TxmeshError('TXM_SHUTTING_DOWN', `the sidecar of ${o.service} is closing`);
   });
-  app.setErrorHandler((err, _request, reply) => {
-    const error = toTxmeshError(err);
-    if (error.status >= 500) app.log.error({ err }, 'sidecar request failed');
-    void reply.status(error.status).send(error.toBody());
-  });
-  app.setNotFoundHandler((_request, reply) => {
-    const error = new TxmeshError('TXM_NOT_FOUND');
-    void reply.status(error.status).send(error.toBody());
-  });
+  installTxmeshErrorHandlers(app);
 
   waitReporter = new WaitReporter({
     service: o.service,
@@ -101,7 +117,13 @@ async function assembleSidecar(opts: SidecarOptions): Promise<AssembledSidecar> 
     }
     return { protocolVersion: PROTOCOL_VERSION, results, report: monitor.report() };
   });
-  app.get(Paths.SIDECAR_HEALTH, async () => ({ ok: true, service: o.service, prepared: store.count() }));
+  // Liveness: the process answers, whatever the shards do.
+  app.get(Paths.SIDECAR_HEALTH, async () => ({ ok: true, service: o.service, ready: registration?.ready ?? false, prepared: store.count() }));
+  // Readiness (a Kubernetes readiness probe): 200 only once every shard accepted the registration.
+  app.get(Paths.SIDECAR_READY, async (): Promise<ReadyAnswer> => {
+    if (!registration?.ready) throw new TxmeshError('TXM_NOT_READY', registration?.notReadyReason() ?? 'the sidecar has not started registering with the shards');
+    return { ready: true, role };
+  });
   // Counters since start, for `txmesh bench` (requests between components per transaction).
   app.get(`${CONTROL_PREFIX}/stats`, async () => ({
     service: o.service,
@@ -117,6 +139,8 @@ async function assembleSidecar(opts: SidecarOptions): Promise<AssembledSidecar> 
   let registration: Registration | undefined;
   let resolveTimer: NodeJS.Timeout | undefined;
   let closing: Promise<void> | undefined;
+  let closed: () => void = () => undefined;
+  const closedSignal = new Promise<void>((resolve) => (closed = resolve));
 
   const resolveInDoubt = (): Promise<number> => (closing ? Promise.resolve(0) : resolver.resolve());
 
@@ -132,6 +156,7 @@ async function assembleSidecar(opts: SidecarOptions): Promise<AssembledSidecar> 
   }
 
   async function shutdown(): Promise<void> {
+    closed();
     registration?.stop();
     reporter.stop();
     if (resolveTimer) clearTimeout(resolveTimer);
@@ -152,9 +177,32 @@ async function assembleSidecar(opts: SidecarOptions): Promise<AssembledSidecar> 
     options: o,
     resolveInDoubt,
     startBackground(sidecarUrl) {
-      registration = new Registration({ service: o.service, sidecarUrl, heartbeatMs: o.heartbeatMs, coordinator, monitor, refreshUsage: () => serviceClient.refreshUsage(), log: app.log });
-      registration.start();
+      const started = new Registration({ service: o.service, sidecarUrl, heartbeatMs: o.heartbeatMs, coordinator, monitor, refreshUsage: () => serviceClient.refreshUsage(), log: app.log });
+      registration = started;
+      void started.whenReady().then(() => {
+        if (!closing) app.log.info({ url: sidecarUrl, service: o.service, shards: o.coordinatorUrls.length }, `${role} ready: every shard (${o.coordinatorUrls.length}) accepted its registration`);
+      });
+      started.start();
       scheduleResolve(0);
+    },
+    async whenReady(timeoutMs) {
+      if (!registration) throw new TxmeshError('TXM_NOT_READY', 'the sidecar has not started registering with the shards');
+      const started = registration;
+      let timer: NodeJS.Timeout | undefined;
+      const outcomes: Promise<void>[] = [
+        started.whenReady(),
+        closedSignal.then(() => Promise.reject(new TxmeshError('TXM_SHUTTING_DOWN', `the ${role} closed before it was ready`))),
+      ];
+      if (timeoutMs !== undefined) {
+        outcomes.push(new Promise<void>((_, reject) => {
+          timer = setTimeout(() => reject(new TxmeshError('TXM_NOT_READY', `not ready after ${timeoutMs} ms: ${started.notReadyReason() ?? ''}`)), timeoutMs);
+        }));
+      }
+      try {
+        await Promise.race(outcomes);
+      } finally {
+        clearTimeout(timer);
+      }
     },
     close() {
       closing ??= shutdown();
@@ -169,8 +217,11 @@ export async function buildSidecar(opts: SidecarOptions): Promise<{ app: Fastify
   return { app: sidecar.app, close: sidecar.close, resolveInDoubt: sidecar.resolveInDoubt };
 }
 
-/** Listens, registers with every shard (then heartbeats), and resolves in-doubt branches at once and periodically. */
-export async function startSidecar(opts: SidecarOptions): Promise<{ url: string; close(): Promise<void> }> {
+/**
+ * Listens, registers with every shard (then heartbeats), and resolves in-doubt branches at once and
+ * periodically. Resolves once listening; `whenReady` tells when every shard has accepted the registration.
+ */
+export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar> {
   const sidecar = await assembleSidecar(opts);
   const { host, port: wantedPort, advertiseUrl } = sidecar.options;
   try {
@@ -183,5 +234,5 @@ export async function startSidecar(opts: SidecarOptions): Promise<{ url: string;
   const port = typeof address === 'object' && address ? address.port : wantedPort;
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
   sidecar.startBackground(advertiseUrl ?? url);
-  return { url, close: sidecar.close };
+  return { url, whenReady: sidecar.whenReady, close: sidecar.close };
 }

@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { Decision, newTxId } from '@txmesh/protocol';
+import { Decision, TxmeshError, newTxId } from '@txmesh/protocol';
 import { startSidecar } from './sidecar.ts';
 import { SqlitePreparedStore } from './sqlite-prepared-store.ts';
 import { deadUrl, startFakeCoordinator, startFakeService, tempDir, waitFor, readJson } from './test-fakes.ts';
@@ -26,13 +26,52 @@ describe('startSidecar', () => {
       assert.equal(typeof registration.report?.at, 'number');
       assert.equal(registration.report?.inFlight, 0);
     }
-    const health = await readJson(await fetch(`${sidecar.url}/txmesh/v1/health`));
-    assert.deepEqual(health, { ok: true, service: 'inventory', prepared: 0 });
+    // Alive, but not ready while shard 1 has never accepted the registration.
+    const dead = (await readJson(await fetch(`${sidecar.url}/txmesh/v1/health`))) as { ready: boolean };
+    assert.deepEqual(dead, { ok: true, service: 'inventory', ready: false, prepared: 0 });
+    const ready = await fetch(`${sidecar.url}/txmesh/v1/ready`);
+    assert.equal(ready.status, 503);
+    const refusal = (await readJson(ready)) as { error: { code: string; details: string } };
+    assert.equal(refusal.error.code, 'TXM_NOT_READY');
+    assert.match(refusal.error.details, /shard 1 \(http:\/\/127\.0\.0\.1:\d+\) refused or did not answer: .*ECONNREFUSED/);
+    assert.doesNotMatch(refusal.error.details, /shard [02]/, 'only the shard it waits for is named');
+    await assert.rejects(sidecar.whenReady(50), (err: unknown) => err instanceof TxmeshError && err.code === 'TXM_NOT_READY' && /not ready after 50 ms.*shard 1/.test(err.details ?? ''));
 
     await sidecar.close();
     const after = shard0.registrations.length;
     await new Promise((resolve) => setTimeout(resolve, 100));
     assert.equal(shard0.registrations.length, after, 'heartbeats stop on close');
+  });
+
+  it('is ready only once every shard accepted the registration, and stays ready when a shard goes away', async (t) => {
+    const [shard0, shard1] = [await startFakeCoordinator(t, 0), await startFakeCoordinator(t, 1)];
+    shard1.accepting = false;
+    const service = await startFakeService(t);
+    const sidecar = await startSidecar({ service: 'inventory', serviceUrl: service.url, coordinatorUrls: [shard0.url, shard1.url], dataDir: tempDir(t), heartbeatMs: 20, logLevel: 'silent' });
+    t.after(() => sidecar.close());
+    await waitFor(() => shard1.registrations.length >= 2, 3000, 'refused registrations');
+    const notReady = await fetch(`${sidecar.url}/txmesh/v1/ready`);
+    assert.equal(notReady.status, 503);
+    assert.match(((await readJson(notReady)) as { error: { details: string } }).error.details, /shard 1 .*TXM_WRONG_SHARD \(this is shard 1\)/);
+
+    shard1.accepting = true;
+    await sidecar.whenReady(3000);
+    const ready = await fetch(`${sidecar.url}/txmesh/v1/ready`);
+    assert.equal(ready.status, 200);
+    assert.deepEqual(await readJson(ready), { ready: true, role: 'sidecar of inventory' });
+
+    shard1.accepting = false;
+    const refusedSoFar = shard1.registrations.length;
+    await waitFor(() => shard1.registrations.length >= refusedSoFar + 2, 3000, 'refused heartbeats');
+    assert.equal((await fetch(`${sidecar.url}/txmesh/v1/ready`)).status, 200, 'a shard lost after readiness does not take the service out of rotation');
+  });
+
+  it('whenReady gives up with TXM_SHUTTING_DOWN when the sidecar closes first', async (t) => {
+    const service = await startFakeService(t);
+    const sidecar = await startSidecar({ service: 'inventory', serviceUrl: service.url, coordinatorUrls: [await deadUrl()], dataDir: tempDir(t), logLevel: 'silent' });
+    const waiting = sidecar.whenReady();
+    await sidecar.close();
+    await assert.rejects(waiting, (err: unknown) => err instanceof TxmeshError && err.code === 'TXM_SHUTTING_DOWN');
   });
 
   it('advertises advertiseUrl when given', async (t) => {
@@ -71,5 +110,6 @@ describe('startSidecar', () => {
   it('refuses bad options with a TxmeshError', async (t) => {
     await assert.rejects(startSidecar({ service: 'bad name!', serviceUrl: 'http://127.0.0.1:1', coordinatorUrls: [], dataDir: tempDir(t) }), { name: 'TxmeshError', code: 'TXM_BAD_REQUEST' });
     await assert.rejects(startSidecar({ service: 'ok', serviceUrl: 'ftp://x', coordinatorUrls: [], dataDir: tempDir(t) }), { code: 'TXM_BAD_REQUEST' });
+    await assert.rejects(startSidecar({ service: 'ok', serviceUrl: 'http://127.0.0.1:1', coordinatorUrls: [], dataDir: tempDir(t), logLevel: 'loud' }), /logLevel must be one of fatal, error, warn/);
   });
 });

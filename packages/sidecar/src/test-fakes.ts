@@ -11,6 +11,7 @@ import {
   ItemStatus,
   Paths,
   PROTOCOL_VERSION,
+  TxmeshError,
   type BranchBatchRequest,
   type BranchItem,
   type BranchItemResult,
@@ -69,6 +70,8 @@ export async function startFakeService(t: TestContext, service = 'inventory'): P
 
 export interface FakeCoordinator {
   url: string;
+  /** false: registrations are refused with 421 TXM_WRONG_SHARD (and still recorded). */
+  accepting: boolean;
   registrations: RegisterServiceRequest[];
   decisions: Map<string, Decision>;
   decisionQueries: string[];
@@ -77,9 +80,10 @@ export interface FakeCoordinator {
 /** Unknown transactions answer "pending", so a test only decides what it names. */
 export async function startFakeCoordinator(t: TestContext, shard = 0): Promise<FakeCoordinator> {
   const app = Fastify();
-  const fake: FakeCoordinator = { url: '', registrations: [], decisions: new Map(), decisionQueries: [] };
-  app.post(Paths.SERVICES, async (request) => {
+  const fake: FakeCoordinator = { url: '', accepting: true, registrations: [], decisions: new Map(), decisionQueries: [] };
+  app.post(Paths.SERVICES, async (request, reply) => {
     fake.registrations.push(request.body as RegisterServiceRequest);
+    if (!fake.accepting) return reply.code(421).send(new TxmeshError('TXM_WRONG_SHARD', `this is shard ${shard}`).toBody());
     return { shard, shards: 1, heartbeatMs: 1000 };
   });
   app.get<{ Params: { txId: string } }>(Paths.TRANSACTION_DECISION, async (request) => {
