@@ -5,7 +5,7 @@
 import type { FastifyInstance } from 'fastify';
 import {
   Paths,
-  toTxmeshError,
+  setTxmeshErrorHandler,
   validateBatchRequest,
   type BranchBatchRequest,
   type BranchBatchResponse,
@@ -24,11 +24,7 @@ export interface BatchHandler {
 
 export function mountParticipantRoutes(app: FastifyInstance, participant: BatchHandler): void {
   app.register(async (scope) => {
-    scope.setErrorHandler((err, _request, reply) => {
-      const error = toTxmeshError(err);
-      if (error.status >= 500) scope.log.error({ err }, 'participant route failed');
-      return reply.status(error.status).send(error.toBody());
-    });
+    setTxmeshErrorHandler(scope);
     scope.post(Paths.PARTICIPANT_BATCH, async (request) => participant.handleBatch(validateBatchRequest(request.body)));
     scope.get(Paths.PARTICIPANT_PREPARED, async () => participant.preparedList());
     // The sidecar asks when the service has been idle, so its report to the shards stays current.
