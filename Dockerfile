@@ -21,7 +21,7 @@ RUN npm ci --no-audit --no-fund
 # Production files of the operator command only: no lab, no example, no dev dependency.
 FROM build AS operator-files
 RUN node scripts/image/install-production.mjs /src /opt/txmesh \
-      packages/protocol packages/coordinator packages/sidecar packages/cli
+      packages/protocol packages/client packages/coordinator packages/sidecar packages/cli
 
 # The lab image adds the lab and the example services it runs.
 FROM build AS lab-files

@@ -148,7 +148,9 @@ describe('helm chart', () => {
       assert.equal(env.TXMESH_SERVICE, sts.metadata.name.replace('txmesh-', ''));
       assert.equal(env.TXMESH_APP_PORT, '8080');
       assert.deepEqual(env.TXMESH_POD_IP, { fieldRef: { fieldPath: 'status.podIP' } });
-      assert.equal(sidecar.readinessProbe.httpGet.path, '/txmesh/v1/health');
+      assert.equal(sidecar.startupProbe.httpGet.path, '/txmesh/v1/ready', 'the app starts once every shard accepted the sidecar');
+      assert.equal(sidecar.readinessProbe.httpGet.path, '/txmesh/v1/ready');
+      assert.equal(sidecar.livenessProbe.httpGet.path, '/txmesh/v1/health');
       assert.ok(sidecar.resources.limits.memory);
       const data = spec.volumes.find((v: any) => v.name === 'txmesh-sidecar-data');
       assert.deepEqual(data, { name: 'txmesh-sidecar-data', emptyDir: {} });

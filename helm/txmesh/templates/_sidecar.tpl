@@ -51,15 +51,18 @@ ports:
   - name: txmesh-sidecar
     containerPort: {{ $port }}
     protocol: TCP
+# Ready once every shard accepted the registration: as a native sidecar, the app container starts only
+# then, so the app's first transaction cannot meet TXM_UNKNOWN_SERVICE. The sidecar itself gives up
+# after --ready-timeout (60 s), as this probe does.
 startupProbe:
   httpGet:
-    path: /txmesh/v1/health
+    path: /txmesh/v1/ready
     port: txmesh-sidecar
   periodSeconds: 1
   failureThreshold: 60
 readinessProbe:
   httpGet:
-    path: /txmesh/v1/health
+    path: /txmesh/v1/ready
     port: txmesh-sidecar
   periodSeconds: 5
 livenessProbe:

@@ -14,8 +14,7 @@ import { FlagReader, parseArgs, UsageError } from './args.ts';
 import { CLIENT_COMMANDS, runClientCommand } from './client-commands.ts';
 import { DEFAULT_READY_TIMEOUT_MS, envSwitch, serve } from './serve.ts';
 import { shardFromPodName } from './shard-from-pod-name.ts';
-import { startInjector } from './injector/injector-server.ts';
-import { loadSidecarTemplate, SidecarTemplateError, type SidecarTemplate } from './injector/sidecar-template.ts';
+import type { SidecarTemplate } from './injector/sidecar-template.ts';
 
 const LAB_COMMANDS = new Set(['demo', 'bench', 'bench-isolation', 'chaos', 'service', 'bank', 'null-echo']);
 
@@ -106,7 +105,7 @@ export async function main(argv: string[]): Promise<number> {
     if (command !== undefined && CLIENT_COMMANDS.has(command)) return await runClientCommand(command, positionals.slice(1), f);
     switch (command) {
       case 'coordinator': {
-        // Each role loads only its own package: the client commands and a sidecar start faster without the rest.
+        // Each role loads only its own modules: the client commands and the other roles start faster without the rest.
         const { startCoordinator, validateServiceTimeouts } = await import('@txmesh/coordinator');
         const podName = f.optionalString('shard-from-pod-name');
         if (podName !== undefined && f.optionalString('shard') !== undefined) throw new UsageError('give --shard or --shard-from-pod-name, not both');
@@ -151,6 +150,8 @@ export async function main(argv: string[]): Promise<number> {
         return await serve(() => startSidecar(options), { readyTimeoutMs, role: `the sidecar of ${options.service}` });
       }
       case 'injector': {
+        const { startInjector } = await import('./injector/injector-server.ts');
+        const { loadSidecarTemplate, SidecarTemplateError } = await import('./injector/sidecar-template.ts');
         const tls = { certFile: f.string('tls-cert'), keyFile: f.string('tls-key') };
         const templateFile = f.string('sidecar-template');
         const options = { tls, port: f.int('port', 8443, 0, 65535), host: f.string('host', '127.0.0.1'), logLevel: f.logLevel() };

@@ -6,7 +6,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import type { Server } from 'node:https';
 import Fastify, { type FastifyInstance } from 'fastify';
-import { TxmeshError, toTxmeshError } from '@txmesh/protocol';
+import { installTxmeshErrorHandlers, serverLoggerOptions } from '@txmesh/protocol';
 import { reviewAdmission } from './admission-review.ts';
 import type { SidecarTemplate } from './sidecar-template.ts';
 
@@ -36,19 +36,11 @@ function readTls(tls: InjectorTls): { cert: Buffer; key: Buffer } {
 }
 
 export function buildInjector(opts: InjectorOptions): FastifyInstance {
-  const common = { logger: { level: opts.logLevel ?? 'warn' }, bodyLimit: BODY_LIMIT };
+  const common = { logger: serverLoggerOptions('injector', opts.logLevel), bodyLimit: BODY_LIMIT };
   // Routes and hooks are the same either way; only the server type differs, which nothing here depends on.
   const app = (opts.tls ? Fastify({ ...common, https: readTls(opts.tls) }) : Fastify(common)) as unknown as FastifyInstance;
   app.removeContentTypeParser('text/plain');
-  app.setErrorHandler((err, request, reply) => {
-    const error = toTxmeshError(err);
-    if (error.code === 'TXM_INTERNAL') request.log.error({ err }, 'unexpected error');
-    void reply.status(error.status).send(error.toBody());
-  });
-  app.setNotFoundHandler((request, reply) => {
-    const error = new TxmeshError('TXM_NOT_FOUND', `${request.method} ${request.url}`);
-    void reply.status(error.status).send(error.toBody());
-  });
+  installTxmeshErrorHandlers(app);
   app.post(InjectorPaths.MUTATE, async (request) => {
     const answer = reviewAdmission(request.body, opts.template);
     if (answer.response.patch !== undefined) request.log.info({ uid: answer.response.uid }, 'sidecar injected');
@@ -85,8 +77,10 @@ export async function startInjector(opts: InjectorOptions & { tls: InjectorTls }
   const address = app.server.address();
   const port = typeof address === 'object' && address !== null ? address.port : opts.port;
   const host = opts.host ?? '127.0.0.1';
+  const url = `https://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  app.log.info({ url }, 'injector ready');
   return {
-    url: `https://${host.includes(':') ? `[${host}]` : host}:${port}`,
+    url,
     close: async () => {
       stopWatching();
       await app.close();
