@@ -103,7 +103,8 @@ describe('helm chart', () => {
     const pdb = only(objects, 'PodDisruptionBudget', 'txmesh-coordinator');
     assert.deepEqual(pdb.spec.selector.matchLabels, sts.spec.selector.matchLabels);
     const container = sts.spec.template.spec.containers[0];
-    for (const probe of ['readinessProbe', 'livenessProbe', 'startupProbe']) assert.equal(container[probe].httpGet.path, '/v1/health', probe);
+    for (const probe of ['livenessProbe', 'startupProbe']) assert.equal(container[probe].httpGet.path, '/v1/health', probe);
+    assert.equal(container.readinessProbe.httpGet.path, '/v1/ready', 'ready after recovery, apart from alive');
     assert.ok(container.resources.requests.cpu && container.resources.limits.memory);
     const spread = sts.spec.template.spec.affinity.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].podAffinityTerm;
     assert.deepEqual([spread.topologyKey, spread.labelSelector.matchLabels], ['kubernetes.io/hostname', sts.spec.selector.matchLabels], 'shards prefer different nodes');

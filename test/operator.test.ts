@@ -135,6 +135,16 @@ test('every role takes --log-level and logs JSON lines naming itself on stderr',
   assert.ok(logs.some((l) => l.msg === 'service payment ready'));
   assert.equal(service.stdout(), `TXMESH_READY ${url}\n`, 'stdout carries only the ready line');
 
+  const coordinator = spawnTxmesh(t, ['coordinator', '--port', '0', '--data', dir, '--log-level', 'info']);
+  const coordinatorUrl = await waitReady(coordinator);
+  const ready = await fetch(`${coordinatorUrl}/v1/ready`);
+  assert.equal(ready.status, 200, 'ready as soon as it says so: recovery ran before it listened');
+  assert.deepEqual(await ready.json(), { ready: true, role: 'coordinator shard 0 of 1' });
+  const coordinatorLogs = logLines(coordinator.stderr());
+  assert.ok(coordinatorLogs.length > 0 && coordinatorLogs.every((l) => l.name === 'coordinator-0'), coordinator.stderr());
+  assert.ok(coordinatorLogs.some((l) => l.msg === 'coordinator shard 0 of 1 ready' && l.url === coordinatorUrl));
+  assert.equal(coordinator.stdout(), `TXMESH_READY ${coordinatorUrl}\n`);
+
   for (const role of [['coordinator', '--data', dir], ['sidecar', '--service', 'x', '--service-url', url, '--coordinator', url, '--data', dir], ['service', 'payment', '--db', join(dir, 'p.db')], ['null-echo']]) {
     const refused = await runTxmesh(t, [...role, '--log-level', 'chatty']);
     assert.equal(refused.code, 2, role[0]);

@@ -3,8 +3,18 @@
  * HTTP branch transport. startCoordinator runs recovery before it listens.
  */
 import path from 'node:path';
-import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
-import { Paths, TxmeshError, toTxmeshError, validateRegisterRequest, type DeadlockMode } from '@txmesh/protocol';
+import Fastify, { type FastifyInstance } from 'fastify';
+import {
+  Paths,
+  TxmeshError,
+  installTxmeshErrorHandlers,
+  sendTxmeshError,
+  serverLoggerOptions,
+  toTxmeshError,
+  validateRegisterRequest,
+  type DeadlockMode,
+  type ReadyAnswer,
+} from '@txmesh/protocol';
 import type { BranchTransport } from './branch-transport.ts';
 import type { DecisionLog } from './decision-log.ts';
 import { HttpBranchTransport } from './http-transport.ts';
@@ -13,7 +23,7 @@ import { TransactionManager } from './transaction-manager.ts';
 import { InDoubtMonitor } from './in-doubt-monitor.ts';
 import type { ServiceTimeouts } from './service-timeouts.ts';
 import type { DispatcherOptions } from './batching-dispatcher.ts';
-import { OverloadedError, type SchedulerOptions } from './scheduler.ts';
+import type { SchedulerOptions } from './scheduler.ts';
 
 export interface CoordinatorOptions {
   shard: number;
@@ -21,7 +31,7 @@ export interface CoordinatorOptions {
   dataDir: string;
   host?: string;
   port?: number;
-  /** fastify/pino level. */
+  /** pino level of the JSON log lines on stderr (warn). */
   logLevel?: string;
   defaultTimeoutMs?: number;
   heartbeatMs?: number;
@@ -51,6 +61,11 @@ export interface Coordinator {
   app: FastifyInstance;
   manager: TransactionManager;
   inDoubtMonitor: InDoubtMonitor;
+  /**
+   * Reads unfinished decisions back from the log and resumes their delivery; from then on GET /v1/ready
+   * answers 200. Returns how many decisions it resumed.
+   */
+  recover(): number;
   close(): Promise<void>;
 }
 
@@ -71,18 +86,31 @@ export interface CoordinatorParts {
   log?: DecisionLog;
 }
 
-/** Builds the app without listening and without recovery (call manager.recover() for that). */
+/** Builds the app without listening and without recovery (call recover() for that; until then it is not ready). */
 export async function buildCoordinator(opts: CoordinatorOptions, parts: CoordinatorParts = {}): Promise<Coordinator> {
+  const role = `coordinator shard ${opts.shard} of ${opts.shards}`;
+  let phase: 'recovering' | 'ready' | 'closing' = 'recovering';
   const app = Fastify({
-    logger: { level: opts.logLevel ?? 'warn' },
+    logger: serverLoggerOptions(`coordinator-${opts.shard}`, opts.logLevel),
     bodyLimit: BODY_LIMIT_BYTES,
+    // Requests arriving while closing get TXM_SHUTTING_DOWN from the hook below, not fastify's code-less 503.
+    return503OnClosing: false,
     // Errors fastify raises before routing (an undecodable URL) get our catalogue too.
     frameworkErrors: (err, request, reply) => {
       // An id that cannot be decoded or is far longer than any id is a malformed id, not a bad body.
       const badTxId = (err.code === 'FST_ERR_BAD_URL' || err.code === 'FST_ERR_MAX_PARAM_LENGTH') && request.url.startsWith(`${Paths.TRANSACTIONS}/`);
       const error = badTxId ? new TxmeshError('TXM_BAD_TX_ID', 'the id in the URL cannot be decoded or is too long') : toTxmeshError(err);
-      sendError(reply as FastifyReply, error);
+      sendTxmeshError(reply, error);
     },
+  });
+  app.addHook('onRequest', async () => {
+    if (phase === 'closing') throw new TxmeshError('TXM_SHUTTING_DOWN', `${role} is closing`);
+  });
+  // Readiness (a Kubernetes readiness probe): decisions left by the last run are read back first, so a
+  // decision query never answers "abort" for a transaction whose COMMIT record is in the log.
+  app.get(Paths.COORDINATOR_READY, async (): Promise<ReadyAnswer> => {
+    if (phase !== 'ready') throw new TxmeshError('TXM_NOT_READY', `${role} has not recovered its decision log yet`);
+    return { ready: true, role };
   });
   let log: DecisionLog | undefined = parts.log;
   const transport = parts.transport ?? new HttpBranchTransport();
@@ -118,13 +146,21 @@ export async function buildCoordinator(opts: CoordinatorOptions, parts: Coordina
     let closing: Promise<void> | undefined;
     const close = (): Promise<void> =>
       (closing ??= (async () => {
+        phase = 'closing';
         manager.close();
         await inDoubtMonitor.stop();
         await app.close();
         await transport.close?.();
         await openLog.close();
       })());
-    return { app, manager, inDoubtMonitor, close };
+    const recover = (): number => {
+      const summary = manager.recoverWithSummary();
+      // One line for everything resumed; branches already in doubt are not logged again one by one.
+      inDoubtMonitor.noteRecovery(summary);
+      if (phase === 'recovering') phase = 'ready';
+      return summary.resumed;
+    };
+    return { app, manager, inDoubtMonitor, recover, close };
   } catch (err) {
     await transport.close?.();
     await log?.close();
@@ -133,22 +169,10 @@ export async function buildCoordinator(opts: CoordinatorOptions, parts: Coordina
   }
 }
 
-function sendError(reply: FastifyReply, error: TxmeshError): void {
-  if (error instanceof OverloadedError) void reply.header('retry-after', String(error.retryAfterSeconds));
-  void reply.status(error.status).send(error.toBody());
-}
-
 export function registerRoutes(app: FastifyInstance, manager: TransactionManager): void {
   // Only JSON bodies: anything else is refused with TXM_UNSUPPORTED_MEDIA_TYPE rather than half-parsed.
   app.removeContentTypeParser('text/plain');
-  app.setErrorHandler((err, request, reply) => {
-    const error = toTxmeshError(err);
-    if (error.code === 'TXM_INTERNAL') request.log.error({ err }, 'unexpected error');
-    sendError(reply, error);
-  });
-  app.setNotFoundHandler((request, reply) => {
-    sendError(reply, new TxmeshError('TXM_NOT_FOUND', `${request.method} ${request.url}`));
-  });
+  installTxmeshErrorHandlers(app);
 
   app.post(Paths.TRANSACTIONS, async (request) => manager.begin(request.body));
 
@@ -161,9 +185,10 @@ export function registerRoutes(app: FastifyInstance, manager: TransactionManager
   app.get(Paths.SERVICES, async () => ({ services: manager.listServices() }));
   app.post(Paths.WAIT_FOR, async (request) => manager.reportWaits(request.body));
 
+  // Liveness: the process answers (readiness is GET /v1/ready).
   app.get(Paths.COORDINATOR_HEALTH, async () => ({ ok: true, shard: manager.shard, shards: manager.shards, inFlight: manager.inFlight }));
 
-  app.get('/v1/stats', async () => manager.stats());
+  app.get(Paths.COORDINATOR_STATS, async () => manager.stats());
 
   app.get<{ Querystring: { olderThanMs?: string } }>(Paths.IN_DOUBT, async (request) => {
     const raw = request.query.olderThanMs;
@@ -179,8 +204,9 @@ export function registerRoutes(app: FastifyInstance, manager: TransactionManager
 export async function startCoordinator(opts: CoordinatorOptions, parts: CoordinatorParts = {}): Promise<{ url: string; close(): Promise<void> }> {
   const coordinator = await buildCoordinator(opts, parts);
   try {
-    coordinator.inDoubtMonitor.noteRecovery(coordinator.manager.recoverWithSummary());
+    const resumed = coordinator.recover();
     const url = await coordinator.app.listen({ host: opts.host ?? '127.0.0.1', port: opts.port ?? 0 });
+    coordinator.app.log.info({ url, shard: opts.shard, shards: opts.shards, resumed }, `coordinator shard ${opts.shard} of ${opts.shards} ready`);
     return { url, close: coordinator.close };
   } catch (err) {
     await coordinator.close();

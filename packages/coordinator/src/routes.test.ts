@@ -35,6 +35,19 @@ function decisionRows(dataDir: string): number {
 const validBody = { participants: [{ service: 'inventory', operations: [{ op: 'reserve', args: { sku: 'a' } }] }] };
 
 describe('coordinator routes', () => {
+  it('is alive at once and ready only after recovery', async (t) => {
+    const { app, recover } = await setup(t);
+    assert.equal((await app.inject({ method: 'GET', url: '/v1/health' })).statusCode, 200);
+    const early = await app.inject({ method: 'GET', url: '/v1/ready' });
+    assert.equal(early.statusCode, 503);
+    assert.equal(early.json().error.code, 'TXM_NOT_READY');
+    assert.match(early.json().error.details, /coordinator shard 0 of 2 has not recovered/);
+    recover();
+    const ready = await app.inject({ method: 'GET', url: '/v1/ready' });
+    assert.equal(ready.statusCode, 200);
+    assert.deepEqual(ready.json(), { ready: true, role: 'coordinator shard 0 of 2' });
+  });
+
   it('refuses bad input with the catalogue code and changes nothing', async (t) => {
     const { app, transport, manager, dataDir } = await setup(t);
     const cases: { name: string; request: InjectOptions; status: number; code: string }[] = [
