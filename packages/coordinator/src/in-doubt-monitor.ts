@@ -9,6 +9,7 @@
  * a shard restarted again and again does not repeat them. A branch that crosses the threshold in this
  * process gets its own line.
  */
+import { JsonHttpClient, describeAnswer } from '@txmesh/client';
 import type { InDoubtBranch } from '@txmesh/protocol';
 import type { ManagerLogger } from './manager-options.ts';
 import type { RecoverySummary } from './transaction-manager.ts';
@@ -45,6 +46,8 @@ export class InDoubtMonitor {
   #timer: NodeJS.Timeout | undefined;
   #lastAlertAt = -Infinity;
   #alerting: Promise<void> | undefined;
+  /** The webhook's answer is read only for its status: a small bound is plenty. */
+  readonly #http = new JsonHttpClient({ timeoutMs: ALERT_TIMEOUT_MS, connections: 1, maxAnswerBytes: 64 * 1024 });
   alertsSent = 0;
   alertFailures = 0;
 
@@ -111,14 +114,9 @@ export class InDoubtMonitor {
 
   async #post(url: string, alert: InDoubtAlert): Promise<void> {
     try {
-      const res = await fetch(url, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify(alert),
-        signal: AbortSignal.timeout(this.#options.alertTimeoutMs ?? ALERT_TIMEOUT_MS),
-      });
-      await res.arrayBuffer().catch(() => undefined);
-      if (!res.ok) throw new Error(`HTTP ${res.status}`);
+      const target = new URL(url);
+      const answer = await this.#http.request(target.origin, `${target.pathname}${target.search}`, { body: alert, timeoutMs: this.#options.alertTimeoutMs ?? ALERT_TIMEOUT_MS });
+      if (answer.status < 200 || answer.status >= 300) throw new Error(describeAnswer(answer));
       this.alertsSent += 1;
     } catch (err) {
       this.alertFailures += 1;
@@ -131,5 +129,6 @@ export class InDoubtMonitor {
     if (this.#timer) clearInterval(this.#timer);
     this.#timer = undefined;
     await this.#alerting;
+    await this.#http.close();
   }
 }
