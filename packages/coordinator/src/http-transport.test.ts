@@ -10,7 +10,7 @@ import path from 'node:path';
 import Fastify from 'fastify';
 import { PROTOCOL_VERSION, type BranchBatchRequest, type BranchItemResult } from '@txmesh/protocol';
 import { decisionLogPath, startCoordinator } from './app.ts';
-import { SidecarHttpError } from './branch-errors.ts';
+import { DispatcherClosedError, SidecarHttpError, TransportTimeoutError } from './branch-errors.ts';
 import { HttpBranchTransport } from './http-transport.ts';
 import { SqliteDecisionLog } from './sqlite-decision-log.ts';
 import { eventually } from './testing/fake-transport.ts';
@@ -57,8 +57,10 @@ describe('HttpBranchTransport', () => {
     t.after(() => transport.close());
     await assert.rejects(transport.send(slow.url, [{ action: 'commit', txId: '0-abc-0000000000000001', service: 'broken' }], 2000), SidecarHttpError);
     const started = Date.now();
-    await assert.rejects(transport.send(slow.url, [{ action: 'commit', txId: '0-abc-0000000000000001', service: 'inv' }], 50));
+    await assert.rejects(transport.send(slow.url, [{ action: 'commit', txId: '0-abc-0000000000000001', service: 'inv' }], 50), (err: unknown) => err instanceof TransportTimeoutError && err.reason === 'TIMEOUT');
     assert.ok(Date.now() - started < 400);
+    await transport.close();
+    await assert.rejects(transport.send(slow.url, [{ action: 'commit', txId: '0-abc-0000000000000001', service: 'inv' }], 2000), (err: unknown) => err instanceof DispatcherClosedError && err.reason === 'TXM_SHUTTING_DOWN');
   });
 });
 

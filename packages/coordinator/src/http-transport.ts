@@ -1,10 +1,19 @@
 /**
- * Branch batches over HTTP: one keep-alive undici Pool per sidecar origin, POST <sidecar>/txmesh/v1/batch.
- * Every failure leaves as a coded BranchCallError (see branch-errors.ts).
+ * Branch batches over HTTP: POST <sidecar>/txmesh/v1/batch through the one JSON client (a keep-alive Pool
+ * per sidecar origin, a time bound per call, a bound on the answer). Every failure leaves as a coded
+ * BranchCallError (see branch-errors.ts).
  */
-import { Pool } from 'undici';
-import { HeaderNames, Paths, PROTOCOL_VERSION, isErrorCode, validateBatchResponse, type BranchBatchResponse, type BranchItem, type ErrorCode } from '@txmesh/protocol';
-import { BadAnswerError, DispatcherClosedError, SidecarHttpError, branchCallErrorOf } from './branch-errors.ts';
+import { CallFailure, HttpCallError, JsonHttpClient } from '@txmesh/client';
+import { HeaderNames, Paths, PROTOCOL_VERSION, TxmeshError, validateBatchResponse, type BranchBatchResponse, type BranchItem } from '@txmesh/protocol';
+import {
+  BadAnswerError,
+  DispatcherClosedError,
+  SidecarHttpError,
+  SidecarUnreachableError,
+  TransportTimeoutError,
+  branchCallErrorOf,
+  type BranchCallError,
+} from './branch-errors.ts';
 import type { BranchTransport } from './branch-transport.ts';
 
 export interface HttpBranchTransportOptions {
@@ -12,68 +21,50 @@ export interface HttpBranchTransportOptions {
   connections?: number;
 }
 
-/** The catalogue code of an error body ({"error":{"code":…}}), if the text is one. */
-function errorCodeIn(text: string): ErrorCode | undefined {
-  try {
-    const code = (JSON.parse(text) as { error?: { code?: unknown } } | null)?.error?.code;
-    return isErrorCode(code) ? code : undefined;
-  } catch {
-    return undefined;
+/** Every call gives its own bound (the attempt's timeout); this one is never used on its own. */
+const FALLBACK_TIMEOUT_MS = 30_000;
+
+/** The coded branch failure for a call that got no usable answer. */
+function callFailureOf(err: HttpCallError, sidecarUrl: string, timeoutMs: number): BranchCallError {
+  switch (err.failure) {
+    case CallFailure.TIMEOUT:
+      return new TransportTimeoutError(sidecarUrl, timeoutMs, { cause: err });
+    case CallFailure.UNREACHABLE:
+      return new SidecarUnreachableError(err.message, { cause: err });
+    case CallFailure.ANSWER_TOO_LARGE:
+      return new BadAnswerError(err.message, { cause: err });
+    case CallFailure.CLOSED:
+      return new DispatcherClosedError();
   }
 }
 
 export class HttpBranchTransport implements BranchTransport {
-  readonly #pools = new Map<string, Pool>();
-  readonly #connections: number;
-  #closed = false;
+  readonly #http: JsonHttpClient;
 
   constructor(options: HttpBranchTransportOptions = {}) {
-    this.#connections = options.connections ?? 16;
+    this.#http = new JsonHttpClient({
+      timeoutMs: FALLBACK_TIMEOUT_MS,
+      connections: options.connections ?? 16,
+      headers: { [HeaderNames.PROTOCOL_VERSION]: String(PROTOCOL_VERSION) },
+    });
   }
 
   async send(sidecarUrl: string, items: BranchItem[], timeoutMs: number): Promise<BranchBatchResponse> {
-    let statusCode: number;
-    let text: string;
+    let answer;
     try {
-      const base = new URL(sidecarUrl);
-      const pool = this.#pool(base.origin);
-      const prefix = base.pathname.replace(/\/+$/, '');
-      const response = await pool.request({
-        path: `${prefix}${Paths.SIDECAR_BATCH}`,
-        method: 'POST',
-        headers: { 'content-type': 'application/json', [HeaderNames.PROTOCOL_VERSION]: String(PROTOCOL_VERSION) },
-        body: JSON.stringify({ protocolVersion: PROTOCOL_VERSION, items }),
-        headersTimeout: timeoutMs,
-        bodyTimeout: timeoutMs,
-        signal: AbortSignal.timeout(timeoutMs),
-      });
-      statusCode = response.statusCode;
-      text = await response.body.text();
+      answer = await this.#http.request(sidecarUrl, Paths.SIDECAR_BATCH, { body: { protocolVersion: PROTOCOL_VERSION, items }, timeoutMs });
     } catch (err) {
-      throw branchCallErrorOf(err, sidecarUrl);
+      throw err instanceof HttpCallError ? callFailureOf(err, sidecarUrl, timeoutMs) : branchCallErrorOf(err, sidecarUrl);
     }
-    if (statusCode !== 200) throw new SidecarHttpError(sidecarUrl, statusCode, text, errorCodeIn(text));
+    if (answer.status !== 200) throw new SidecarHttpError(sidecarUrl, answer.status, answer.text, TxmeshError.fromBody(answer.body)?.code);
     try {
-      return validateBatchResponse(JSON.parse(text));
+      return validateBatchResponse(answer.body);
     } catch (err) {
       throw new BadAnswerError(`sidecar ${sidecarUrl} answered a batch that cannot be used: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
     }
   }
 
   async close(): Promise<void> {
-    this.#closed = true;
-    const pools = [...this.#pools.values()];
-    this.#pools.clear();
-    await Promise.all(pools.map((p) => p.destroy()));
-  }
-
-  #pool(origin: string): Pool {
-    if (this.#closed) throw new DispatcherClosedError();
-    let pool = this.#pools.get(origin);
-    if (!pool) {
-      pool = new Pool(origin, { connections: this.#connections, pipelining: 1, keepAliveTimeout: 30_000 });
-      this.#pools.set(origin, pool);
-    }
-    return pool;
+    await this.#http.destroy();
   }
 }
