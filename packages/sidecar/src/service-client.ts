@@ -116,7 +116,7 @@ export class ServiceClient {
   /** The service's wait-for edges right now; undefined when it cannot say (an older SDK, a failure). */
   async waits(): Promise<WaitEdge[] | undefined> {
     try {
-      const answer = await requestJson(this.#pool, 'GET', Paths.PARTICIPANT_WAITS, undefined, this.#timeoutMs);
+      const answer = await this.#http.request(this.#serviceUrl, Paths.PARTICIPANT_WAITS);
       return answer.status === 200 && isPlainObject(answer.body) ? edgesOf(answer.body.edges) : undefined;
     } catch {
       return undefined;
