@@ -181,7 +181,7 @@ describe('a consumer outside the repository', { timeout: FILE_TIMEOUT_MS }, () =
     assert.deepEqual(branch.get(first.txId), { state: 'committed', reason: null });
     assert.deepEqual(branch.get(second.txId), { state: 'voted_no', reason: 'SEAT_TAKEN' });
     assert.deepEqual(db.prepare("SELECT tx_id FROM txm_branches WHERE state = 'prepared'").all(), [], 'branches left prepared');
-    assert.deepEqual(db.prepare('SELECT key FROM txm_locks').all(), [], 'locks left behind');
+    assert.deepEqual(db.prepare('SELECT key FROM txm_key_locks').all(), [], 'locks left behind');
   });
 
   test('a TypeScript consumer typechecks with strict against the shipped .d.ts', { timeout: TYPECHECK_TIMEOUT_MS + 5_000 }, async () => {
