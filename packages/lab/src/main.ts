@@ -5,7 +5,8 @@
  */
 import { DEFAULT_CATALOG, ECOMMERCE_SERVICES, slowFromEnv, startEcommerceService, type EcommerceService } from '@txmesh/example-ecommerce';
 import { FlagReader, parseArgs, serve, UsageError } from 'txmesh';
-import { formatTargets, runBench } from './bench.ts';
+import { formatTargets } from './bench-format.ts';
+import { runBench } from './bench.ts';
 import { runChaos } from './chaos.ts';
 import { formatSummary, runDemo } from './demo.ts';
 import { startNullEcho } from './null-echo.ts';

@@ -20,9 +20,10 @@ export interface VerifyReport {
   problems: string[];
 }
 
-async function getJson<T>(url: string): Promise<T> {
+/** GET a member's JSON route, bounded: a member that hangs fails the read instead of the run. */
+export async function getJson<T>(url: string): Promise<T> {
   const res = await fetch(url, { signal: AbortSignal.timeout(10_000) });
-  if (!res.ok) throw new Error(`GET ${url} answered ${res.status}`);
+  if (!res.ok) throw new Error(`GET ${url} answered HTTP ${res.status}`);
   return (await res.json()) as T;
 }
 

@@ -1,0 +1,47 @@
+/**
+ * What one `txmesh bench` invocation is asked to run, and the environment that puts the cluster's members
+ * in each mode. Every run of one invocation uses the same client, concurrency, durations and seed.
+ */
+import type { CatalogOptions, EcommerceService } from '@txmesh/example-ecommerce';
+
+export interface BenchOptions {
+  concurrency: number;
+  durationSec: number;
+  warmupSec: number;
+  shards: number;
+  seed: number;
+  /** Run the main measurement with batching, group commit and the scheduler off. */
+  naive: boolean;
+  /** Run both optimised and naive and report the ratios. */
+  compare: boolean;
+  /** Compare resource-aware with resource-blind scheduling while this service is slow. */
+  slowService?: EcommerceService;
+  slowMs: number;
+  slowCpuMs: number;
+  /** Seconds of a concurrency-1 run after the main window (latency when idle); 0 skips it. */
+  probeSec: number;
+  /** Progress and the human summary. */
+  out: NodeJS.WritableStream;
+}
+
+/**
+ * Big enough that business refusals and lock conflicts stay rare: orders pick skus and accounts
+ * uniformly, stock and balances never run out within a benchmark.
+ */
+export const BENCH_CATALOG: CatalogOptions = { skus: 100_000, stockPerSku: 1_000_000, accounts: 100_000, balancePerAccount: 1_000_000_000 };
+
+/** Read by the coordinator and sidecar commands (and the SDK), each turning one mechanism off. */
+export const OPTIMISED_ENV = { TXMESH_BATCHING: 'on', TXMESH_GROUP_COMMIT: 'on', TXMESH_SCHEDULER: 'on' };
+export const NAIVE_ENV = { TXMESH_BATCHING: 'off', TXMESH_GROUP_COMMIT: 'off', TXMESH_SCHEDULER: 'off' };
+export const BLIND_ENV = { ...OPTIMISED_ENV, TXMESH_SCHEDULER: 'off' };
+
+/** How long the consistency check waits for every commit/rollback to be delivered. */
+export const QUIESCE_TIMEOUT_MS = 120_000;
+
+/**
+ * One connection per concurrent caller, as that many independent clients would have, for the cluster
+ * and the null baseline alike: the SDK's default pool (32) would otherwise cap what reaches the server.
+ */
+export function clientConnections(options: BenchOptions): number {
+  return options.concurrency;
+}

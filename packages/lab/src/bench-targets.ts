@@ -1,0 +1,30 @@
+/** The targets the benchmark checks its figures against: each with its value, limit, and met or missed. */
+import { round } from './bench-math.ts';
+import type { BenchOptions } from './bench-options.ts';
+import type { BenchReport, TargetCheck } from './bench-report.ts';
+
+function upper(target: string, value: number, limit: number, note?: string): TargetCheck {
+  return { target, value, limit, met: value <= limit, ratio: round(limit > 0 ? value / limit : 0, 3), ...(note ? { note } : {}) };
+}
+function lower(target: string, value: number, limit: number, note?: string): TargetCheck {
+  return { target, value, limit, met: value >= limit, ratio: round(limit > 0 ? value / limit : 0, 3), ...(note ? { note } : {}) };
+}
+
+export function benchTargets(report: BenchReport, options: BenchOptions): TargetCheck[] {
+  const checks: TargetCheck[] = [];
+  const atFull = options.concurrency >= 1000 ? undefined : `measured at concurrency ${options.concurrency}; the target is stated for 1000`;
+  checks.push(lower('efficiency >= 0.35 at concurrency 1000', report.efficiency, 0.35, atFull));
+  checks.push(upper('coordinator fsyncs per committed tx <= 0.1', report.coordinatorFsyncsPerTx, 0.1));
+  checks.push(upper('requests between components per committed tx <= 0.5', report.requestsPerTx, 0.5));
+  // A concurrency-1 main run measures it directly; otherwise the idle probe after the main window does.
+  if (options.concurrency === 1) checks.push(upper('p50 <= 5 ms at concurrency 1', report.p50Ms, 5));
+  else if (report.run.idle && report.run.idle.committed > 0) checks.push(upper('p50 <= 5 ms at concurrency 1', report.run.idle.p50Ms, 5, 'from the idle probe after the main window'));
+  const slow = report.slowService;
+  if (slow) {
+    const refP99 = slow.reference.byClass?.withoutSlow?.p99Ms ?? 0;
+    const awareP99 = slow.aware.byClass?.withoutSlow?.p99Ms ?? 0;
+    checks.push(upper(`p99 of txs without ${slow.service}, aware vs no slow service <= 1.5x`, round(refP99 > 0 ? awareP99 / refP99 : 0, 3), 1.5));
+    checks.push(lower('goodput aware / blind > 1', round(slow.blind.goodputTps > 0 ? slow.aware.goodputTps / slow.blind.goodputTps : 0, 3), 1.000001));
+  }
+  return checks;
+}
