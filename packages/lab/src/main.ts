@@ -2,17 +2,14 @@
  * The lab's commands: the e-commerce demo cluster, the benchmark with its null baseline, the chaos run,
  * and one example service as a process. `txmesh demo|bench|chaos|service|null-echo` hands over to here
  * when @txmesh/lab is installed; `txmesh-lab` runs it directly.
+ *
+ * A command loads its own modules when it runs: an example service started by a cluster harness does not
+ * load the bench, the chaos run or the client, so it starts sooner and holds less memory.
  */
 import { DEFAULT_CATALOG, ECOMMERCE_SERVICES, slowFromEnv, startEcommerceService, type EcommerceService } from '@txmesh/example-ecommerce';
 import { FlagReader, parseArgs, serve, UsageError } from 'txmesh';
-import { formatTargets } from './bench-format.ts';
-import { runBench } from './bench.ts';
-import { runChaos } from './chaos.ts';
-import { formatSummary, runDemo } from './demo.ts';
-import { startNullEcho } from './null-echo.ts';
-import { startBankService } from './bank-service.ts';
-import { ISOLATION_WORKLOADS, runIsolationBench, type IsolationWorkload } from './isolation-bench.ts';
 import { DeadlockMode } from '@txmesh/protocol';
+import type { IsolationWorkload } from './isolation-bench.ts';
 
 const USAGE = `usage: txmesh <command> [flags]   (the lab: runs from the txmesh repository)
 
@@ -67,6 +64,7 @@ export async function labMain(argv: string[]): Promise<number> {
         f.done();
         // With --json the summary object must be the last line of stdout; human text goes to stderr.
         const out = options.json ? process.stderr : process.stdout;
+        const { formatSummary, runDemo } = await import('./demo.ts');
         const summary = await runDemo({ ...options, out, progress: process.stderr });
         out.write(`${formatSummary(summary)}\n`);
         if (options.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
@@ -93,6 +91,7 @@ export async function labMain(argv: string[]): Promise<number> {
         const json = f.bool('json');
         f.done();
         // The JSON object is the last line of stdout; everything for people goes to stderr.
+        const [{ runBench }, { formatTargets }] = await Promise.all([import('./bench.ts'), import('./bench-format.ts')]);
         const report = await runBench({ ...options, out: process.stderr });
         process.stderr.write(`targets (issue 6):\n${formatTargets(report)}\n`);
         process.stdout.write(json ? `${JSON.stringify(report)}\n` : `${JSON.stringify(report, null, 2)}\n`);
@@ -101,6 +100,7 @@ export async function labMain(argv: string[]): Promise<number> {
         return report.inconsistent ? 1 : 0;
       }
       case 'bench-isolation': {
+        const { ISOLATION_WORKLOADS, runIsolationBench } = await import('./isolation-bench.ts');
         const list = <T extends string>(name: string, allowed: readonly T[], fallback: readonly T[]): T[] => {
           const raw = f.optionalString(name);
           if (raw === undefined) return [...fallback];
@@ -142,11 +142,13 @@ export async function labMain(argv: string[]): Promise<number> {
         };
         f.string('log-level', 'warn');
         f.done();
+        const { startBankService } = await import('./bank-service.ts');
         return await serve(() => startBankService(name, options));
       }
       case 'null-echo': {
         const options = { port: f.int('port', 0, 0, 65535), host: f.string('host', '127.0.0.1'), logLevel: f.logLevel() };
         f.done();
+        const { startNullEcho } = await import('./null-echo.ts');
         return await serve(() => startNullEcho(options));
       }
       case 'chaos': {
@@ -166,6 +168,7 @@ export async function labMain(argv: string[]): Promise<number> {
         };
         const json = f.bool('json');
         f.done();
+        const { runChaos } = await import('./chaos.ts');
         const summary = await runChaos({ ...options, progress: process.stderr });
         const { problems, ...figures } = summary;
         const human = json ? process.stderr : process.stdout;
