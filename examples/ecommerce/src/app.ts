@@ -5,7 +5,7 @@
 import type { AddressInfo } from 'node:net';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { createParticipant, openParticipantDatabase } from '@txmesh/participant-sdk';
-import { Paths, installTxmeshErrorHandlers, serverLoggerOptions, type ReadyAnswer } from '@txmesh/protocol';
+import { NO_SCHEMA_COMPILERS, Paths, installTxmeshErrorHandlers, serverLoggerOptions, type ReadyAnswer } from '@txmesh/protocol';
 import { resolveCatalog, type CatalogOptions } from './catalog.ts';
 import { inventoryService } from './inventory.ts';
 import { migrateShared } from './ledger.ts';
@@ -89,7 +89,7 @@ export async function buildEcommerceService(
       ...(opts.lockWaitMs !== undefined ? { lockWaitMs: opts.lockWaitMs } : {}),
     });
     participant = created;
-    const server = Fastify({ logger: serverLoggerOptions(`service-${name}`, opts.logLevel) });
+    const server = Fastify({ logger: serverLoggerOptions(`service-${name}`, opts.logLevel), schemaController: NO_SCHEMA_COMPILERS });
     app = server;
     installTxmeshErrorHandlers(server);
     const slow = opts.slow;

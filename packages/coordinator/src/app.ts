@@ -5,6 +5,7 @@
 import path from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
 import {
+  NO_SCHEMA_COMPILERS,
   Paths,
   TxmeshError,
   installTxmeshErrorHandlers,
@@ -93,6 +94,7 @@ export async function buildCoordinator(opts: CoordinatorOptions, parts: Coordina
   const app = Fastify({
     logger: serverLoggerOptions(`coordinator-${opts.shard}`, opts.logLevel),
     bodyLimit: BODY_LIMIT_BYTES,
+    schemaController: NO_SCHEMA_COMPILERS,
     // Requests arriving while closing get TXM_SHUTTING_DOWN from the hook below, not fastify's code-less 503.
     return503OnClosing: false,
     // Errors fastify raises before routing (an undecodable URL) get our catalogue too.

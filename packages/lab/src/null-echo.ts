@@ -5,11 +5,11 @@
  */
 import type { AddressInfo } from 'node:net';
 import Fastify from 'fastify';
-import { Outcome, Paths, serverLoggerOptions, type TransactionResult } from '@txmesh/protocol';
+import { NO_SCHEMA_COMPILERS, Outcome, Paths, serverLoggerOptions, type TransactionResult } from '@txmesh/protocol';
 
 export async function startNullEcho(opts: { host?: string; port?: number; logLevel?: string } = {}): Promise<{ url: string; close(): Promise<void> }> {
   // The same logger as every role: at the default level it writes nothing per request.
-  const app = Fastify({ logger: serverLoggerOptions('null-echo', opts.logLevel) });
+  const app = Fastify({ logger: serverLoggerOptions('null-echo', opts.logLevel), schemaController: NO_SCHEMA_COMPILERS });
   let answered = 0;
   // Parses the JSON body like the coordinator does, so only the transaction work differs.
   app.post(Paths.TRANSACTIONS, async (): Promise<TransactionResult> => {

@@ -7,3 +7,4 @@ export * from './http-errors.ts';
 export * from './reasons.ts';
 export * from './isolation.ts';
 export * from './server-logger.ts';
+export * from './server-options.ts';

@@ -5,6 +5,7 @@
 import http from 'node:http';
 import Fastify, { type FastifyInstance } from 'fastify';
 import {
+  NO_SCHEMA_COMPILERS,
   Paths,
   PROTOCOL_VERSION,
   TxmeshError,
@@ -77,6 +78,7 @@ async function assembleSidecar(opts: SidecarOptions): Promise<AssembledSidecar> 
   const app = Fastify({
     logger: serverLoggerOptions(`sidecar-${o.service}`, o.logLevel),
     bodyLimit: BATCH_BODY_LIMIT,
+    schemaController: NO_SCHEMA_COMPILERS,
     // Requests arriving while closing get TXM_SHUTTING_DOWN from the hook below, not fastify's code-less 503.
     return503OnClosing: false,
     serverFactory: (handler) =>
