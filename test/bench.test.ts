@@ -51,18 +51,62 @@ function checkRun(name: string, r: Record<string, any>, durationSec: number): vo
   for (const service of ['inventory', 'payment', 'order', 'shipping']) {
     assert.ok(r.memoryMb[`sidecar-${service}`]?.rssMb > 0, `${name}: sidecar-${service} memory read`);
   }
+  assert.deepEqual(Object.keys(r.startupMs).sort(), Object.keys(r.cpuMsByMember).sort(), `${name}: every member's start was timed`);
+  for (const [member, ms] of Object.entries(r.startupMs as Record<string, number>)) assert.ok(ms > 0, `${name}: ${member} took time to start`);
+}
+
+const ROLES = ['coordinator', 'service', 'sidecar'];
+const median = (values: number[]): number => [...values].sort((a, b) => a - b)[Math.floor((values.length - 1) / 2)]!;
+const largestOf = (r: Record<string, any>, prefix: string): number =>
+  Math.max(...Object.entries(r.memoryMb as Record<string, { rssMb: number }>).filter(([n]) => n.startsWith(prefix)).map(([, m]) => m.rssMb));
+
+/** startupMs and rssMb per role, and the targets of issue 17 made of them. */
+function checkRoles(report: Record<string, any>, startupRounds: number): void {
+  assert.deepEqual(Object.keys(report.startupMs).sort(), ROLES, 'startupMs for each role');
+  assert.deepEqual(Object.keys(report.rssMb).sort(), ROLES, 'rssMb for each role');
+  assert.equal(report.startupFrom, 'probe');
+  assert.equal(report.startup.rounds, startupRounds);
+  for (const role of ROLES) {
+    const samples = report.startup.samplesMs[role] as number[];
+    assert.equal(samples.length, startupRounds, `${role}: one spawn per round`);
+    assert.ok(samples.every((ms) => ms > 0), `${role}: every spawn took time`);
+    assert.equal(report.startupMs[role], median(samples), `${role}: startupMs is the median of the probe's spawns`);
+    assert.ok(report.idleRssMb[role] > 30, `${role}: idle memory read (a Node process holds more than 30 MB)`);
+    assert.equal(report.rssMb[role], largestOf(report.run, `${role}-`), `${role}: rssMb is the role's largest member at the end of the main window`);
+  }
+  assert.equal(report.rssMb.coordinator, report.coordinatorRssMb, 'one shard: its memory is the coordinator figure');
+  assert.equal(report.rssMb.sidecar, Math.max(...(Object.values(report.sidecarRssMb) as number[])));
+
+  const targets = report.targets as { target: string; met: boolean; value: number; limit: number }[];
+  const target = (re: RegExp): { met: boolean; value: number; limit: number } => {
+    const found = targets.filter((t) => re.test(t.target));
+    assert.equal(found.length, 1, `one target matches ${re}`);
+    return found[0]!;
+  };
+  for (const role of ROLES) {
+    const t = target(new RegExp(`^${role} prints TXMESH_READY`));
+    assert.deepEqual([t.value, t.limit, t.met], [report.startupMs[role], 400, report.startupMs[role] <= 400], `${role} startup target`);
+  }
+  const sidecar = target(/^sidecar RSS/);
+  assert.deepEqual([sidecar.value, sidecar.limit, sidecar.met], [report.rssMb.sidecar, 100, report.rssMb.sidecar <= 100]);
+  const coordinator = target(/^coordinator RSS/);
+  assert.deepEqual([coordinator.value, coordinator.limit, coordinator.met], [report.rssMb.coordinator, 150, report.rssMb.coordinator <= 150]);
+  const idle = target(/^idle sidecar RSS/);
+  assert.deepEqual([idle.value, idle.limit, idle.met], [report.idleRssMb.sidecar, 75, report.idleRssMb.sidecar <= 75]);
 }
 
 test('txmesh bench --json: optimised, naive and slow-service runs in one invocation, figures consistent', async () => {
   const durationSec = 2;
+  const startupRounds = 2;
   const { code, stdout, stderr } = await run(
-    ['bench', '--concurrency', '4', '--duration', String(durationSec), '--warmup', '1', '--probe', '1', '--compare', '--slow-service', 'shipping', '--slow-ms', '5', '--json'],
+    ['bench', '--concurrency', '4', '--duration', String(durationSec), '--warmup', '1', '--probe', '1', '--startup-rounds', String(startupRounds), '--compare', '--slow-service', 'shipping', '--slow-ms', '5', '--json'],
     200_000,
   );
   assert.equal(code, 0, `bench failed:\n${stderr}`);
   const lines = stdout.trim().split('\n');
   const report = JSON.parse(lines.at(-1)!) as Record<string, any>;
   assert.match(stderr, /\[null-echo\]/, 'human progress goes to stderr');
+  assert.match(stderr, /\[startup\] ready after/, 'the startup probe reports to stderr');
 
   for (const key of ['committedTps', 'p50Ms', 'p99Ms', 'nullEchoRps', 'efficiency', 'coordinatorFsyncsPerTx', 'requestsPerTx', 'cpuMsPerTx', 'coordinatorRssMb']) {
     assert.equal(typeof report[key], 'number', `${key} is a number`);
@@ -81,6 +125,7 @@ test('txmesh bench --json: optimised, naive and slow-service runs in one invocat
   assert.equal(report.run.verified.lostCommits, 0);
   assert.equal(report.naive.verified.invariantsOk, true);
   checkRun('optimised', report.run, durationSec);
+  checkRoles(report, startupRounds);
 
   assert.equal(report.naive.env.TXMESH_BATCHING, 'off');
   assert.equal(report.naive.env.TXMESH_GROUP_COMMIT, 'off');
@@ -105,7 +150,7 @@ test('txmesh bench --json: optimised, naive and slow-service runs in one invocat
   assert.equal(slow.aware.env.TXMESH_SCHEDULER, 'on');
 
   const targets = report.targets as { target: string; met: boolean; value: number; limit: number }[];
-  assert.equal(targets.length, 6, 'four issue targets plus the two slow-service ones');
+  assert.equal(targets.length, 12, 'four targets of issue 6, two slow-service ones, six of issue 17');
   for (const t of targets) assert.equal(typeof t.met, 'boolean', t.target);
 });
 

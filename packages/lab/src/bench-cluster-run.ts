@@ -26,6 +26,7 @@ export async function runCluster(spec: RunSpec, options: BenchOptions, say: (lin
   const profileDir = process.env.TXMESH_PROFILE_DIR;
   const nodeArgs = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${join(profileDir, spec.label)}`] : [];
   const cluster = await Cluster.start({ shards: options.shards, catalog: BENCH_CATALOG, env: { TXMESH_LOG_LEVEL: 'warn', ...spec.env }, memberEnv, nodeArgs });
+  const startupMs = Object.fromEntries(members(cluster).map((m) => [m.name, round(m.startupMs ?? NaN, 0)]));
   const client = createTxmeshClient({ coordinatorUrls: cluster.coordinatorUrls, connections: clientConnections(options), overloadRetries: 0 });
   let failed = true;
   try {
@@ -78,7 +79,7 @@ export async function runCluster(spec: RunSpec, options: BenchOptions, say: (lin
         afterQuiescence: quiescedAfterRun,
       };
     }
-    const result = runFigures(spec, tally, before, after, memory, idle);
+    const result = runFigures(spec, tally, before, after, { memoryMb: memory, startupMs }, idle);
     if (heard) {
       const quiesced = await waitForDrain(cluster, quiescedAfterRun ? 30_000 : 5_000);
       const report = await verifyCluster(sidecarUrls, heard);

@@ -2,6 +2,7 @@
 import { round } from './bench-math.ts';
 import type { NullEchoFigures } from './bench-null-echo.ts';
 import type { BenchReport } from './bench-report.ts';
+import { largestPerRole } from './bench-roles.ts';
 import type { RunFigures } from './bench-run-figures.ts';
 
 export function describeRun(r: RunFigures, nullEcho: NullEchoFigures): string {
@@ -9,10 +10,12 @@ export function describeRun(r: RunFigures, nullEcho: NullEchoFigures): string {
   const classes = r.byClass
     ? `\n    ${Object.entries(r.byClass).map(([k, c]) => `${k}: ${c.committedTps} tx/s p50 ${c.p50Ms} ms p99 ${c.p99Ms} ms, ${c.refused} refusals`).join('; ')}`
     : '';
+  const rss = largestPerRole(Object.fromEntries(Object.entries(r.memoryMb).map(([name, m]) => [name, m.rssMb])));
   return [
     `[${r.label}] committed ${r.committedTps} tx/s (efficiency ${round(nullEcho.nullEchoRps > 0 ? r.committedTps / nullEcho.nullEchoRps : 0, 3)}), p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms${r.idle ? `; idle p50 ${r.idle.p50Ms} ms` : ''}`,
     `    aborted ${r.aborted} (${reasons}), refused ${r.refused}, errors ${r.errors}`,
-    `    per tx: ${r.coordinatorFsyncsPerTx} coordinator fsyncs, ${r.requestsPerTx} requests (${r.requests.itemsPerBatch} items/batch), ${r.cpuMsPerTx} ms cluster CPU; coordinator RSS ${r.coordinatorRssMb} MB${classes}`,
+    `    per tx: ${r.coordinatorFsyncsPerTx} coordinator fsyncs, ${r.requestsPerTx} requests (${r.requests.itemsPerBatch} items/batch), ${r.cpuMsPerTx} ms cluster CPU${classes}`,
+    `    RSS at the end of the window (MB, largest of each role): ${Object.entries(rss).map(([role, mb]) => `${role} ${mb}`).join(', ')}`,
   ].join('\n');
 }
 

@@ -9,3 +9,9 @@ export function sum(values: number[]): number {
   return values.reduce((a, b) => a + b, 0);
 }
 
+
+/** The median of unsorted samples (the lower middle one for an even count), ignoring non-numbers; 0 for none. */
+export function median(values: number[]): number {
+  const sorted = values.filter(Number.isFinite).sort((a, b) => a - b);
+  return sorted.length === 0 ? 0 : sorted[Math.floor((sorted.length - 1) / 2)]!;
+}

@@ -20,6 +20,8 @@ export interface BenchOptions {
   slowCpuMs: number;
   /** Seconds of a concurrency-1 run after the main window (latency when idle); 0 skips it. */
   probeSec: number;
+  /** Rounds of the startup probe before the runs (each role spawned alone, median reported); 0 skips it. */
+  startupRounds: number;
   /** Progress and the human summary. */
   out: NodeJS.WritableStream;
 }

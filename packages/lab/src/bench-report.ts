@@ -1,5 +1,7 @@
 /** The JSON object that `txmesh bench --json` prints as the last line of stdout. */
 import type { NullEchoFigures } from './bench-null-echo.ts';
+import type { ProcessRole } from './bench-roles.ts';
+import type { StartupFigures } from './bench-startup.ts';
 import type { RunFigures } from './bench-run-figures.ts';
 
 export interface TargetCheck {
@@ -30,6 +32,18 @@ export interface BenchReport {
   cpuMsPerTx: number;
   coordinatorRssMb: number;
   sidecarRssMb: Record<string, number>;
+  /**
+   * Per role, spawn → TXMESH_READY in ms: the median of the startup probe's rounds, each role spawned alone
+   * (`startupFrom: 'probe'`), or without the probe the median of the main run's members as its cluster started.
+   */
+  startupMs: Partial<Record<ProcessRole, number>>;
+  startupFrom: 'probe' | 'cluster';
+  /** Per role, resident memory at the end of the main run's window in MB: the role's largest member. */
+  rssMb: Partial<Record<ProcessRole, number>>;
+  /** Per role, resident memory after a second idle in MB (the startup probe's median; absent without it). */
+  idleRssMb?: Record<ProcessRole, number>;
+  /** The startup probe's rounds. */
+  startup?: StartupFigures;
   abortedByReason: Record<string, number>;
   /** The consistency check after the 4-service runs (main and naive) passed. */
   invariantsOk: boolean;

@@ -41,7 +41,10 @@ export interface RunFigures extends OutcomeCounts {
   pids: Record<string, number>;
   clientCpuMsPerTx: number;
   coordinatorRssMb: number;
+  /** Every member's resident memory (VmRSS) and its peak (VmHWM) at the end of the window, MB. */
   memoryMb: Record<string, { rssMb: number; peakRssMb: number }>;
+  /** Every member's spawn → TXMESH_READY as this run started its cluster, ms (tiers start in parallel). */
+  startupMs: Record<string, number>;
   /**
    * After the run: every service agrees on every outcome the client heard, nothing is left prepared, stock
    * and money are conserved (4-service runs only: the check expects every transaction at every service).
@@ -61,7 +64,13 @@ export interface RunSpec {
   verify: boolean;
 }
 
-export function runFigures(spec: RunSpec, tally: LoopTally, before: Snapshot, after: Snapshot, memory: RunFigures['memoryMb'], idle: RunFigures['idle']): RunFigures {
+/** What the run read from its members' processes: memory at the end of the window, and each one's start. */
+export interface ProcessReadings {
+  memoryMb: RunFigures['memoryMb'];
+  startupMs: RunFigures['startupMs'];
+}
+
+export function runFigures(spec: RunSpec, tally: LoopTally, before: Snapshot, after: Snapshot, processes: ProcessReadings, idle: RunFigures['idle']): RunFigures {
   const delta = (pick: (s: CoordinatorStats) => number): number => sum(after.coordinators.map(pick)) - sum(before.coordinators.map(pick));
   const coordinatorCommitted = delta((s) => s.committed);
   const per = (x: number): number => (coordinatorCommitted > 0 ? x / coordinatorCommitted : 0);
@@ -91,7 +100,7 @@ export function runFigures(spec: RunSpec, tally: LoopTally, before: Snapshot, af
     byClass[cls] = { committed: t.committed, committedTps: round(t.committed / tally.windowSec), refused: t.refused, p50Ms: round(percentile(s, 50)), p99Ms: round(percentile(s, 99)) };
   }
   const committedTps = round(tally.committed / tally.windowSec);
-  const coordinatorRss = sum(Object.entries(memory).filter(([n]) => n.startsWith('coordinator-')).map(([, m]) => m.rssMb));
+  const coordinatorRss = sum(Object.entries(processes.memoryMb).filter(([n]) => n.startsWith('coordinator-')).map(([, m]) => m.rssMb));
   const result: RunFigures = {
     label: spec.label,
     env: spec.env,
@@ -122,7 +131,8 @@ export function runFigures(spec: RunSpec, tally: LoopTally, before: Snapshot, af
     pids: {},
     clientCpuMsPerTx: round(per(tally.clientCpuMs), 3),
     coordinatorRssMb: round(coordinatorRss, 1),
-    memoryMb: memory,
+    memoryMb: processes.memoryMb,
+    startupMs: processes.startupMs,
   };
   if (spec.slowService) result.slowService = spec.slowService;
   if (spec.mixWithout) result.byClass = byClass;

@@ -2,6 +2,12 @@
 import { round } from './bench-math.ts';
 import type { BenchOptions } from './bench-options.ts';
 import type { BenchReport, TargetCheck } from './bench-report.ts';
+import { PROCESS_ROLES } from './bench-roles.ts';
+
+/** Issue 17: every role ready this soon after its spawn on an idle machine (median of the probe's rounds). */
+const READY_WITHIN_MS = 400;
+/** Issue 17: resident memory at concurrency 1000, and of an idle sidecar. */
+const RSS_LIMIT_MB = { sidecar: 100, coordinator: 150, idleSidecar: 75 };
 
 function upper(target: string, value: number, limit: number, note?: string): TargetCheck {
   return { target, value, limit, met: value <= limit, ratio: round(limit > 0 ? value / limit : 0, 3), ...(note ? { note } : {}) };
@@ -26,5 +32,16 @@ export function benchTargets(report: BenchReport, options: BenchOptions): Target
     checks.push(upper(`p99 of txs without ${slow.service}, aware vs no slow service <= 1.5x`, round(refP99 > 0 ? awareP99 / refP99 : 0, 3), 1.5));
     checks.push(lower('goodput aware / blind > 1', round(slow.blind.goodputTps > 0 ? slow.aware.goodputTps / slow.blind.goodputTps : 0, 3), 1.000001));
   }
+  const startupNote =
+    report.startupFrom === 'probe'
+      ? `median of ${report.startup?.rounds ?? 0} spawns, each role alone`
+      : 'from the main run\'s cluster start (members of a tier start together); the target is stated for a role spawned alone';
+  for (const role of PROCESS_ROLES) {
+    const ms = report.startupMs[role];
+    if (ms !== undefined) checks.push(upper(`${role} prints TXMESH_READY <= ${READY_WITHIN_MS} ms after its spawn`, ms, READY_WITHIN_MS, startupNote));
+  }
+  if (report.rssMb.sidecar !== undefined) checks.push(upper(`sidecar RSS <= ${RSS_LIMIT_MB.sidecar} MB at concurrency 1000`, report.rssMb.sidecar, RSS_LIMIT_MB.sidecar, atFull ?? 'the largest sidecar at the end of the main window'));
+  if (report.rssMb.coordinator !== undefined) checks.push(upper(`coordinator RSS <= ${RSS_LIMIT_MB.coordinator} MB at concurrency 1000`, report.rssMb.coordinator, RSS_LIMIT_MB.coordinator, atFull ?? 'the largest shard at the end of the main window'));
+  if (report.idleRssMb) checks.push(upper(`idle sidecar RSS <= ${RSS_LIMIT_MB.idleSidecar} MB`, report.idleRssMb.sidecar, RSS_LIMIT_MB.idleSidecar, 'a second after ready, from the startup probe'));
   return checks;
 }

@@ -4,7 +4,8 @@
  * plus what each committed transaction costs in fsyncs, requests between components, CPU and memory.
  * --compare adds a run with batching, group commit and the scheduler off; --slow-service adds a
  * resource-aware / resource-blind comparison with one service slowed. Every run of one invocation uses
- * the same client, concurrency, durations and seed.
+ * the same client, concurrency, durations and seed. A startup probe first spawns each role alone and
+ * reports how soon it is ready and how much memory it holds idle; every run reports its members' memory.
  */
 import { cpus, loadavg } from 'node:os';
 import { describeRun } from './bench-format.ts';
@@ -13,13 +14,18 @@ import { BLIND_ENV, NAIVE_ENV, OPTIMISED_ENV, type BenchOptions } from './bench-
 import { runCluster } from './bench-cluster-run.ts';
 import { runNullEcho } from './bench-null-echo.ts';
 import type { BenchReport } from './bench-report.ts';
+import { largestPerRole, medianPerRole } from './bench-roles.ts';
 import type { RunFigures } from './bench-run-figures.ts';
+import { probeStartup } from './bench-startup.ts';
 import { benchTargets } from './bench-targets.ts';
 
 export async function runBench(options: BenchOptions): Promise<BenchReport> {
   const say = (line: string): void => void options.out.write(`${line}\n`);
   const machine = { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? 'unknown', loadavg1m: round(loadavg()[0] ?? 0), node: process.version };
   say(`txmesh bench: ${machine.cpus} CPU(s), load ${machine.loadavg1m}; concurrency ${options.concurrency}, ${options.durationSec} s per run`);
+
+  // Before anything else: the targets on startup are stated for an otherwise idle machine.
+  const startup = options.startupRounds > 0 ? await probeStartup(options.startupRounds, say) : undefined;
 
   // The baseline runs alone, before any cluster exists, so it gets the whole machine as the cluster will.
   const nullEcho = await runNullEcho(options, say);
@@ -48,6 +54,10 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
     cpuMsPerTx: main.cpuMsPerTx,
     coordinatorRssMb: main.coordinatorRssMb,
     sidecarRssMb: Object.fromEntries(Object.entries(main.memoryMb).filter(([n]) => n.startsWith('sidecar-')).map(([n, m]) => [n.slice('sidecar-'.length), m.rssMb])),
+    startupMs: startup?.startupMs ?? medianPerRole(main.startupMs),
+    startupFrom: startup ? 'probe' : 'cluster',
+    rssMb: largestPerRole(Object.fromEntries(Object.entries(main.memoryMb).map(([name, m]) => [name, m.rssMb]))),
+    ...(startup ? { idleRssMb: startup.idleRssMb, startup } : {}),
     abortedByReason: main.abortedByReason,
     invariantsOk: main.verified?.invariantsOk ?? false,
     inconsistent: isInconsistent(main),

@@ -33,6 +33,7 @@ export class Member {
   #log: WriteStream | undefined;
   #port = 0;
   #url = '';
+  #startupMs: number | undefined;
   #exited: Promise<void> = Promise.resolve();
 
   constructor(name: string, role: MemberRole, args: (port: number) => string[], logFile: string, env: NodeJS.ProcessEnv, nodeArgs: string[] = []) {
@@ -50,6 +51,10 @@ export class Member {
   get pid(): number | undefined {
     return this.#child?.pid;
   }
+  /** Milliseconds from the spawn of the last start to its TXMESH_READY line. */
+  get startupMs(): number | undefined {
+    return this.#startupMs;
+  }
   get running(): boolean {
     return this.#child !== undefined && this.#child.exitCode === null && this.#child.signalCode === null;
   }
@@ -62,6 +67,7 @@ export class Member {
     // Crash points cost nothing unless armed: only then is the preload that listens for steps loaded.
     const preload = env.TXMESH_CRASH_AT ? ['--import', CRASH_PRELOAD] : [];
     const bin = this.role === 'coordinator' || this.role === 'sidecar' ? TXMESH_BIN : LAB_BIN;
+    const spawnedAt = performance.now();
     const child = spawn(process.execPath, [...this.#nodeArgs, ...preload, bin, this.role, ...this.#args(this.#port)], {
       // stdin is a pipe only so that the member notices when this process dies (TXMESH_EXIT_WITH_PARENT).
       stdio: ['pipe', 'pipe', 'pipe'],
@@ -83,6 +89,7 @@ export class Member {
           const line = buffered.slice(0, newline);
           buffered = buffered.slice(newline + 1);
           if (line.startsWith(READY_PREFIX)) {
+            this.#startupMs = performance.now() - spawnedAt;
             cleanup();
             resolve(line.slice(READY_PREFIX.length).trim());
             return;

@@ -22,6 +22,7 @@ commands:
                --naive (batching, group commit, scheduler off)  --compare (optimised and naive)
                --slow-service NAME (aware vs blind)  --slow-ms MS (20)  --slow-cpu-ms MS per item (1)
                --probe SEC (5, concurrency-1 latency after the main run; 0 skips)  --json
+               --startup-rounds N (5: each role spawned alone N times first, median time to ready and idle RSS; 0 skips)
   bench-isolation
                the same contended workloads (Zipf-skewed keys), same seed, under each deadlock mode; JSON last line
                --workloads orders,transfers  --modes detect,wait-die,timeout  --concurrency C (32)  --duration SEC (10)
@@ -86,6 +87,7 @@ export async function labMain(argv: string[]): Promise<number> {
           slowMs: f.int('slow-ms', 20, 0, 60_000),
           slowCpuMs: f.int('slow-cpu-ms', 1, 0, 1000),
           probeSec: f.int('probe', 5, 0, 600),
+          startupRounds: f.int('startup-rounds', 5, 0, 100),
           ...(slow !== undefined ? { slowService: slow as EcommerceService } : {}),
         };
         const json = f.bool('json');
@@ -93,7 +95,7 @@ export async function labMain(argv: string[]): Promise<number> {
         // The JSON object is the last line of stdout; everything for people goes to stderr.
         const [{ runBench }, { formatTargets }] = await Promise.all([import('./bench.ts'), import('./bench-format.ts')]);
         const report = await runBench({ ...options, out: process.stderr });
-        process.stderr.write(`targets (issue 6):\n${formatTargets(report)}\n`);
+        process.stderr.write(`targets (issues 6 and 17):\n${formatTargets(report)}\n`);
         process.stdout.write(json ? `${JSON.stringify(report)}\n` : `${JSON.stringify(report, null, 2)}\n`);
         // Figures from a cluster that lost or split an outcome are not results.
         if (!report.invariantsOk) process.stderr.write(report.inconsistent ? 'CONSISTENCY CHECK FAILED\n' : 'consistency not checked: delivery still running at the end\n');

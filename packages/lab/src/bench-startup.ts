@@ -1,0 +1,88 @@
+/**
+ * The startup probe, run before anything else of the benchmark while the machine is otherwise idle: a
+ * coordinator, an example service and a sidecar in front of it are spawned one after the other, each
+ * alone, `rounds` times. Each gives the milliseconds from its spawn to its TXMESH_READY line, and its
+ * resident memory once it has sat idle for a second (the sidecar registered and heartbeating). A member
+ * that crashed is serving again this soon, and an idle one costs this much memory.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { median, round } from './bench-math.ts';
+import { OPTIMISED_ENV } from './bench-options.ts';
+import { processMemoryMb } from './bench-process.ts';
+import { PROCESS_ROLES, type ProcessRole } from './bench-roles.ts';
+import { Member, sleep } from './cluster.ts';
+
+/** How long each role sits idle after the last one is ready, before its memory is read. */
+const IDLE_SETTLE_MS = 1000;
+/** The service the probe starts (with the example's default catalog, as `txmesh service` does). */
+const PROBE_SERVICE = 'inventory';
+
+export interface StartupFigures {
+  rounds: number;
+  /** Each round's spawn → TXMESH_READY, ms, per role. */
+  samplesMs: Record<ProcessRole, number[]>;
+  /** The median of the rounds, per role. */
+  startupMs: Record<ProcessRole, number>;
+  /** The median resident memory (VmRSS) after a second idle, MB, per role. */
+  idleRssMb: Record<ProcessRole, number>;
+}
+
+const perRole = <T>(make: () => T): Record<ProcessRole, T> => ({ coordinator: make(), sidecar: make(), service: make() });
+
+export async function probeStartup(rounds: number, say: (line: string) => void): Promise<StartupFigures> {
+  say(`[startup] spawning a coordinator, a service and a sidecar, one at a time, ${rounds} time(s) ...`);
+  const samplesMs = perRole<number[]>(() => []);
+  const rssMb = perRole<number[]>(() => []);
+  for (let i = 0; i < rounds; i++) {
+    const sample = await probeRound(say);
+    for (const role of PROCESS_ROLES) {
+      samplesMs[role].push(sample[role].startupMs);
+      rssMb[role].push(sample[role].rssMb);
+    }
+  }
+  const figures: StartupFigures = {
+    rounds,
+    samplesMs: perRole<number[]>(() => []),
+    startupMs: perRole(() => 0),
+    idleRssMb: perRole(() => 0),
+  };
+  for (const role of PROCESS_ROLES) {
+    figures.samplesMs[role] = samplesMs[role].map((ms) => round(ms, 0));
+    figures.startupMs[role] = round(median(samplesMs[role]), 0);
+    figures.idleRssMb[role] = round(median(rssMb[role]), 1);
+  }
+  say(`[startup] ready after (median ms) ${PROCESS_ROLES.map((r) => `${r} ${figures.startupMs[r]}`).join(', ')}; idle RSS (MB) ${PROCESS_ROLES.map((r) => `${r} ${figures.idleRssMb[r]}`).join(', ')}`);
+  return figures;
+}
+
+/** One round: the three roles started in order in a fresh directory, measured, stopped, removed. */
+async function probeRound(say: (line: string) => void): Promise<Record<ProcessRole, { startupMs: number; rssMb: number }>> {
+  const dir = mkdtempSync(join(tmpdir(), 'txmesh-startup-'));
+  const env = { TXMESH_LOG_LEVEL: 'warn', ...OPTIMISED_ENV };
+  const log = (name: string): string => join(dir, `${name}.log`);
+  const coordinator = new Member('coordinator-0', 'coordinator', (port) => ['--port', String(port), '--data', dir], log('coordinator-0'), env);
+  const service = new Member(`service-${PROBE_SERVICE}`, 'service', (port) => [PROBE_SERVICE, '--port', String(port), '--db', join(dir, `${PROBE_SERVICE}.db`)], log('service'), env);
+  const started: Member[] = [coordinator];
+  let failed = true;
+  try {
+    const coordinatorUrl = await coordinator.start();
+    started.push(service);
+    const serviceUrl = await service.start();
+    const sidecar = new Member(`sidecar-${PROBE_SERVICE}`, 'sidecar', (port) => [
+      '--service', PROBE_SERVICE, '--service-url', serviceUrl, '--coordinator', coordinatorUrl, '--port', String(port), '--data', dir,
+    ], log('sidecar'), env);
+    started.push(sidecar);
+    await sidecar.start();
+    await sleep(IDLE_SETTLE_MS);
+    const measure = (m: Member): { startupMs: number; rssMb: number } => ({ startupMs: m.startupMs ?? NaN, rssMb: processMemoryMb(m.pid)?.rssMb ?? NaN });
+    const result = { coordinator: measure(coordinator), service: measure(service), sidecar: measure(sidecar) };
+    failed = false;
+    return result;
+  } finally {
+    for (const m of started.reverse()) await m.stop();
+    if (failed) say(`[startup] a probe round failed; logs kept in ${dir}`);
+    else rmSync(dir, { recursive: true, force: true });
+  }
+}
