@@ -16,6 +16,8 @@ export interface TargetCheck {
 
 export interface BenchReport {
   machine: { cpus: number; cpuModel: string; loadavg1m: number; node: string };
+  /** The checkout whose members ran (TXMESH_MEMBERS_CHECKOUT), when not this one. */
+  membersCheckout?: string;
   concurrency: number;
   durationSec: number;
   warmupSec: number;

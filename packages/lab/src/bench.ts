@@ -18,11 +18,13 @@ import { largestPerRole, medianPerRole } from './bench-roles.ts';
 import type { RunFigures } from './bench-run-figures.ts';
 import { probeStartup } from './bench-startup.ts';
 import { benchTargets } from './bench-targets.ts';
+import { MEMBERS_CHECKOUT } from './cluster.ts';
 
 export async function runBench(options: BenchOptions): Promise<BenchReport> {
   const say = (line: string): void => void options.out.write(`${line}\n`);
   const machine = { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? 'unknown', loadavg1m: round(loadavg()[0] ?? 0), node: process.version };
   say(`txmesh bench: ${machine.cpus} CPU(s), load ${machine.loadavg1m}; concurrency ${options.concurrency}, ${options.durationSec} s per run`);
+  if (MEMBERS_CHECKOUT) say(`members run from ${MEMBERS_CHECKOUT} (TXMESH_MEMBERS_CHECKOUT)`);
 
   // Before anything else: the targets on startup are stated for an otherwise idle machine.
   const startup = options.startupRounds > 0 ? await probeStartup(options.startupRounds, say) : undefined;
@@ -38,6 +40,7 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
 
   const report: BenchReport = {
     machine,
+    ...(MEMBERS_CHECKOUT ? { membersCheckout: MEMBERS_CHECKOUT } : {}),
     concurrency: options.concurrency,
     durationSec: options.durationSec,
     warmupSec: options.warmupSec,

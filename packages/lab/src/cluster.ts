@@ -13,9 +13,16 @@ import { ECOMMERCE_SERVICES, type CatalogOptions, type EcommerceService } from '
 import { READY_PREFIX } from 'txmesh';
 import { FaultProxy } from './fault-proxy.ts';
 
-/** The operator command runs coordinators and sidecars; the lab's own bin runs example services and the null echo. */
-const TXMESH_BIN = join(dirname(createRequire(import.meta.url).resolve('txmesh/package.json')), 'bin', 'txmesh.mjs');
-const LAB_BIN = fileURLToPath(new URL('../bin/txmesh-lab.mjs', import.meta.url));
+/**
+ * The operator command runs coordinators and sidecars; the lab's own bin runs example services and the null
+ * echo. TXMESH_MEMBERS_CHECKOUT=<another built checkout> runs that checkout's members under this harness,
+ * so two builds are compared by the same load generator and measurements (docs/benchmarks.md).
+ */
+export const MEMBERS_CHECKOUT = process.env.TXMESH_MEMBERS_CHECKOUT || undefined;
+const TXMESH_BIN = MEMBERS_CHECKOUT
+  ? join(MEMBERS_CHECKOUT, 'packages', 'cli', 'bin', 'txmesh.mjs')
+  : join(dirname(createRequire(import.meta.url).resolve('txmesh/package.json')), 'bin', 'txmesh.mjs');
+const LAB_BIN = MEMBERS_CHECKOUT ? join(MEMBERS_CHECKOUT, 'packages', 'lab', 'bin', 'txmesh-lab.mjs') : fileURLToPath(new URL('../bin/txmesh-lab.mjs', import.meta.url));
 const CRASH_PRELOAD = fileURLToPath(new URL('./crash-on-step.js', import.meta.url));
 const START_TIMEOUT_MS = 30_000;
 
