@@ -6,7 +6,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import type { Server } from 'node:https';
 import Fastify, { type FastifyInstance } from 'fastify';
-import { installTxmeshErrorHandlers, serverLoggerOptions } from '@txmesh/protocol';
+import { NO_SCHEMA_COMPILERS, installTxmeshErrorHandlers, serverLoggerOptions } from '@txmesh/protocol';
 import { reviewAdmission } from './admission-review.ts';
 import type { SidecarTemplate } from './sidecar-template.ts';
 
@@ -36,7 +36,7 @@ function readTls(tls: InjectorTls): { cert: Buffer; key: Buffer } {
 }
 
 export function buildInjector(opts: InjectorOptions): FastifyInstance {
-  const common = { logger: serverLoggerOptions('injector', opts.logLevel), bodyLimit: BODY_LIMIT };
+  const common = { logger: serverLoggerOptions('injector', opts.logLevel), bodyLimit: BODY_LIMIT, schemaController: NO_SCHEMA_COMPILERS };
   // Routes and hooks are the same either way; only the server type differs, which nothing here depends on.
   const app = (opts.tls ? Fastify({ ...common, https: readTls(opts.tls) }) : Fastify(common)) as unknown as FastifyInstance;
   app.removeContentTypeParser('text/plain');
