@@ -18,7 +18,7 @@ import {
   openParticipantDatabase,
   type Participant,
 } from '@txmesh/participant-sdk';
-import type { DeadlockMode } from '@txmesh/protocol';
+import { NO_SCHEMA_COMPILERS, type DeadlockMode } from '@txmesh/protocol';
 
 export interface BankServiceOptions {
   dbPath: string;
@@ -137,7 +137,7 @@ export function buildBankService(name: string, options: BankServiceOptions): Ban
     deadlock: options.deadlock,
     log: () => {},
   });
-  const app = Fastify({ logger: false });
+  const app = Fastify({ logger: false, schemaController: NO_SCHEMA_COMPILERS });
   options.beforeRoutes?.(app);
   // The client read API: the committed balance and its version, so a read-modify-write across services
   // can carry expectVersion instead of holding a lock between the read and the transaction.
