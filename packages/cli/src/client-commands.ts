@@ -4,7 +4,7 @@
  * idempotencyKey, `status` asks the shard its id names, `in-doubt` and `services` ask every shard.
  * Each prints one JSON document on stdout; a refusal prints its error body on stderr.
  */
-import { createTxmeshClient, type ShardAnswer, type TxmeshClient } from '@txmesh/client';
+import type { ShardAnswer, TxmeshClient } from '@txmesh/client';
 import { Outcome, TxmeshError } from '@txmesh/protocol';
 import { UsageError, type FlagReader } from './args.ts';
 
@@ -92,6 +92,8 @@ export async function runClientCommand(command: string, positionals: string[], f
   const coordinatorUrls = f.coordinatorUrls();
   const flags = readFlags(command, f);
   f.done();
+  // Loaded here, not at the top: main (and every role) imports this module for CLIENT_COMMANDS.
+  const { createTxmeshClient } = await import('@txmesh/client');
   let opened: TxmeshClient | undefined;
   const client = (): TxmeshClient => (opened ??= createTxmeshClient({ coordinatorUrls }));
   try {
