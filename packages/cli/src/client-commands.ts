@@ -94,8 +94,9 @@ export async function runClientCommand(command: string, positionals: string[], f
   f.done();
   // Loaded here, not at the top: main (and every role) imports this module for CLIENT_COMMANDS.
   const { createTxmeshClient } = await import('@txmesh/client');
+  // node:http: a command makes a call or two, and undici would take longer to load than they take.
   let opened: TxmeshClient | undefined;
-  const client = (): TxmeshClient => (opened ??= createTxmeshClient({ coordinatorUrls }));
+  const client = (): TxmeshClient => (opened ??= createTxmeshClient({ coordinatorUrls, stack: 'node:http' }));
   try {
     return await run(command, positionals, flags, client, io);
   } catch (err) {

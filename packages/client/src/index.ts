@@ -8,6 +8,7 @@ export {
   type JsonAnswer,
   type JsonCall,
   type JsonHttpClientOptions,
+  type HttpStack,
 } from './json-http-client.ts';
 // What the client's answers and refusals are made of, so an application needs no second txmesh import for them.
 export {
