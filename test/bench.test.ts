@@ -71,6 +71,9 @@ function checkRoles(report: Record<string, any>, startupRounds: number): void {
     assert.equal(samples.length, startupRounds, `${role}: one spawn per round`);
     assert.ok(samples.every((ms) => ms > 0), `${role}: every spawn took time`);
     assert.equal(report.startupMs[role], median(samples), `${role}: startupMs is the median of the probe's spawns`);
+    const cpuSamples = report.startup.cpuSamplesMs[role] as number[];
+    assert.ok(cpuSamples.length === startupRounds && cpuSamples.every((ms) => ms > 0), `${role}: CPU until ready read for every spawn`);
+    assert.equal(report.startupCpuMs[role], median(cpuSamples), `${role}: startupCpuMs is the median of the probe's CPU times`);
     assert.ok(report.idleRssMb[role] > 30, `${role}: idle memory read (a Node process holds more than 30 MB)`);
     assert.equal(report.rssMb[role], largestOf(report.run, `${role}-`), `${role}: rssMb is the role's largest member at the end of the main window`);
   }
@@ -160,6 +163,23 @@ test('bench reads CPU time and memory of a process from /proc', { skip: process.
   const memory = processMemoryMb(process.pid);
   assert.ok(memory !== undefined && memory.rssMb > 0 && memory.peakRssMb >= memory.rssMb);
   assert.equal(processCpuMs(2 ** 30), undefined, 'a process that does not exist has no figures');
+});
+
+test('txmesh bench --startup-only runs only the startup probe and reports its targets', async () => {
+  const { code, stdout, stderr } = await run(['bench', '--startup-only', '--startup-rounds', '1', '--json'], 60_000);
+  assert.equal(code, 0, stderr);
+  const report = JSON.parse(stdout.trim().split('\n').at(-1)!) as Record<string, any>;
+  assert.equal(report.startup.rounds, 1);
+  for (const role of ROLES) {
+    assert.ok(report.startup.startupMs[role] > 0 && report.startup.startupCpuMs[role] > 0, `${role}: time and CPU until ready`);
+    assert.ok(report.startup.idleRssMb[role] > 30, `${role}: idle memory`);
+  }
+  const targets = (report.targets as { target: string; value: number; met: boolean }[]).map((t) => [t.target, t.value, t.met]);
+  assert.deepEqual(targets, [
+    ...['coordinator', 'sidecar', 'service'].map((role) => [`${role} prints TXMESH_READY <= 400 ms after its spawn`, report.startup.startupMs[role], report.startup.startupMs[role] <= 400]),
+    ['idle sidecar RSS <= 75 MB', report.startup.idleRssMb.sidecar, report.startup.idleRssMb.sidecar <= 75],
+  ]);
+  assert.doesNotMatch(stderr, /null-echo|optimised/, 'no cluster run');
 });
 
 test('txmesh bench refuses an unknown slow service', async () => {

@@ -40,6 +40,8 @@ export interface BenchReport {
    */
   startupMs: Partial<Record<ProcessRole, number>>;
   startupFrom: 'probe' | 'cluster';
+  /** Per role, CPU ms (user + system) until TXMESH_READY: the startup probe's median (absent without it). Load-independent. */
+  startupCpuMs?: Record<ProcessRole, number>;
   /** Per role, resident memory at the end of the main run's window in MB: the role's largest member. */
   rssMb: Partial<Record<ProcessRole, number>>;
   /** Per role, resident memory after a second idle in MB (the startup probe's median; absent without it). */

@@ -25,6 +25,10 @@ export interface StartupFigures {
   samplesMs: Record<ProcessRole, number[]>;
   /** The median of the rounds, per role. */
   startupMs: Record<ProcessRole, number>;
+  /** Each round's CPU time (user + system) until TXMESH_READY, ms, per role: independent of the machine's load. */
+  cpuSamplesMs: Record<ProcessRole, number[]>;
+  /** The median of the rounds' CPU time until ready, per role. */
+  startupCpuMs: Record<ProcessRole, number>;
   /** The median resident memory (VmRSS) after a second idle, MB, per role. */
   idleRssMb: Record<ProcessRole, number>;
 }
@@ -34,11 +38,13 @@ const perRole = <T>(make: () => T): Record<ProcessRole, T> => ({ coordinator: ma
 export async function probeStartup(rounds: number, say: (line: string) => void): Promise<StartupFigures> {
   say(`[startup] spawning a coordinator, a service and a sidecar, one at a time, ${rounds} time(s) ...`);
   const samplesMs = perRole<number[]>(() => []);
+  const cpuMs = perRole<number[]>(() => []);
   const rssMb = perRole<number[]>(() => []);
   for (let i = 0; i < rounds; i++) {
     const sample = await probeRound(say);
     for (const role of PROCESS_ROLES) {
       samplesMs[role].push(sample[role].startupMs);
+      cpuMs[role].push(sample[role].cpuMs);
       rssMb[role].push(sample[role].rssMb);
     }
   }
@@ -46,19 +52,23 @@ export async function probeStartup(rounds: number, say: (line: string) => void):
     rounds,
     samplesMs: perRole<number[]>(() => []),
     startupMs: perRole(() => 0),
+    cpuSamplesMs: perRole<number[]>(() => []),
+    startupCpuMs: perRole(() => 0),
     idleRssMb: perRole(() => 0),
   };
   for (const role of PROCESS_ROLES) {
     figures.samplesMs[role] = samplesMs[role].map((ms) => round(ms, 0));
     figures.startupMs[role] = round(median(samplesMs[role]), 0);
+    figures.cpuSamplesMs[role] = cpuMs[role].map((ms) => round(ms, 0));
+    figures.startupCpuMs[role] = round(median(cpuMs[role]), 0);
     figures.idleRssMb[role] = round(median(rssMb[role]), 1);
   }
-  say(`[startup] ready after (median ms) ${PROCESS_ROLES.map((r) => `${r} ${figures.startupMs[r]}`).join(', ')}; idle RSS (MB) ${PROCESS_ROLES.map((r) => `${r} ${figures.idleRssMb[r]}`).join(', ')}`);
+  say(`[startup] ready after (median ms) ${PROCESS_ROLES.map((r) => `${r} ${figures.startupMs[r]} (CPU ${figures.startupCpuMs[r]})`).join(', ')}; idle RSS (MB) ${PROCESS_ROLES.map((r) => `${r} ${figures.idleRssMb[r]}`).join(', ')}`);
   return figures;
 }
 
 /** One round: the three roles started in order in a fresh directory, measured, stopped, removed. */
-async function probeRound(say: (line: string) => void): Promise<Record<ProcessRole, { startupMs: number; rssMb: number }>> {
+async function probeRound(say: (line: string) => void): Promise<Record<ProcessRole, { startupMs: number; cpuMs: number; rssMb: number }>> {
   const dir = mkdtempSync(join(tmpdir(), 'txmesh-startup-'));
   const env = { TXMESH_LOG_LEVEL: 'warn', ...OPTIMISED_ENV };
   const log = (name: string): string => join(dir, `${name}.log`);
@@ -76,7 +86,7 @@ async function probeRound(say: (line: string) => void): Promise<Record<ProcessRo
     started.push(sidecar);
     await sidecar.start();
     await sleep(IDLE_SETTLE_MS);
-    const measure = (m: Member): { startupMs: number; rssMb: number } => ({ startupMs: m.startupMs ?? NaN, rssMb: processMemoryMb(m.pid)?.rssMb ?? NaN });
+    const measure = (m: Member): { startupMs: number; cpuMs: number; rssMb: number } => ({ startupMs: m.startupMs ?? NaN, cpuMs: m.startupCpuMs ?? NaN, rssMb: processMemoryMb(m.pid)?.rssMb ?? NaN });
     const result = { coordinator: measure(coordinator), service: measure(service), sidecar: measure(sidecar) };
     failed = false;
     return result;

@@ -2,7 +2,7 @@
 import { round } from './bench-math.ts';
 import type { BenchOptions } from './bench-options.ts';
 import type { BenchReport, TargetCheck } from './bench-report.ts';
-import { PROCESS_ROLES } from './bench-roles.ts';
+import { PROCESS_ROLES, type ProcessRole } from './bench-roles.ts';
 
 /** Issue 17: every role ready this soon after its spawn on an idle machine (median of the probe's rounds). */
 const READY_WITHIN_MS = 400;
@@ -36,12 +36,23 @@ export function benchTargets(report: BenchReport, options: BenchOptions): Target
     report.startupFrom === 'probe'
       ? `median of ${report.startup?.rounds ?? 0} spawns, each role alone`
       : 'from the main run\'s cluster start (members of a tier start together); the target is stated for a role spawned alone';
-  for (const role of PROCESS_ROLES) {
-    const ms = report.startupMs[role];
-    if (ms !== undefined) checks.push(upper(`${role} prints TXMESH_READY <= ${READY_WITHIN_MS} ms after its spawn`, ms, READY_WITHIN_MS, startupNote));
-  }
+  checks.push(...startupTargets(report.startupMs, startupNote));
   if (report.rssMb.sidecar !== undefined) checks.push(upper(`sidecar RSS <= ${RSS_LIMIT_MB.sidecar} MB at concurrency 1000`, report.rssMb.sidecar, RSS_LIMIT_MB.sidecar, atFull ?? 'the largest sidecar at the end of the main window'));
   if (report.rssMb.coordinator !== undefined) checks.push(upper(`coordinator RSS <= ${RSS_LIMIT_MB.coordinator} MB at concurrency 1000`, report.rssMb.coordinator, RSS_LIMIT_MB.coordinator, atFull ?? 'the largest shard at the end of the main window'));
-  if (report.idleRssMb) checks.push(upper(`idle sidecar RSS <= ${RSS_LIMIT_MB.idleSidecar} MB`, report.idleRssMb.sidecar, RSS_LIMIT_MB.idleSidecar, 'a second after ready, from the startup probe'));
+  if (report.idleRssMb) checks.push(idleSidecarTarget(report.idleRssMb));
   return checks;
+}
+
+/** The startup targets of issue 17, per role present. */
+export function startupTargets(startupMs: Partial<Record<ProcessRole, number>>, note: string): TargetCheck[] {
+  const checks: TargetCheck[] = [];
+  for (const role of PROCESS_ROLES) {
+    const ms = startupMs[role];
+    if (ms !== undefined) checks.push(upper(`${role} prints TXMESH_READY <= ${READY_WITHIN_MS} ms after its spawn`, ms, READY_WITHIN_MS, note));
+  }
+  return checks;
+}
+
+export function idleSidecarTarget(idleRssMb: Record<ProcessRole, number>): TargetCheck {
+  return upper(`idle sidecar RSS <= ${RSS_LIMIT_MB.idleSidecar} MB`, idleRssMb.sidecar, RSS_LIMIT_MB.idleSidecar, 'a second after ready, from the startup probe');
 }

@@ -60,7 +60,7 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
     startupMs: startup?.startupMs ?? medianPerRole(main.startupMs),
     startupFrom: startup ? 'probe' : 'cluster',
     rssMb: largestPerRole(Object.fromEntries(Object.entries(main.memoryMb).map(([name, m]) => [name, m.rssMb]))),
-    ...(startup ? { idleRssMb: startup.idleRssMb, startup } : {}),
+    ...(startup ? { startupCpuMs: startup.startupCpuMs, idleRssMb: startup.idleRssMb, startup } : {}),
     abortedByReason: main.abortedByReason,
     invariantsOk: main.verified?.invariantsOk ?? false,
     inconsistent: isInconsistent(main),

@@ -11,6 +11,7 @@ import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { ECOMMERCE_SERVICES, type CatalogOptions, type EcommerceService } from '@txmesh/example-ecommerce';
 import { READY_PREFIX } from 'txmesh';
+import { processCpuMs } from './bench-process.ts';
 import { FaultProxy } from './fault-proxy.ts';
 
 /**
@@ -41,6 +42,7 @@ export class Member {
   #port = 0;
   #url = '';
   #startupMs: number | undefined;
+  #startupCpuMs: number | undefined;
   #exited: Promise<void> = Promise.resolve();
 
   constructor(name: string, role: MemberRole, args: (port: number) => string[], logFile: string, env: NodeJS.ProcessEnv, nodeArgs: string[] = []) {
@@ -61,6 +63,13 @@ export class Member {
   /** Milliseconds from the spawn of the last start to its TXMESH_READY line. */
   get startupMs(): number | undefined {
     return this.#startupMs;
+  }
+  /**
+   * CPU time (user + system) the last start spent until its TXMESH_READY line. Unlike startupMs it does not
+   * grow when other processes compete for the cores, so it compares builds on a busy machine.
+   */
+  get startupCpuMs(): number | undefined {
+    return this.#startupCpuMs;
   }
   get running(): boolean {
     return this.#child !== undefined && this.#child.exitCode === null && this.#child.signalCode === null;
@@ -97,6 +106,7 @@ export class Member {
           buffered = buffered.slice(newline + 1);
           if (line.startsWith(READY_PREFIX)) {
             this.#startupMs = performance.now() - spawnedAt;
+            this.#startupCpuMs = processCpuMs(child.pid);
             cleanup();
             resolve(line.slice(READY_PREFIX.length).trim());
             return;

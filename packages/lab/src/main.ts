@@ -23,6 +23,7 @@ commands:
                --slow-service NAME (aware vs blind)  --slow-ms MS (20)  --slow-cpu-ms MS per item (1)
                --probe SEC (5, concurrency-1 latency after the main run; 0 skips)  --json
                --startup-rounds N (5: each role spawned alone N times first, median time to ready and idle RSS; 0 skips)
+               --startup-only (only that probe: time and CPU to ready, idle RSS, their targets)
   bench-isolation
                the same contended workloads (Zipf-skewed keys), same seed, under each deadlock mode; JSON last line
                --workloads orders,transfers  --modes detect,wait-die,timeout  --concurrency C (32)  --duration SEC (10)
@@ -91,7 +92,9 @@ export async function labMain(argv: string[]): Promise<number> {
           ...(slow !== undefined ? { slowService: slow as EcommerceService } : {}),
         };
         const json = f.bool('json');
+        const startupOnly = f.bool('startup-only');
         f.done();
+        if (startupOnly) return await benchStartupOnly(Math.max(options.startupRounds, 1), json);
         // The JSON object is the last line of stdout; everything for people goes to stderr.
         const [{ runBench }, { formatTargets }] = await Promise.all([import('./bench.ts'), import('./bench-format.ts')]);
         const report = await runBench({ ...options, out: process.stderr });
@@ -213,4 +216,23 @@ export async function labMain(argv: string[]): Promise<number> {
     process.stderr.write(`txmesh: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
     return 1;
   }
+}
+
+/** `txmesh bench --startup-only`: the startup probe alone, with its targets; the JSON object is the last line of stdout. */
+async function benchStartupOnly(rounds: number, json: boolean): Promise<number> {
+  const [{ probeStartup }, { idleSidecarTarget, startupTargets }, { loadavg }, { MEMBERS_CHECKOUT }] = await Promise.all([
+    import('./bench-startup.ts'),
+    import('./bench-targets.ts'),
+    import('node:os'),
+    import('./cluster.ts'),
+  ]);
+  const say = (line: string): void => void process.stderr.write(`${line}\n`);
+  const loadBefore = loadavg()[0] ?? 0;
+  if (MEMBERS_CHECKOUT) say(`members run from ${MEMBERS_CHECKOUT} (TXMESH_MEMBERS_CHECKOUT)`);
+  const startup = await probeStartup(rounds, say);
+  const targets = [...startupTargets(startup.startupMs, `median of ${rounds} spawns, each role alone`), idleSidecarTarget(startup.idleRssMb)];
+  for (const t of targets) say(`  ${t.met ? 'MET   ' : 'MISSED'} ${t.target}: ${t.value} (limit ${t.limit})`);
+  const report = { loadavg1m: { before: Math.round(loadBefore * 100) / 100, after: Math.round((loadavg()[0] ?? 0) * 100) / 100 }, ...(MEMBERS_CHECKOUT ? { membersCheckout: MEMBERS_CHECKOUT } : {}), startup, targets };
+  process.stdout.write(json ? `${JSON.stringify(report)}\n` : `${JSON.stringify(report, null, 2)}\n`);
+  return 0;
 }
