@@ -170,7 +170,7 @@ export class BarrierStore {
     return this.#insertBarrierStmt.run(txId, opIndex, phase, now).changes === 1;
   }
 
-  allLocks(): HeldLock[] {
+  heldLocks(): HeldLock[] {
     return this.#allLocksStmt.all().map((row) => ({ key: row.key, txId: row.tx_id, mode: row.mode === LockMode.SHARED ? LockMode.SHARED : LockMode.EXCLUSIVE }));
   }
 

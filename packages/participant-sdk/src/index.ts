@@ -11,3 +11,5 @@ export { VersionedRows, type VersionedValue } from './versioned-rows.ts';
 export { BATCH_WAIT_KEY } from './batch-waits.ts';
 export { resolveBranchRetention, minimumBranchRetentionMs, DEFAULT_BRANCH_RETENTION_MS, type BranchRetentionOptions } from './branch-retention.ts';
 export { ParticipantSteps, type ParticipantStep } from './steps.ts';
+export type { BranchRows, HookCall, ParticipantStorage, PrepareOutcome, PrepareWrite, PreparedBranch, RuleContext, Written } from './storage-adapter.ts';
+export type { CommonParticipantOptions } from './participant-options.ts';

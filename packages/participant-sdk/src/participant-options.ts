@@ -1,13 +1,12 @@
-/** A participant's options and their defaults, checked once in createParticipant so a typo fails at start. */
+/** A participant's options and their defaults, checked once at creation so a typo fails at start. */
 import type Database from 'better-sqlite3';
 import { DeadlockMode, isDeadlockMode, isValidName } from '@txmesh/protocol';
 import { resolveBranchRetention, type BranchRetention, type BranchRetentionOptions } from './branch-retention.ts';
 import type { OperationHandlers } from './operation.ts';
 
-export interface ParticipantOptions extends BranchRetentionOptions {
+/** What every participant takes, whatever its database. */
+export interface CommonParticipantOptions extends BranchRetentionOptions {
   service: string;
-  db: Database.Database;
-  operations: Record<string, OperationHandlers<any>>;
   /** Default 1000: waiting longer for a lock votes no with reason LOCK_TIMEOUT. */
   lockWaitMs?: number;
   /**
@@ -30,12 +29,16 @@ export interface ParticipantOptions extends BranchRetentionOptions {
   resourceUsage?: boolean;
 }
 
+/** A participant over a better-sqlite3 database: synchronous hooks that get the same `db`. */
+export interface ParticipantOptions extends CommonParticipantOptions {
+  db: Database.Database;
+  operations: Record<string, OperationHandlers<any>>;
+}
+
 export type ParticipantLog = (entry: Record<string, unknown>) => void;
 
 export interface ResolvedParticipantOptions {
   service: string;
-  db: Database.Database;
-  operations: Record<string, OperationHandlers<any>>;
   lockWaitMs: number;
   lockGraceMs: number;
   deadlock: DeadlockMode;
@@ -55,7 +58,7 @@ function timerMs(value: number | undefined, fallback: number, field: string): nu
   return ms;
 }
 
-export function resolveParticipantOptions(options: ParticipantOptions): ResolvedParticipantOptions {
+export function resolveParticipantOptions(options: CommonParticipantOptions): ResolvedParticipantOptions {
   if (!isValidName(options.service)) throw new TypeError(`service must be a service name, got ${JSON.stringify(options.service)}`);
   const lockWaitMs = timerMs(options.lockWaitMs, DEFAULT_LOCK_WAIT_MS, 'lockWaitMs');
   const lockGraceMs = timerMs(options.lockGraceMs, DEFAULT_LOCK_GRACE_MS, 'lockGraceMs');
@@ -65,8 +68,6 @@ export function resolveParticipantOptions(options: ParticipantOptions): Resolved
   return {
     deadlock,
     service,
-    db: options.db,
-    operations: options.operations,
     lockWaitMs,
     lockGraceMs,
     log: options.log ?? ((entry) => process.stderr.write(`${JSON.stringify({ component: 'participant-sdk', service, ...entry })}\n`)),

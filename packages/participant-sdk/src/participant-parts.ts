@@ -1,9 +1,8 @@
-/** What the prepare pipeline and the decision runner share: the store, the locks, the hooks, the counters. */
-import type Database from 'better-sqlite3';
-import type { BarrierStore } from './barrier-store.ts';
-import type { HookRunner } from './hook-runner.ts';
+/** What the prepare pipeline and the decision runner share: the storage, the locks, the rules' context, the counters. */
 import type { LockManager } from './lock-manager.ts';
 import type { ParticipantLog } from './participant-options.ts';
+import type { OperationParser } from './operation-parser.ts';
+import type { ParticipantStorage, RuleContext } from './storage-adapter.ts';
 
 /** Write transactions on the service database: each is one fsync, however many branches it carries. */
 export interface ParticipantStats {
@@ -14,15 +13,11 @@ export interface ParticipantStats {
   decisionsWritten: number;
 }
 
-export type RunIn = Database.Transaction<(fn: () => void) => void>;
-
 export interface ParticipantParts {
-  store: BarrierStore;
+  storage: ParticipantStorage;
   locks: LockManager;
-  hooks: HookRunner;
+  operations: OperationParser;
   log: ParticipantLog;
   counters: ParticipantStats;
-  /** Runs fn in a write transaction (`.immediate`), or in a savepoint when called inside one. */
-  inTransaction: RunIn;
-  inSavepoint: RunIn;
+  rules: RuleContext;
 }

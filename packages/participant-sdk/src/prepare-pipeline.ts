@@ -3,19 +3,22 @@
  * 1. start: a stored branch answers at once (duplicate, prepare after rollback); otherwise the arguments
  *    are parsed, the deadline checked and the branch's keys requested (wait-die, bounded by lockWaitMs
  *    and the deadline);
- * 2. flush: every branch whose locks are settled runs in one SQLite transaction, one savepoint each, so
- *    one branch's refusal does not undo another's; its barrier rows, tentative change, lock rows and vote
- *    are durable before the answer leaves. Only a branch that prepared keeps its keys.
+ * 2. flush: every branch whose locks are settled is written by the storage adapter (SQLite: one
+ *    transaction, one savepoint each, so one branch's refusal does not undo another's; the rules are in
+ *    branch-rules.ts); its barrier rows, tentative change, lock rows and vote are durable before the
+ *    answer leaves. Only a branch that prepared keeps its keys.
  * A duplicate arriving while the first is under way shares its answer.
  */
-import { BranchAction, DeadlockMode, ItemStatus, type BranchItem, type BranchItemResult, type OperationSpec } from '@txmesh/protocol';
+import { BranchAction, DeadlockMode, ItemStatus, type BranchItem, type BranchItemResult } from '@txmesh/protocol';
 import type { BatchWaits } from './batch-waits.ts';
-import type { ParsedOperation, Refusal } from './hook-runner.ts';
+import { deadlinePassed } from './branch-rules.ts';
+import type { BranchRecord } from './barrier-store.ts';
 import { ItemReasons, answerFromStored, itemResult, messageOf } from './item-results.ts';
-import { LockWaitError, type LockFailure, type LockRequest } from './lock-manager.ts';
-import { BusinessRefusal } from './operation.ts';
+import { LockWaitError } from './lock-manager.ts';
 import type { ParticipantParts } from './participant-parts.ts';
 import { ParticipantSteps, reachStep } from './steps.ts';
+import type { PrepareOutcome, PrepareWrite, Written } from './storage-adapter.ts';
+import { isThenable } from './steps-runner.ts';
 
 export interface PreparePipelineOptions {
   lockWaitMs: number;
@@ -28,17 +31,9 @@ export interface PreparePipelineOptions {
 }
 
 /** One prepare branch of a batch, from its arrival to its vote. */
-interface PrepareWork {
-  txId: string;
-  operations: OperationSpec[];
-  deadline: number | undefined;
-  parsed: ParsedOperation[];
-  locks: LockRequest[];
+interface PrepareWork extends PrepareWrite {
   /** Answer known from the stored branch before doing anything (duplicate, prepare after rollback). */
   answer?: BranchItemResult;
-  /** A no decided before the transaction; still recorded durably in it. */
-  refusal?: Refusal;
-  lockFailure?: LockFailure;
   settled: boolean;
   whenSettled: Promise<void>;
 }
@@ -58,11 +53,6 @@ export class PreparePipeline {
     this.#options = options;
   }
 
-  /** A prepare whose deadline passed (beyond the clock-skew allowance) must not run. */
-  #deadlinePassed(deadline: number | undefined, now: number): boolean {
-    return deadline !== undefined && deadline + this.#options.clockSkewAllowanceMs <= now;
-  }
-
   /** Answers items[i] for every i of `indices` into results[i]. */
   async run(items: readonly BranchItem[], indices: readonly number[], results: BranchItemResult[]): Promise<void> {
     const { log } = this.#parts;
@@ -78,7 +68,9 @@ export class PreparePipeline {
       }
       let work: PrepareWork;
       try {
-        work = this.#start(item);
+        const looked = this.#parts.storage.branch(item.txId);
+        // SQLite answers at once: the locks of a batch are requested in item order without a turn between.
+        work = this.#start(item, isThenable(looked) ? await looked : looked);
       } catch (err) {
         // Thrown before any lock is requested (e.g. an unreadable stored branch): this item fails
         // alone, instead of rejecting the batch with the earlier items' locks and inflight entries orphaned.
@@ -117,7 +109,8 @@ export class PreparePipeline {
         continue;
       }
       pending.splice(0, pending.length, ...pending.filter((p) => !p.work.settled));
-      const answers = this.#flush(ready.map((p) => p.work));
+      const flushed = this.#flush(ready.map((p) => p.work));
+      const answers = isThenable(flushed) ? await flushed : flushed;
       ready.forEach((p, k) => {
         this.#inflight.delete(p.work.txId);
         p.settle(answers[k]!);
@@ -134,8 +127,8 @@ export class PreparePipeline {
   }
 
   /** Everything up to the lock wait: stored answer, argument parsing, lock keys, deadline. */
-  #start(item: BranchItem): PrepareWork {
-    const { store, hooks, locks } = this.#parts;
+  #start(item: BranchItem, stored: BranchRecord | undefined): PrepareWork {
+    const { operations, locks } = this.#parts;
     const work: PrepareWork = {
       txId: item.txId,
       operations: item.operations ?? [],
@@ -145,12 +138,11 @@ export class PreparePipeline {
       settled: false,
       whenSettled: Promise.resolve(),
     };
-    const stored = store.branch(item.txId);
     if (stored) work.answer = answerFromStored(item.txId, stored);
     else if (work.operations.length === 0) work.refusal = { reason: 'TXM_BAD_REQUEST', message: 'prepare carries no operations' };
-    else if (this.#deadlinePassed(work.deadline, Date.now())) work.refusal = { reason: ItemReasons.DEADLINE_PASSED };
+    else if (deadlinePassed(work.deadline, Date.now(), this.#options.clockSkewAllowanceMs)) work.refusal = { reason: ItemReasons.DEADLINE_PASSED };
     else {
-      const parsed = hooks.parse(work.txId, work.operations);
+      const parsed = operations.parse(work.txId, work.operations);
       if ('refusal' in parsed) work.refusal = parsed.refusal;
       else {
         work.parsed = parsed.parsed;
@@ -176,71 +168,47 @@ export class PreparePipeline {
     return work;
   }
 
-  /** One SQLite transaction for all ready branches; returns their answers in order. */
-  #flush(works: PrepareWork[]): BranchItemResult[] {
-    const { inTransaction, counters, log, locks } = this.#parts;
+  /** One write of the storage for all ready branches; returns their answers in order. */
+  #flush(works: PrepareWork[]): BranchItemResult[] | Promise<BranchItemResult[]> {
     const answers: BranchItemResult[] = works.map((w) => w.answer ?? itemResult(prepareOf(w.txId), ItemStatus.ERROR));
-    const keep = new Set<string>();
     const toRun = works.map((w, k) => ({ w, k })).filter(({ w }) => !w.answer);
-    if (toRun.length > 0) {
-      if (this.#options.isClosed()) {
-        for (const { w, k } of toRun) answers[k] = itemResult(prepareOf(w.txId), ItemStatus.ERROR, 'TXM_SHUTTING_DOWN');
-      } else {
-        try {
-          inTransaction.immediate(() => {
-            for (const { w, k } of toRun) {
-              const { answer, holdsLocks } = this.#prepareOne(w);
-              answers[k] = answer;
-              if (holdsLocks) keep.add(w.txId);
-            }
-          });
-          counters.prepareTransactions += 1;
-          counters.preparesWritten += toRun.length;
-          reachStep(ParticipantSteps.AFTER_PREPARE);
-        } catch (err) {
-          log({ event: 'prepare-transaction-failed', error: messageOf(err) });
-          keep.clear();
-          for (const { w, k } of toRun) answers[k] = itemResult(prepareOf(w.txId), ItemStatus.ERROR, 'TXM_INTERNAL', messageOf(err));
-        }
-      }
+    if (toRun.length === 0) return answers;
+    if (this.#options.isClosed()) {
+      for (const { w, k } of toRun) answers[k] = itemResult(prepareOf(w.txId), ItemStatus.ERROR, 'TXM_SHUTTING_DOWN');
+      this.#releaseUnless(toRun.map(({ w }) => w), new Set());
+      return answers;
     }
-    // Only a branch that is durably prepared keeps its keys; every other one frees them now.
-    for (const { w } of toRun) if (!keep.has(w.txId)) locks.release(w.txId);
-    return answers;
+    const { storage, rules, counters, log } = this.#parts;
+    const keep = new Set<string>();
+    const record = (written: Written<PrepareOutcome>): BranchItemResult[] => {
+      toRun.forEach(({ w, k }, n) => {
+        const outcome = written.results[n]!;
+        answers[k] = outcome.answer;
+        if (outcome.holdsLocks) keep.add(w.txId);
+      });
+      counters.prepareTransactions += written.transactions;
+      counters.preparesWritten += toRun.length;
+      reachStep(ParticipantSteps.AFTER_PREPARE);
+      this.#releaseUnless(toRun.map(({ w }) => w), keep);
+      return answers;
+    };
+    const failed = (err: unknown): BranchItemResult[] => {
+      log({ event: 'prepare-transaction-failed', error: messageOf(err) });
+      for (const { w, k } of toRun) answers[k] = itemResult(prepareOf(w.txId), ItemStatus.ERROR, 'TXM_INTERNAL', messageOf(err));
+      this.#releaseUnless(toRun.map(({ w }) => w), new Set());
+      return answers;
+    };
+    try {
+      const written = storage.writePrepares(toRun.map(({ w }) => w), rules);
+      if (isThenable(written)) return Promise.resolve(written).then(record, failed);
+      return record(written);
+    } catch (err) {
+      return failed(err);
+    }
   }
 
-  #prepareOne(w: PrepareWork): { answer: BranchItemResult; holdsLocks: boolean } {
-    const { store, hooks, inSavepoint, log } = this.#parts;
-    const item = prepareOf(w.txId);
-    const now = Date.now();
-    // A rollback may have landed while this prepare waited for its locks.
-    const stored = store.branch(w.txId);
-    if (stored) return { answer: answerFromStored(w.txId, stored), holdsLocks: stored.state === 'prepared' };
-
-    const refuse = (reason: string, message?: string) => {
-      store.recordVotedNo(w.txId, reason, message, w.operations, now);
-      return { answer: itemResult(item, ItemStatus.NO, reason, message), holdsLocks: false };
-    };
-    if (w.refusal) return refuse(w.refusal.reason, w.refusal.message);
-    if (this.#deadlinePassed(w.deadline, now)) return refuse(ItemReasons.DEADLINE_PASSED);
-    if (w.lockFailure === 'timeout') return refuse(ItemReasons.LOCK_TIMEOUT, `a business key stayed locked for more than ${this.#options.lockWaitMs} ms`);
-    if (w.lockFailure === 'conflict') {
-      return refuse(ItemReasons.LOCK_CONFLICT, 'another transaction holds a business key this branch needs; retry the transaction');
-    }
-    if (w.lockFailure === 'cancelled') {
-      // Cancelled without a stored rollback: this participant is closing. Decide nothing.
-      return { answer: itemResult(item, ItemStatus.ERROR, 'TXM_SHUTTING_DOWN'), holdsLocks: false };
-    }
-    try {
-      inSavepoint(() => {
-        store.recordPrepared(w.txId, w.operations, w.locks, now);
-        hooks.prepare(w.txId, w.operations, w.parsed, now);
-      });
-    } catch (err) {
-      if (err instanceof BusinessRefusal) return refuse(err.reason, err.message);
-      log({ event: 'prepare-failed', txId: w.txId, error: messageOf(err) });
-      return refuse(ItemReasons.PREPARE_FAILED, messageOf(err));
-    }
-    return { answer: itemResult(item, ItemStatus.OK), holdsLocks: true };
+  /** Only a branch that is durably prepared keeps its keys; every other one frees them now. */
+  #releaseUnless(works: readonly PrepareWork[], keep: ReadonlySet<string>): void {
+    for (const w of works) if (!keep.has(w.txId)) this.#parts.locks.release(w.txId);
   }
 }

@@ -1,0 +1,126 @@
+/**
+ * What every participant does, whatever its storage: routes the items of a batch (decisions first, they
+ * release locks prepares may be waiting for; then prepares), restores the locks of prepared branches
+ * before traffic, prunes finished branches on a timer, measures the process, reports lock waits.
+ */
+import {
+  BranchAction,
+  DeadlockMode,
+  ItemStatus,
+  PROTOCOL_VERSION,
+  TxmeshError,
+  type BranchBatchRequest,
+  type BranchBatchResponse,
+  type BranchItemResult,
+  type ServiceUsage,
+  type WaitReport,
+} from '@txmesh/protocol';
+import type { HeldLock } from './barrier-store.ts';
+import { BatchWaits } from './batch-waits.ts';
+import { DecisionRunner } from './decisions.ts';
+import { itemResult } from './item-results.ts';
+import { LockManager } from './lock-manager.ts';
+import { OperationParser, type OperationParsing } from './operation-parser.ts';
+import type { ResolvedParticipantOptions } from './participant-options.ts';
+import type { ParticipantStats } from './participant-parts.ts';
+import { PreparePipeline } from './prepare-pipeline.ts';
+import { ResourceUsageMeter } from './resource-usage.ts';
+import type { ParticipantStorage } from './storage-adapter.ts';
+
+export class ParticipantCore {
+  readonly options: ResolvedParticipantOptions;
+  readonly #locks = new LockManager();
+  readonly #batchWaits = new BatchWaits();
+  readonly #counters: ParticipantStats = { batches: 0, prepareTransactions: 0, preparesWritten: 0, decisionTransactions: 0, decisionsWritten: 0 };
+  readonly #decisions: DecisionRunner;
+  readonly #prepares: PreparePipeline;
+  readonly #meter: ResourceUsageMeter | undefined;
+  #pruneTimer: NodeJS.Timeout | undefined;
+  #closed = false;
+
+  constructor(options: ResolvedParticipantOptions, storage: ParticipantStorage, operations: Record<string, OperationParsing<any>>) {
+    this.options = options;
+    const { service, log, retention } = options;
+    const parser = new OperationParser({ service, operations, log });
+    const parts = {
+      storage,
+      locks: this.#locks,
+      operations: parser,
+      log,
+      counters: this.#counters,
+      rules: { service, operations: parser, log, lockWaitMs: options.lockWaitMs, clockSkewAllowanceMs: retention.clockSkewAllowanceMs },
+    };
+    this.#decisions = new DecisionRunner(parts);
+    this.#prepares = new PreparePipeline(parts, {
+      lockWaitMs: options.lockWaitMs,
+      lockGraceMs: options.lockGraceMs,
+      deadlock: options.deadlock,
+      batchWaits: this.#batchWaits,
+      clockSkewAllowanceMs: retention.clockSkewAllowanceMs,
+      isClosed: () => this.#closed,
+    });
+    if (options.resourceUsage) this.#meter = new ResourceUsageMeter();
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Prepared-undecided branches get their locks back before the service takes any traffic. */
+  restoreLocks(held: readonly HeldLock[]): void {
+    for (const { key, txId, mode } of held) this.#locks.hold(key, txId, mode);
+  }
+
+  /** Runs `prune` every retention.pruneIntervalMs (when above 0), without holding the process open. */
+  startPruning(prune: () => unknown): void {
+    const { pruneIntervalMs } = this.options.retention;
+    if (pruneIntervalMs <= 0) return;
+    this.#pruneTimer = setInterval(prune, pruneIntervalMs);
+    this.#pruneTimer.unref();
+  }
+
+  usage(): ServiceUsage | undefined {
+    return this.#meter?.sample();
+  }
+
+  stats(): ParticipantStats {
+    return { ...this.#counters };
+  }
+
+  waits(): WaitReport {
+    const { service, deadlock } = this.options;
+    if (deadlock !== DeadlockMode.DETECT) return { service, edges: [] };
+    return { service, edges: [...this.#locks.edges(), ...this.#batchWaits.edges()] };
+  }
+
+  close(): void {
+    this.#closed = true;
+    if (this.#pruneTimer) clearInterval(this.#pruneTimer);
+    this.#locks.cancelAll();
+    this.#meter?.close();
+  }
+
+  async handleBatch(req: BranchBatchRequest): Promise<BranchBatchResponse> {
+    const service = this.options.service;
+    if (this.#closed) throw new TxmeshError('TXM_SHUTTING_DOWN', `participant ${service} is closed`);
+    const results: BranchItemResult[] = new Array<BranchItemResult>(req.items.length);
+    const decisions: number[] = [];
+    const prepares: number[] = [];
+    req.items.forEach((item, i) => {
+      if (item.service !== service) {
+        const status = item.action === BranchAction.PREPARE ? ItemStatus.NO : ItemStatus.ERROR;
+        results[i] = itemResult(item, status, 'TXM_UNKNOWN_SERVICE', `this participant is ${service}, not ${item.service}`);
+      } else if (item.action === BranchAction.PREPARE) prepares.push(i);
+      else if (item.action === BranchAction.COMMIT || item.action === BranchAction.ROLLBACK) decisions.push(i);
+      else results[i] = itemResult(item, ItemStatus.ERROR, 'TXM_BAD_REQUEST', 'action must be prepare, commit or rollback');
+    });
+    if (decisions.length > 0) await this.#decisions.run(req.items, decisions, results);
+    if (prepares.length > 0) await this.#prepares.run(req.items, prepares, results);
+    this.#counters.batches += 1;
+    const response: BranchBatchResponse = { protocolVersion: PROTOCOL_VERSION, results };
+    const usage = this.#meter?.sample();
+    if (usage) response.usage = usage;
+    if (this.options.deadlock === DeadlockMode.DETECT) response.waits = this.waits().edges;
+    return response;
+  }
+}

@@ -1,0 +1,102 @@
+/**
+ * The storage adapter contract: what a participant needs from the database it shares with its service.
+ *
+ * - `BranchRows`: the row operations of one write transaction (the branch row and its vote, the barrier
+ *   rows that make every hook run at most once, the durable lock rows), a savepoint per branch, and the
+ *   call of a business hook with a handle on that same transaction. The participant's rules
+ *   (branch-rules.ts) are written against it once, for every backend.
+ * - `ParticipantStorage`: whole units of work and housekeeping: write a set of prepares, a set of
+ *   decisions, list the prepared branches and the locks they hold (for a restart), prune finished rows.
+ *
+ * A call answers at once (SQLite: better-sqlite3 is synchronous, so a prepare's rows and its business
+ * change stay inside one synchronous transaction) or with a promise (PostgreSQL through `pg`).
+ */
+import type { BranchItem, BranchItemResult, LockMode, OperationSpec } from '@txmesh/protocol';
+import type { BranchRecord, HeldLock, HookPhase } from './barrier-store.ts';
+import type { OperationParser, ParsedOperation, Refusal } from './operation-parser.ts';
+import type { LockFailure, LockRequest } from './lock-manager.ts';
+import type { ParticipantLog } from './participant-options.ts';
+
+import type { MaybePromise, Steps } from './steps-runner.ts';
+
+/** One hook call: which hook of which operation, with what, for which branch. */
+export interface HookCall {
+  phase: HookPhase;
+  op: string;
+  parsed: ParsedOperation;
+  txId: string;
+  opIndex: number;
+  service: string;
+  expectVersion?: number;
+}
+
+export interface BranchRows {
+  branch(txId: string): MaybePromise<BranchRecord | undefined>;
+  recordPrepared(txId: string, operations: OperationSpec[], locks: readonly { key: string; mode: LockMode }[], now: number): MaybePromise<void>;
+  recordVotedNo(txId: string, reason: string, message: string | undefined, operations: OperationSpec[], now: number): MaybePromise<void>;
+  recordRolledBackUnprepared(txId: string, now: number): MaybePromise<void>;
+  /** Moves a branch to its outcome and drops its durable locks. */
+  recordDecided(txId: string, state: 'committed' | 'rolled_back', now: number): MaybePromise<void>;
+  /** Marks a voted-no branch as having heard its rollback; its state (and vote) stay. */
+  touchDecided(txId: string, now: number): MaybePromise<void>;
+  /** True when this hook has not run yet; the barrier row is the proof that it now has (same transaction). */
+  claimHook(txId: string, opIndex: number, phase: HookPhase, now: number): MaybePromise<boolean>;
+  /** Runs `work` so that a throw undoes only what it wrote (a savepoint), and rethrows. */
+  isolated<T>(work: () => Steps<T>): MaybePromise<T>;
+  /** Calls the business hook with a handle on this same transaction. */
+  runHook(call: HookCall): MaybePromise<void>;
+}
+
+/** A prepare whose locks are settled, ready to be written with its vote. */
+export interface PrepareWrite {
+  txId: string;
+  operations: OperationSpec[];
+  deadline: number | undefined;
+  parsed: ParsedOperation[];
+  locks: LockRequest[];
+  /** A no decided before the transaction; still recorded durably in it. */
+  refusal?: Refusal;
+  lockFailure?: LockFailure;
+}
+
+export interface PrepareOutcome {
+  answer: BranchItemResult;
+  /** The branch is durably prepared and keeps its keys until its outcome. */
+  holdsLocks: boolean;
+}
+
+/** What the rules need besides the rows: the hooks, the log and the participant's limits. */
+export interface RuleContext {
+  service: string;
+  operations: OperationParser;
+  log: ParticipantLog;
+  lockWaitMs: number;
+  clockSkewAllowanceMs: number;
+}
+
+/** Results of one unit of work, and how many durable commits (fsyncs) it took. */
+export interface Written<T> {
+  results: T[];
+  transactions: number;
+}
+
+export interface PreparedBranch {
+  txId: string;
+  preparedAt: number;
+}
+
+export interface ParticipantStorage {
+  /** 'sqlite', 'postgres-tentative' or 'postgres-native': for logs and errors. */
+  readonly backend: string;
+  /** A prepare's first look, outside any write: the stored branch, if any. */
+  branch(txId: string): MaybePromise<BranchRecord | undefined>;
+  /** Writes every prepare with its vote; all of them are durable when this returns. Throws only when none could be. */
+  writePrepares(works: readonly PrepareWrite[], ctx: RuleContext): MaybePromise<Written<PrepareOutcome>>;
+  /** Applies every commit/rollback item; all outcomes are durable when this returns. Throws only when none could be. */
+  writeDecisions(items: readonly BranchItem[], ctx: RuleContext): MaybePromise<Written<BranchItemResult>>;
+  /** Keys held by prepared, undecided branches: restored into the lock manager before traffic. */
+  heldLocks(): MaybePromise<HeldLock[]>;
+  preparedBranches(): MaybePromise<PreparedBranch[]>;
+  /** Deletes finished branches decided at or before `before` with their barrier rows; returns how many. */
+  pruneFinished(before: number): MaybePromise<number>;
+}
