@@ -1,7 +1,7 @@
 /** The benchmark's summary for people (stderr): one paragraph per run, one line per target. */
 import { round } from './bench-math.ts';
 import type { NullEchoFigures } from './bench-null-echo.ts';
-import type { BenchReport } from './bench-report.ts';
+import type { BenchReport, TargetCheck } from './bench-report.ts';
 import { largestPerRole } from './bench-roles.ts';
 import type { RunFigures } from './bench-run-figures.ts';
 
@@ -20,7 +20,11 @@ export function describeRun(r: RunFigures, nullEcho: NullEchoFigures): string {
 }
 
 export function formatTargets(report: BenchReport): string {
-  return report.targets
+  return formatTargetList(report.targets);
+}
+
+export function formatTargetList(targets: readonly TargetCheck[]): string {
+  return targets
     .map((t) => `  ${t.met ? 'MET   ' : 'MISSED'} ${t.target}: ${t.value} (limit ${t.limit}, ratio ${t.ratio})${t.note ? ` [${t.note}]` : ''}`)
     .join('\n');
 }

@@ -24,6 +24,8 @@ commands:
                --probe SEC (5, concurrency-1 latency after the main run; 0 skips)  --json
                --startup-rounds N (5: each role spawned alone N times first, median time to ready and idle RSS; 0 skips)
                --startup-only (only that probe: time and CPU to ready, idle RSS, their targets)
+               --loads (instead: concurrency 1 with 1 and 4 services, 64, open loop at 50% and 80% of that peak,
+               against the null echo, the physical path and a local SQLite baseline; --duration/--warmup per load)
   bench-isolation
                the same contended workloads (Zipf-skewed keys), same seed, under each deadlock mode; JSON last line
                --workloads orders,transfers  --modes detect,wait-die,timeout  --concurrency C (32)  --duration SEC (10)
@@ -93,8 +95,16 @@ export async function labMain(argv: string[]): Promise<number> {
         };
         const json = f.bool('json');
         const startupOnly = f.bool('startup-only');
+        const loads = f.bool('loads');
         f.done();
         if (startupOnly) return await benchStartupOnly(Math.max(options.startupRounds, 1), json);
+        if (loads) {
+          const [{ runLoadsBench }, { formatTargetList }] = await Promise.all([import('./bench-loads.ts'), import('./bench-format.ts')]);
+          const report = await runLoadsBench({ ...options, out: process.stderr }, (line) => void process.stderr.write(`${line}\n`));
+          process.stderr.write(`targets (issue 18):\n${formatTargetList(report.targets)}\n`);
+          process.stdout.write(json ? `${JSON.stringify(report)}\n` : `${JSON.stringify(report, null, 2)}\n`);
+          return 0;
+        }
         // The JSON object is the last line of stdout; everything for people goes to stderr.
         const [{ runBench }, { formatTargets }] = await Promise.all([import('./bench.ts'), import('./bench-format.ts')]);
         const report = await runBench({ ...options, out: process.stderr });
@@ -231,7 +241,8 @@ async function benchStartupOnly(rounds: number, json: boolean): Promise<number> 
   if (MEMBERS_CHECKOUT) say(`members run from ${MEMBERS_CHECKOUT} (TXMESH_MEMBERS_CHECKOUT)`);
   const startup = await probeStartup(rounds, say);
   const targets = [...startupTargets(startup.startupMs, `median of ${rounds} spawns, each role alone`), idleSidecarTarget(startup.idleRssMb)];
-  for (const t of targets) say(`  ${t.met ? 'MET   ' : 'MISSED'} ${t.target}: ${t.value} (limit ${t.limit})`);
+  const { formatTargetList } = await import('./bench-format.ts');
+  say(formatTargetList(targets));
   const report = { loadavg1m: { before: Math.round(loadBefore * 100) / 100, after: Math.round((loadavg()[0] ?? 0) * 100) / 100 }, ...(MEMBERS_CHECKOUT ? { membersCheckout: MEMBERS_CHECKOUT } : {}), startup, targets };
   process.stdout.write(json ? `${JSON.stringify(report)}\n` : `${JSON.stringify(report, null, 2)}\n`);
   return 0;

@@ -1,0 +1,231 @@
+/**
+ * `txmesh bench --loads`: the loads services run at, rather than the 1000-transaction best point.
+ *
+ * On one fresh cluster (optimised mode): concurrency 1 with a 1-service and with the 4-service order,
+ * concurrency 64, and open-loop Poisson arrivals at 50% and 80% of the concurrency-64 peak. Each closed
+ * loop is bracketed by snapshots, so CPU per committed transaction is reported per role. Read against:
+ * - the null echo at concurrency 1 and 64 (the same client, a fastify endpoint that answers at once);
+ * - `physicalPathMs`: the client's null round trip + one null round trip through a sidecar to its service
+ *   (the coordinator → sidecar → service hops) + one SQLite FULL commit for each forced write on the
+ *   critical path (the service's barrier, the sidecar's prepared record, the coordinator's decision);
+ * - the local baseline: the whole order as one SQLite transaction in one process.
+ */
+import { Agent, request } from 'node:http';
+import { createTxmeshClient, type TxmeshClient } from '@txmesh/client';
+import { seededRandom } from '@txmesh/example-ecommerce';
+import { closedLoop } from './bench-closed-loop.ts';
+import { measureLocalBaseline, type LocalBaseline } from './bench-local-baseline.ts';
+import { round, sum } from './bench-math.ts';
+import { runNullEcho, type NullEchoFigures } from './bench-null-echo.ts';
+import { openLoop, type OpenLoopFigures } from './bench-open-loop.ts';
+import { BENCH_CATALOG, OPTIMISED_ENV, type BenchOptions } from './bench-options.ts';
+import { PROCESS_ROLES, type ProcessRole } from './bench-roles.ts';
+import type { TargetCheck } from './bench-report.ts';
+import { runFigures } from './bench-run-figures.ts';
+import { members, snapshot, waitForDrain } from './bench-snapshot.ts';
+import { makeWorkload, type WorkItem } from './bench-workload.ts';
+import { Cluster } from './cluster.ts';
+import { percentile } from './demo.ts';
+
+/** Forced writes a commit waits for: the service's barrier, the sidecar's prepared record, the coordinator's decision. */
+export const FORCED_WRITES_ON_CRITICAL_PATH = 3;
+const HIGH_CONCURRENCY = 64;
+
+export interface LoadRun {
+  concurrency: number;
+  participants: number;
+  committedTps: number;
+  p50Ms: number;
+  p99Ms: number;
+  aborted: number;
+  errors: number;
+  cpuMsPerTx: number;
+  /** CPU per committed transaction of each role (all its members together). */
+  cpuMsPerTxByRole: Record<ProcessRole, number>;
+  requestsPerTx: number;
+}
+
+export interface LoadsReport {
+  machine: { cpus: number; loadavg1m: number };
+  durationSec: number;
+  warmupSec: number;
+  nullEcho: { c1: Pick<NullEchoFigures, 'nullEchoRps' | 'p50Ms' | 'p99Ms'>; c64: Pick<NullEchoFigures, 'nullEchoRps' | 'p50Ms' | 'p99Ms'> };
+  physicalPath: { clientRoundTripP50Ms: number; sidecarToServiceRoundTripP50Ms: number; sqliteFullCommitP50Ms: number; forcedWrites: number; physicalPathMs: number };
+  localBaseline: LocalBaseline;
+  c1: { oneService: LoadRun; fourServices: LoadRun };
+  c64: LoadRun & { overNullEcho: number };
+  openLoop: { at50: OpenLoopFigures; at80: OpenLoopFigures };
+  targets: TargetCheck[];
+}
+
+export async function runLoadsBench(options: BenchOptions, say: (line: string) => void): Promise<LoadsReport> {
+  const { cpus, loadavg } = await import('node:os');
+  const machine = { cpus: cpus().length, loadavg1m: round(loadavg()[0] ?? 0) };
+  say(`txmesh bench --loads: ${machine.cpus} CPU(s), load ${machine.loadavg1m}; ${options.warmupSec} s warm-up + ${options.durationSec} s per load`);
+
+  const localBaseline = measureLocalBaseline(Math.min(options.durationSec, 5) * 1000);
+  say(`[local] FULL commit p50 ${localBaseline.sqliteFullCommitP50Ms} ms; the order as one local transaction: ${localBaseline.perCommit.ordersPerSec}/s (p50 ${localBaseline.perCommit.p50Ms} ms), 64 per commit: ${localBaseline.batched64.ordersPerSec}/s`);
+
+  const nullAt = async (concurrency: number): Promise<Pick<NullEchoFigures, 'nullEchoRps' | 'p50Ms' | 'p99Ms'>> => {
+    const { nullEchoRps, p50Ms, p99Ms } = await runNullEcho({ ...options, concurrency }, say);
+    say(`[null-echo] concurrency ${concurrency}: ${nullEchoRps} req/s, p50 ${p50Ms} ms`);
+    return { nullEchoRps, p50Ms, p99Ms };
+  };
+  const nullEcho = { c1: await nullAt(1), c64: await nullAt(HIGH_CONCURRENCY) };
+
+  say(`[loads] starting 1 shard, 4 services, 4 sidecars (optimised)`);
+  const cluster = await Cluster.start({ shards: 1, catalog: BENCH_CATALOG, env: { TXMESH_LOG_LEVEL: 'warn', ...OPTIMISED_ENV } });
+  const client = createTxmeshClient({ coordinatorUrls: cluster.coordinatorUrls, connections: HIGH_CONCURRENCY, overloadRetries: 0 });
+  let failed = true;
+  try {
+    const sidecarToService = await nullRoundTripP50(`${cluster.sidecars.get('inventory')!.url}/health`, 300);
+    const physicalPathMs = round(nullEcho.c1.p50Ms + sidecarToService + FORCED_WRITES_ON_CRITICAL_PATH * localBaseline.sqliteFullCommitP50Ms, 3);
+    const physicalPath = {
+      clientRoundTripP50Ms: nullEcho.c1.p50Ms,
+      sidecarToServiceRoundTripP50Ms: sidecarToService,
+      sqliteFullCommitP50Ms: localBaseline.sqliteFullCommitP50Ms,
+      forcedWrites: FORCED_WRITES_ON_CRITICAL_PATH,
+      physicalPathMs,
+    };
+    say(`[loads] physical path ${physicalPathMs} ms (client ${nullEcho.c1.p50Ms} + sidecar→service ${sidecarToService} + ${FORCED_WRITES_ON_CRITICAL_PATH} × FULL commit ${localBaseline.sqliteFullCommitP50Ms})`);
+
+    const closed = async (label: string, concurrency: number, onlyInventory: boolean): Promise<LoadRun> => {
+      const orders = makeWorkload(options.seed, label, BENCH_CATALOG);
+      const next = onlyInventory ? (): WorkItem => inventoryOnly(orders()) : orders;
+      const run = await measuredClosedLoop(cluster, client, label, concurrency, next, options);
+      say(`[loads] ${label}: ${run.committedTps} committed/s, p50 ${run.p50Ms} ms, p99 ${run.p99Ms} ms, CPU ${run.cpuMsPerTx} ms/tx (${PROCESS_ROLES.map((r) => `${r} ${run.cpuMsPerTxByRole[r]}`).join(', ')})`);
+      return run;
+    };
+    const oneService = await closed('c1-1svc', 1, true);
+    const fourServices = await closed('c1-4svc', 1, false);
+    const high = await closed(`c${HIGH_CONCURRENCY}-4svc`, HIGH_CONCURRENCY, false);
+    const c64 = { ...high, overNullEcho: round(nullEcho.c64.nullEchoRps > 0 ? high.committedTps / nullEcho.c64.nullEchoRps : 0, 4) };
+
+    const open = async (share: number): Promise<OpenLoopFigures> => {
+      await waitForDrain(cluster, 60_000);
+      const figures = await openLoop({
+        ratePerSec: Math.max(1, high.committedTps * share),
+        warmupMs: options.warmupSec * 1000,
+        durationMs: options.durationSec * 1000,
+        client,
+        next: makeWorkload(options.seed, `open-${share}`, BENCH_CATALOG),
+        random: seededRandom(options.seed + Math.round(share * 100)),
+      });
+      say(`[loads] open loop at ${Math.round(share * 100)}% of the c${HIGH_CONCURRENCY} peak (${figures.targetTps}/s): ${figures.committedTps} committed/s, p50 ${figures.p50Ms} ms, p99 ${figures.p99Ms} ms, dropped ${figures.dropped}`);
+      return figures;
+    };
+    const openLoopFigures = { at50: await open(0.5), at80: await open(0.8) };
+
+    const report: LoadsReport = {
+      machine,
+      durationSec: options.durationSec,
+      warmupSec: options.warmupSec,
+      nullEcho,
+      physicalPath,
+      localBaseline,
+      c1: { oneService, fourServices },
+      c64,
+      openLoop: openLoopFigures,
+      targets: [],
+    };
+    report.targets = loadsTargets(report);
+    failed = false;
+    return report;
+  } finally {
+    await client.close().catch(() => undefined);
+    await cluster.stop();
+    if (failed) say(`[loads] failed; logs kept in ${cluster.dataDir}`);
+    else cluster.removeData();
+  }
+}
+
+async function measuredClosedLoop(cluster: Cluster, client: TxmeshClient, label: string, concurrency: number, next: () => WorkItem, options: BenchOptions): Promise<LoadRun> {
+  // Each load starts from a drained cluster: the previous load's commit backlog must not be billed to it.
+  await waitForDrain(cluster, 60_000);
+  let before: Awaited<ReturnType<typeof snapshot>> | undefined;
+  let after: Awaited<ReturnType<typeof snapshot>> | undefined;
+  const tally = await closedLoop({
+    concurrency,
+    warmupMs: options.warmupSec * 1000,
+    durationMs: options.durationSec * 1000,
+    client,
+    next,
+    onWindowStart: async () => void (before = await snapshot(cluster)),
+    onWindowEnd: async () => void (after = await snapshot(cluster)),
+  });
+  if (!before || !after) throw new Error(`${label}: the window did not produce both snapshots`);
+  const figures = runFigures({ label, env: OPTIMISED_ENV, probe: false, verify: false }, tally, before, after, { memoryMb: {}, startupMs: {} }, undefined);
+  const byRole = {} as Record<ProcessRole, number>;
+  for (const role of PROCESS_ROLES) {
+    const cpu = sum(members(cluster).filter((m) => m.name.startsWith(`${role}-`)).map((m) => figures.cpuMsByMember[m.name] ?? 0));
+    byRole[role] = round(figures.coordinatorCommitted > 0 ? cpu / figures.coordinatorCommitted : 0, 3);
+  }
+  return {
+    concurrency,
+    participants: label.includes('1svc') ? 1 : 4,
+    committedTps: figures.committedTps,
+    p50Ms: figures.p50Ms,
+    p99Ms: figures.p99Ms,
+    aborted: figures.aborted,
+    errors: figures.errors,
+    cpuMsPerTx: figures.cpuMsPerTx,
+    cpuMsPerTxByRole: byRole,
+    requestsPerTx: figures.requestsPerTx,
+  };
+}
+
+function inventoryOnly(item: WorkItem): WorkItem {
+  return { ...item, request: { ...item.request, participants: item.request.participants.filter((p) => p.service === 'inventory') } };
+}
+
+/** p50 of `count` sequential GETs on one keep-alive connection. */
+async function nullRoundTripP50(url: string, count: number): Promise<number> {
+  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+  const samples: number[] = [];
+  try {
+    for (let i = 0; i < count; i++) {
+      const t0 = performance.now();
+      await new Promise<void>((resolve, reject) => {
+        const req = request(url, { agent }, (res) => {
+          res.resume();
+          res.on('end', () => (res.statusCode === 200 ? resolve() : reject(new Error(`GET ${url}: ${res.statusCode}`))));
+        });
+        req.on('error', reject);
+        req.end();
+      });
+      samples.push(performance.now() - t0);
+    }
+  } finally {
+    agent.destroy();
+  }
+  samples.sort((a, b) => a - b);
+  return round(percentile(samples, 50), 3);
+}
+
+const upper = (target: string, value: number, limit: number, note?: string): TargetCheck => ({
+  target,
+  value,
+  limit,
+  met: value <= limit,
+  ratio: round(limit > 0 ? value / limit : 0, 3),
+  ...(note ? { note } : {}),
+});
+const lower = (target: string, value: number, limit: number, note?: string): TargetCheck => ({
+  target,
+  value,
+  limit,
+  met: value >= limit,
+  ratio: round(limit > 0 ? value / limit : 0, 3),
+  ...(note ? { note } : {}),
+});
+
+/** The targets of issue 18 that these loads measure (the concurrency-1000 ones stay in the main bench). */
+export function loadsTargets(r: LoadsReport): TargetCheck[] {
+  const four = r.c1.fourServices;
+  return [
+    upper('concurrency 1, 4-service commit: p50 <= 3 ms', four.p50Ms, 3),
+    upper('concurrency 1, 4-service commit: p50 <= 3x physicalPathMs', round(r.physicalPath.physicalPathMs > 0 ? four.p50Ms / r.physicalPath.physicalPathMs : 0, 3), 3, `physicalPathMs ${r.physicalPath.physicalPathMs}`),
+    lower(`concurrency ${HIGH_CONCURRENCY}: committed/s >= 0.3x the null echo`, r.c64.overNullEcho, 0.3, `${r.c64.committedTps} committed/s, null echo ${r.nullEcho.c64.nullEchoRps} req/s`),
+    upper(`concurrency ${HIGH_CONCURRENCY}: p50 <= 20 ms`, r.c64.p50Ms, 20),
+  ];
+}
