@@ -28,6 +28,11 @@ export function goodOrder(orderId: string, timeoutMs = 2000): BeginTransactionRe
   return orderRequest({ orderId, sku: 'sku-1', qty: 1, account: 'acct-1', amount: 10, address: '1 Loop Road' }, timeoutMs);
 }
 
+/** An order shipping refuses (no address): aborted with reason UNDELIVERABLE, a business refusal. */
+export function refusedOrder(orderId: string, timeoutMs = 2000): BeginTransactionRequest {
+  return orderRequest({ orderId, sku: 'sku-1', qty: 1, account: 'acct-1', amount: 10, address: '' }, timeoutMs);
+}
+
 export function serviceUrls(cluster: Cluster): Map<EcommerceService, string> {
   return new Map([...cluster.services].map(([name, member]) => [name, member.url]));
 }

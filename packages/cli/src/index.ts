@@ -1,4 +1,6 @@
 export { main } from './main.ts';
+// Not telemetry.ts itself: importing this package must not load an OpenTelemetry SDK (serve loads it).
+export { telemetryFlags, tracingRequested, DEFAULT_METRICS_PORT, METRICS_PREFIX, type TelemetryOptions } from './telemetry-options.ts';
 export { FlagReader, parseArgs, UsageError, type ParsedArgs } from './args.ts';
 export { serve, envSwitch, READY_PREFIX, DEFAULT_READY_TIMEOUT_MS, type Closable, type ServeOptions } from './serve.ts';
 export { runClientCommand, CLIENT_COMMANDS, EXIT_ABORTED, type CommandIo } from './client-commands.ts';

@@ -15,6 +15,7 @@ import { CLIENT_COMMANDS, runClientCommand } from './client-commands.ts';
 import { DEFAULT_READY_TIMEOUT_MS, envSwitch, serve } from './serve.ts';
 import { shardFromPodName } from './shard-from-pod-name.ts';
 import type { SidecarTemplate } from './injector/sidecar-template.ts';
+import { telemetryFlags } from './telemetry-options.ts';
 
 const LAB_COMMANDS = new Set(['demo', 'bench', 'bench-isolation', 'chaos', 'service', 'bank', 'null-echo']);
 
@@ -50,7 +51,11 @@ look into a running cluster (--coordinator URL[,URL...]: every shard, in shard o
                repository, where @txmesh/lab is installed: \`npx txmesh demo --help\`)
 
 every role: --log-level fatal|error|warn|info|debug|trace|silent (warn; env TXMESH_LOG_LEVEL);
-            log lines are JSON (pino) on stderr, each naming its role ("name":"sidecar-inventory")
+            log lines are JSON (pino) on stderr, each naming its role ("name":"sidecar-inventory") and, inside a
+            transaction, its txId, trace_id and span_id
+            --metrics-port P (9464; 0 = any free port) --metrics-host H (127.0.0.1): Prometheus GET /metrics
+            OpenTelemetry from the standard OTEL_* variables, e.g. OTEL_EXPORTER_OTLP_ENDPOINT=http://collector:4318
+            (traces are exported only when OTEL_TRACES_EXPORTER or an OTLP endpoint is set; OTEL_SDK_DISABLED=true: no SDK)
 `;
 
 const onBadEnv = (message: string): Error => new UsageError(message);
@@ -127,9 +132,10 @@ export async function main(argv: string[]): Promise<number> {
           deadlock: f.choice('deadlock', Object.values(DeadlockMode), DeadlockMode.DETECT),
           ...optionalCoordinatorFlags(f, validateServiceTimeouts),
         };
-        f.done();
         if (options.shard >= options.shards) throw new UsageError('--shard must be less than --shards');
-        return await serve(() => startCoordinator(options));
+        const telemetry = telemetryFlags(f, `txmesh-coordinator-${options.shard}`);
+        f.done();
+        return await serve(() => startCoordinator(options), { telemetry });
       }
       case 'sidecar': {
         const { startSidecar } = await import('@txmesh/sidecar');
@@ -146,8 +152,9 @@ export async function main(argv: string[]): Promise<number> {
           forcePreparedRecords: envSwitch('TXMESH_SIDECAR_FORCED_RECORDS', onBadEnv),
         };
         const readyTimeoutMs = f.int('ready-timeout', DEFAULT_READY_TIMEOUT_MS, 0, 86_400_000);
+        const telemetry = telemetryFlags(f, `txmesh-sidecar-${options.service}`);
         f.done();
-        return await serve(() => startSidecar(options), { readyTimeoutMs, role: `the sidecar of ${options.service}` });
+        return await serve(() => startSidecar(options), { readyTimeoutMs, role: `the sidecar of ${options.service}`, telemetry });
       }
       case 'injector': {
         const { startInjector } = await import('./injector/injector-server.ts');

@@ -2,6 +2,8 @@
  * Runs one long-lived role (coordinator shard, sidecar, example service) as this process: prints
  * "TXMESH_READY <url>" on stdout once it is ready, and closes cleanly on SIGTERM/SIGINT.
  */
+import { METRICS_PREFIX, type TelemetryOptions } from './telemetry-options.ts';
+
 export interface Closable {
   url: string;
   close(): Promise<void>;
@@ -19,6 +21,11 @@ export interface ServeOptions {
   readyTimeoutMs?: number;
   /** Names the role in the message printed when it never became ready, e.g. "sidecar of inventory". */
   role?: string;
+  /**
+   * /metrics and the OTEL_*-configured SDK, started before the role (its instruments are created against
+   * the providers registered then). Without it the process registers no OpenTelemetry provider at all.
+   */
+  telemetry?: TelemetryOptions;
 }
 
 export const DEFAULT_READY_TIMEOUT_MS = 60_000;
@@ -44,11 +51,15 @@ export async function serve(start: () => Promise<Closable>, options: ServeOption
     // A resumed stdin would keep the event loop alive after close.
     if (process.env.TXMESH_EXIT_WITH_PARENT === '1') process.stdin.destroy();
   };
+  // Loaded only here: a process without telemetry (a client command, the injector) never loads the SDK.
+  const observed = options.telemetry === undefined ? undefined : await (await import('./telemetry.ts')).startTelemetry(options.telemetry);
+  if (observed?.metricsUrl !== undefined) process.stdout.write(`${METRICS_PREFIX}${observed.metricsUrl}\n`);
   let running: Closable;
   try {
     running = await start();
   } catch (err) {
     cleanUp();
+    await observed?.shutdown();
     throw err;
   }
   let exitCode = 0;
@@ -69,6 +80,7 @@ export async function serve(start: () => Promise<Closable>, options: ServeOption
     cleanUp();
   }
   await running.close();
+  await observed?.shutdown();
   return exitCode;
 }
 

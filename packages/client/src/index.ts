@@ -25,3 +25,5 @@ export {
   type TransactionResult,
   type TransactionStatus,
 } from '@txmesh/protocol';
+export { withItemSpans, carrierOf, contextOf, linksTo, type ItemSpanOptions, type ItemSpans } from './item-spans.ts';
+export { withTraceHeaders, traceLogFields } from './transaction-span.ts';

@@ -20,6 +20,7 @@ import {
   type TransactionStatus,
 } from '@txmesh/protocol';
 import { HttpCallError, JsonHttpClient, describeAnswer, type HttpStack, type JsonAnswer } from './json-http-client.ts';
+import { inTransactionSpan, withTraceHeaders } from './transaction-span.ts';
 
 export interface TxmeshClient {
   transaction(req: BeginTransactionRequest): Promise<TransactionResult>;
@@ -99,7 +100,9 @@ export function createTxmeshClient(options: TxmeshClientOptions): TxmeshClient {
   /** The body of a 2xx answer; anything else becomes a TxmeshError (a call without an answer stays an HttpCallError). */
   async function call<T>(shard: number, path: string, body?: unknown, timeoutMs?: number): Promise<T> {
     const url = `${urls[shard]}${path}`;
-    const answer = await http.request(urls[shard]!, path, { ...(body === undefined ? {} : { body }), ...(timeoutMs === undefined ? {} : { timeoutMs }) });
+    // The active span's trace context (the application's transaction span) goes in the traceparent header.
+    const headers = withTraceHeaders({});
+    const answer = await http.request(urls[shard]!, path, { headers, ...(body === undefined ? {} : { body }), ...(timeoutMs === undefined ? {} : { timeoutMs }) });
     if (answer.status < 200 || answer.status >= 300) throw errorFromAnswer(answer, url);
     if (answer.body === undefined) throw new TxmeshError('TXM_INTERNAL', `${describeAnswer(answer)} from ${url} is not JSON`);
     return answer.body as T;
@@ -149,15 +152,17 @@ export function createTxmeshClient(options: TxmeshClientOptions): TxmeshClient {
   return {
     async transaction(req) {
       const request = validateBeginRequest(req);
-      for (let retry = 0; ; retry++) {
-        try {
-          return await begin(request);
-        } catch (err) {
-          if (!(err instanceof RetryLaterError) || retry >= overloadRetries) throw err;
-          // Jittered so that every client refused together does not come back together.
-          await new Promise((resolve) => setTimeout(resolve, err.retryAfterMs * (0.5 + Math.random() / 2)));
+      return inTransactionSpan(async () => {
+        for (let retry = 0; ; retry++) {
+          try {
+            return await begin(request);
+          } catch (err) {
+            if (!(err instanceof RetryLaterError) || retry >= overloadRetries) throw err;
+            // Jittered so that every client refused together does not come back together.
+            await new Promise((resolve) => setTimeout(resolve, err.retryAfterMs * (0.5 + Math.random() / 2)));
+          }
         }
-      }
+      });
     },
 
     async status(txId) {

@@ -15,6 +15,7 @@ import {
   validateRegisterRequest,
   type DeadlockMode,
   type ReadyAnswer,
+  type TransactionResult,
 } from '@txmesh/protocol';
 import type { BranchTransport } from './branch-transport.ts';
 import type { DecisionLog } from './decision-log.ts';
@@ -25,6 +26,12 @@ import { InDoubtMonitor } from './in-doubt-monitor.ts';
 import type { ServiceTimeouts } from './service-timeouts.ts';
 import type { DispatcherOptions } from './batching-dispatcher.ts';
 import type { SchedulerOptions } from './scheduler.ts';
+import { CoordinatorMetrics } from './coordinator-metrics.ts';
+import { ObservedTransport } from './observed-transport.ts';
+import { RecentActivity } from './dashboard/recent-activity.ts';
+import { registerDashboardRoutes } from './dashboard/dashboard-routes.ts';
+import { requestContext } from './transaction-spans.ts';
+import { traceLogFields } from '@txmesh/client';
 
 export interface CoordinatorOptions {
   shard: number;
@@ -92,7 +99,8 @@ export async function buildCoordinator(opts: CoordinatorOptions, parts: Coordina
   const role = `coordinator shard ${opts.shard} of ${opts.shards}`;
   let phase: 'recovering' | 'ready' | 'closing' = 'recovering';
   const app = Fastify({
-    logger: serverLoggerOptions(`coordinator-${opts.shard}`, opts.logLevel),
+    // Lines logged inside a transaction's span carry its trace_id and span_id.
+    logger: serverLoggerOptions(`coordinator-${opts.shard}`, opts.logLevel, traceLogFields),
     bodyLimit: BODY_LIMIT_BYTES,
     schemaController: NO_SCHEMA_COMPILERS,
     // Requests arriving while closing get TXM_SHUTTING_DOWN from the hook below, not fastify's code-less 503.
@@ -115,10 +123,21 @@ export async function buildCoordinator(opts: CoordinatorOptions, parts: Coordina
     return { ready: true, role };
   });
   let log: DecisionLog | undefined = parts.log;
-  const transport = parts.transport ?? new HttpBranchTransport();
+  // The gauges read the manager, which exists by the time any reader collects.
+  let manager: TransactionManager | undefined;
+  const metrics = new CoordinatorMetrics({
+    shard: opts.shard,
+    listServices: () => manager?.listServices() ?? [],
+    inDoubtCount: () => manager?.inDoubt().length ?? 0,
+    refusedOverloaded: () => manager?.stats().refusedOverloaded ?? 0,
+  });
+  const transport = new ObservedTransport(parts.transport ?? new HttpBranchTransport(), metrics);
   try {
-    log ??= new SqliteDecisionLog(decisionLogPath(opts.dataDir, opts.shard), opts.groupCommit === undefined ? {} : { groupCommit: opts.groupCommit });
-    const manager = new TransactionManager({
+    log ??= new SqliteDecisionLog(decisionLogPath(opts.dataDir, opts.shard), {
+      ...(opts.groupCommit === undefined ? {} : { groupCommit: opts.groupCommit }),
+      onForced: metrics.recordForced,
+    });
+    const running = new TransactionManager({
       shard: opts.shard,
       shards: opts.shards,
       log,
@@ -134,14 +153,20 @@ export async function buildCoordinator(opts: CoordinatorOptions, parts: Coordina
       ...(opts.batching !== undefined ? { batching: opts.batching } : {}),
       ...(opts.deadlock !== undefined ? { deadlock: opts.deadlock } : {}),
     });
+    manager = running;
     const inDoubtMonitor = new InDoubtMonitor({
       shard: opts.shard,
-      list: () => manager.inDoubt(),
+      list: () => running.inDoubt(),
       logger: app.log,
       ...(opts.alertWebhookUrl !== undefined ? { alertWebhookUrl: opts.alertWebhookUrl } : {}),
       ...(opts.alertIntervalMs !== undefined ? { alertIntervalMs: opts.alertIntervalMs } : {}),
     });
-    registerRoutes(app, manager);
+    const activity = new RecentActivity();
+    registerRoutes(app, running, (result) => {
+      metrics.recordOutcome(result);
+      activity.note(result);
+    });
+    registerDashboardRoutes(app, running, activity);
     await app.ready();
     inDoubtMonitor.start();
     const openLog = log;
@@ -149,34 +174,42 @@ export async function buildCoordinator(opts: CoordinatorOptions, parts: Coordina
     const close = (): Promise<void> =>
       (closing ??= (async () => {
         phase = 'closing';
-        manager.close();
+        running.close();
+        metrics.close();
         await inDoubtMonitor.stop();
         await app.close();
         await transport.close?.();
         await openLog.close();
       })());
     const recover = (): number => {
-      const summary = manager.recoverWithSummary();
+      const summary = running.recoverWithSummary();
       // One line for everything resumed; branches already in doubt are not logged again one by one.
       inDoubtMonitor.noteRecovery(summary);
       if (phase === 'recovering') phase = 'ready';
       return summary.resumed;
     };
-    return { app, manager, inDoubtMonitor, recover, close };
+    return { app, manager: running, inDoubtMonitor, recover, close };
   } catch (err) {
-    await transport.close?.();
+    metrics.close();
+    await transport.close();
     await log?.close();
     await app.close();
     throw err;
   }
 }
 
-export function registerRoutes(app: FastifyInstance, manager: TransactionManager): void {
+/** `onDecided` hears every transaction this shard ran to a decision, as its client heard it (metrics, dashboard). */
+export function registerRoutes(app: FastifyInstance, manager: TransactionManager, onDecided?: (result: TransactionResult) => void): void {
   // Only JSON bodies: anything else is refused with TXM_UNSUPPORTED_MEDIA_TYPE rather than half-parsed.
   app.removeContentTypeParser('text/plain');
   installTxmeshErrorHandlers(app);
 
-  app.post(Paths.TRANSACTIONS, async (request) => manager.begin(request.body));
+  app.post(Paths.TRANSACTIONS, async (request) => {
+    // The caller's traceparent (if any) is the parent of the transaction's span.
+    const result = await manager.begin(request.body, requestContext(request.headers));
+    onDecided?.(result);
+    return result;
+  });
 
   app.get<{ Params: TxIdParams }>(Paths.TRANSACTION, async (request) => manager.status(request.params.txId));
 

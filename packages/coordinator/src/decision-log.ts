@@ -7,7 +7,7 @@
  * (one SQLite transaction, one fsync). Forced appends resolve when their group is durable; unforced
  * writes (done marks, registry entries) ride along with the next group and are never awaited.
  */
-import type { OperationSpec, TransactionResult, Vote } from '@txmesh/protocol';
+import type { OperationSpec, TraceCarrier, TransactionResult, Vote } from '@txmesh/protocol';
 
 export type DecisionState = 'COMMITTING' | 'ABORTING' | 'COMMITTED' | 'ABORTED';
 export type FinalDecisionState = 'COMMITTED' | 'ABORTED';
@@ -34,6 +34,8 @@ export interface DecisionRecord {
   createdAt: number;
   decidedAt: number;
   doneAt?: number;
+  /** The transaction span's trace context: delivery resumed after a restart joins the same trace. */
+  trace?: TraceCarrier;
 }
 
 export interface StoredService {
@@ -67,6 +69,8 @@ export interface GroupCommitOptions {
    * naive mode); unforced writes still ride along with the next write.
    */
   groupCommit?: boolean;
+  /** Told how long each group holding decision records took to write and force, and how many it held (metrics). */
+  onForced?: (seconds: number, records: number) => void;
 }
 
 export interface DecisionLog {
@@ -120,9 +124,11 @@ export abstract class GroupCommitLog implements DecisionLog {
   #flushes = 0;
   #records = 0;
   readonly #groupCommit: boolean;
+  readonly #onForced: ((seconds: number, records: number) => void) | undefined;
 
   constructor(options: GroupCommitOptions = {}) {
     this.#groupCommit = options.groupCommit ?? true;
+    this.#onForced = options.onForced;
   }
 
   /** Writes every entry or none (one storage transaction); throws on failure. */
@@ -199,6 +205,7 @@ export abstract class GroupCommitLog implements DecisionLog {
     const waiters = this.#waiters;
     this.#queue = [];
     this.#waiters = [];
+    const startedAt = performance.now();
     try {
       this.writeGroup(writes);
     } catch (err) {
@@ -207,7 +214,9 @@ export abstract class GroupCommitLog implements DecisionLog {
       return;
     }
     this.#flushes += 1;
-    this.#records += writes.filter((w) => w.kind === 'append').length;
+    // Every waiter is one appended record: the forced writes of this group.
+    this.#records += waiters.length;
+    if (waiters.length > 0) this.#onForced?.((performance.now() - startedAt) / 1000, waiters.length);
     for (const w of waiters) w.resolve();
   }
 

@@ -3,7 +3,7 @@
  * per sidecar origin, a time bound per call, a bound on the answer). Every failure leaves as a coded
  * BranchCallError (see branch-errors.ts).
  */
-import { CallFailure, HttpCallError, JsonHttpClient } from '@txmesh/client';
+import { CallFailure, HttpCallError, JsonHttpClient, withTraceHeaders } from '@txmesh/client';
 import { HeaderNames, Paths, PROTOCOL_VERSION, TxmeshError, validateBatchResponse, type BranchBatchResponse, type BranchItem } from '@txmesh/protocol';
 import {
   BadAnswerError,
@@ -52,7 +52,8 @@ export class HttpBranchTransport implements BranchTransport {
   async send(sidecarUrl: string, items: BranchItem[], timeoutMs: number): Promise<BranchBatchResponse> {
     let answer;
     try {
-      answer = await this.#http.request(sidecarUrl, Paths.SIDECAR_BATCH, { body: { protocolVersion: PROTOCOL_VERSION, items }, timeoutMs });
+      // The active trace context (the batch span, when tracing) goes in the traceparent header.
+      answer = await this.#http.request(sidecarUrl, Paths.SIDECAR_BATCH, { body: { protocolVersion: PROTOCOL_VERSION, items }, timeoutMs, headers: withTraceHeaders({}) });
     } catch (err) {
       throw err instanceof HttpCallError ? callFailureOf(err, sidecarUrl, timeoutMs) : branchCallErrorOf(err, sidecarUrl);
     }

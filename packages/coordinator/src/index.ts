@@ -35,3 +35,5 @@ export type { InDoubtAlert, InDoubtMonitorOptions } from './in-doubt-monitor.ts'
 export type { InDoubtBranch } from '@txmesh/protocol';
 export type { PruneCutoffs, PruneResult, GroupCommitOptions } from './decision-log.ts';
 export { CoordinatorSteps, type CoordinatorStep } from './steps.ts';
+export { CoordinatorMetrics, CoordinatorMetricNames, type CoordinatorGaugeSource } from './coordinator-metrics.ts';
+export { DASHBOARD_PATH, dashboardData, type DashboardData } from './dashboard/dashboard-routes.ts';

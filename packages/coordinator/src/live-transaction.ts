@@ -13,6 +13,7 @@ import {
   type TransactionResult,
 } from '@txmesh/protocol';
 import type { DecisionRecord, DecisionState, LoggedParticipant } from './decision-log.ts';
+import { resumedTransactionTrace, transactionCarrier, type TransactionTrace } from './transaction-spans.ts';
 
 export interface Branch {
   service: string;
@@ -48,6 +49,8 @@ export interface LiveTx {
   decided: boolean;
   /** While votes are counted: ends the count with an abort (a deadlock victim). */
   interrupt?: (reason: string) => void;
+  /** Where its branch spans start: the transaction's span, or the stored trace when resumed. */
+  trace: TransactionTrace;
 }
 
 /** The idempotency key of a request and the hash of its body, kept in the decision record. */
@@ -56,7 +59,7 @@ export interface KeyedRequest {
   hash: string;
 }
 
-export function newLiveTx(txId: string, createdAt: number, participants: readonly ParticipantSpec[]): LiveTx {
+export function newLiveTx(txId: string, createdAt: number, participants: readonly ParticipantSpec[], trace: TransactionTrace): LiveTx {
   return {
     txId,
     state: TxState.PREPARING,
@@ -64,6 +67,7 @@ export function newLiveTx(txId: string, createdAt: number, participants: readonl
     branches: participants.map((p) => ({ service: p.service, operations: p.operations, state: BranchState.PREPARING, attempts: 0, refused: false })),
     logged: false,
     decided: false,
+    trace,
   };
 }
 
@@ -91,6 +95,7 @@ export function liveTxFromRecord(record: DecisionRecord): LiveTx {
     }),
     logged: true,
     decided: true,
+    trace: resumedTransactionTrace(record.trace),
   };
   if (record.result.reason !== undefined) tx.reason = record.result.reason;
   if (record.result.details !== undefined) tx.details = record.result.details;
@@ -120,6 +125,8 @@ export function decisionRecordOf(tx: LiveTx, state: DecisionState, result: Trans
     createdAt: tx.createdAt,
     decidedAt: tx.decidedAt ?? Date.now(),
   };
+  const trace = transactionCarrier(tx.trace);
+  if (trace !== undefined) record.trace = trace;
   if (keyed) {
     record.idempotencyKey = keyed.key;
     record.requestHash = keyed.hash;

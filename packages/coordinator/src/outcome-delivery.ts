@@ -3,7 +3,8 @@
  * retries each one with capped, jittered backoff until it is acknowledged (rule 4 of ARCHITECTURE.md).
  * A warn line every `warnEvery` failed attempts; the branch's last failure stays on it for the in-doubt list.
  */
-import { BranchAction, BranchState, Reason } from '@txmesh/protocol';
+import { carrierOf } from '@txmesh/client';
+import { BranchAction, BranchState, Reason, type BranchItem, type TraceCarrier } from '@txmesh/protocol';
 import { backoffDelayMs } from './backoff.ts';
 import type { BatchingDispatcher } from './batching-dispatcher.ts';
 import { branchCallErrorOf } from './branch-errors.ts';
@@ -12,6 +13,7 @@ import type { ResolvedManagerOptions } from './manager-options.ts';
 import type { ServiceRegistry } from './service-registry.ts';
 import type { Sleeper } from './sleeper.ts';
 import { CoordinatorSteps, reachStep } from './steps.ts';
+import { endBranchSpan, startBranchSpan } from './transaction-spans.ts';
 
 export type OutcomeAction = typeof BranchAction.COMMIT | typeof BranchAction.ROLLBACK;
 
@@ -41,7 +43,7 @@ export class OutcomeDelivery {
     for (const b of targets) b.delivering = true;
     let acks = 0;
     const deliverOne = async (b: Branch): Promise<boolean> => {
-      const acked = await this.#deliverBranch(tx.txId, b, action);
+      const acked = await this.#deliverBranch(tx, b, action);
       b.delivering = false;
       if (acked && action === BranchAction.COMMIT && ++acks === 1 && targets.length > 1) reachStep(CoordinatorSteps.MID_FANOUT);
       return acked;
@@ -58,8 +60,15 @@ export class OutcomeDelivery {
     while (this.#running.size > 0) await Promise.allSettled([...this.#running]);
   }
 
-  /** Retries until the branch acknowledges; false only when the manager is closing. */
-  async #deliverBranch(txId: string, branch: Branch, action: OutcomeAction): Promise<boolean> {
+  /** Retries until the branch acknowledges; false only when the manager is closing. One span for all attempts. */
+  async #deliverBranch(tx: LiveTx, branch: Branch, action: OutcomeAction): Promise<boolean> {
+    const span = startBranchSpan(tx.trace, tx.txId, branch.service, action);
+    const acked = await this.#deliveryAttempts(tx.txId, branch, action, carrierOf(span));
+    endBranchSpan(span, branch.attempts, acked ? {} : { failed: branch.lastError ?? 'not acknowledged before shutdown' });
+    return acked;
+  }
+
+  async #deliveryAttempts(txId: string, branch: Branch, action: OutcomeAction, trace: TraceCarrier | undefined): Promise<boolean> {
     const { dispatcher, registry, sleeper, options, isClosing } = this.#parts;
     branch.attempts = 0;
     for (let n = 1; ; n++) {
@@ -74,7 +83,9 @@ export class OutcomeDelivery {
       } else {
         try {
           const timeoutMs = options.serviceTimeouts[branch.service]?.deliveryTimeoutMs ?? options.deliveryTimeoutMs;
-          const result = await dispatcher.submit(sidecarUrl, { action, txId, service: branch.service }, timeoutMs).result;
+          const item: BranchItem = { action, txId, service: branch.service };
+          if (trace !== undefined) item.trace = trace;
+          const result = await dispatcher.submit(sidecarUrl, item, timeoutMs).result;
           if (result.status === 'ok') {
             branch.state = action === BranchAction.COMMIT ? BranchState.COMMITTED : BranchState.ROLLED_BACK;
             return true;

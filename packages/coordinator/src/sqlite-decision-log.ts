@@ -5,6 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
+import { validTraceCarrier } from '@txmesh/protocol';
 import {
   GroupCommitLog,
   type DecisionRecord,
@@ -25,7 +26,8 @@ CREATE TABLE IF NOT EXISTS decisions (
   result TEXT NOT NULL,
   created_at INTEGER NOT NULL,
   decided_at INTEGER NOT NULL,
-  done_at INTEGER
+  done_at INTEGER,
+  trace TEXT
 );
 CREATE INDEX IF NOT EXISTS decisions_by_idempotency_key ON decisions (idempotency_key) WHERE idempotency_key IS NOT NULL;
 CREATE INDEX IF NOT EXISTS decisions_unfinished ON decisions (decided_at) WHERE state IN ('COMMITTING', 'ABORTING');
@@ -47,6 +49,7 @@ interface DecisionRow {
   created_at: number;
   decided_at: number;
   done_at: number | null;
+  trace: string | null;
 }
 
 interface ServiceRow {
@@ -67,6 +70,8 @@ function fromRow(row: DecisionRow): DecisionRecord {
   if (row.idempotency_key !== null) record.idempotencyKey = row.idempotency_key;
   if (row.request_hash !== null) record.requestHash = row.request_hash;
   if (row.done_at !== null) record.doneAt = row.done_at;
+  const trace = row.trace === null ? undefined : validTraceCarrier(JSON.parse(row.trace));
+  if (trace !== undefined) record.trace = trace;
   return record;
 }
 
@@ -100,9 +105,12 @@ export class SqliteDecisionLog extends GroupCommitLog {
     this.#db.pragma('synchronous = FULL');
     if (this.#db.pragma('auto_vacuum', { simple: true }) !== 2) this.#db.exec('VACUUM');
     this.#db.exec(SCHEMA);
+    // A log written before records carried their trace context gains the column (NULL for old rows).
+    const columns = this.#db.prepare("SELECT name FROM pragma_table_info('decisions')").all() as { name: string }[];
+    if (!columns.some((c) => c.name === 'trace')) this.#db.exec('ALTER TABLE decisions ADD COLUMN trace TEXT');
     this.#insert = this.#db.prepare(
-      `INSERT INTO decisions (tx_id, state, idempotency_key, request_hash, participants, result, created_at, decided_at, done_at)
-       VALUES (@txId, @state, @idempotencyKey, @requestHash, @participants, @result, @createdAt, @decidedAt, @doneAt)`,
+      `INSERT INTO decisions (tx_id, state, idempotency_key, request_hash, participants, result, created_at, decided_at, done_at, trace)
+       VALUES (@txId, @state, @idempotencyKey, @requestHash, @participants, @result, @createdAt, @decidedAt, @doneAt, @trace)`,
     );
     this.#markDone = this.#db.prepare('UPDATE decisions SET state = ?, done_at = ? WHERE tx_id = ?');
     this.#upsertService = this.#db.prepare(
@@ -138,6 +146,7 @@ export class SqliteDecisionLog extends GroupCommitLog {
             createdAt: r.createdAt,
             decidedAt: r.decidedAt,
             doneAt: r.doneAt ?? null,
+            trace: r.trace === undefined ? null : JSON.stringify(r.trace),
           });
         } else if (write.kind === 'done') {
           this.#markDone.run(write.state, write.at, write.txId);

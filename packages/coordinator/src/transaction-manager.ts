@@ -30,8 +30,9 @@ import {
   type TransactionResult,
   type TransactionStatus,
 } from '@txmesh/protocol';
+import { ROOT_CONTEXT, context, type Context } from '@opentelemetry/api';
 import { BatchingDispatcher } from './batching-dispatcher.ts';
-import type { DecisionLog } from './decision-log.ts';
+import type { DecisionLog, DecisionRecord } from './decision-log.ts';
 import { IdempotencyGate } from './idempotency-gate.ts';
 import { decisionRecordOf, liveTxFromRecord, newLiveTx, participantResults, type KeyedRequest, type LiveTx } from './live-transaction.ts';
 import { LogPruner } from './log-pruner.ts';
@@ -44,6 +45,7 @@ import { ServiceRegistry } from './service-registry.ts';
 import { Sleeper } from './sleeper.ts';
 import { decisionOf, inDoubtBranches, snapshotOf, statusFromRecord } from './status-views.ts';
 import { CoordinatorSteps, reachStep } from './steps.ts';
+import { endTransactionSpan, inRecoverySpan, noteTxId, startTransactionSpan, type TransactionTrace } from './transaction-spans.ts';
 import { VoteCollector } from './vote-collector.ts';
 import { DeadlockDetector, type DeadlockStats } from './deadlock-detector.ts';
 
@@ -159,13 +161,14 @@ export class TransactionManager {
   // ------------------------------------------------------------------ begin → decide
 
   /** Runs one transaction to its decision. Refusals (TxmeshError) are thrown before anything is sent. */
-  async begin(body: unknown): Promise<TransactionResult> {
+  /** `parent`: the caller's trace context (from its traceparent), the parent of the transaction's span. */
+  async begin(body: unknown, parent: Context = ROOT_CONTEXT): Promise<TransactionResult> {
     if (this.#closing) throw new TxmeshError('TXM_SHUTTING_DOWN');
     const request = validateBeginRequest(body);
     const key = request.idempotencyKey;
     if (key === undefined) {
       this.#checkServices(request);
-      return this.#run(request, undefined);
+      return this.#run(request, undefined, parent);
     }
     const owner = shardForIdempotencyKey(key, this.shards);
     if (owner !== this.shard) {
@@ -175,7 +178,7 @@ export class TransactionManager {
     const hash = requestHash(request);
     return this.#idempotency.run(key, hash, () => {
       this.#checkServices(request);
-      return this.#run(request, { key, hash });
+      return this.#run(request, { key, hash }, parent);
     });
   }
 
@@ -189,10 +192,24 @@ export class TransactionManager {
     );
   }
 
-  async #run(request: BeginTransactionRequest, keyed: KeyedRequest | undefined): Promise<TransactionResult> {
+  /** Runs inside the transaction's span: its branch spans and log lines belong to it. */
+  async #run(request: BeginTransactionRequest, keyed: KeyedRequest | undefined, parent: Context): Promise<TransactionResult> {
+    const trace = startTransactionSpan(parent, this.shard);
+    try {
+      const result = await context.with(trace.context, () => this.#decide(request, keyed, trace));
+      endTransactionSpan(trace, result);
+      return result;
+    } catch (err) {
+      endTransactionSpan(trace, undefined, err);
+      throw err;
+    }
+  }
+
+  async #decide(request: BeginTransactionRequest, keyed: KeyedRequest | undefined, trace: TransactionTrace): Promise<TransactionResult> {
     const createdAt = Date.now();
     const deadline = createdAt + (request.timeoutMs ?? this.#options.defaultTimeoutMs);
-    const tx = newLiveTx(newTxId(this.shard, createdAt), createdAt, request.participants);
+    const tx = newLiveTx(newTxId(this.shard, createdAt), createdAt, request.participants, trace);
+    noteTxId(trace, tx.txId);
     this.#active.set(tx.txId, tx);
     reachStep(CoordinatorSteps.BEFORE_PREPARES_SENT);
     const verdict = await this.#votes.collect(tx, request, deadline);
@@ -292,8 +309,14 @@ export class TransactionManager {
 
   /** recover(), also naming the resumed branches that were in doubt already (for one summary line). */
   recoverWithSummary(now: number = Date.now()): RecoverySummary {
+    const records = this.#log.listUnfinished();
+    // One recovery span, linked to every resumed transaction's trace; each delivery joins its own trace.
+    return inRecoverySpan(this.shard, records, () => this.#resume(records, now));
+  }
+
+  #resume(records: readonly DecisionRecord[], now: number): RecoverySummary {
     const resumedTxs: LiveTx[] = [];
-    for (const record of this.#log.listUnfinished()) {
+    for (const record of records) {
       // Delivering here, or finished here with its (unforced) done mark not yet written: nothing to resume.
       if (this.#active.has(record.txId) || this.#recent.get(record.txId) !== undefined) continue;
       const tx = liveTxFromRecord(record);

@@ -4,7 +4,8 @@
  * the first no (or a branch that gave up) → abort at once; the deadline → abort "TIMEOUT".
  * Nothing here writes anything durable.
  */
-import { BranchAction, BranchState, Reason, Vote, type BeginTransactionRequest } from '@txmesh/protocol';
+import { carrierOf } from '@txmesh/client';
+import { BranchAction, BranchState, Reason, Vote, type BeginTransactionRequest, type BranchItem, type TraceCarrier } from '@txmesh/protocol';
 import { backoffDelayMs } from './backoff.ts';
 import type { BatchingDispatcher } from './batching-dispatcher.ts';
 import { SidecarUnreachableError, branchCallErrorOf } from './branch-errors.ts';
@@ -14,6 +15,7 @@ import type { Scheduler } from './scheduler.ts';
 import type { ServiceRegistry } from './service-registry.ts';
 import type { Sleeper } from './sleeper.ts';
 import { CoordinatorSteps, reachStep } from './steps.ts';
+import { endBranchSpan, startBranchSpan } from './transaction-spans.ts';
 
 export type Verdict = { commit: true } | { commit: false; reason: string; details?: string };
 
@@ -86,6 +88,14 @@ export class VoteCollector {
    * service's adaptive limit.
    */
   async #prepare(tx: LiveTx, branch: Branch, deadline: number): Promise<VoteOutcome> {
+    // One span for every attempt of this prepare; its context travels in each item.
+    const span = startBranchSpan(tx.trace, tx.txId, branch.service, BranchAction.PREPARE);
+    const outcome = await this.#prepareAttempts(tx, branch, deadline, carrierOf(span));
+    endBranchSpan(span, branch.attempts, outcome);
+    return outcome;
+  }
+
+  async #prepareAttempts(tx: LiveTx, branch: Branch, deadline: number, trace: TraceCarrier | undefined): Promise<VoteOutcome> {
     const { dispatcher, registry, scheduler, sleeper, options, isClosing } = this.#parts;
     const withdrawn = (): boolean => tx.decided || isClosing() || Date.now() >= deadline;
     let last: Failure = { reason: Reason.UNREACHABLE };
@@ -99,7 +109,8 @@ export class VoteCollector {
         const sidecarUrl = registry.sidecarUrl(branch.service);
         if (sidecarUrl === undefined) throw new SidecarUnreachableError(`no sidecar address known for ${branch.service}`);
         branch.attempts += 1;
-        const item = { action: BranchAction.PREPARE, txId: tx.txId, service: branch.service, operations: branch.operations, deadline };
+        const item: BranchItem = { action: BranchAction.PREPARE, txId: tx.txId, service: branch.service, operations: branch.operations, deadline };
+        if (trace !== undefined) item.trace = trace;
         const result = await dispatcher.submit(sidecarUrl, item, Math.max(1, deadline - Date.now())).result;
         answered = true;
         if (result.status === 'ok') return { vote: Vote.YES };

@@ -10,7 +10,7 @@ import { dirname, join } from 'node:path';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { ECOMMERCE_SERVICES, type CatalogOptions, type EcommerceService } from '@txmesh/example-ecommerce';
-import { READY_PREFIX } from 'txmesh';
+import { METRICS_PREFIX, READY_PREFIX } from 'txmesh';
 import { processCpuMs } from './bench-process.ts';
 import { FaultProxy } from './fault-proxy.ts';
 
@@ -43,6 +43,8 @@ export class Member {
   #url = '';
   #startupMs: number | undefined;
   #startupCpuMs: number | undefined;
+  #metricsPort = 0;
+  #metricsUrl: string | undefined;
   #exited: Promise<void> = Promise.resolve();
 
   constructor(name: string, role: MemberRole, args: (port: number) => string[], logFile: string, env: NodeJS.ProcessEnv, nodeArgs: string[] = []) {
@@ -56,6 +58,10 @@ export class Member {
 
   get url(): string {
     return this.#url;
+  }
+  /** GET /metrics of this member (Prometheus), undefined when it runs without telemetry. */
+  get metricsUrl(): string | undefined {
+    return this.#metricsUrl;
   }
   get pid(): number | undefined {
     return this.#child?.pid;
@@ -84,7 +90,9 @@ export class Member {
     const preload = env.TXMESH_CRASH_AT ? ['--import', CRASH_PRELOAD] : [];
     const bin = this.role === 'coordinator' || this.role === 'sidecar' ? TXMESH_BIN : LAB_BIN;
     const spawnedAt = performance.now();
-    const child = spawn(process.execPath, [...this.#nodeArgs, ...preload, bin, this.role, ...this.#args(this.#port)], {
+    // /metrics on a free port, kept across restarts like the member's own port (the null echo has none).
+    const metrics = this.role === 'null-echo' ? [] : ['--metrics-port', String(this.#metricsPort)];
+    const child = spawn(process.execPath, [...this.#nodeArgs, ...preload, bin, this.role, ...this.#args(this.#port), ...metrics], {
       // stdin is a pipe only so that the member notices when this process dies (TXMESH_EXIT_WITH_PARENT).
       stdio: ['pipe', 'pipe', 'pipe'],
       env,
@@ -104,6 +112,11 @@ export class Member {
         while ((newline = buffered.indexOf('\n')) >= 0) {
           const line = buffered.slice(0, newline);
           buffered = buffered.slice(newline + 1);
+          if (line.startsWith(METRICS_PREFIX)) {
+            this.#metricsUrl = line.slice(METRICS_PREFIX.length).trim();
+            this.#metricsPort = Number(new URL(this.#metricsUrl).port);
+            continue;
+          }
           if (line.startsWith(READY_PREFIX)) {
             this.#startupMs = performance.now() - spawnedAt;
             this.#startupCpuMs = processCpuMs(child.pid);

@@ -91,6 +91,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
   try {
     say(`  data in ${cluster.dataDir}`);
     say(`  coordinators ${cluster.coordinatorUrls.join(', ')}`);
+    say(`  dashboard    ${cluster.coordinatorUrls.map((url) => `${url}/dashboard`).join(', ')}`);
     for (const [name, sidecar] of cluster.sidecars) say(`  ${name.padEnd(9)} service ${cluster.services.get(name)!.url}  sidecar ${sidecar.url}`);
     say(`placing ${options.orders} orders, ${options.concurrency} at a time ...`);
 

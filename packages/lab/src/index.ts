@@ -12,3 +12,4 @@ export { runChaos, type ChaosOptions, type ChaosSummary } from './chaos.ts';
 export { buildBankService, startBankService, accountKey, type BankService, type BankServiceOptions, type HistoryEntry } from './bank-service.ts';
 export { runIsolationBench, ZipfSampler, ISOLATION_WORKLOADS, type IsolationBenchOptions, type IsolationReport, type IsolationRun, type IsolationWorkload } from './isolation-bench.ts';
 export { BankCluster, type BankClusterOptions } from './bank-cluster.ts';
+export { OtlpReceiver, flattenExport, type ReceivedSpan } from './otlp-receiver.ts';

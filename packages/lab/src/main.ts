@@ -7,7 +7,7 @@
  * load the bench, the chaos run or the client, so it starts sooner and holds less memory.
  */
 import { DEFAULT_CATALOG, ECOMMERCE_SERVICES, slowFromEnv, startEcommerceService, type EcommerceService } from '@txmesh/example-ecommerce';
-import { FlagReader, parseArgs, serve, UsageError } from 'txmesh';
+import { FlagReader, parseArgs, serve, telemetryFlags, UsageError } from 'txmesh';
 import { DeadlockMode } from '@txmesh/protocol';
 import type { IsolationWorkload } from './isolation-bench.ts';
 
@@ -39,7 +39,7 @@ commands:
                --duration SEC (60)  --seed N (1)  --shards S (2)  --concurrency C (32)  --fault-every MS (1000)  --min-kills N (0: run on past the duration, up to 3x, until N kills)  --json
                catalog: --skus N (200) --stock N per sku (20) --accounts N (500) --balance N per account (500)
   service      run an example e-commerce service (${ECOMMERCE_SERVICES.join(', ')})
-               <name> --port P (0) --db FILE (required) [--catalog JSON]
+               <name> --port P (0) --db FILE (required) [--catalog JSON] --metrics-port P (9464; 0 = any free port)
 
 every role: --log-level fatal|error|warn|info|debug|trace|silent (warn; env TXMESH_LOG_LEVEL);
             log lines are JSON (pino) on stderr, each naming its role ("name":"service-inventory")
@@ -200,6 +200,9 @@ export async function labMain(argv: string[]): Promise<number> {
         }
         const catalogJson = f.string('catalog', '{}');
         const options = { port: f.int('port', 0, 0, 65535), host: f.string('host', '127.0.0.1'), dbPath: f.string('db'), logLevel: f.logLevel() };
+        // The example service is an application: it registers its own OpenTelemetry providers, which the
+        // participant SDK inside it then uses.
+        const telemetry = telemetryFlags(f, `example-${name}`);
         f.done();
         let catalog: object;
         try {
@@ -209,7 +212,7 @@ export async function labMain(argv: string[]): Promise<number> {
         }
         // TXMESH_SLOW_MS / TXMESH_SLOW_CPU_MS: set by `txmesh bench --slow-service` on one service.
         const slowness = slowFromEnv();
-        return await serve(() => startEcommerceService(name as EcommerceService, { ...options, catalog, ...(slowness ? { slow: slowness } : {}) }));
+        return await serve(() => startEcommerceService(name as EcommerceService, { ...options, catalog, ...(slowness ? { slow: slowness } : {}) }), { telemetry });
       }
       case undefined:
       case 'help':

@@ -13,3 +13,4 @@ export { resolveBranchRetention, minimumBranchRetentionMs, DEFAULT_BRANCH_RETENT
 export { ParticipantSteps, type ParticipantStep } from './steps.ts';
 export type { BranchRows, HookCall, ParticipantStorage, PrepareOutcome, PrepareWrite, PreparedBranch, RuleContext, Written } from './storage-adapter.ts';
 export type { CommonParticipantOptions } from './participant-options.ts';
+export { ParticipantMetrics, ParticipantMetricNames } from './participant-metrics.ts';

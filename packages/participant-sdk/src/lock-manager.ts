@@ -13,7 +13,21 @@
  * - With a `youngerGraceMs` below the budget (wait-die), a transaction younger than someone it would
  *   wait behind gives up after the grace ('conflict'); every wait-for cycle has such an edge.
  */
+import { channel } from 'node:diagnostics_channel';
 import { compareTxAge, LockMode, type WaitEdge } from '@txmesh/protocol';
+
+/** A transaction starts waiting for a key another holds (tracing turns it into a span event). */
+export const lockWaitChannel = channel('txmesh:participant:lock-wait');
+export interface LockWaitEvent {
+  txId: string;
+  key: string;
+  mode: LockMode;
+  /** The transactions it waits behind (holders and conflicting waiters ahead). */
+  blockers: string[];
+  /** How long it may wait, and whether it is the younger one (wait-die: it dies after a short grace). */
+  waitMs: number;
+  younger: boolean;
+}
 
 export type LockFailure = 'timeout' | 'conflict' | 'cancelled';
 
@@ -120,6 +134,7 @@ export class LockManager {
     const waitMs = limited ? youngerGraceMs : timeoutMs;
     const failure: LockFailure = limited ? 'conflict' : 'timeout';
     if (waitMs <= 0) return Promise.reject(new LockWaitError(failure, key));
+    if (lockWaitChannel.hasSubscribers) lockWaitChannel.publish({ txId, key, mode, blockers: ahead, waitMs, younger: limited } satisfies LockWaitEvent);
     return new Promise<void>((resolve, reject) => {
       const waiter: Waiter = {
         key,

@@ -1,7 +1,8 @@
 /**
  * What every participant does, whatever its storage: routes the items of a batch (decisions first, they
  * release locks prepares may be waiting for; then prepares), restores the locks of prepared branches
- * before traffic, prunes finished branches on a timer, measures the process, reports lock waits.
+ * before traffic, prunes finished branches on a timer, measures the process, reports lock waits, and keeps
+ * the lock metrics.
  */
 import {
   BranchAction,
@@ -22,6 +23,7 @@ import { itemResult } from './item-results.ts';
 import { LockManager } from './lock-manager.ts';
 import { OperationParser, type OperationParsing } from './operation-parser.ts';
 import type { ResolvedParticipantOptions } from './participant-options.ts';
+import { ParticipantMetrics } from './participant-metrics.ts';
 import type { ParticipantStats } from './participant-parts.ts';
 import { PreparePipeline } from './prepare-pipeline.ts';
 import { ResourceUsageMeter } from './resource-usage.ts';
@@ -35,6 +37,7 @@ export class ParticipantCore {
   readonly #decisions: DecisionRunner;
   readonly #prepares: PreparePipeline;
   readonly #meter: ResourceUsageMeter | undefined;
+  readonly #metrics: ParticipantMetrics;
   #pruneTimer: NodeJS.Timeout | undefined;
   #closed = false;
 
@@ -60,6 +63,7 @@ export class ParticipantCore {
       isClosed: () => this.#closed,
     });
     if (options.resourceUsage) this.#meter = new ResourceUsageMeter();
+    this.#metrics = new ParticipantMetrics(service, () => this.#locks.heldCount);
   }
 
   get closed(): boolean {
@@ -98,6 +102,7 @@ export class ParticipantCore {
     if (this.#pruneTimer) clearInterval(this.#pruneTimer);
     this.#locks.cancelAll();
     this.#meter?.close();
+    this.#metrics.close();
   }
 
   async handleBatch(req: BranchBatchRequest): Promise<BranchBatchResponse> {

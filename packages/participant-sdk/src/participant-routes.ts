@@ -13,6 +13,7 @@ import {
   type ServiceUsage,
   type WaitReport,
 } from '@txmesh/protocol';
+import { withHookSpans } from './hook-spans.ts';
 
 export interface BatchHandler {
   handleBatch(req: BranchBatchRequest): Promise<BranchBatchResponse>;
@@ -25,7 +26,11 @@ export interface BatchHandler {
 export function mountParticipantRoutes(app: FastifyInstance, participant: BatchHandler): void {
   app.register(async (scope) => {
     setTxmeshErrorHandler(scope);
-    scope.post(Paths.PARTICIPANT_BATCH, async (request) => participant.handleBatch(validateBatchRequest(request.body)));
+    scope.post(Paths.PARTICIPANT_BATCH, async (request) => {
+      const batch = validateBatchRequest(request.body);
+      // A sidecar sends only its own service's items; the first names it.
+      return withHookSpans(batch.items[0]?.service ?? 'unknown', batch, (traced) => participant.handleBatch(traced));
+    });
     scope.get(Paths.PARTICIPANT_PREPARED, async () => participant.preparedList());
     // The sidecar asks when the service has been idle, so its report to the shards stays current.
     scope.get(Paths.PARTICIPANT_USAGE, async () => participant.usage?.() ?? { at: Date.now() });

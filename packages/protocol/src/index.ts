@@ -8,3 +8,4 @@ export * from './reasons.ts';
 export * from './isolation.ts';
 export * from './server-logger.ts';
 export * from './server-options.ts';
+export * from './trace.ts';

@@ -7,6 +7,8 @@ export interface ServerLoggerOptions {
   /** pino's `name` field on every line, e.g. "coordinator-0", "sidecar-inventory", "service-inventory". */
   name: string;
   stream: NodeJS.WritableStream;
+  /** Fields added to every line (pino's mixin), e.g. the active span's trace_id and span_id. */
+  mixin?: () => Record<string, unknown>;
 }
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -17,6 +19,6 @@ export function isLogLevel(value: unknown): value is LogLevel {
   return typeof value === 'string' && (LOG_LEVELS as readonly string[]).includes(value);
 }
 
-export function serverLoggerOptions(name: string, level: string = DEFAULT_LOG_LEVEL): ServerLoggerOptions {
-  return { level, name, stream: process.stderr };
+export function serverLoggerOptions(name: string, level: string = DEFAULT_LOG_LEVEL, mixin?: () => Record<string, unknown>): ServerLoggerOptions {
+  return mixin === undefined ? { level, name, stream: process.stderr } : { level, name, stream: process.stderr, mixin };
 }

@@ -6,6 +6,7 @@ import { TxmeshError } from './errors.ts';
 import { Reason, isReasonToken } from './reasons.ts';
 import { isTxId } from './tx-id.ts';
 import type { WaitEdge, WaitReport } from './isolation.ts';
+import { validTraceCarrier } from './trace.ts';
 import {
   BranchAction,
   ItemStatus,
@@ -152,6 +153,8 @@ export function validateBatchRequest(body: unknown, limits: RequestLimits = DEFA
         item.deadline = raw.deadline;
       }
     }
+    const trace = validTraceCarrier(raw.trace);
+    if (trace !== undefined) item.trace = trace;
     return item;
   });
   return { protocolVersion: PROTOCOL_VERSION, items };

@@ -6,6 +6,7 @@
  */
 import type { WaitEdge } from './isolation.ts';
 import type { BranchState, Decision, Outcome, TxState, Vote } from './states.ts';
+import type { TraceCarrier } from './trace.ts';
 
 export const PROTOCOL_VERSION = 1;
 
@@ -259,6 +260,8 @@ export interface BranchItem {
   operations?: OperationSpec[];
   /** On prepare: epoch ms after which the coordinator no longer waits for the vote. */
   deadline?: number;
+  /** This item's own trace context (its branch span); absent when the sender does not trace. */
+  trace?: TraceCarrier;
 }
 
 export interface BranchBatchRequest {

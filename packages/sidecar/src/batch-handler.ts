@@ -56,7 +56,9 @@ export async function handleBatch(items: readonly BranchItem[], deps: BatchHandl
       // Also skips a yes whose outcome another batch (or the resolver) had acknowledged while it was on its
       // way: its record would outlive the branch. The vote itself still goes back; the branch is finished.
       if (decided.has(txId) || deps.inFlight.isFinished(txId)) continue;
-      toRecord.push({ index, record: { txId, service: item.service, operations: item.operations ?? [], preparedAt: at } });
+      const record: PreparedRecord = { txId, service: item.service, operations: item.operations ?? [], preparedAt: at };
+      if (item.trace !== undefined) record.trace = item.trace;
+      toRecord.push({ index, record });
     }
 
     if (toRecord.length > 0) {

@@ -5,8 +5,9 @@
  * service's yes and the sidecar's write).
  */
 import type { FastifyBaseLogger } from 'fastify';
-import { BranchAction, Decision, ItemStatus, shardOfTxId, type BranchItem } from '@txmesh/protocol';
+import { BranchAction, Decision, ItemStatus, SpanNames, shardOfTxId, type BranchItem } from '@txmesh/protocol';
 import type { CoordinatorClient } from './coordinator-client.ts';
+import { withItemSpans } from '@txmesh/client';
 import type { InFlightPrepares } from './in-flight-prepares.ts';
 import type { PreparedStore } from './prepared-store.ts';
 import type { ServiceClient } from './service-client.ts';
@@ -67,7 +68,9 @@ export class InDoubtResolver {
     const items: BranchItem[] = decided.filter((item): item is BranchItem => item !== undefined);
     if (items.length === 0) return 0;
 
-    const results = await serviceClient.sendBatch(items);
+    // Delivered by this process for a transaction decided earlier, maybe before a crash: the recovery span
+    // links the round to each transaction's trace, and each item continues its stored trace context.
+    const results = await withItemSpans({ scope: '@txmesh/sidecar', name: SpanNames.SIDECAR_ITEM, service: this.#deps.service, recovery: true }, items, (traced) => serviceClient.sendBatch(traced));
     const acked = items.filter((_, i) => results[i]?.status === ItemStatus.OK).map((item) => item.txId);
     results.forEach((result, i) => {
       if (result.status !== ItemStatus.OK) log.warn({ txId: items[i]?.txId, reason: result.reason }, 'the service did not acknowledge an in-doubt outcome; retrying next round');
@@ -93,6 +96,9 @@ export class InDoubtResolver {
       return undefined;
     }
     if (decision === Decision.PENDING) return undefined;
-    return { action: decision === Decision.COMMIT ? BranchAction.COMMIT : BranchAction.ROLLBACK, txId, service };
+    const item: BranchItem = { action: decision === Decision.COMMIT ? BranchAction.COMMIT : BranchAction.ROLLBACK, txId, service };
+    const trace = this.#deps.store.get(txId)?.trace;
+    if (trace !== undefined) item.trace = trace;
+    return item;
   }
 }

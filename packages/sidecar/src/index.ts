@@ -4,3 +4,4 @@ export type { PreparedRecord, PreparedStore } from './prepared-store.ts';
 export { SqlitePreparedStore } from './sqlite-prepared-store.ts';
 export { MemoryPreparedStore } from './memory-prepared-store.ts';
 export { SidecarSteps, type SidecarStep } from './steps.ts';
+export { SidecarMetrics, SidecarMetricNames } from './sidecar-metrics.ts';

@@ -2,7 +2,9 @@
 import type { PreparedRecord, PreparedStore } from './prepared-store.ts';
 
 function copy(record: PreparedRecord): PreparedRecord {
-  return { ...record, operations: structuredClone(record.operations) };
+  const copied: PreparedRecord = { ...record, operations: structuredClone(record.operations) };
+  if (record.trace !== undefined) copied.trace = { ...record.trace };
+  return copied;
 }
 
 export class MemoryPreparedStore implements PreparedStore {

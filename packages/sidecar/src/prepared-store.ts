@@ -3,7 +3,7 @@
  * has not been acknowledged yet. After a restart these records are the in-doubt list it resolves by asking
  * the owning shard.
  */
-import type { OperationSpec } from '@txmesh/protocol';
+import type { OperationSpec, TraceCarrier } from '@txmesh/protocol';
 
 export interface PreparedRecord {
   txId: string;
@@ -11,6 +11,8 @@ export interface PreparedRecord {
   operations: OperationSpec[];
   /** Epoch ms the sidecar recorded the yes vote. */
   preparedAt: number;
+  /** The branch's trace context, so an outcome delivered after a restart joins the transaction's trace. */
+  trace?: TraceCarrier;
 }
 
 /**

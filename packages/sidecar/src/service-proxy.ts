@@ -8,6 +8,7 @@ import httpProxy from 'http-proxy';
 import { TxmeshError } from '@txmesh/protocol';
 import type { FastifyBaseLogger } from 'fastify';
 import type { ResourceMonitor } from './resource-monitor.ts';
+import type { SidecarMetrics } from './sidecar-metrics.ts';
 
 export interface ServiceProxy {
   handle(req: http.IncomingMessage, res: http.ServerResponse): void;
@@ -16,7 +17,7 @@ export interface ServiceProxy {
   close(): void;
 }
 
-export function createServiceProxy(serviceUrl: string, monitor: ResourceMonitor, log: FastifyBaseLogger, timeoutMs = 60_000): ServiceProxy {
+export function createServiceProxy(serviceUrl: string, monitor: ResourceMonitor, log: FastifyBaseLogger, timeoutMs = 60_000, metrics?: SidecarMetrics): ServiceProxy {
   const agent = new URL(serviceUrl).protocol === 'https:' ? new https.Agent({ keepAlive: true }) : new http.Agent({ keepAlive: true });
   // Without proxyTimeout a hung service, or a link that lost its answers, holds the caller's request forever.
   const proxy = httpProxy.createProxyServer({ target: serviceUrl, agent, xfwd: false, changeOrigin: false, proxyTimeout: timeoutMs });
@@ -52,6 +53,7 @@ export function createServiceProxy(serviceUrl: string, monitor: ResourceMonitor,
   return {
     handle(req, res) {
       res.once('close', monitor.requestStarted());
+      if (metrics) res.once('close', metrics.proxyStarted());
       proxy.web(req, res, {}, (err) => fail(err, res as http.ServerResponse));
     },
     drain() {

@@ -8,6 +8,7 @@ import {
   NO_SCHEMA_COMPILERS,
   Paths,
   PROTOCOL_VERSION,
+  SpanNames,
   TxmeshError,
   installTxmeshErrorHandlers,
   serverLoggerOptions,
@@ -16,6 +17,7 @@ import {
   type ReadyAnswer,
 } from '@txmesh/protocol';
 import { handleBatch } from './batch-handler.ts';
+import { traceLogFields, withItemSpans } from '@txmesh/client';
 import { CoordinatorClient } from './coordinator-client.ts';
 import { InDoubtResolver } from './in-doubt-resolver.ts';
 import { InFlightPrepares } from './in-flight-prepares.ts';
@@ -26,6 +28,7 @@ import { ServiceClient } from './service-client.ts';
 import { createServiceProxy } from './service-proxy.ts';
 import { SqlitePreparedStore } from './sqlite-prepared-store.ts';
 import { WaitReporter } from './wait-reporter.ts';
+import { SidecarMetrics } from './sidecar-metrics.ts';
 
 const CONTROL_PREFIX = '/txmesh/v1';
 /** Batches of a few thousand items with operations exceed fastify's 1 MiB default. */
@@ -72,11 +75,14 @@ async function assembleSidecar(opts: SidecarOptions): Promise<AssembledSidecar> 
     serviceWaits: (edges) => waitReporter?.note(edges),
   });
   const inFlight = new InFlightPrepares();
+  const received = { batches: 0, items: 0 };
+  const metrics = new SidecarMetrics(o.service, { preparedRecords: () => store.count(), itemsReceived: () => received.items });
   let proxy: ReturnType<typeof createServiceProxy> | undefined;
 
   const role = `sidecar of ${o.service}`;
   const app = Fastify({
-    logger: serverLoggerOptions(`sidecar-${o.service}`, o.logLevel),
+    // Lines logged inside a transaction's span carry its trace_id and span_id.
+    logger: serverLoggerOptions(`sidecar-${o.service}`, o.logLevel, traceLogFields),
     bodyLimit: BATCH_BODY_LIMIT,
     schemaController: NO_SCHEMA_COMPILERS,
     // Requests arriving while closing get TXM_SHUTTING_DOWN from the hook below, not fastify's code-less 503.
@@ -87,7 +93,7 @@ async function assembleSidecar(opts: SidecarOptions): Promise<AssembledSidecar> 
         else proxy.handle(req, res);
       }),
   });
-  proxy = createServiceProxy(o.serviceUrl, monitor, app.log, o.proxyTimeoutMs);
+  proxy = createServiceProxy(o.serviceUrl, monitor, app.log, o.proxyTimeoutMs, metrics);
 
   app.addHook('onRequest', async () => {
     if (closing) throw new TxmeshError('TXM_SHUTTING_DOWN', `the sidecar of ${o.service} is closing`);
@@ -102,8 +108,6 @@ async function assembleSidecar(opts: SidecarOptions): Promise<AssembledSidecar> 
     onSendFailed: (shard, err) => app.log.debug({ err, shard }, 'wait report to shard failed'),
   });
   const reporter = waitReporter;
-
-  const received = { batches: 0, items: 0 };
   app.post(Paths.SIDECAR_BATCH, async (request): Promise<BranchBatchResponse> => {
     const batch = validateBatchRequest(request.body);
     received.batches += 1;
@@ -113,7 +117,9 @@ async function assembleSidecar(opts: SidecarOptions): Promise<AssembledSidecar> 
     let results;
     try {
       // Naive mode (TXMESH_BATCHING=off): every item is its own service call and its own store write.
-      results = o.batching ? await handleBatch(batch.items, deps) : (await Promise.all(batch.items.map((item) => handleBatch([item], deps)))).flat();
+      results = await withItemSpans({ scope: '@txmesh/sidecar', name: SpanNames.SIDECAR_ITEM, service: o.service }, batch.items, async (items) =>
+        o.batching ? handleBatch(items, deps) : (await Promise.all(items.map((item) => handleBatch([item], deps)))).flat(),
+      );
     } finally {
       ended();
     }
@@ -171,6 +177,7 @@ async function assembleSidecar(opts: SidecarOptions): Promise<AssembledSidecar> 
     await resolver.idle();
     proxy?.close();
     monitor.close();
+    metrics.close();
     store.close();
   }
 

@@ -11,7 +11,7 @@ import { channel } from 'node:diagnostics_channel';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import type { OperationSpec } from '@txmesh/protocol';
+import { validTraceCarrier, type OperationSpec } from '@txmesh/protocol';
 import type { PreparedRecord, PreparedStore } from './prepared-store.ts';
 
 interface Row {
@@ -19,10 +19,14 @@ interface Row {
   service: string;
   operations: string;
   prepared_at: number;
+  trace: string | null;
 }
 
 function fromRow(row: Row): PreparedRecord {
-  return { txId: row.tx_id, service: row.service, operations: JSON.parse(row.operations) as OperationSpec[], preparedAt: row.prepared_at };
+  const record: PreparedRecord = { txId: row.tx_id, service: row.service, operations: JSON.parse(row.operations) as OperationSpec[], preparedAt: row.prepared_at };
+  const trace = row.trace === null ? undefined : validTraceCarrier(JSON.parse(row.trace));
+  if (trace !== undefined) record.trace = trace;
+  return record;
 }
 
 /**
@@ -48,7 +52,7 @@ export class SqlitePreparedStore implements PreparedStore {
   }
 
   readonly #db: Database.Database;
-  readonly #insertOne: Database.Statement<[string, string, string, number]>;
+  readonly #insertOne: Database.Statement<[string, string, string, number, string | null]>;
   readonly #deleteOne: Database.Statement<[string]>;
   readonly #selectOne: Database.Statement<[string], Row>;
   readonly #selectAll: Database.Statement<[], Row>;
@@ -76,17 +80,21 @@ export class SqlitePreparedStore implements PreparedStore {
       tx_id TEXT PRIMARY KEY,
       service TEXT NOT NULL,
       operations TEXT NOT NULL,
-      prepared_at INTEGER NOT NULL
+      prepared_at INTEGER NOT NULL,
+      trace TEXT
     )`);
+    // A file written before records carried their trace context gains the column (NULL for old rows).
+    const columns = this.#db.prepare("SELECT name FROM pragma_table_info('prepared')").all() as { name: string }[];
+    if (!columns.some((c) => c.name === 'trace')) this.#db.exec('ALTER TABLE prepared ADD COLUMN trace TEXT');
     // A retried prepare must not move preparedAt forward, or the in-doubt age rule would keep deferring it.
-    this.#insertOne = this.#db.prepare('INSERT INTO prepared (tx_id, service, operations, prepared_at) VALUES (?, ?, ?, ?) ON CONFLICT (tx_id) DO NOTHING');
+    this.#insertOne = this.#db.prepare('INSERT INTO prepared (tx_id, service, operations, prepared_at, trace) VALUES (?, ?, ?, ?, ?) ON CONFLICT (tx_id) DO NOTHING');
     this.#deleteOne = this.#db.prepare('DELETE FROM prepared WHERE tx_id = ?');
-    this.#selectOne = this.#db.prepare('SELECT tx_id, service, operations, prepared_at FROM prepared WHERE tx_id = ?');
-    this.#selectAll = this.#db.prepare('SELECT tx_id, service, operations, prepared_at FROM prepared ORDER BY prepared_at, tx_id');
+    this.#selectOne = this.#db.prepare('SELECT tx_id, service, operations, prepared_at, trace FROM prepared WHERE tx_id = ?');
+    this.#selectAll = this.#db.prepare('SELECT tx_id, service, operations, prepared_at, trace FROM prepared ORDER BY prepared_at, tx_id');
     this.#countAll = this.#db.prepare('SELECT COUNT(*) AS n FROM prepared');
     this.#putAll = this.#db.transaction((records: readonly PreparedRecord[]) => {
       this.#publishWrite('put');
-      for (const r of records) this.#insertOne.run(r.txId, r.service, JSON.stringify(r.operations), r.preparedAt);
+      for (const r of records) this.#insertOne.run(r.txId, r.service, JSON.stringify(r.operations), r.preparedAt, r.trace === undefined ? null : JSON.stringify(r.trace));
     });
     this.#removeAll = this.#db.transaction((txIds: readonly string[]) => {
       this.#publishWrite('remove');

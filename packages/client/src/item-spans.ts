@@ -1,0 +1,99 @@
+/**
+ * Spans for the items of a branch batch (at the sidecar, and around the hooks in the service), through
+ * @opentelemetry/api. Each item carries its branch's trace context in the batch body; the span for it is a
+ * child of that context, and the item handed on carries the new span's context, so the next process
+ * continues the same trace. Items without a trace context get no span: nothing is allocated for untraced
+ * traffic, and with no SDK registered the item goes on unchanged.
+ */
+import { ROOT_CONTEXT, SpanKind, SpanStatusCode, isSpanContextValid, propagation, trace, type Context, type Link, type Span } from '@opentelemetry/api';
+import { ItemStatus, SpanNames, TraceAttributes, type BranchItem, type BranchItemResult, type TraceCarrier } from '@txmesh/protocol';
+
+export interface ItemSpanOptions {
+  /** The tracer's (instrumentation scope's) name, e.g. "@txmesh/sidecar". */
+  scope: string;
+  /** Span names are `${name} ${action}`. */
+  name: string;
+  service: string;
+  /**
+   * An outcome delivered by a restarted process: one more span for the round, linked to every
+   * transaction's trace, so the delivery can be found from either side.
+   */
+  recovery?: boolean;
+}
+
+/** The span of each item handed to `handle` (undefined for untraced items), in item order. */
+export type ItemSpans = readonly (Span | undefined)[];
+
+/** The context a carried trace context names (the root context when there is none or no propagator). */
+export function contextOf(carrier: TraceCarrier | undefined): Context {
+  return carrier === undefined ? ROOT_CONTEXT : propagation.extract(ROOT_CONTEXT, carrier);
+}
+
+/** The span's W3C trace context for a body; undefined for a span with no valid context (nothing traces). */
+export function carrierOf(span: Span): TraceCarrier | undefined {
+  if (!isSpanContextValid(span.spanContext())) return undefined;
+  const carrier: Partial<TraceCarrier> = {};
+  propagation.inject(trace.setSpan(ROOT_CONTEXT, span), carrier);
+  return carrier.traceparent === undefined ? undefined : (carrier as TraceCarrier);
+}
+
+/** Links from one span to the spans these items carry (a batch, a recovery round). */
+export function linksTo(items: readonly { txId: string; trace?: TraceCarrier }[]): Link[] {
+  const links: Link[] = [];
+  for (const item of items) {
+    if (item.trace === undefined) continue;
+    const linked = trace.getSpanContext(contextOf(item.trace));
+    if (linked) links.push({ context: linked, attributes: { [TraceAttributes.TX_ID]: item.txId } });
+  }
+  return links;
+}
+
+/** Runs `handle` over the items, each inside its own span when it carries a trace context. */
+export async function withItemSpans(
+  options: ItemSpanOptions,
+  items: readonly BranchItem[],
+  handle: (items: BranchItem[], spans: ItemSpans) => Promise<BranchItemResult[]>,
+): Promise<BranchItemResult[]> {
+  if (!items.some((item) => item.trace !== undefined)) return handle([...items], []);
+  const { service } = options;
+  const tracer = trace.getTracer(options.scope);
+  let round: Span | undefined;
+  if (options.recovery === true) {
+    round = tracer.startSpan(SpanNames.RECOVERY, { kind: SpanKind.INTERNAL, links: linksTo(items), attributes: { [TraceAttributes.SERVICE]: service, [TraceAttributes.BATCH_ITEMS]: items.length } }, ROOT_CONTEXT);
+  }
+  const spans: (Span | undefined)[] = [];
+  const forwarded = items.map((item) => {
+    if (item.trace === undefined) {
+      spans.push(undefined);
+      return item;
+    }
+    const span = tracer.startSpan(`${options.name} ${item.action}`, { kind: SpanKind.SERVER }, contextOf(item.trace));
+    spans.push(span);
+    if (span.isRecording()) {
+      span.setAttribute(TraceAttributes.TX_ID, item.txId);
+      span.setAttribute(TraceAttributes.SERVICE, service);
+      span.setAttribute(TraceAttributes.ACTION, item.action);
+      if (round) span.addLink({ context: round.spanContext() });
+    }
+    const carrier = carrierOf(span);
+    return carrier === undefined ? item : { ...item, trace: carrier };
+  });
+  try {
+    const results = await handle(forwarded, spans);
+    results.forEach((result, i) => {
+      const span = spans[i];
+      if (!span?.isRecording()) return;
+      span.setAttribute(TraceAttributes.ITEM_STATUS, result.status);
+      if (result.reason !== undefined) span.setAttribute(TraceAttributes.ABORT_REASON, result.reason);
+      if (result.status === ItemStatus.ERROR) span.setStatus({ code: SpanStatusCode.ERROR, message: result.message ?? result.reason ?? 'error' });
+    });
+    return results;
+  } catch (err) {
+    for (const span of spans) span?.setStatus({ code: SpanStatusCode.ERROR, message: err instanceof Error ? err.message : String(err) });
+    round?.setStatus({ code: SpanStatusCode.ERROR });
+    throw err;
+  } finally {
+    for (const span of spans) span?.end();
+    round?.end();
+  }
+}

@@ -1,0 +1,92 @@
+/**
+ * The coordinator's spans, through @opentelemetry/api: one per transaction (a child of the caller's
+ * traceparent), one per branch and phase under it, and one for each recovery after a restart, linked to
+ * the trace stored with the decision record. With no SDK registered every call returns the api's
+ * non-recording span and nothing else is allocated: attributes are set only on recording spans.
+ */
+import { ROOT_CONTEXT, SpanKind, SpanStatusCode, context, propagation, trace, type Context, type Span } from '@opentelemetry/api';
+import { carrierOf, contextOf, linksTo } from '@txmesh/client';
+import { SpanNames, TraceAttributes, type TraceCarrier, type TransactionResult } from '@txmesh/protocol';
+
+const tracer = trace.getTracer('@txmesh/coordinator');
+
+/** A transaction's span (absent for one resumed after a restart) and the context its branch spans start from. */
+export interface TransactionTrace {
+  span?: Span;
+  context: Context;
+}
+
+/** The context named by an incoming request's headers (traceparent/tracestate). */
+export function requestContext(headers: Record<string, string | string[] | undefined>): Context {
+  return propagation.extract(ROOT_CONTEXT, headers);
+}
+
+export function startTransactionSpan(parent: Context, shard: number): TransactionTrace {
+  const span = tracer.startSpan(SpanNames.COORDINATOR_TRANSACTION, { kind: SpanKind.SERVER }, parent);
+  if (span.isRecording()) span.setAttribute(TraceAttributes.SHARD, shard);
+  return { span, context: trace.setSpan(parent, span) };
+}
+
+/** A transaction resumed from its decision record after a restart: its spans join the stored trace. */
+export function resumedTransactionTrace(stored: TraceCarrier | undefined): TransactionTrace {
+  return { context: contextOf(stored) };
+}
+
+export function noteTxId(t: TransactionTrace, txId: string): void {
+  if (t.span?.isRecording()) t.span.setAttribute(TraceAttributes.TX_ID, txId);
+}
+
+export function endTransactionSpan(t: TransactionTrace, result: TransactionResult | undefined, err?: unknown): void {
+  const span = t.span;
+  if (!span) return;
+  if (span.isRecording()) {
+    if (result) {
+      span.setAttribute(TraceAttributes.OUTCOME, result.outcome);
+      if (result.reason !== undefined) span.setAttribute(TraceAttributes.ABORT_REASON, result.reason);
+    }
+    if (err !== undefined) span.setStatus({ code: SpanStatusCode.ERROR, message: err instanceof Error ? err.message : String(err) });
+  }
+  span.end();
+}
+
+/** The transaction span's trace context, kept in the decision record. */
+export function transactionCarrier(t: TransactionTrace): TraceCarrier | undefined {
+  return t.span ? carrierOf(t.span) : undefined;
+}
+
+/** One branch's phase (every attempt of its prepare, or of its commit/rollback delivery). */
+export function startBranchSpan(t: TransactionTrace, txId: string, service: string, action: string): Span {
+  const span = tracer.startSpan(`${SpanNames.BRANCH} ${action}`, { kind: SpanKind.INTERNAL }, t.context);
+  if (span.isRecording()) {
+    span.setAttribute(TraceAttributes.TX_ID, txId);
+    span.setAttribute(TraceAttributes.SERVICE, service);
+    span.setAttribute(TraceAttributes.ACTION, action);
+  }
+  return span;
+}
+
+/** Ends a branch span with how the phase ended: a vote, an acknowledgement, or a failure. */
+export function endBranchSpan(span: Span, attempts: number, answer: { vote?: string; reason?: string; failed?: string }): void {
+  if (span.isRecording()) {
+    span.setAttribute(TraceAttributes.ATTEMPT, attempts);
+    if (answer.vote !== undefined) span.setAttribute(TraceAttributes.VOTE, answer.vote);
+    if (answer.reason !== undefined) span.setAttribute(TraceAttributes.ABORT_REASON, answer.reason);
+    if (answer.failed !== undefined) span.setStatus({ code: SpanStatusCode.ERROR, message: answer.failed });
+  }
+  span.end();
+}
+
+/**
+ * The recovery after a restart: one span, linked to the trace of every decision it resumes, active
+ * while `resume` runs (so its log lines carry it). The resumed deliveries themselves run in their
+ * transactions' own traces.
+ */
+export function inRecoverySpan<T>(shard: number, resumed: readonly { txId: string; trace?: TraceCarrier }[], resume: () => T): T {
+  if (!resumed.some((r) => r.trace !== undefined)) return resume();
+  const span = tracer.startSpan(SpanNames.RECOVERY, { kind: SpanKind.INTERNAL, links: linksTo(resumed), attributes: { [TraceAttributes.SHARD]: shard, 'txmesh.recovered': resumed.length } }, ROOT_CONTEXT);
+  try {
+    return context.with(trace.setSpan(ROOT_CONTEXT, span), resume);
+  } finally {
+    span.end();
+  }
+}

@@ -1,0 +1,68 @@
+/**
+ * Trace context in bodies, and the names txmesh gives its spans and span attributes. Batches carry many
+ * transactions, so each item carries its own W3C trace context (the HTTP traceparent header belongs to
+ * the batch); stored records carry it too, so work done after a restart joins the transaction's trace.
+ */
+
+/** W3C trace context as the OpenTelemetry propagation API writes it into a carrier object. */
+export interface TraceCarrier {
+  traceparent: string;
+  tracestate?: string;
+}
+
+const TRACEPARENT = /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
+const MAX_TRACESTATE = 512;
+
+/**
+ * The carrier when it is well formed, else undefined. A malformed trace context is dropped, not refused
+ * (W3C Trace Context: the receiver then starts a new trace): telemetry never fails a transaction.
+ */
+export function validTraceCarrier(raw: unknown): TraceCarrier | undefined {
+  if (typeof raw !== 'object' || raw === null) return undefined;
+  const { traceparent, tracestate } = raw as { traceparent?: unknown; tracestate?: unknown };
+  if (typeof traceparent !== 'string' || !TRACEPARENT.test(traceparent)) return undefined;
+  if (typeof tracestate === 'string' && tracestate.length > 0 && tracestate.length <= MAX_TRACESTATE) return { traceparent, tracestate };
+  return { traceparent };
+}
+
+/** Span attribute names (OpenTelemetry attribute naming: lower case, dot-separated namespace). */
+export const TraceAttributes = {
+  TX_ID: 'txmesh.tx_id',
+  SHARD: 'txmesh.shard',
+  SERVICE: 'txmesh.service',
+  /** prepare, commit or rollback. */
+  ACTION: 'txmesh.action',
+  OUTCOME: 'txmesh.outcome',
+  ABORT_REASON: 'txmesh.abort_reason',
+  /** A prepare's answer: yes, no, or none (timed out, unreachable). */
+  VOTE: 'txmesh.vote',
+  BATCH_ITEMS: 'txmesh.batch.items',
+  /** An item's answer at the sidecar and in the service: ok, no or error. */
+  ITEM_STATUS: 'txmesh.item.status',
+  ATTEMPT: 'txmesh.attempt',
+} as const;
+
+/** Span names: low-cardinality, the service and action are attributes. */
+export const SpanNames = {
+  /** The application's call (client library). */
+  CLIENT_TRANSACTION: 'txmesh transaction',
+  /** The coordinator running one transaction to its decision. */
+  COORDINATOR_TRANSACTION: 'txmesh coordinate',
+  /** One branch's phase at the coordinator: prepare, commit or rollback (all attempts). */
+  BRANCH: 'txmesh branch',
+  /** One batch request coordinator → sidecar; linked to every branch span in it. */
+  BATCH: 'txmesh batch',
+  /** One item at the sidecar. */
+  SIDECAR_ITEM: 'txmesh sidecar',
+  /** One hook (prepare, commit, rollback) inside the service process. */
+  HOOK: 'txmesh hook',
+  /** A restarted process delivering an outcome decided before its crash; linked to the original trace. */
+  RECOVERY: 'txmesh recovery',
+} as const;
+
+/** Span events. */
+export const SpanEvents = {
+  LOCK_WAIT: 'txmesh.lock.wait',
+  LOCK_REFUSED: 'txmesh.lock.refused',
+  RETRY: 'txmesh.retry',
+} as const;
