@@ -4,12 +4,16 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { CoordinatorMetricNames } from '@txmesh/coordinator';
 import { ParticipantMetricNames } from '@txmesh/participant-sdk';
 import { SidecarMetricNames } from '@txmesh/sidecar';
-import { goodOrder, postJson, refusedOrder, startTestCluster } from './helpers.ts';
+import { DEFAULT_METRICS_PORT } from 'txmesh';
+import { goodOrder, postJson, refusedOrder, runTxmesh, spawnTxmesh, startTestCluster, waitReady } from './helpers.ts';
 import { ensureTestTool } from './tools.ts';
 
 async function scrape(url: string | undefined): Promise<string> {
@@ -89,4 +93,24 @@ test('the Grafana dashboard queries only metrics txmesh exports', () => {
   for (const name of queried) assert.ok(exported.has(name), `${name} in dashboards/txmesh.json is not a metric txmesh exports`);
   const panels = (JSON.parse(dashboard) as { panels: { targets: { expr: string }[] }[] }).panels;
   assert.ok(panels.every((p) => p.targets.length > 0 && p.targets.every((t) => t.expr.includes('$job'))), 'every query is scoped by the job variable');
+});
+
+test('the default metrics port taken falls back to a free one; a port given with --metrics-port must be free', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'txmesh-metrics-port-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  // Hold the default port (or find it held already, by another process on this host).
+  const holder = createServer();
+  await new Promise<void>((resolve) => holder.once('error', () => resolve()).listen(DEFAULT_METRICS_PORT, '127.0.0.1', resolve));
+  t.after(() => holder.close());
+
+  const coordinator = spawnTxmesh(t, ['coordinator', '--port', '0', '--data', dir]);
+  await waitReady(coordinator);
+  const metricsUrl = /^TXMESH_METRICS (\S+)$/m.exec(coordinator.stdout())?.[1];
+  assert.ok(metricsUrl && new URL(metricsUrl).port !== String(DEFAULT_METRICS_PORT), `another port: ${coordinator.stdout()}`);
+  assert.match(coordinator.stderr(), new RegExp(`the default metrics port ${DEFAULT_METRICS_PORT} is in use on 127\\.0\\.0\\.1; /metrics is on port ${new URL(metricsUrl).port}`));
+  assert.match(await scrape(metricsUrl), /txmesh_build_info/);
+
+  const refused = await runTxmesh(t, ['coordinator', '--port', '0', '--data', dir, '--metrics-port', String(DEFAULT_METRICS_PORT)]);
+  assert.equal(refused.code, 2);
+  assert.match(refused.stderr, new RegExp(`--metrics-port ${DEFAULT_METRICS_PORT} is in use on 127\\.0\\.0\\.1: pick another port, or 0 for any free one`));
 });

@@ -29,13 +29,13 @@ test('a sidecar is ready only once every shard accepted it; the operator command
   const dir = dataDir(t);
   const shard1Port = await freePort();
   const sidecarPort = await freePort();
-  const shard0 = spawnTxmesh(t, ['coordinator', '--shard', '0', '--shards', '2', '--port', '0', '--data', dir]);
-  const service = spawnTxmesh(t, ['service', 'inventory', '--port', '0', '--db', join(dir, 'inventory.db')]);
+  const shard0 = spawnTxmesh(t, ['coordinator', '--shard', '0', '--shards', '2', '--port', '0', '--data', dir, '--metrics-port', '0']);
+  const service = spawnTxmesh(t, ['service', 'inventory', '--port', '0', '--db', join(dir, 'inventory.db'), '--metrics-port', '0']);
   const [url0, serviceUrl] = await Promise.all([waitReady(shard0), waitReady(service)]);
   const url1 = `http://127.0.0.1:${shard1Port}`;
   const coordinators = `${url0},${url1}`;
   const sidecarUrl = `http://127.0.0.1:${sidecarPort}`;
-  const sidecar = spawnTxmesh(t, ['sidecar', '--service', 'inventory', '--service-url', serviceUrl, '--coordinator', coordinators, '--port', String(sidecarPort), '--data', dir, '--log-level', 'info']);
+  const sidecar = spawnTxmesh(t, ['sidecar', '--service', 'inventory', '--service-url', serviceUrl, '--coordinator', coordinators, '--port', String(sidecarPort), '--data', dir, '--log-level', 'info', '--metrics-port', '0']);
 
   // Shard 1 is down: the sidecar is alive and says what it waits for, but does not claim to be ready.
   const warned = await eventually(async () => logLines(sidecar.stderr()).some((l) => l.level === 40 && String(l.msg).includes(`shard 1 at ${url1} has not accepted`)), 15_000, 50);
@@ -51,7 +51,7 @@ test('a sidecar is ready only once every shard accepted it; the operator command
   assert.equal(sidecar.readyUrl(), undefined, 'no TXMESH_READY while a shard has not accepted the registration');
 
   // Shard 1 comes up: the sidecar becomes ready, and a transaction on that shard right after commits.
-  const shard1 = spawnTxmesh(t, ['coordinator', '--shard', '1', '--shards', '2', '--port', String(shard1Port), '--data', dir]);
+  const shard1 = spawnTxmesh(t, ['coordinator', '--shard', '1', '--shards', '2', '--port', String(shard1Port), '--data', dir, '--metrics-port', '0']);
   await waitReady(shard1);
   assert.equal(await waitReady(sidecar), sidecarUrl);
   const keys = [keyOwnedBy(1, 2, 'order'), keyOwnedBy(0, 2, 'order')];
@@ -117,7 +117,7 @@ test('a sidecar is ready only once every shard accepted it; the operator command
 test('a sidecar that no shard accepts within --ready-timeout stops with exit 1, naming the shard', async (t) => {
   const dir = dataDir(t);
   const deadShard = `http://127.0.0.1:${await freePort()}`;
-  const sidecar = spawnTxmesh(t, ['sidecar', '--service', 'payment', '--service-url', 'http://127.0.0.1:9', '--coordinator', deadShard, '--data', dir, '--ready-timeout', '300']);
+  const sidecar = spawnTxmesh(t, ['sidecar', '--service', 'payment', '--service-url', 'http://127.0.0.1:9', '--coordinator', deadShard, '--data', dir, '--ready-timeout', '300', '--metrics-port', '0']);
   assert.equal(await sidecar.exited, 1);
   assert.equal(sidecar.readyUrl(), undefined);
   assert.match(sidecar.stderr(), new RegExp(`txmesh: the sidecar of payment is not ready, stopping: not ready after 300 ms: .*shard 0 \\(${deadShard}\\)`));
@@ -125,7 +125,7 @@ test('a sidecar that no shard accepts within --ready-timeout stops with exit 1, 
 
 test('every role takes --log-level and logs JSON lines naming itself on stderr', async (t) => {
   const dir = dataDir(t);
-  const service = spawnTxmesh(t, ['service', 'payment', '--port', '0', '--db', join(dir, 'payment.db'), '--log-level', 'info']);
+  const service = spawnTxmesh(t, ['service', 'payment', '--port', '0', '--db', join(dir, 'payment.db'), '--log-level', 'info', '--metrics-port', '0']);
   const url = await waitReady(service);
   await fetch(`${url}/health`);
   const lines = await eventually(async () => logLines(service.stderr()).some((l) => l.msg === 'request completed'), 5000, 20);
@@ -133,9 +133,9 @@ test('every role takes --log-level and logs JSON lines naming itself on stderr',
   const logs = logLines(service.stderr());
   assert.ok(logs.every((l) => l.name === 'service-payment'));
   assert.ok(logs.some((l) => l.msg === 'service payment ready'));
-  assert.equal(service.stdout(), `TXMESH_READY ${url}\n`, 'stdout carries only the ready line');
+  assert.match(service.stdout(), new RegExp(`^TXMESH_METRICS http://127\\.0\\.0\\.1:\\d+/metrics\nTXMESH_READY ${url}\n$`), 'stdout carries only the harness lines: where /metrics and the role listen');
 
-  const coordinator = spawnTxmesh(t, ['coordinator', '--port', '0', '--data', dir, '--log-level', 'info']);
+  const coordinator = spawnTxmesh(t, ['coordinator', '--port', '0', '--data', dir, '--log-level', 'info', '--metrics-port', '0']);
   const coordinatorUrl = await waitReady(coordinator);
   const ready = await fetch(`${coordinatorUrl}/v1/ready`);
   assert.equal(ready.status, 200, 'ready as soon as it says so: recovery ran before it listened');
@@ -143,7 +143,7 @@ test('every role takes --log-level and logs JSON lines naming itself on stderr',
   const coordinatorLogs = logLines(coordinator.stderr());
   assert.ok(coordinatorLogs.length > 0 && coordinatorLogs.every((l) => l.name === 'coordinator-0'), coordinator.stderr());
   assert.ok(coordinatorLogs.some((l) => l.msg === 'coordinator shard 0 of 1 ready' && l.url === coordinatorUrl));
-  assert.equal(coordinator.stdout(), `TXMESH_READY ${coordinatorUrl}\n`);
+  assert.match(coordinator.stdout(), new RegExp(`^TXMESH_METRICS http://127\\.0\\.0\\.1:\\d+/metrics\nTXMESH_READY ${coordinatorUrl}\n$`));
 
   for (const role of [['coordinator', '--data', dir], ['sidecar', '--service', 'x', '--service-url', url, '--coordinator', url, '--data', dir], ['service', 'payment', '--db', join(dir, 'p.db')], ['null-echo']]) {
     const refused = await runTxmesh(t, [...role, '--log-level', 'chatty']);

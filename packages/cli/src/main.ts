@@ -53,7 +53,7 @@ look into a running cluster (--coordinator URL[,URL...]: every shard, in shard o
 every role: --log-level fatal|error|warn|info|debug|trace|silent (warn; env TXMESH_LOG_LEVEL);
             log lines are JSON (pino) on stderr, each naming its role ("name":"sidecar-inventory") and, inside a
             transaction, its txId, trace_id and span_id
-            --metrics-port P (9464; 0 = any free port) --metrics-host H (127.0.0.1): Prometheus GET /metrics
+            --metrics-port P (9464, or a free port when 9464 is taken; 0 = any free port) --metrics-host H (127.0.0.1): GET /metrics
             OpenTelemetry from the standard OTEL_* variables, e.g. OTEL_EXPORTER_OTLP_ENDPOINT=http://collector:4318
             (traces are exported only when OTEL_TRACES_EXPORTER or an OTLP endpoint is set; OTEL_SDK_DISABLED=true: no SDK)
 `;

@@ -13,6 +13,8 @@ export interface TelemetryOptions {
   defaultServiceName: string;
   /** Port of GET /metrics; 0 picks a free one. */
   metricsPort: number;
+  /** Given with --metrics-port: must be free. The default port, when taken, falls back to a free one. */
+  metricsPortGiven?: boolean;
   metricsHost: string;
   env?: NodeJS.ProcessEnv;
 }
@@ -21,6 +23,7 @@ export interface TelemetryOptions {
 export function telemetryFlags(f: FlagReader, defaultServiceName: string): TelemetryOptions {
   return {
     defaultServiceName,
+    metricsPortGiven: f.optionalString('metrics-port') !== undefined,
     metricsPort: f.int('metrics-port', DEFAULT_METRICS_PORT, 0, 65535),
     metricsHost: f.string('metrics-host', '127.0.0.1'),
   };

@@ -46,7 +46,7 @@ export async function startTelemetry(options: TelemetryOptions): Promise<Telemet
     .addCallback((result) => result.observe(1, { version: TXMESH_VERSION, role: options.defaultServiceName }));
   let server: Server;
   try {
-    server = await listenMetrics(prometheus, options.metricsHost, options.metricsPort);
+    server = await listenMetrics(prometheus, options);
   } catch (err) {
     await stopProviders();
     throw err;
@@ -92,7 +92,25 @@ function startMetricsOnly(env: NodeJS.ProcessEnv, options: TelemetryOptions, pro
   };
 }
 
-function listenMetrics(prometheus: PrometheusExporter, host: string, port: number): Promise<Server> {
+/**
+ * GET /metrics on the asked port. The default port taken (several txmesh processes on one host, as in the
+ * README's tour) falls back to a free one, said on stderr and in the TXMESH_METRICS line; a port given with
+ * --metrics-port must be free.
+ */
+async function listenMetrics(prometheus: PrometheusExporter, options: TelemetryOptions): Promise<Server> {
+  const { metricsHost: host, metricsPort: port } = options;
+  try {
+    return await listenMetricsOn(prometheus, host, port);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
+    if (options.metricsPortGiven) throw new UsageError(`--metrics-port ${port} is in use on ${host}: pick another port, or 0 for any free one`);
+    const server = await listenMetricsOn(prometheus, host, 0);
+    process.stderr.write(`txmesh: the default metrics port ${port} is in use on ${host}; /metrics is on port ${(server.address() as AddressInfo).port} (choose one with --metrics-port)\n`);
+    return server;
+  }
+}
+
+function listenMetricsOn(prometheus: PrometheusExporter, host: string, port: number): Promise<Server> {
   const server = createServer((request, response) => {
     const path = (request.url ?? '/').split('?')[0];
     if (request.method === 'GET' && path === '/metrics') {
@@ -104,9 +122,7 @@ function listenMetrics(prometheus: PrometheusExporter, host: string, port: numbe
   // Scrapes come and go: an idle keep-alive connection must not hold the process open at shutdown.
   server.keepAliveTimeout = 5_000;
   return new Promise((resolve, reject) => {
-    server.once('error', (err: NodeJS.ErrnoException) => {
-      reject(err.code === 'EADDRINUSE' ? new UsageError(`--metrics-port ${port} is in use on ${host}: pick another port, or 0 for any free one`) : err);
-    });
+    server.once('error', reject);
     server.listen(port, host, () => resolve(server));
   });
 }

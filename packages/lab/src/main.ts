@@ -39,7 +39,7 @@ commands:
                --duration SEC (60)  --seed N (1)  --shards S (2)  --concurrency C (32)  --fault-every MS (1000)  --min-kills N (0: run on past the duration, up to 3x, until N kills)  --json
                catalog: --skus N (200) --stock N per sku (20) --accounts N (500) --balance N per account (500)
   service      run an example e-commerce service (${ECOMMERCE_SERVICES.join(', ')})
-               <name> --port P (0) --db FILE (required) [--catalog JSON] --metrics-port P (9464; 0 = any free port)
+               <name> --port P (0) --db FILE (required) [--catalog JSON] --metrics-port P (9464, or a free port when taken; 0 = any)
 
 every role: --log-level fatal|error|warn|info|debug|trace|silent (warn; env TXMESH_LOG_LEVEL);
             log lines are JSON (pino) on stderr, each naming its role ("name":"service-inventory")
