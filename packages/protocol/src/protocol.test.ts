@@ -66,6 +66,17 @@ test('tx ids name their shard and reject look-alikes', () => {
   assert.notEqual(newTxId(0), newTxId(0));
 });
 
+test('tx ids stay unique and well formed across refills of the random pool (512 ids per refill)', () => {
+  const now = Date.now();
+  const ids = Array.from({ length: 5000 }, () => newTxId(3, now));
+  assert.equal(new Set(ids).size, ids.length);
+  assert.ok(ids.every((id) => isTxId(id) && shardOfTxId(id) === 3));
+  // Not a pool of zeros nor a repeating block: the random parts of consecutive refills differ.
+  const randomPart = (id: string): string => id.split('-')[2]!;
+  assert.notEqual(randomPart(ids[0]!), '0'.repeat(16));
+  assert.notEqual(randomPart(ids[0]!), randomPart(ids[512]!));
+});
+
 test('begin requests: each kind of bad input is refused with its code', () => {
   const ok = { participants: [{ service: 'inventory', operations: [{ op: 'reserve', args: { sku: 'a' } }] }] };
   assert.deepEqual(validateBeginRequest(ok), ok);

@@ -2,13 +2,30 @@
  * Transaction ids name their shard: "<shard>-<time base36>-<random>". Anyone holding an id (a
  * recovering sidecar, a polling client) finds the deciding shard without a directory.
  */
-import { randomBytes } from 'node:crypto';
+import { randomFillSync } from 'node:crypto';
 
 const TX_ID_PATTERN = /^(\d{1,4})-([0-9a-z]{1,12})-([0-9a-f]{16})$/;
 
+/**
+ * Random bytes drawn 4 KiB at a time: one call into the CSPRNG per 512 ids instead of one per id (that call
+ * was 2% of a busy coordinator's profile). Each id still gets 8 bytes nobody else got.
+ */
+const RANDOM_POOL = Buffer.alloc(4096);
+let poolOffset = RANDOM_POOL.length;
+
+function randomHex8(): string {
+  if (poolOffset + 8 > RANDOM_POOL.length) {
+    randomFillSync(RANDOM_POOL);
+    poolOffset = 0;
+  }
+  const hex = RANDOM_POOL.toString('hex', poolOffset, poolOffset + 8);
+  poolOffset += 8;
+  return hex;
+}
+
 export function newTxId(shard: number, now: number = Date.now()): string {
   if (!Number.isInteger(shard) || shard < 0 || shard > 9999) throw new RangeError(`shard out of range: ${shard}`);
-  return `${shard}-${now.toString(36)}-${randomBytes(8).toString('hex')}`;
+  return `${shard}-${now.toString(36)}-${randomHex8()}`;
 }
 
 /** The shard a transaction id names, or undefined when the id is malformed. */
