@@ -17,7 +17,7 @@ import { shardFromPodName } from './shard-from-pod-name.ts';
 import type { SidecarTemplate } from './injector/sidecar-template.ts';
 import { telemetryFlags } from './telemetry-options.ts';
 
-const LAB_COMMANDS = new Set(['demo', 'bench', 'bench-isolation', 'chaos', 'service', 'bank', 'null-echo']);
+const LAB_COMMANDS = new Set(['demo', 'bench', 'bench-isolation', 'chaos', 'service', 'bank', 'null-echo', 'null-sidecar']);
 
 const USAGE = `usage: txmesh <command> [flags]
 
@@ -46,7 +46,7 @@ look into a running cluster (--coordinator URL[,URL...]: every shard, in shard o
   in-doubt     every shard's branches whose commit/rollback is unacknowledged  --older-than MS
   services     every shard's registered services, their resource reports and scheduler lanes
 
-  demo, bench, bench-isolation, chaos, service, bank, null-echo
+  demo, bench, bench-isolation, chaos, service, bank, null-echo, null-sidecar
                the lab: the e-commerce demo cluster, the benchmark and the chaos run (from a clone of the
                repository, where @txmesh/lab is installed: \`npx txmesh demo --help\`)
 

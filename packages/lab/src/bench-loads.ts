@@ -10,7 +10,10 @@
  *   critical path (the service's barrier, the sidecar's prepared record, the coordinator's decision);
  * - the local baseline: the whole order as one SQLite transaction in one process.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
 import { Agent, request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createTxmeshClient, type TxmeshClient } from '@txmesh/client';
 import { seededRandom } from '@txmesh/example-ecommerce';
 import { closedLoop } from './bench-closed-loop.ts';
@@ -24,7 +27,8 @@ import type { TargetCheck } from './bench-report.ts';
 import { runFigures } from './bench-run-figures.ts';
 import { members, snapshot, waitForDrain } from './bench-snapshot.ts';
 import { makeWorkload, type WorkItem } from './bench-workload.ts';
-import { Cluster } from './cluster.ts';
+import { processCpuMs } from './bench-process.ts';
+import { Cluster, Member } from './cluster.ts';
 import { percentile } from './demo.ts';
 
 /** Forced writes a commit waits for: the service's barrier, the sidecar's prepared record, the coordinator's decision. */
@@ -55,7 +59,19 @@ export interface LoadsReport {
   c1: { oneService: LoadRun; fourServices: LoadRun };
   c64: LoadRun & { overNullEcho: number };
   openLoop: { at50: OpenLoopFigures; at80: OpenLoopFigures };
+  /** One coordinator whose four services are null participants (one process that votes yes and acks at once). */
+  coordinatorAlone: CoordinatorAlone;
   targets: TargetCheck[];
+}
+
+export interface CoordinatorAlone {
+  concurrency: number;
+  committedTps: number;
+  p50Ms: number;
+  p99Ms: number;
+  /** committed/s ÷ the null echo's req/s at the same concurrency. */
+  overNullEcho: number;
+  coordinatorCpuMsPerTx: number;
 }
 
 export async function runLoadsBench(options: BenchOptions, say: (line: string) => void): Promise<LoadsReport> {
@@ -72,6 +88,9 @@ export async function runLoadsBench(options: BenchOptions, say: (line: string) =
     return { nullEchoRps, p50Ms, p99Ms };
   };
   const nullEcho = { c1: await nullAt(1), c64: await nullAt(HIGH_CONCURRENCY) };
+  const alone = await runCoordinatorAlone(options, HIGH_CONCURRENCY, say);
+  const coordinatorAlone = { ...alone, overNullEcho: round(nullEcho.c64.nullEchoRps > 0 ? alone.committedTps / nullEcho.c64.nullEchoRps : 0, 4) };
+  say(`[loads] coordinator alone at ${HIGH_CONCURRENCY}: ${alone.committedTps} committed/s (${coordinatorAlone.overNullEcho}x the null echo), p50 ${alone.p50Ms} ms, coordinator CPU ${alone.coordinatorCpuMsPerTx} ms/tx`);
 
   say(`[loads] starting 1 shard, 4 services, 4 sidecars (optimised)`);
   const cluster = await Cluster.start({ shards: 1, catalog: BENCH_CATALOG, env: { TXMESH_LOG_LEVEL: 'warn', ...OPTIMISED_ENV } });
@@ -126,6 +145,7 @@ export async function runLoadsBench(options: BenchOptions, say: (line: string) =
       c1: { oneService, fourServices },
       c64,
       openLoop: openLoopFigures,
+      coordinatorAlone,
       targets: [],
     };
     report.targets = loadsTargets(report);
@@ -136,6 +156,61 @@ export async function runLoadsBench(options: BenchOptions, say: (line: string) =
     await cluster.stop();
     if (failed) say(`[loads] failed; logs kept in ${cluster.dataDir}`);
     else cluster.removeData();
+  }
+}
+
+/** A coordinator with null participants: its own ceiling, before any participant does any work. */
+async function runCoordinatorAlone(options: BenchOptions, concurrency: number, say: (line: string) => void): Promise<Omit<CoordinatorAlone, 'overNullEcho'>> {
+  const dir = mkdtempSync(join(tmpdir(), 'txmesh-alone-'));
+  const env = { TXMESH_LOG_LEVEL: 'warn', ...OPTIMISED_ENV };
+  const coordinator = new Member('coordinator-0', 'coordinator', (port) => ['--port', String(port), '--data', dir], join(dir, 'coordinator-0.log'), env);
+  const started: Member[] = [coordinator];
+  let failed = true;
+  try {
+    const coordinatorUrl = await coordinator.start();
+    const participants = new Member('null-sidecar', 'null-sidecar', (port) => ['--port', String(port), '--coordinator', coordinatorUrl], join(dir, 'null-sidecar.log'), env);
+    started.push(participants);
+    await participants.start();
+    say(`[loads] coordinator alone: 1 shard, 4 null participants in one process, ${options.warmupSec} s warm-up + ${options.durationSec} s at concurrency ${concurrency}`);
+    const client = createTxmeshClient({ coordinatorUrls: [coordinatorUrl], connections: concurrency, overloadRetries: 0 });
+    let cpuBefore = NaN;
+    let cpuAfter = NaN;
+    let committedBefore = 0;
+    let committedAfter = 0;
+    const committedNow = async (): Promise<number> => ((await (await fetch(`${coordinatorUrl}/v1/stats`)).json()) as { committed: number }).committed;
+    try {
+      const tally = await closedLoop({
+        concurrency,
+        warmupMs: options.warmupSec * 1000,
+        durationMs: options.durationSec * 1000,
+        client,
+        next: makeWorkload(options.seed, 'alone', BENCH_CATALOG),
+        onWindowStart: async () => {
+          cpuBefore = processCpuMs(coordinator.pid) ?? NaN;
+          committedBefore = await committedNow();
+        },
+        onWindowEnd: async () => {
+          cpuAfter = processCpuMs(coordinator.pid) ?? NaN;
+          committedAfter = await committedNow();
+        },
+      });
+      const sorted = [...tally.latencies].sort((a, b) => a - b);
+      const committed = committedAfter - committedBefore;
+      failed = false;
+      return {
+        concurrency,
+        committedTps: round(tally.committed / tally.windowSec),
+        p50Ms: round(percentile(sorted, 50)),
+        p99Ms: round(percentile(sorted, 99)),
+        coordinatorCpuMsPerTx: round(committed > 0 ? (cpuAfter - cpuBefore) / committed : 0, 3),
+      };
+    } finally {
+      await client.close().catch(() => undefined);
+    }
+  } finally {
+    for (const m of started.reverse()) await m.stop();
+    if (failed) say(`[loads] coordinator alone failed; logs kept in ${dir}`);
+    else rmSync(dir, { recursive: true, force: true });
   }
 }
 
@@ -227,5 +302,6 @@ export function loadsTargets(r: LoadsReport): TargetCheck[] {
     upper('concurrency 1, 4-service commit: p50 <= 3x physicalPathMs', round(r.physicalPath.physicalPathMs > 0 ? four.p50Ms / r.physicalPath.physicalPathMs : 0, 3), 3, `physicalPathMs ${r.physicalPath.physicalPathMs}`),
     lower(`concurrency ${HIGH_CONCURRENCY}: committed/s >= 0.3x the null echo`, r.c64.overNullEcho, 0.3, `${r.c64.committedTps} committed/s, null echo ${r.nullEcho.c64.nullEchoRps} req/s`),
     upper(`concurrency ${HIGH_CONCURRENCY}: p50 <= 20 ms`, r.c64.p50Ms, 20),
+    lower(`coordinator alone (null participants) at ${HIGH_CONCURRENCY}: committed/s >= 0.5x the null echo`, r.coordinatorAlone.overNullEcho, 0.5, `${r.coordinatorAlone.committedTps} committed/s`),
   ];
 }

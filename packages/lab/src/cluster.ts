@@ -27,7 +27,7 @@ const LAB_BIN = MEMBERS_CHECKOUT ? join(MEMBERS_CHECKOUT, 'packages', 'lab', 'bi
 const CRASH_PRELOAD = fileURLToPath(new URL('./crash-on-step.js', import.meta.url));
 const START_TIMEOUT_MS = 30_000;
 
-export type MemberRole = 'coordinator' | 'service' | 'sidecar' | 'null-echo' | 'bank';
+export type MemberRole = 'coordinator' | 'service' | 'sidecar' | 'null-echo' | 'null-sidecar' | 'bank';
 
 /** One process of the cluster. Keeps its port across restarts so peers keep finding it. */
 export class Member {
@@ -91,7 +91,7 @@ export class Member {
     const bin = this.role === 'coordinator' || this.role === 'sidecar' ? TXMESH_BIN : LAB_BIN;
     const spawnedAt = performance.now();
     // /metrics on a free port, kept across restarts like the member's own port (the null echo has none).
-    const metrics = this.role === 'null-echo' ? [] : ['--metrics-port', String(this.#metricsPort)];
+    const metrics = this.role === 'null-echo' || this.role === 'null-sidecar' ? [] : ['--metrics-port', String(this.#metricsPort)];
     const child = spawn(process.execPath, [...this.#nodeArgs, ...preload, bin, this.role, ...this.#args(this.#port), ...metrics], {
       // stdin is a pipe only so that the member notices when this process dies (TXMESH_EXIT_WITH_PARENT).
       stdio: ['pipe', 'pipe', 'pipe'],

@@ -34,6 +34,9 @@ commands:
   bank         run a bank service (the isolation benchmark's participant): <name> --port P (0) --db FILE
                --deadlock detect|wait-die|timeout (detect)  --lock-wait MS (1000)  --accounts N (1000)  --balance N (1000000)
   null-echo    the benchmark's null baseline: answers POST /v1/transactions at once  --port P (0)
+  null-sidecar null participants for measuring the coordinator alone: registers each service with every shard and
+               answers every batch at once (prepare yes, commit/rollback acknowledged), keeping nothing
+               --coordinator URL[,URL...] (index = shard)  --services a,b,... (inventory,payment,order,shipping)  --port P (0)
   chaos        the e-commerce cluster with a fault proxy on every link: orders at full speed while members
                are SIGKILLed and restarted and links cut and healed; then heal, quiesce, verify; exit 1 on any violation
                --duration SEC (60)  --seed N (1)  --shards S (2)  --concurrency C (32)  --fault-every MS (1000)  --min-kills N (0: run on past the duration, up to 3x, until N kills)  --json
@@ -165,6 +168,15 @@ export async function labMain(argv: string[]): Promise<number> {
         f.done();
         const { startNullEcho } = await import('./null-echo.ts');
         return await serve(() => startNullEcho(options));
+      }
+      case 'null-sidecar': {
+        const coordinatorUrls = f.string('coordinator', '').split(',').filter((u) => u.length > 0);
+        if (coordinatorUrls.length === 0) throw new UsageError('null-sidecar needs --coordinator URL[,URL...]');
+        const services = f.string('services', ECOMMERCE_SERVICES.join(',')).split(',').filter((s) => s.length > 0);
+        const options = { coordinatorUrls, services, port: f.int('port', 0, 0, 65535), host: f.string('host', '127.0.0.1'), logLevel: f.logLevel() };
+        f.done();
+        const { startNullSidecar } = await import('./null-sidecar.ts');
+        return await serve(() => startNullSidecar(options));
       }
       case 'chaos': {
         const options = {

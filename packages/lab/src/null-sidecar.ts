@@ -1,0 +1,90 @@
+/**
+ * Null participants for measuring the coordinator alone (`txmesh bench --loads`, `coordinatorAlone`): one
+ * process registers every named service with the shards, as a sidecar would, and answers every branch batch
+ * at once: each prepare votes yes, each commit and rollback is acknowledged. It keeps no state and writes
+ * nothing, so what a run costs is the coordinator's own work plus the HTTP around it.
+ */
+import type { AddressInfo } from 'node:net';
+import Fastify from 'fastify';
+import {
+  ItemStatus,
+  NO_SCHEMA_COMPILERS,
+  PROTOCOL_VERSION,
+  Paths,
+  serverLoggerOptions,
+  type BranchBatchRequest,
+  type BranchBatchResponse,
+  type RegisterServiceResponse,
+} from '@txmesh/protocol';
+
+export interface NullSidecarOptions {
+  /** Index = shard number. */
+  coordinatorUrls: string[];
+  services: readonly string[];
+  host?: string;
+  port?: number;
+  logLevel?: string;
+}
+
+export interface NullSidecar {
+  url: string;
+  /** Items answered so far. */
+  answered(): number;
+  close(): Promise<void>;
+}
+
+export async function startNullSidecar(opts: NullSidecarOptions): Promise<NullSidecar> {
+  const app = Fastify({ logger: serverLoggerOptions('null-sidecar', opts.logLevel), schemaController: NO_SCHEMA_COMPILERS, bodyLimit: 16 * 1024 * 1024 });
+  let answered = 0;
+  app.post(Paths.SIDECAR_BATCH, async (request): Promise<BranchBatchResponse> => {
+    const items = (request.body as BranchBatchRequest).items ?? [];
+    answered += items.length;
+    return { protocolVersion: PROTOCOL_VERSION, results: items.map((item) => ({ txId: item.txId, action: item.action, status: ItemStatus.OK })) };
+  });
+  app.get(Paths.SIDECAR_HEALTH, async () => ({ ok: true, answered }));
+  await app.listen({ host: opts.host ?? '127.0.0.1', port: opts.port ?? 0 });
+  const url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+
+  let heartbeat: NodeJS.Timeout | undefined;
+  let closed = false;
+  const registerAll = async (): Promise<number> => {
+    let heartbeatMs = 1000;
+    for (const [shard, coordinatorUrl] of opts.coordinatorUrls.entries()) {
+      for (const service of opts.services) {
+        const res = await fetch(`${coordinatorUrl}${Paths.SERVICES}`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ service, sidecarUrl: url, shard, shards: opts.coordinatorUrls.length }),
+        });
+        const text = await res.text();
+        if (!res.ok) throw new Error(`shard ${shard} refused the registration of ${service}: ${res.status} ${text}`);
+        heartbeatMs = (JSON.parse(text) as RegisterServiceResponse).heartbeatMs;
+      }
+    }
+    return heartbeatMs;
+  };
+  const beat = (ms: number): void => {
+    heartbeat = setTimeout(() => {
+      registerAll().then(beat, (err: unknown) => {
+        app.log.warn({ err }, 'heartbeat failed');
+        if (!closed) beat(ms);
+      });
+    }, ms);
+    heartbeat.unref();
+  };
+  try {
+    beat(await registerAll());
+  } catch (err) {
+    await app.close();
+    throw err;
+  }
+  return {
+    url,
+    answered: () => answered,
+    close: async () => {
+      closed = true;
+      clearTimeout(heartbeat);
+      await app.close();
+    },
+  };
+}
