@@ -13,3 +13,4 @@ export { buildBankService, startBankService, accountKey, type BankService, type 
 export { runIsolationBench, ZipfSampler, ISOLATION_WORKLOADS, type IsolationBenchOptions, type IsolationReport, type IsolationRun, type IsolationWorkload } from './isolation-bench.ts';
 export { BankCluster, type BankClusterOptions } from './bank-cluster.ts';
 export { OtlpReceiver, flattenExport, type ReceivedSpan } from './otlp-receiver.ts';
+export { startTempPostgres, resolvePgBin, DEFAULT_PG_BIN, type TempPostgres, type TempPostgresOptions } from './temp-postgres.ts';

@@ -14,3 +14,6 @@ export { ParticipantSteps, type ParticipantStep } from './steps.ts';
 export type { BranchRows, HookCall, ParticipantStorage, PrepareOutcome, PrepareWrite, PreparedBranch, RuleContext, Written } from './storage-adapter.ts';
 export type { CommonParticipantOptions } from './participant-options.ts';
 export { ParticipantMetrics, ParticipantMetricNames } from './participant-metrics.ts';
+export { createPgParticipant, PgMode, type PgParticipant, type PgParticipantOptions } from './pg-participant.ts';
+export { definePgOperation, defineNativeOperation, type PgHookContext, type PgOperationHandlers, type NativeOperationHandlers } from './pg-operation.ts';
+export { gidOf } from './pg-native-storage.ts';

@@ -19,7 +19,7 @@ import {
 import type { HeldLock } from './barrier-store.ts';
 import { BatchWaits } from './batch-waits.ts';
 import { DecisionRunner } from './decisions.ts';
-import { itemResult } from './item-results.ts';
+import { itemResult, messageOf } from './item-results.ts';
 import { LockManager } from './lock-manager.ts';
 import { OperationParser, type OperationParsing } from './operation-parser.ts';
 import type { ResolvedParticipantOptions } from './participant-options.ts';
@@ -127,5 +127,40 @@ export class ParticipantCore {
     if (usage) response.usage = usage;
     if (this.options.deadlock === DeadlockMode.DETECT) response.waits = this.waits().edges;
     return response;
+  }
+}
+
+/** What every participant facade delegates to its core; each adds its storage's prepared list and pruning. */
+export abstract class CoreBackedParticipant {
+  protected readonly core: ParticipantCore;
+
+  constructor(core: ParticipantCore) {
+    this.core = core;
+  }
+
+  handleBatch(req: BranchBatchRequest): Promise<BranchBatchResponse> {
+    return this.core.handleBatch(req);
+  }
+
+  usage(): ServiceUsage | undefined {
+    return this.core.usage();
+  }
+
+  stats(): ParticipantStats {
+    return this.core.stats();
+  }
+
+  waits(): WaitReport {
+    return this.core.waits();
+  }
+
+  close(): void {
+    this.core.close();
+  }
+
+  /** Housekeeping only: a failure is logged and the rows stay until the next round. */
+  protected pruneFailed(err: unknown): number {
+    this.core.options.log({ event: 'branch-prune-failed', error: messageOf(err) });
+    return 0;
   }
 }

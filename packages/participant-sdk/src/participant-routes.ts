@@ -17,7 +17,7 @@ import { withHookSpans } from './hook-spans.ts';
 
 export interface BatchHandler {
   handleBatch(req: BranchBatchRequest): Promise<BranchBatchResponse>;
-  preparedList(): PreparedListResponse;
+  preparedList(): PreparedListResponse | Promise<PreparedListResponse>;
   usage?(): ServiceUsage | undefined;
   stats?(): object;
   waits?(): WaitReport;

@@ -11,7 +11,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { BranchBatchRequest, BranchBatchResponse, PreparedListResponse, ServiceUsage, WaitReport } from '@txmesh/protocol';
 import { messageOf } from './item-results.ts';
-import { ParticipantCore } from './participant-core.ts';
+import { CoreBackedParticipant, ParticipantCore } from './participant-core.ts';
 import { mountParticipantRoutes } from './participant-routes.ts';
 import { resolveParticipantOptions, type ParticipantOptions } from './participant-options.ts';
 import type { ParticipantStats } from './participant-parts.ts';
@@ -36,53 +36,31 @@ export function createParticipant(options: ParticipantOptions): Participant {
   return new SqliteParticipant(options);
 }
 
-class SqliteParticipant implements Participant {
-  readonly #core: ParticipantCore;
+class SqliteParticipant extends CoreBackedParticipant implements Participant {
   readonly #storage: SqliteStorage;
 
   constructor(options: ParticipantOptions) {
     const resolved = resolveParticipantOptions(options);
-    this.#storage = new SqliteStorage(options.db, (call, err) => resolved.log({ event: 'async-hook-rejected', txId: call.txId, phase: call.phase, error: messageOf(err) }));
-    this.#core = new ParticipantCore(resolved, this.#storage, options.operations);
-    this.#core.restoreLocks(this.#storage.heldLocks());
-    this.#core.startPruning(() => this.pruneFinishedBranches());
+    const storage = new SqliteStorage(options.db, (call, err) => resolved.log({ event: 'async-hook-rejected', txId: call.txId, phase: call.phase, error: messageOf(err) }));
+    super(new ParticipantCore(resolved, storage, options.operations));
+    this.#storage = storage;
+    this.core.restoreLocks(storage.heldLocks());
+    this.core.startPruning(() => this.pruneFinishedBranches());
   }
 
   /** Bound, so it can be handed over as a plugin: app.register(participant.routes). */
   readonly routes = (app: FastifyInstance): void => mountParticipantRoutes(app, this);
 
-  handleBatch(req: BranchBatchRequest): Promise<BranchBatchResponse> {
-    return this.#core.handleBatch(req);
-  }
-
   preparedList(): PreparedListResponse {
-    return { service: this.#core.options.service, prepared: this.#storage.preparedBranches() };
-  }
-
-  usage(): ServiceUsage | undefined {
-    return this.#core.usage();
-  }
-
-  stats(): ParticipantStats {
-    return this.#core.stats();
-  }
-
-  waits(): WaitReport {
-    return this.#core.waits();
+    return { service: this.core.options.service, prepared: this.#storage.preparedBranches() };
   }
 
   pruneFinishedBranches(now: number = Date.now()): number {
-    if (this.#core.closed) return 0;
+    if (this.core.closed) return 0;
     try {
-      return this.#storage.pruneFinished(now - this.#core.options.retention.retentionMs);
+      return this.#storage.pruneFinished(now - this.core.options.retention.retentionMs);
     } catch (err) {
-      // Housekeeping only: the rows stay until the next round.
-      this.#core.options.log({ event: 'branch-prune-failed', error: messageOf(err) });
-      return 0;
+      return this.pruneFailed(err);
     }
-  }
-
-  close(): void {
-    this.#core.close();
   }
 }

@@ -10,6 +10,10 @@ export const ParticipantSteps = {
   AFTER_PREPARE: 'participant.after-prepare',
   /** A commit is applied and durable, its ack not yet sent. */
   AFTER_COMMIT: 'participant.after-commit',
+  /** PostgreSQL native mode: a commit or rollback arrived (the vote had left), nothing of it applied yet. */
+  BEFORE_DECISION: 'participant.before-decision',
+  /** PostgreSQL native mode: COMMIT PREPARED is sent, its answer not read. */
+  DURING_COMMIT_PREPARED: 'participant.during-commit-prepared',
 } as const;
 export type ParticipantStep = (typeof ParticipantSteps)[keyof typeof ParticipantSteps];
 

@@ -33,6 +33,8 @@ export const ErrorCodes = {
   TXM_COORDINATOR_UNREACHABLE: { status: 503, message: 'The coordinator did not answer, so the outcome is unknown: resend with the same idempotencyKey or poll the transaction status.' },
   TXM_OUTCOME_UNKNOWN: { status: 503, message: 'The coordinator could not make its decision durable and stops; its log settles the outcome when it restarts: poll the transaction or resend with the same idempotencyKey.' },
   TXM_BAD_INJECTION: { status: 400, message: 'The pod asks for a txmesh sidecar (txmesh.io/inject: "true") but its annotations are not usable: set txmesh.io/service to the service name and txmesh.io/app-port to the port the app listens on.' },
+  TXM_PG_NO_PREPARED_TRANSACTIONS: { status: 503, message: "PostgreSQL's max_prepared_transactions is 0, so native two-phase commit cannot PREPARE TRANSACTION: set it above the number of branches prepared at once (e.g. 100) in postgresql.conf and restart PostgreSQL, or use mode 'tentative'." },
+  TXM_PG_MISSING: { status: 503, message: 'PostgreSQL server binaries (initdb, pg_ctl, postgres) were not found: run scripts/test-tools/postgresql.sh (apt-get install postgresql-15) or name their folder with --pg-bin.' },
   TXM_INTERNAL: { status: 500, message: 'An unexpected error happened; the transaction state is unchanged. Check the server log for the details.' },
 } as const satisfies Record<string, ErrorSpec>;
 

@@ -1,10 +1,10 @@
 /** The storage adapter contract on better-sqlite3 with synchronous hooks (tentative state). */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import type Database from 'better-sqlite3';
-import { createParticipant } from './participant.ts';
-import { BusinessRefusal, defineOperation } from './operation.ts';
-import { tempDatabasePath } from './test-support.ts';
-import { openParticipantDatabase } from './database.ts';
-import { LEDGER, START_BALANCE, creditKeys, parseCredit, storageContract, type CreditArgs } from './test-storage-contract.ts';
+import { BusinessRefusal, createParticipant, defineOperation, openParticipantDatabase } from '@txmesh/participant-sdk';
+import { LEDGER, START_BALANCE, creditKeys, parseCredit, storageContract, type CreditArgs } from './storage-contract.ts';
 
 /** Tentative state: a prepare parks the amount in pending (a debit counts against the balance at once). */
 function ledgerOperations(db: Database.Database) {
@@ -36,7 +36,9 @@ function ledgerOperations(db: Database.Database) {
 storageContract({
   name: 'sqlite',
   async create(t) {
-    const file = tempDatabasePath(t);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'txm-contract-'));
+    t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+    const file = path.join(dir, 'ledger.db');
     const setup = openParticipantDatabase(file);
     ledgerOperations(setup);
     setup.prepare("INSERT INTO accounts (id, balance) VALUES ('a', ?), ('b', ?)").run(START_BALANCE, START_BALANCE);

@@ -16,7 +16,7 @@ import {
   type BranchItemResult,
   type BranchBatchRequest,
 } from '@txmesh/protocol';
-import { DEFAULT_BRANCH_RETENTION_MS } from './branch-retention.ts';
+import { DEFAULT_BRANCH_RETENTION_MS } from '@txmesh/participant-sdk';
 
 export const LEDGER = 'ledger';
 export const START_BALANCE = 100;
