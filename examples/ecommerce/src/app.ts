@@ -6,6 +6,7 @@ import type { AddressInfo } from 'node:net';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { createParticipant, openParticipantDatabase } from '@txmesh/participant-sdk';
 import { NO_SCHEMA_COMPILERS, Paths, installTxmeshErrorHandlers, serverLoggerOptions, type ReadyAnswer } from '@txmesh/protocol';
+import { buildPgPaymentService } from './app-pg.ts';
 import { resolveCatalog, type CatalogOptions } from './catalog.ts';
 import { inventoryService } from './inventory.ts';
 import { migrateShared } from './ledger.ts';
@@ -56,6 +57,8 @@ function burnCpu(ms: number): void {
 
 export interface StartServiceOptions {
   dbPath: string;
+  /** Payment only: run on this PostgreSQL database in native two-phase-commit mode instead of SQLite. */
+  pgUrl?: string;
   host?: string;
   port?: number;
   catalog?: Partial<CatalogOptions>;
@@ -146,7 +149,11 @@ export async function buildEcommerceService(
 }
 
 export async function startEcommerceService(name: EcommerceService, opts: StartServiceOptions): Promise<{ url: string; close(): Promise<void> }> {
-  const service = await buildEcommerceService(name, opts);
+  if (opts.pgUrl !== undefined && name !== 'payment') throw new RangeError(`only the payment service runs on PostgreSQL, not ${name}`);
+  const service =
+    opts.pgUrl === undefined
+      ? await buildEcommerceService(name, opts)
+      : await buildPgPaymentService({ pgUrl: opts.pgUrl, ...(opts.catalog ? { catalog: opts.catalog } : {}), ...(opts.lockWaitMs !== undefined ? { lockWaitMs: opts.lockWaitMs } : {}), ...(opts.logLevel ? { logLevel: opts.logLevel } : {}) });
   try {
     await service.app.listen({ host: opts.host ?? '127.0.0.1', port: opts.port ?? 0 });
   } catch (err) {

@@ -10,3 +10,4 @@ export {
   type StartServiceOptions,
 } from './app.ts';
 export { orderRequest, randomOrder, seededRandom, type OrderInput } from './order-workload.ts';
+export { buildPgPaymentService, type BuildPgPaymentOptions } from './app-pg.ts';

@@ -12,6 +12,7 @@ import { DEFAULT_CATALOG, orderRequest, randomOrder, seededRandom, type CatalogO
 import { createTxmeshClient } from '@txmesh/client';
 import { Outcome, Paths, TxmeshError, type BeginTransactionRequest, type TransactionResult } from '@txmesh/protocol';
 import { Cluster, sleep, type Member } from './cluster.ts';
+import type { TempPostgresOptions } from './temp-postgres.ts';
 import { FaultProxy } from './fault-proxy.ts';
 import { fetchSummaries, verifyCluster, waitForQuiescence } from './verify.ts';
 
@@ -27,6 +28,8 @@ export interface ChaosOptions {
   minKills?: number;
   /** Progress and event lines. */
   progress: NodeJS.WritableStream;
+  /** Payment on a throw-away PostgreSQL server in native two-phase-commit mode (see Cluster's `postgres`). */
+  postgres?: TempPostgresOptions;
 }
 
 export interface ChaosSummary {
@@ -60,6 +63,8 @@ export interface ChaosSummary {
   committedUnheard: number;
   /** Branches prepared at a service, records at a sidecar, work in flight or in doubt at a shard, after heal. */
   inDoubtAfterHeal: number;
+  /** With --pg: transactions still in PostgreSQL's pg_prepared_xacts after heal (should be 0); absent without. */
+  pgPreparedAfterHeal?: number;
   quiesced: boolean;
   invariantsOk: boolean;
   problems: string[];
@@ -84,7 +89,10 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosSummary> {
   const orderRng = seededRandom(options.seed);
   const faultEveryMs = options.faultEveryMs ?? 1000;
   say(`txmesh chaos: ${options.shards} shard(s), 4 services, 4 sidecars, a fault proxy on every link; ${options.durationSec} s, seed ${options.seed}`);
-  const cluster = await Cluster.start({ shards: options.shards, catalog, faultProxies: true, env: { TXMESH_LOG_LEVEL: process.env.TXMESH_LOG_LEVEL ?? 'warn' } });
+  const cluster = await Cluster.start({ shards: options.shards, catalog, faultProxies: true,
+    env: { TXMESH_LOG_LEVEL: process.env.TXMESH_LOG_LEVEL ?? 'warn' },
+    ...(options.postgres ? { postgres: options.postgres } : {}),
+  });
   const problems: string[] = [];
   let stopClientLinks = async (): Promise<unknown> => undefined;
   try {
@@ -267,6 +275,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosSummary> {
     const committedUnheard = [...committedAnywhere].filter((txId) => heard.get(txId) !== Outcome.COMMITTED);
     if (committedUnheard.length > 0) problems.push(`${committedUnheard.length} committed transactions no client heard as committed, e.g. ${committedUnheard[0]}`);
     if (unknownOutcomes > 0) problems.push(`${unknownOutcomes} orders never learned their outcome`);
+    const pgPrepared = await cluster.pgPreparedGids();
+    if (pgPrepared.length > 0) problems.push(`${pgPrepared.length} transactions left in pg_prepared_xacts, e.g. ${pgPrepared[0]}`);
     return {
       durationSec: Math.round(durationSec * 10) / 10,
       shards: options.shards,
@@ -289,9 +299,10 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosSummary> {
       abortedButCommitted: report.abortedButCommitted,
       committedUnheard: committedUnheard.length,
       inDoubtAfterHeal,
+      ...(cluster.postgres ? { pgPreparedAfterHeal: pgPrepared.length } : {}),
       quiesced,
       invariantsOk: report.invariantsOk && quiesced && inDoubtAfterHeal === 0 && unknownOutcomes === 0 && refused === 0 && restartFailures === 0 &&
-        committedUnheard.length === 0,
+        committedUnheard.length === 0 && pgPrepared.length === 0,
       problems: problems.slice(0, 20),
     };
   } finally {

@@ -10,9 +10,11 @@ import { dirname, join } from 'node:path';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { ECOMMERCE_SERVICES, type CatalogOptions, type EcommerceService } from '@txmesh/example-ecommerce';
+import pg from 'pg';
 import { METRICS_PREFIX, READY_PREFIX } from 'txmesh';
 import { processCpuMs } from './bench-process.ts';
 import { FaultProxy } from './fault-proxy.ts';
+import { startTempPostgres, type TempPostgresOptions, type TempPostgres } from './temp-postgres.ts';
 
 /**
  * The operator command runs coordinators and sidecars; the lab's own bin runs example services and the null
@@ -186,6 +188,11 @@ export interface ClusterOptions {
    * sidecar → service and sidecar → each coordinator shard. Reach them with `cluster.link(from, to)`.
    */
   faultProxies?: boolean;
+  /**
+   * Run the payment service on PostgreSQL in native two-phase-commit mode: the cluster starts a throw-away
+   * server (initdb/pg_ctl in a temp folder) before the services and stops it after them.
+   */
+  postgres?: TempPostgresOptions;
 }
 
 export class Cluster {
@@ -195,6 +202,8 @@ export class Cluster {
   readonly sidecars = new Map<EcommerceService, Member>();
   /** Fault proxies by link name ("sidecar-payment->service-payment"), when started with faultProxies. */
   readonly links = new Map<string, FaultProxy>();
+  /** The payment service's PostgreSQL server, when started with `postgres`. */
+  postgres: TempPostgres | undefined;
   readonly #ownsDataDir: boolean;
 
   private constructor(dataDir: string, ownsDataDir: boolean) {
@@ -227,9 +236,12 @@ export class Cluster {
         return urls.join(',');
       };
       const catalog = JSON.stringify(options.catalog ?? {});
+      if (options.postgres) cluster.postgres = await startTempPostgres(options.postgres);
+      const pgUrl = cluster.postgres?.connectionString;
       for (const service of ECOMMERCE_SERVICES) {
+        const database = service === 'payment' && pgUrl !== undefined ? ['--pg', pgUrl] : ['--db', join(dataDir, `${service}.db`)];
         cluster.services.set(service, new Member(`service-${service}`, 'service', (port) => [
-          service, '--port', String(port), '--db', join(dataDir, `${service}.db`), '--catalog', catalog,
+          service, '--port', String(port), ...database, '--catalog', catalog,
         ], join(dataDir, `service-${service}.log`), env, options.nodeArgs));
       }
       await Promise.all([...cluster.services.values()].map((m) => m.start(envFor(m.name))));
@@ -307,6 +319,19 @@ export class Cluster {
     await Promise.all([...this.services.values()].map((m) => m.stop()));
     await Promise.all(this.coordinators.map((m) => m.stop()));
     await Promise.all([...this.links.values()].map((p) => p.close()));
+    await this.postgres?.stop();
+  }
+
+  /** The gids PostgreSQL still holds prepared (every database of the cluster's server); [] without one. */
+  async pgPreparedGids(): Promise<string[]> {
+    if (!this.postgres) return [];
+    const client = new pg.Client({ connectionString: this.postgres.connectionString });
+    await client.connect();
+    try {
+      return (await client.query<{ gid: string }>('SELECT gid FROM pg_prepared_xacts ORDER BY gid')).rows.map((r) => r.gid);
+    } finally {
+      await client.end();
+    }
   }
 
   /** Removes the data directory if the cluster created it. */

@@ -6,6 +6,7 @@ import { DEFAULT_CATALOG, orderRequest, randomOrder, seededRandom, type CatalogO
 import { createTxmeshClient } from '@txmesh/client';
 import { Outcome, TxmeshError, type BeginTransactionRequest, type TransactionResult } from '@txmesh/protocol';
 import { Cluster, sleep } from './cluster.ts';
+import type { TempPostgresOptions } from './temp-postgres.ts';
 import { verifyCluster, waitForQuiescence, type VerifyReport } from './verify.ts';
 
 export interface DemoOptions {
@@ -15,6 +16,8 @@ export interface DemoOptions {
   json: boolean;
   seed: number;
   catalog?: Partial<CatalogOptions>;
+  /** Payment on a throw-away PostgreSQL server in native two-phase-commit mode (see Cluster's `postgres`). */
+  postgres?: TempPostgresOptions;
   /** Where progress and the human summary go. */
   out: NodeJS.WritableStream;
   progress: NodeJS.WriteStream;
@@ -87,7 +90,8 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
   // TXMESH_PROFILE_DIR=<dir> writes a V8 CPU profile of every member when the demo stops them.
   const profileDir = process.env.TXMESH_PROFILE_DIR;
   const nodeArgs = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
-  const cluster = await Cluster.start({ shards: options.shards, catalog, nodeArgs });
+  if (options.postgres) say('  payment runs on PostgreSQL (native two-phase commit: PREPARE TRANSACTION before its yes), the others on SQLite');
+  const cluster = await Cluster.start({ shards: options.shards, catalog, nodeArgs, ...(options.postgres ? { postgres: options.postgres } : {}) });
   try {
     say(`  data in ${cluster.dataDir}`);
     say(`  coordinators ${cluster.coordinatorUrls.join(', ')}`);

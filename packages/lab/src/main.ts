@@ -10,12 +10,14 @@ import { DEFAULT_CATALOG, ECOMMERCE_SERVICES, slowFromEnv, startEcommerceService
 import { FlagReader, parseArgs, serve, telemetryFlags, UsageError } from 'txmesh';
 import { DeadlockMode } from '@txmesh/protocol';
 import type { IsolationWorkload } from './isolation-bench.ts';
+import type { TempPostgresOptions } from './temp-postgres.ts';
 
 const USAGE = `usage: txmesh <command> [flags]   (the lab: runs from the txmesh repository)
 
 commands:
   demo         start the e-commerce cluster on loopback, place orders, check invariants, stop
                --orders N (2000)  --concurrency C (64)  --shards S (1)  --seed N (1)  --json
+               --pg: payment on PostgreSQL (native two-phase commit, a throw-away server)  --pg-bin DIR
                catalog: --skus N (200) --stock N per sku (20) --accounts N (500) --balance N per account (500)
   bench        measure the cluster: closed-loop orders against a null fastify baseline; JSON last line
                --concurrency C (1000)  --duration SEC (20)  --warmup SEC (5)  --shards S (1)  --seed N (1)
@@ -40,13 +42,26 @@ commands:
   chaos        the e-commerce cluster with a fault proxy on every link: orders at full speed while members
                are SIGKILLed and restarted and links cut and healed; then heal, quiesce, verify; exit 1 on any violation
                --duration SEC (60)  --seed N (1)  --shards S (2)  --concurrency C (32)  --fault-every MS (1000)  --min-kills N (0: run on past the duration, up to 3x, until N kills)  --json
+               --pg: payment on PostgreSQL (native two-phase commit), checked to leave nothing in pg_prepared_xacts  --pg-bin DIR
                catalog: --skus N (200) --stock N per sku (20) --accounts N (500) --balance N per account (500)
   service      run an example e-commerce service (${ECOMMERCE_SERVICES.join(', ')})
                <name> --port P (0) --db FILE (required) [--catalog JSON] --metrics-port P (9464, or a free port when taken; 0 = any)
+               payment --pg postgres://… runs it on PostgreSQL in native two-phase-commit mode instead
 
 every role: --log-level fatal|error|warn|info|debug|trace|silent (warn; env TXMESH_LOG_LEVEL);
             log lines are JSON (pino) on stderr, each naming its role ("name":"service-inventory")
 `;
+
+/** --pg [--pg-bin DIR]: the payment service on a throw-away PostgreSQL server (see Cluster's `postgres`). */
+function postgresFlags(f: FlagReader): { postgres?: TempPostgresOptions } {
+  const enabled = f.bool('pg');
+  const binDir = f.optionalString('pg-bin');
+  if (!enabled) {
+    if (binDir !== undefined) throw new UsageError('--pg-bin needs --pg');
+    return {};
+  }
+  return { postgres: binDir === undefined ? {} : { binDir } };
+}
 
 export async function labMain(argv: string[]): Promise<number> {
   const { positionals, flags } = parseArgs(argv);
@@ -61,6 +76,7 @@ export async function labMain(argv: string[]): Promise<number> {
           shards: f.int('shards', 1, 1, 64),
           seed: f.int('seed', 1),
           json: f.bool('json'),
+          ...postgresFlags(f),
           catalog: {
             skus: f.int('skus', DEFAULT_CATALOG.skus, 1, 1_000_000),
             stockPerSku: f.int('stock', DEFAULT_CATALOG.stockPerSku, 0, 1_000_000_000),
@@ -186,6 +202,7 @@ export async function labMain(argv: string[]): Promise<number> {
           concurrency: f.int('concurrency', 32, 1, 10_000),
           faultEveryMs: f.int('fault-every', 1000, 50, 600_000),
           minKills: f.int('min-kills', 0, 0, 100_000),
+          ...postgresFlags(f),
           catalog: {
             skus: f.int('skus', DEFAULT_CATALOG.skus, 1, 1_000_000),
             stockPerSku: f.int('stock', DEFAULT_CATALOG.stockPerSku, 0, 1_000_000_000),
@@ -211,7 +228,14 @@ export async function labMain(argv: string[]): Promise<number> {
           throw new UsageError(`service name must be one of ${ECOMMERCE_SERVICES.join(', ')}`);
         }
         const catalogJson = f.string('catalog', '{}');
-        const options = { port: f.int('port', 0, 0, 65535), host: f.string('host', '127.0.0.1'), dbPath: f.string('db'), logLevel: f.logLevel() };
+        const pgUrl = f.optionalString('pg');
+        const options = {
+          port: f.int('port', 0, 0, 65535),
+          host: f.string('host', '127.0.0.1'),
+          dbPath: pgUrl === undefined ? f.string('db') : f.string('db', ''),
+          logLevel: f.logLevel(),
+          ...(pgUrl === undefined ? {} : { pgUrl }),
+        };
         // The example service is an application: it registers its own OpenTelemetry providers, which the
         // participant SDK inside it then uses.
         const telemetry = telemetryFlags(f, `example-${name}`);

@@ -1,0 +1,77 @@
+/**
+ * The payment service over PostgreSQL in native two-phase-commit mode: the same routes as its SQLite twin
+ * (participant routes, /health, /ready, /admin/summary, /accounts/:id), its data in the given database.
+ */
+import Fastify, { type FastifyInstance } from 'fastify';
+import pg from 'pg';
+import { createPgParticipant, type PgParticipant } from '@txmesh/participant-sdk';
+import { TxmeshError, installTxmeshErrorHandlers, serverLoggerOptions, type ReadyAnswer } from '@txmesh/protocol';
+import { resolveCatalog, type CatalogOptions } from './catalog.ts';
+import { checkPgPayment, migratePgPayment, pgCharge } from './payment-pg.ts';
+import type { ServiceSummary } from './service-definition.ts';
+
+export interface BuildPgPaymentOptions {
+  /** postgres://… of the payment service's own database (max_prepared_transactions above 0). */
+  pgUrl: string;
+  catalog?: Partial<CatalogOptions>;
+  lockWaitMs?: number;
+  logLevel?: string;
+}
+
+export async function buildPgPaymentService(opts: BuildPgPaymentOptions): Promise<{ app: FastifyInstance; close(): Promise<void> }> {
+  const pool = new pg.Pool({ connectionString: opts.pgUrl, max: 8 });
+  // An idle client's connection dropping (the server restarting) must not crash the service.
+  pool.on('error', () => {});
+  let participant: PgParticipant | undefined;
+  let app: FastifyInstance | undefined;
+  try {
+    await migratePgPayment(pool, resolveCatalog(opts.catalog));
+    // Starts only where PREPARE TRANSACTION works; finishes commits a crash interrupted.
+    const created = await createPgParticipant({
+      service: 'payment',
+      pool,
+      mode: 'native',
+      operations: { charge: pgCharge },
+      ...(opts.lockWaitMs !== undefined ? { lockWaitMs: opts.lockWaitMs } : {}),
+    });
+    participant = created;
+    const server = Fastify({ logger: serverLoggerOptions('service-payment', opts.logLevel) });
+    app = server;
+    installTxmeshErrorHandlers(server);
+    server.get('/health', async () => ({ ok: true }));
+    server.get('/ready', async (): Promise<ReadyAnswer> => ({ ready: true, role: 'service payment' }));
+    server.get('/admin/summary', async (): Promise<ServiceSummary> => {
+      const prepared = (await created.preparedList()).prepared.length;
+      const result = await checkPgPayment(pool);
+      return { service: 'payment', committedTxIds: result.committedTxIds, preparedBranches: prepared, invariants: result.invariants, ok: result.problems.length === 0, problems: result.problems };
+    });
+    server.get<{ Params: { id: string } }>('/accounts/:id', async (req) => {
+      const { rows } = await pool.query<{ balance: string }>('SELECT balance FROM payment_accounts WHERE id = $1', [req.params.id]);
+      if (rows[0] === undefined) throw new TxmeshError('TXM_RESOURCE_NOT_FOUND', `no account ${req.params.id}`);
+      const balance = Number(rows[0].balance);
+      return { account: req.params.id, balance, held: 0, available: balance };
+    });
+    await server.register(async (scope) => {
+      created.routes(scope);
+    });
+    await server.ready();
+  } catch (err) {
+    await app?.close().catch(() => undefined);
+    participant?.close();
+    await pool.end().catch(() => undefined);
+    throw err;
+  }
+  const ready = app;
+  let closing: Promise<void> | undefined;
+  return {
+    app: ready,
+    close() {
+      closing ??= (async () => {
+        await ready.close();
+        participant?.close();
+        await pool.end();
+      })();
+      return closing;
+    },
+  };
+}
