@@ -50,6 +50,7 @@ export interface ChaosSummary {
   clientResends: number;
   kills: number;
   killsByRole: Record<string, number>;
+  killsByMember: Record<string, number>;
   restartFailures: number;
   partitions: number;
   partitionsByMode: Record<string, number>;
@@ -158,6 +159,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosSummary> {
     const faulted = new Set<FaultProxy>();
     const pendingRecoveries: Promise<void>[] = [];
     const killsByRole: Record<string, number> = {};
+    const killsByMember: Record<string, number> = {};
     const partitionsByMode: Record<string, number> = {};
     let kills = 0;
     let partitions = 0;
@@ -187,6 +189,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosSummary> {
       down.add(member);
       kills++;
       killsByRole[member.role] = (killsByRole[member.role] ?? 0) + 1;
+      killsByMember[member.name] = (killsByMember[member.name] ?? 0) + 1;
       say(`  kill ${member.name} (down ${downMs} ms)`);
       pendingRecoveries.push(
         (async () => {
@@ -291,6 +294,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosSummary> {
       clientResends,
       kills,
       killsByRole,
+      killsByMember,
       restartFailures,
       partitions,
       partitionsByMode,
