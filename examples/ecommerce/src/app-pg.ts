@@ -5,7 +5,8 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import pg from 'pg';
 import { createPgParticipant, type PgParticipant } from '@txmesh/participant-sdk';
-import { TxmeshError, installTxmeshErrorHandlers, serverLoggerOptions, type ReadyAnswer } from '@txmesh/protocol';
+import { NO_SCHEMA_COMPILERS, TxmeshError, installTxmeshErrorHandlers, serverLoggerOptions, type ReadyAnswer } from '@txmesh/protocol';
+import { closeOnce, type BuiltService } from './built-service.ts';
 import { resolveCatalog, type CatalogOptions } from './catalog.ts';
 import { checkPgPayment, migratePgPayment, pgCharge } from './payment-pg.ts';
 import type { ServiceSummary } from './service-definition.ts';
@@ -18,12 +19,16 @@ export interface BuildPgPaymentOptions {
   logLevel?: string;
 }
 
-export async function buildPgPaymentService(opts: BuildPgPaymentOptions): Promise<{ app: FastifyInstance; close(): Promise<void> }> {
+export async function buildPgPaymentService(opts: BuildPgPaymentOptions): Promise<BuiltService> {
   const pool = new pg.Pool({ connectionString: opts.pgUrl, max: 8 });
   // An idle client's connection dropping (the server restarting) must not crash the service.
   pool.on('error', () => {});
   let participant: PgParticipant | undefined;
   let app: FastifyInstance | undefined;
+  const release = async (): Promise<void> => {
+    participant?.close();
+    await pool.end();
+  };
   try {
     await migratePgPayment(pool, resolveCatalog(opts.catalog));
     // Starts only where PREPARE TRANSACTION works; finishes commits a crash interrupted.
@@ -35,7 +40,7 @@ export async function buildPgPaymentService(opts: BuildPgPaymentOptions): Promis
       ...(opts.lockWaitMs !== undefined ? { lockWaitMs: opts.lockWaitMs } : {}),
     });
     participant = created;
-    const server = Fastify({ logger: serverLoggerOptions('service-payment', opts.logLevel) });
+    const server = Fastify({ logger: serverLoggerOptions('service-payment', opts.logLevel), schemaController: NO_SCHEMA_COMPILERS });
     app = server;
     installTxmeshErrorHandlers(server);
     server.get('/health', async () => ({ ok: true }));
@@ -57,21 +62,8 @@ export async function buildPgPaymentService(opts: BuildPgPaymentOptions): Promis
     await server.ready();
   } catch (err) {
     await app?.close().catch(() => undefined);
-    participant?.close();
-    await pool.end().catch(() => undefined);
+    await release().catch(() => undefined);
     throw err;
   }
-  const ready = app;
-  let closing: Promise<void> | undefined;
-  return {
-    app: ready,
-    close() {
-      closing ??= (async () => {
-        await ready.close();
-        participant?.close();
-        await pool.end();
-      })();
-      return closing;
-    },
-  };
+  return closeOnce(app, release);
 }

@@ -7,6 +7,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { createParticipant, openParticipantDatabase } from '@txmesh/participant-sdk';
 import { NO_SCHEMA_COMPILERS, Paths, installTxmeshErrorHandlers, serverLoggerOptions, type ReadyAnswer } from '@txmesh/protocol';
 import { buildPgPaymentService } from './app-pg.ts';
+import { closeOnce, type BuiltService } from './built-service.ts';
 import { resolveCatalog, type CatalogOptions } from './catalog.ts';
 import { inventoryService } from './inventory.ts';
 import { migrateShared } from './ledger.ts';
@@ -74,13 +75,17 @@ export function isEcommerceService(value: unknown): value is EcommerceService {
 export async function buildEcommerceService(
   name: EcommerceService,
   opts: BuildServiceOptions,
-): Promise<{ app: FastifyInstance; close(): Promise<void> }> {
+): Promise<BuiltService> {
   if (!isEcommerceService(name)) throw new RangeError(`unknown e-commerce service ${String(name)}; expected one of ${ECOMMERCE_SERVICES.join(', ')}`);
   const definition = DEFINITIONS[name];
   const catalog = resolveCatalog(opts.catalog);
   const db = openParticipantDatabase(opts.dbPath);
   let participant: ReturnType<typeof createParticipant> | undefined;
   let app: FastifyInstance | undefined;
+  const release = (): void => {
+    participant?.close();
+    if (db.open) db.close();
+  };
   try {
     migrateShared(db);
     definition.migrate(db, catalog);
@@ -129,23 +134,10 @@ export async function buildEcommerceService(
     await server.ready();
   } catch (err) {
     await app?.close().catch(() => undefined);
-    participant?.close();
-    if (db.open) db.close();
+    release();
     throw err;
   }
-  const ready = app;
-  let closing: Promise<void> | undefined;
-  return {
-    app: ready,
-    close() {
-      closing ??= (async () => {
-        await ready.close();
-        participant?.close();
-        if (db.open) db.close();
-      })();
-      return closing;
-    },
-  };
+  return closeOnce(app, release);
 }
 
 export async function startEcommerceService(name: EcommerceService, opts: StartServiceOptions): Promise<{ url: string; close(): Promise<void> }> {

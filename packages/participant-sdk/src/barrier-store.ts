@@ -72,13 +72,26 @@ export interface BranchRecord {
   preparedAt: number | undefined;
 }
 
-interface BranchRow {
+/** A txm_branches row as a driver returns it (`pg` returns BIGINT as a string). */
+export interface BranchRow<Millis = number> {
   tx_id: string;
   state: BranchRowState;
   reason: string | null;
   message: string | null;
   operations: string | null;
-  prepared_at: number | null;
+  prepared_at: Millis | null;
+}
+
+/** The record the rules work with, from a row of either database. */
+export function branchFromRow(row: BranchRow<number | string>): BranchRecord {
+  return {
+    txId: row.tx_id,
+    state: row.state,
+    reason: row.reason ?? undefined,
+    message: row.message ?? undefined,
+    operations: row.operations === null ? [] : (JSON.parse(row.operations) as OperationSpec[]),
+    preparedAt: row.prepared_at === null ? undefined : Number(row.prepared_at),
+  };
 }
 
 export class BarrierStore {
@@ -130,15 +143,7 @@ export class BarrierStore {
 
   branch(txId: string): BranchRecord | undefined {
     const row = this.#getBranchStmt.get(txId);
-    if (!row) return undefined;
-    return {
-      txId: row.tx_id,
-      state: row.state,
-      reason: row.reason ?? undefined,
-      message: row.message ?? undefined,
-      operations: row.operations === null ? [] : (JSON.parse(row.operations) as OperationSpec[]),
-      preparedAt: row.prepared_at ?? undefined,
-    };
+    return row ? branchFromRow(row) : undefined;
   }
 
   recordPrepared(txId: string, operations: OperationSpec[], locks: readonly { key: string; mode: LockMode }[], now: number): void {

@@ -4,20 +4,12 @@
  */
 import type { PoolClient } from 'pg';
 import { LockMode, type OperationSpec } from '@txmesh/protocol';
-import type { BranchRecord, BranchRowState, HeldLock, HookPhase } from './barrier-store.ts';
+import { branchFromRow, type BranchRecord, type BranchRow, type HeldLock, type HookPhase } from './barrier-store.ts';
 import { BusinessRefusal } from './operation.ts';
 import type { PgHookContext } from './pg-operation.ts';
 import type { BranchRows, HookCall } from './storage-adapter.ts';
 import type { Steps } from './steps-runner.ts';
 
-interface BranchRow {
-  tx_id: string;
-  state: BranchRowState;
-  reason: string | null;
-  message: string | null;
-  operations: string | null;
-  prepared_at: string | null;
-}
 
 /** PostgreSQL's lock_not_available: a row stayed locked past lock_timeout. */
 const LOCK_NOT_AVAILABLE = '55P03';
@@ -31,16 +23,6 @@ export function asLockRefusal(err: unknown, lockWaitMs: number): unknown {
   return err;
 }
 
-export function branchFromRow(row: BranchRow): BranchRecord {
-  return {
-    txId: row.tx_id,
-    state: row.state,
-    reason: row.reason ?? undefined,
-    message: row.message ?? undefined,
-    operations: row.operations === null ? [] : (JSON.parse(row.operations) as OperationSpec[]),
-    preparedAt: row.prepared_at === null ? undefined : Number(row.prepared_at),
-  };
-}
 
 export function hookContext(client: PoolClient, call: HookCall): PgHookContext {
   const ctx: PgHookContext = { client, txId: call.txId, opIndex: call.opIndex, service: call.service };
@@ -49,7 +31,7 @@ export function hookContext(client: PoolClient, call: HookCall): PgHookContext {
 }
 
 export async function readBranch(client: Pick<PoolClient, 'query'>, txId: string): Promise<BranchRecord | undefined> {
-  const { rows } = await client.query<BranchRow>('SELECT tx_id, state, reason, message, operations, prepared_at FROM txm_branches WHERE tx_id = $1', [txId]);
+  const { rows } = await client.query<BranchRow<string>>('SELECT tx_id, state, reason, message, operations, prepared_at FROM txm_branches WHERE tx_id = $1', [txId]);
   return rows[0] ? branchFromRow(rows[0]) : undefined;
 }
 
