@@ -75,7 +75,13 @@ export async function createPgParticipant(options: PgParticipantOptions): Promis
     storage = new PgTentativeStorage(options.pool);
   }
   const participant = new PgParticipantImpl(mode, new ParticipantCore(resolved, storage, options.operations), storage);
-  participant.restore(await storage.heldLocks());
+  try {
+    participant.restore(await storage.heldLocks());
+  } catch (err) {
+    // Its usage meter is running already.
+    participant.close();
+    throw err;
+  }
   return participant;
 }
 
