@@ -11,6 +11,7 @@ import { ParticipantSteps } from '@txmesh/participant-sdk';
 import { goodOrder, postJson, serviceUrls, startTestCluster, summaries } from './helpers.ts';
 import { ensureTestTool } from './tools.ts';
 
+/** `timeoutMs` is the order's: generous where it must commit, so a loaded machine does not turn it into an abort. */
 async function crashPayment(t: TestContext, step: string, orderId: string, timeoutMs: number) {
   const cluster = await startTestCluster(t, {
     postgres: { binDir: ensureTestTool('postgresql') },
@@ -39,12 +40,12 @@ test('payment on PostgreSQL killed after PREPARE TRANSACTION, before its vote le
   assert.equal((await cluster.pgPreparedGids()).length, 1, 'PostgreSQL holds the prepared charge while the service is down');
   await payment.start();
   await recoveredAndConsistent(cluster, result.body.txId as string, 'aborted');
-  const again = await postJson(`${cluster.coordinators[0]!.url}/v1/transactions`, goodOrder('pg-crash-1b'));
+  const again = await postJson(`${cluster.coordinators[0]!.url}/v1/transactions`, goodOrder('pg-crash-1b', 10_000));
   assert.equal(again.body.outcome, 'committed', 'the account row is free again');
 });
 
 test('payment on PostgreSQL killed after its vote, as the commit arrives: COMMIT PREPARED after restart, once', async (t) => {
-  const { cluster, payment, result } = await crashPayment(t, ParticipantSteps.BEFORE_DECISION, 'pg-crash-2', 3000);
+  const { cluster, payment, result } = await crashPayment(t, ParticipantSteps.BEFORE_DECISION, 'pg-crash-2', 10_000);
   assert.equal(result.body.outcome, 'committed', 'every vote was yes before the service died');
   assert.equal((await cluster.pgPreparedGids()).length, 1, 'the charge waits prepared in PostgreSQL');
   await payment.start();
@@ -52,7 +53,7 @@ test('payment on PostgreSQL killed after its vote, as the commit arrives: COMMIT
 });
 
 test('payment on PostgreSQL killed during COMMIT PREPARED: after restart the commit stands, applied once', async (t) => {
-  const { cluster, payment, result } = await crashPayment(t, ParticipantSteps.DURING_COMMIT_PREPARED, 'pg-crash-3', 3000);
+  const { cluster, payment, result } = await crashPayment(t, ParticipantSteps.DURING_COMMIT_PREPARED, 'pg-crash-3', 10_000);
   assert.equal(result.body.outcome, 'committed');
   await payment.start();
   await recoveredAndConsistent(cluster, result.body.txId as string, 'committed');
