@@ -61,9 +61,10 @@ function asServerUser(program: string, args: string[]): [string, string[]] {
   return ['setpriv', [`--reuid=${UNPRIVILEGED_UID}`, `--regid=${UNPRIVILEGED_GID}`, '--clear-groups', '--', program, ...args]];
 }
 
-async function runPg(binDir: string, program: string, args: string[]): Promise<void> {
+/** Runs in `cwd`, a folder the server user can enter (the caller's may be root's, e.g. a CI checkout under /root). */
+async function runPg(binDir: string, program: string, args: string[], cwd: string): Promise<void> {
   const [file, argv] = asServerUser(path.join(binDir, program), args);
-  await run(file, argv, { timeout: 120_000, env: { ...process.env, LC_ALL: 'C', TZ: 'UTC' } });
+  await run(file, argv, { cwd, timeout: 120_000, env: { ...process.env, LC_ALL: 'C', TZ: 'UTC' } });
 }
 
 /**
@@ -74,7 +75,7 @@ function startWatchdog(binDir: string, dataDir: string, root: string): number | 
   const [stopFile, stopArgs] = asServerUser(path.join(binDir, 'pg_ctl'), ['stop', '-D', dataDir, '-m', 'immediate']);
   const quote = (arg: string): string => `'${arg.replaceAll("'", "'\\''")}'`;
   const script = `while kill -0 ${process.pid} 2>/dev/null; do sleep 1; done; ${[stopFile, ...stopArgs].map(quote).join(' ')} >/dev/null 2>&1; rm -rf ${quote(root)}`;
-  const watchdog = spawn('sh', ['-c', script], { detached: true, stdio: 'ignore' });
+  const watchdog = spawn('sh', ['-c', script], { cwd: '/', detached: true, stdio: 'ignore' });
   watchdog.unref();
   return watchdog.pid;
 }
@@ -94,7 +95,7 @@ export async function startTempPostgres(options: TempPostgresOptions = {}): Prom
   const stop = async (): Promise<void> => {
     if (started) {
       started = false;
-      await runPg(binDir, 'pg_ctl', ['stop', '-D', dataDir, '-m', 'fast', '-w']).catch(() => undefined);
+      await runPg(binDir, 'pg_ctl', ['stop', '-D', dataDir, '-m', 'fast', '-w'], root).catch(() => undefined);
     }
     if (watchdog !== undefined) {
       // Its own process group (detached): ends the shell and its sleep.
@@ -108,7 +109,7 @@ export async function startTempPostgres(options: TempPostgresOptions = {}): Prom
     fs.rmSync(root, { recursive: true, force: true });
   };
   try {
-    await runPg(binDir, 'initdb', ['-D', dataDir, '-U', 'postgres', '--auth=trust', '--encoding=UTF8', '--no-instructions']);
+    await runPg(binDir, 'initdb', ['-D', dataDir, '-U', 'postgres', '--auth=trust', '--encoding=UTF8', '--no-instructions'], root);
     const port = await freePort();
     // The socket lives in the data folder, so nothing outside it (/var/run/postgresql) is needed.
     const settings = [
@@ -119,7 +120,7 @@ export async function startTempPostgres(options: TempPostgresOptions = {}): Prom
       `-c max_connections=100`,
       `-c shared_buffers=16MB`,
     ].join(' ');
-    await runPg(binDir, 'pg_ctl', ['start', '-D', dataDir, '-w', '-t', '60', '-l', path.join(dataDir, 'server.log'), '-o', settings]);
+    await runPg(binDir, 'pg_ctl', ['start', '-D', dataDir, '-w', '-t', '60', '-l', path.join(dataDir, 'server.log'), '-o', settings], root);
     started = true;
     watchdog = startWatchdog(binDir, dataDir, root);
     return { host: '127.0.0.1', port, connectionString: `postgres://postgres@127.0.0.1:${port}/postgres`, dataDir, stop };
