@@ -5,6 +5,7 @@
  * OTLP/HTTP to a receiver the test runs, and the test checks the span tree.
  */
 import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
 import { after, before, test } from 'node:test';
 import { createTxmeshClient, type TxmeshClient } from '@txmesh/client';
 import { CoordinatorSteps } from '@txmesh/coordinator';
@@ -112,8 +113,8 @@ test('a 4-service commit is one trace: client -> coordinator -> branch per phase
   assertBatchLinks(branches);
 });
 
-test('a business refusal: the trace shows the no vote, the abort reason and the rollbacks', async (t) => {
-  const cluster = await startTestCluster(t, { env: receiver.exporterEnv() });
+test('a business refusal: the trace shows the no vote, the abort reason and the rollbacks; the log line names txId, trace_id and span_id', async (t) => {
+  const cluster = await startTestCluster(t, { env: receiver.exporterEnv(), memberEnv: { 'coordinator-0': { TXMESH_LOG_LEVEL: 'debug' } } });
   const client = createTxmeshClient({ coordinatorUrls: cluster.coordinatorUrls });
   t.after(() => client.close());
 
@@ -137,6 +138,14 @@ test('a business refusal: the trace shows the no vote, the abort reason and the 
     assertBranchChain(spans, coordinatorSpan, service, 'rollback');
   }
   assert.equal(childrenOf(coordinatorSpan, spans, `${SpanNames.BRANCH} rollback`).length, 3, 'the refusing branch needs no rollback');
+
+  // The coordinator's JSON log line for the decision carries the ids that find it from the trace and back.
+  const lines = (await readFile(cluster.coordinators[0]!.logFile, 'utf8')).split('\n').filter((line) => line.startsWith('{'));
+  const decided = lines.map((line) => JSON.parse(line) as Record<string, unknown>).find((entry) => entry.msg === 'transaction decided' && entry.txId === result.txId);
+  assert.ok(decided, `the coordinator logged the decision of ${result.txId}`);
+  assert.equal(decided.reason, 'UNDELIVERABLE');
+  assert.equal(decided.trace_id, coordinatorSpan.traceId);
+  assert.equal(decided.span_id, coordinatorSpan.spanId);
 });
 
 test('a commit delivered after a crash and restart stays in the transaction trace, linked from the recovery span', async (t) => {

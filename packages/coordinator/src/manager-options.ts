@@ -14,6 +14,7 @@ import { validateServiceTimeouts, type ServiceTimeouts } from './service-timeout
 export interface ManagerLogger {
   warn(obj: object, msg: string): void;
   error(obj: object, msg: string): void;
+  debug?(obj: object, msg: string): void;
 }
 
 export interface TransactionManagerOptions {

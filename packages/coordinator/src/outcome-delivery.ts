@@ -4,7 +4,7 @@
  * A warn line every `warnEvery` failed attempts; the branch's last failure stays on it for the in-doubt list.
  */
 import { carrierOf } from '@txmesh/client';
-import { BranchAction, BranchState, Reason, type BranchItem, type TraceCarrier } from '@txmesh/protocol';
+import { BranchAction, BranchState, Reason, traceLogFieldsOf, type BranchItem, type TraceCarrier } from '@txmesh/protocol';
 import { backoffDelayMs } from './backoff.ts';
 import type { BatchingDispatcher } from './batching-dispatcher.ts';
 import { branchCallErrorOf } from './branch-errors.ts';
@@ -104,7 +104,7 @@ export class OutcomeDelivery {
       if (isClosing()) return false;
       if (n % options.warnEvery === 0) {
         const failure = details === undefined ? reason : `${reason} (${details})`;
-        options.logger.warn({ txId, service: branch.service, action, attempts: n, failure }, 'branch has not acknowledged the outcome yet; still retrying');
+        options.logger.warn({ txId, ...traceLogFieldsOf(trace), service: branch.service, action, attempts: n, failure }, 'branch has not acknowledged the outcome yet; still retrying');
       }
       await sleeper.sleep(backoffDelayMs(options.deliveryBackoff, n, options.random));
     }

@@ -196,7 +196,12 @@ export class TransactionManager {
   async #run(request: BeginTransactionRequest, keyed: KeyedRequest | undefined, parent: Context): Promise<TransactionResult> {
     const trace = startTransactionSpan(parent, this.shard);
     try {
-      const result = await context.with(trace.context, () => this.#decide(request, keyed, trace));
+      const result = await context.with(trace.context, async () => {
+        const decided = await this.#decide(request, keyed, trace);
+        // Still inside the span: the logger's mixin adds its trace_id and span_id to the txId.
+        this.#options.logger.debug?.({ txId: decided.txId, outcome: decided.outcome, reason: decided.reason }, 'transaction decided');
+        return decided;
+      });
       endTransactionSpan(trace, result);
       return result;
     } catch (err) {

@@ -62,6 +62,11 @@ export class Member {
     return this.#url;
   }
   /** GET /metrics of this member (Prometheus), undefined when it runs without telemetry. */
+  /** Where the member's stdout and stderr (its JSON log lines) go. */
+  get logFile(): string {
+    return this.#logFile;
+  }
+
   get metricsUrl(): string | undefined {
     return this.#metricsUrl;
   }

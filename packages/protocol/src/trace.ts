@@ -25,6 +25,16 @@ export function validTraceCarrier(raw: unknown): TraceCarrier | undefined {
   return { traceparent };
 }
 
+/**
+ * trace_id and span_id of a carried trace context, for a log line about a transaction written outside its
+ * span (a retried delivery, an in-doubt round): the same fields a logger's mixin adds inside one.
+ */
+export function traceLogFieldsOf(carrier: TraceCarrier | undefined): { trace_id?: string; span_id?: string } {
+  if (carrier === undefined) return {};
+  const [, traceId, spanId] = carrier.traceparent.split('-');
+  return traceId !== undefined && spanId !== undefined ? { trace_id: traceId, span_id: spanId } : {};
+}
+
 /** Span attribute names (OpenTelemetry attribute naming: lower case, dot-separated namespace). */
 export const TraceAttributes = {
   TX_ID: 'txmesh.tx_id',

@@ -5,7 +5,7 @@
  * service's yes and the sidecar's write).
  */
 import type { FastifyBaseLogger } from 'fastify';
-import { BranchAction, Decision, ItemStatus, SpanNames, shardOfTxId, type BranchItem } from '@txmesh/protocol';
+import { BranchAction, Decision, ItemStatus, SpanNames, shardOfTxId, traceLogFieldsOf, type BranchItem } from '@txmesh/protocol';
 import type { CoordinatorClient } from './coordinator-client.ts';
 import { withItemSpans } from '@txmesh/client';
 import type { InFlightPrepares } from './in-flight-prepares.ts';
@@ -73,7 +73,7 @@ export class InDoubtResolver {
     const results = await withItemSpans({ scope: '@txmesh/sidecar', name: SpanNames.SIDECAR_ITEM, service: this.#deps.service, recovery: true }, items, (traced) => serviceClient.sendBatch(traced));
     const acked = items.filter((_, i) => results[i]?.status === ItemStatus.OK).map((item) => item.txId);
     results.forEach((result, i) => {
-      if (result.status !== ItemStatus.OK) log.warn({ txId: items[i]?.txId, reason: result.reason }, 'the service did not acknowledge an in-doubt outcome; retrying next round');
+      if (result.status !== ItemStatus.OK) log.warn({ txId: items[i]?.txId, ...traceLogFieldsOf(items[i]?.trace), reason: result.reason }, 'the service did not acknowledge an in-doubt outcome; retrying next round');
     });
     this.#deps.inFlight.outcomeAcknowledged(acked);
     store.remove(acked);
