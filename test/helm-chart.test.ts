@@ -2,7 +2,8 @@
  * The Helm chart, checked offline with the real helm v4 (scripts/test-tools/helm.sh): lint, render with the
  * default values and with three shards + ServiceMonitor + the example, validate every object against the
  * Kubernetes schemas, and check what the chart promises (one shard per pod with its own claim, every sidecar
- * a native sidecar naming every shard, nothing running as root, values the schema refuses).
+ * a native sidecar naming every shard, metrics scraped from shards and sidecars, the Grafana dashboard,
+ * nothing running as root, values the schema refuses).
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
@@ -37,7 +38,8 @@ function assertAllValid(objects: K8sObject[]): void {
     if (!validateObject(obj)) unchecked.add(`${obj.apiVersion}/${obj.kind}`);
   }
   // Only custom resources may go without a schema check; each is checked by its own test.
-  assert.ok([...unchecked].every((k) => k === 'monitoring.coreos.com/v1/ServiceMonitor'), `objects without a schema: ${[...unchecked].join(', ')}`);
+  const custom = new Set(['monitoring.coreos.com/v1/ServiceMonitor', 'monitoring.coreos.com/v1/PodMonitor']);
+  assert.ok([...unchecked].every((k) => custom.has(k)), `objects without a schema: ${[...unchecked].join(', ')}`);
 }
 
 function assertNonRoot(objects: K8sObject[]): void {
@@ -73,7 +75,7 @@ describe('helm chart', () => {
     const { sts, args } = coordinatorOf(objects);
     assert.equal(sts.spec.replicas, 1);
     assert.equal(flag(args, 'shards'), '1');
-    assert.equal(find(objects, 'ServiceMonitor').length, 0, 'no ServiceMonitor when monitoring.coreos.com/v1 is absent');
+    assert.equal(find(objects, 'ServiceMonitor').length + find(objects, 'PodMonitor').length, 0, 'no ServiceMonitor or PodMonitor when monitoring.coreos.com/v1 is absent');
     assert.equal(find(objects, 'Deployment', 'txmesh-injector').length, 1);
   });
 
@@ -114,6 +116,47 @@ describe('helm chart', () => {
     assert.equal(monitor.metadata.labels?.release, 'prometheus');
     const scraped = find(objects, 'Service').filter((s) => Object.entries(monitor.spec.selector.matchLabels).every(([k, v]) => s.metadata.labels?.[k] === v));
     assert.ok(scraped.some((s) => s.spec.ports.some((p: any) => p.name === monitor.spec.endpoints[0].port)), 'a selected Service has the scraped port');
+  });
+
+  it('metrics: every shard serves /metrics on its metrics port, the sidecar on 9465 (not the app\'s 9464), both scraped', () => {
+    const objects = renderChart([...THREE_SHARDS, '--set', 'examples.ecommerce.sidecarMode=template']);
+    const { sts, args } = coordinatorOf(objects);
+    assert.equal(flag(args, 'metrics-port'), '9464');
+    assert.equal(flag(args, 'metrics-host'), '0.0.0.0', 'reachable by Prometheus, not only from inside the pod');
+    const coordinatorPort = sts.spec.template.spec.containers[0].ports.find((p: any) => p.name === 'metrics');
+    assert.equal(coordinatorPort?.containerPort, 9464);
+    const service = only(objects, 'Service', 'txmesh-coordinator');
+    assert.deepEqual(service.spec.ports.find((p: any) => p.name === 'metrics'), { name: 'metrics', port: 9464, targetPort: 'metrics', protocol: 'TCP' });
+
+    const sidecar = only(objects, 'StatefulSet', 'txmesh-payment').spec.template.spec.initContainers[0];
+    assert.equal(flag(sidecar.args, 'metrics-port'), '9465');
+    assert.equal(flag(sidecar.args, 'metrics-host'), '0.0.0.0');
+    const sidecarPort = sidecar.ports.find((p: any) => p.name === 'txmesh-metrics');
+    assert.equal(sidecarPort?.containerPort, 9465, 'the app in the same pod keeps 9464, the OpenTelemetry Prometheus default');
+    const podMonitor = only(objects, 'PodMonitor', 'txmesh-sidecars');
+    assert.equal(podMonitor.apiVersion, 'monitoring.coreos.com/v1');
+    assert.equal(podMonitor.metadata.labels?.release, 'prometheus');
+    assert.deepEqual(podMonitor.spec.podMetricsEndpoints.map((e: any) => [e.port, e.path]), [['txmesh-metrics', '/metrics']], 'scrapes the port the sidecar names');
+    assert.deepEqual(podMonitor.spec.namespaceSelector, { any: true });
+    const injected = JSON.parse(only(objects, 'ConfigMap', 'txmesh-injector').data['sidecar-template.json']).container;
+    assert.equal(injected.ports.find((p: any) => p.name === 'txmesh-metrics')?.containerPort, 9465, 'the injected sidecar is scraped the same way');
+    const limited = renderChart([...THREE_SHARDS, '--set', 'serviceMonitor.sidecarNamespaces={shop,billing}']);
+    assert.deepEqual(only(limited, 'PodMonitor', 'txmesh-sidecars').spec.namespaceSelector, { matchNames: ['shop', 'billing'] });
+  });
+
+  it('OTEL_* from otelEnv reach the coordinator and every sidecar; the Grafana dashboard ships as a ConfigMap', () => {
+    const objects = renderChart([...THREE_SHARDS, '--set', 'otelEnv.OTEL_EXPORTER_OTLP_ENDPOINT=http://collector.observability:4318', '--set', 'grafanaDashboard.enabled=true']);
+    assertAllValid(objects);
+    const endpoint = (env: any[]): string | undefined => env.find((e) => e.name === 'OTEL_EXPORTER_OTLP_ENDPOINT')?.value;
+    assert.equal(endpoint(coordinatorOf(objects).sts.spec.template.spec.containers[0].env), 'http://collector.observability:4318');
+    const injected = JSON.parse(only(objects, 'ConfigMap', 'txmesh-injector').data['sidecar-template.json']).container;
+    assert.equal(endpoint(injected.env), 'http://collector.observability:4318');
+    assert.equal(endpoint(coordinatorOf(renderChart(THREE_SHARDS)).sts.spec.template.spec.containers[0].env), undefined, 'no collector unless one is named');
+
+    const dashboard = only(objects, 'ConfigMap', 'txmesh-grafana-dashboard');
+    assert.equal(dashboard.metadata.labels?.grafana_dashboard, '1', 'the label Grafana\'s dashboard sidecar looks for');
+    assert.deepEqual(JSON.parse(dashboard.data['txmesh.json']), JSON.parse(readFileSync(join(CHART, 'dashboards', 'txmesh.json'), 'utf8')));
+    assert.equal(find(renderChart(THREE_SHARDS), 'ConfigMap', 'txmesh-grafana-dashboard').length, 0, 'off by default');
   });
 
   it('the example: four services, each pod annotated for injection', () => {
@@ -224,6 +267,8 @@ describe('helm chart', () => {
       [['--set', 'examples.ecommerce.sidecarMode=maybe'], /sidecarMode/],
       [['--set', 'coordinator.extraArgs[0]=oops'], /extraArgs/],
       [['--set', 'coordinatorr.shards=3'], /coordinatorr/],
+      [['--set', 'otelEnv.NODE_OPTIONS=--inspect'], /OTEL_/],
+      [['--set', 'sidecar.metricsPort=7070'], /sidecar\.metricsPort must differ from sidecar\.port/],
     ];
     for (const [args, message] of refused) {
       const out = helmRefusal(['template', 'txmesh', CHART, ...args]);

@@ -87,10 +87,10 @@ test('the Grafana dashboard queries only metrics txmesh exports', () => {
     ...Object.values(ParticipantMetricNames),
     'txmesh_build_info',
   ]);
-  const dashboard = readFileSync(new URL('../../dashboards/txmesh.json', import.meta.url), 'utf8');
+  const dashboard = readFileSync(new URL('../../helm/txmesh/dashboards/txmesh.json', import.meta.url), 'utf8');
   const queried = new Set([...dashboard.matchAll(/\btxmesh_[a-z0-9_]+/g)].map((m) => m[0].replace(/_(bucket|sum|count)$/, '')));
   assert.ok(queried.size >= 15, `the dashboard queries ${queried.size} metrics`);
-  for (const name of queried) assert.ok(exported.has(name), `${name} in dashboards/txmesh.json is not a metric txmesh exports`);
+  for (const name of queried) assert.ok(exported.has(name), `${name} in helm/txmesh/dashboards/txmesh.json is not a metric txmesh exports`);
   const panels = (JSON.parse(dashboard) as { panels: { targets: { expr: string }[] }[] }).panels;
   assert.ok(panels.every((p) => p.targets.length > 0 && p.targets.every((t) => t.expr.includes('$job'))), 'every query is scoped by the job variable');
 });

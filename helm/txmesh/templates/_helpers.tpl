@@ -88,3 +88,11 @@ capabilities:
 seccompProfile:
   type: RuntimeDefault
 {{- end -}}
+
+{{/* Env list entries from otelEnv (OTEL_* of the coordinator and sidecars), sorted by name. Takes the values. */}}
+{{- define "txmesh.otelEnv" -}}
+{{- range $name, $value := .otelEnv }}
+- name: {{ $name }}
+  value: {{ $value | quote }}
+{{- end }}
+{{- end -}}

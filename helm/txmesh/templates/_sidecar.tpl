@@ -20,6 +20,8 @@ named txmesh-sidecar-data (a StatefulSet's volumeClaimTemplate): that is the PVC
 {{- define "txmesh.sidecar.container" -}}
 {{- $v := .values -}}
 {{- $port := int $v.sidecar.port -}}
+{{- $metricsPort := int $v.sidecar.metricsPort -}}
+{{- if eq $port $metricsPort }}{{ fail "sidecar.metricsPort must differ from sidecar.port" }}{{ end -}}
 name: txmesh-sidecar
 {{- $tag := $v.image.tag | default (ternary .top.Chart.AppVersion "" (eq .top.Chart.Name "txmesh")) | required "set txmesh.image.tag (the txmesh version) in the app chart's values" }}
 image: {{ printf "%s:%s" $v.image.repository $tag | quote }}
@@ -32,6 +34,8 @@ args:
   - --coordinator={{ include "txmesh.coordinatorUrls" . }}
   - --host=0.0.0.0
   - --port={{ $port }}
+  - --metrics-host=0.0.0.0
+  - --metrics-port={{ $metricsPort }}
   - --advertise-url=http://$(TXMESH_POD_IP):{{ $port }}
   - --data=/var/lib/txmesh-sidecar
   - --log-level={{ $v.sidecar.logLevel }}
@@ -47,9 +51,14 @@ env:
     valueFrom:
       fieldRef:
         fieldPath: status.podIP
+  {{- with $v.otelEnv }}{{ include "txmesh.otelEnv" $v | trim | nindent 2 }}{{ end }}
 ports:
   - name: txmesh-sidecar
     containerPort: {{ $port }}
+    protocol: TCP
+  # Scraped by the chart's PodMonitor by this name, in whichever pod the sidecar runs.
+  - name: txmesh-metrics
+    containerPort: {{ $metricsPort }}
     protocol: TCP
 # Ready once every shard accepted the registration: as a native sidecar, the app container starts only
 # then, so the app's first transaction cannot meet TXM_UNKNOWN_SERVICE. The sidecar itself gives up
