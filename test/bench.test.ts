@@ -157,6 +157,31 @@ test('txmesh bench --json: optimised, naive and slow-service runs in one invocat
   for (const t of targets) assert.equal(typeof t.met, 'boolean', t.target);
 });
 
+test('txmesh bench --telemetry: runs without an SDK and with every span exported over OTLP, against the main run', async () => {
+  const durationSec = 2;
+  const { code, stdout, stderr } = await run(['bench', '--concurrency', '4', '--duration', String(durationSec), '--warmup', '1', '--probe', '0', '--startup-rounds', '0', '--telemetry', '--json'], 200_000);
+  assert.equal(code, 0, `bench failed:\n${stderr}`);
+  const report = JSON.parse(stdout.trim().split('\n').at(-1)!) as Record<string, any>;
+  const { telemetry } = report;
+  assert.equal(telemetry.noSdk.env.OTEL_SDK_DISABLED, 'true');
+  assert.equal(telemetry.otlp.env.OTEL_EXPORTER_OTLP_PROTOCOL, 'http/protobuf', 'the SDK default, as a collector gets it');
+  checkRun('no-sdk', telemetry.noSdk, durationSec);
+  checkRun('otlp', telemetry.otlp, durationSec);
+  assert.equal(report.invariantsOk, true, 'every run, tracing included, leaves every service agreeing');
+  assert.ok(close(telemetry.otlpOverMetrics, telemetry.otlp.committedTps / report.committedTps, 0.001, 1e-3), 'ratio is otlp / main run');
+  assert.ok(close(telemetry.noSdkOverMetrics, telemetry.noSdk.committedTps / report.committedTps, 0.001, 1e-3), 'ratio is no-sdk / main run');
+  // A committed 4-service transaction makes 25 spans of its own (coordinate, 4 prepare and 4 commit branch
+  // spans, 8 sidecar and 8 hook spans) besides the batch spans it shares: every one reached the receiver.
+  const decided = telemetry.otlp.committed + telemetry.otlp.aborted;
+  assert.ok(telemetry.receiver.spans >= 25 * decided, `every span exported: ${telemetry.receiver.spans} spans for ${decided} transactions in the window alone`);
+  // The SDK exports every 5 s or 512 spans, so a 2 s window may see none arrive; the ratio is what it counted.
+  const { inWindow, perCommittedTx } = telemetry.otlp.spans;
+  assert.ok(close(perCommittedTx, inWindow / telemetry.otlp.coordinatorCommitted, 0.01, 0.01), `spans per committed tx is what arrived in the window over committed: ${JSON.stringify(telemetry.otlp.spans)}`);
+  assert.equal(telemetry.noSdk.spans, undefined, 'nothing exported without an SDK');
+  const targets = (report.targets as { target: string; value: number; limit: number }[]).filter((t) => /OTLP|OpenTelemetry SDK/.test(t.target));
+  assert.deepEqual(targets.map((t) => [t.value, t.limit]), [[telemetry.otlpOverMetrics, 0.85], [telemetry.noSdkOverMetrics, 0.98]]);
+});
+
 test('bench reads CPU time and memory of a process from /proc', { skip: process.platform !== 'linux' }, () => {
   const cpu = processCpuMs(process.pid);
   assert.ok(cpu !== undefined && cpu > 0);

@@ -2,7 +2,7 @@
  * Runs one long-lived role (coordinator shard, sidecar, example service) as this process: prints
  * "TXMESH_READY <url>" on stdout once it is ready, and closes cleanly on SIGTERM/SIGINT.
  */
-import { METRICS_PREFIX, type TelemetryOptions } from './telemetry-options.ts';
+import { METRICS_PREFIX, sdkDisabled, type TelemetryOptions } from './telemetry-options.ts';
 
 export interface Closable {
   url: string;
@@ -51,8 +51,9 @@ export async function serve(start: () => Promise<Closable>, options: ServeOption
     // A resumed stdin would keep the event loop alive after close.
     if (process.env.TXMESH_EXIT_WITH_PARENT === '1') process.stdin.destroy();
   };
-  // Loaded only here: a process without telemetry (a client command, the injector) never loads the SDK.
-  const observed = options.telemetry === undefined ? undefined : await (await import('./telemetry.ts')).startTelemetry(options.telemetry);
+  // Loaded only here: a process without telemetry (a client command, the injector, OTEL_SDK_DISABLED) never loads the SDK.
+  const telemetry = options.telemetry;
+  const observed = telemetry === undefined || sdkDisabled(telemetry.env ?? process.env) ? undefined : await (await import('./telemetry.ts')).startTelemetry(telemetry);
   if (observed?.metricsUrl !== undefined) process.stdout.write(`${METRICS_PREFIX}${observed.metricsUrl}\n`);
   let running: Closable;
   try {

@@ -29,6 +29,11 @@ export function telemetryFlags(f: FlagReader, defaultServiceName: string): Telem
   };
 }
 
+/** OTEL_SDK_DISABLED=true: no provider at all, /metrics included; the SDK modules are not even loaded. */
+export function sdkDisabled(env: NodeJS.ProcessEnv): boolean {
+  return env.OTEL_SDK_DISABLED?.trim().toLowerCase() === 'true';
+}
+
 /** Whether the OTEL_* environment asks for traces to be exported. */
 export function tracingRequested(env: NodeJS.ProcessEnv): boolean {
   const exporter = env.OTEL_TRACES_EXPORTER?.trim();

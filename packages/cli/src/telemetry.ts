@@ -18,7 +18,7 @@ import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import { defaultResource, detectResources, envDetector, resourceFromAttributes } from '@opentelemetry/resources';
 import { metrics } from '@opentelemetry/api';
 import { UsageError } from './args.ts';
-import { tracingRequested, type TelemetryOptions } from './telemetry-options.ts';
+import { sdkDisabled, tracingRequested, type TelemetryOptions } from './telemetry-options.ts';
 
 const TXMESH_VERSION = (createRequire(import.meta.url)('../package.json') as { version: string }).version;
 
@@ -28,10 +28,6 @@ export interface Telemetry {
   tracing: boolean;
   /** Flushes spans still buffered and closes /metrics. */
   shutdown(): Promise<void>;
-}
-
-export function sdkDisabled(env: NodeJS.ProcessEnv): boolean {
-  return env.OTEL_SDK_DISABLED?.trim().toLowerCase() === 'true';
 }
 
 export async function startTelemetry(options: TelemetryOptions): Promise<Telemetry> {

@@ -32,6 +32,8 @@ export async function runCluster(spec: RunSpec, options: BenchOptions, say: (lin
   try {
     let before: Snapshot | undefined;
     let after: Snapshot | undefined;
+    let spansBefore = 0;
+    let spansAfter = 0;
     let memory: RunFigures['memoryMb'] = {};
     const heard = spec.verify ? new Map<string, Outcome>() : undefined;
     say(`[${spec.label}] ${options.warmupSec} s warm-up, then ${options.durationSec} s measured at concurrency ${options.concurrency} ...`);
@@ -43,9 +45,11 @@ export async function runCluster(spec: RunSpec, options: BenchOptions, say: (lin
       ...(heard ? { heard } : {}),
       next: makeWorkload(options.seed, spec.label, BENCH_CATALOG, spec.mixWithout),
       onWindowStart: async () => {
+        spansBefore = spec.spansReceived?.() ?? 0;
         before = await snapshot(cluster);
       },
       onWindowEnd: async () => {
+        spansAfter = spec.spansReceived?.() ?? 0;
         after = await snapshot(cluster);
         memory = {};
         for (const m of members(cluster)) {
@@ -80,6 +84,11 @@ export async function runCluster(spec: RunSpec, options: BenchOptions, say: (lin
       };
     }
     const result = runFigures(spec, tally, before, after, { memoryMb: memory, startupMs }, idle);
+    if (spec.spansReceived) {
+      // Exports lag the work by a batch or so at both edges of the window, which roughly cancels out.
+      const inWindow = spansAfter - spansBefore;
+      result.spans = { inWindow, perCommittedTx: round(result.coordinatorCommitted > 0 ? inWindow / result.coordinatorCommitted : 0, 2) };
+    }
     if (heard) {
       const quiesced = await waitForDrain(cluster, quiescedAfterRun ? 30_000 : 5_000);
       const report = await verifyCluster(sidecarUrls, heard);

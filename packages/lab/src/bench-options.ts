@@ -20,6 +20,11 @@ export interface BenchOptions {
   slowCpuMs: number;
   /** Seconds of a concurrency-1 run after the main window (latency when idle); 0 skips it. */
   probeSec: number;
+  /**
+   * Also run with no OpenTelemetry SDK in any member and with every span exported over OTLP to a local
+   * receiver, and report each one's throughput against the main run (metrics served, no tracing).
+   */
+  telemetry: boolean;
   /** Rounds of the startup probe before the runs (each role spawned alone, median reported); 0 skips it. */
   startupRounds: number;
   /** Progress and the human summary. */
@@ -36,6 +41,8 @@ export const BENCH_CATALOG: CatalogOptions = { skus: 100_000, stockPerSku: 1_000
 export const OPTIMISED_ENV = { TXMESH_BATCHING: 'on', TXMESH_GROUP_COMMIT: 'on', TXMESH_SCHEDULER: 'on' };
 export const NAIVE_ENV = { TXMESH_BATCHING: 'off', TXMESH_GROUP_COMMIT: 'off', TXMESH_SCHEDULER: 'off' };
 export const BLIND_ENV = { ...OPTIMISED_ENV, TXMESH_SCHEDULER: 'off' };
+/** No OpenTelemetry SDK registered in any member: the libraries' spans and instruments are the api's no-ops. */
+export const NO_SDK_ENV = { ...OPTIMISED_ENV, OTEL_SDK_DISABLED: 'true' };
 
 /** How long the consistency check waits for every commit/rollback to be delivered. */
 export const QUIESCE_TIMEOUT_MS = 120_000;

@@ -3,6 +3,7 @@ import type { NullEchoFigures } from './bench-null-echo.ts';
 import type { ProcessRole } from './bench-roles.ts';
 import type { StartupFigures } from './bench-startup.ts';
 import type { RunFigures } from './bench-run-figures.ts';
+import type { TelemetryComparison } from './bench-telemetry.ts';
 
 export interface TargetCheck {
   target: string;
@@ -68,5 +69,7 @@ export interface BenchReport {
     aware: RunFigures;
     blind: RunFigures;
   };
+  /** `--telemetry`: the runs without an SDK and with every span exported, against the main run. */
+  telemetry?: TelemetryComparison;
   targets: TargetCheck[];
 }

@@ -50,6 +50,8 @@ export interface RunFigures extends OutcomeCounts {
    * and money are conserved (4-service runs only: the check expects every transaction at every service).
    */
   verified?: Omit<VerifyReport, 'problems'> & { problems: string[]; quiesced: boolean };
+  /** Spans the members exported during the window (runs that export to the benchmark's OTLP receiver). */
+  spans?: { inWindow: number; perCommittedTx: number };
   /** Median latency of a concurrency-1 run after the main window (the idle-path latency). */
   idle?: { concurrency: 1; committed: number; p50Ms: number; p99Ms: number; afterQuiescence: boolean };
 }
@@ -62,6 +64,8 @@ export interface RunSpec {
   mixWithout?: EcommerceService;
   probe: boolean;
   verify: boolean;
+  /** Spans received so far by the OTLP receiver the members export to, read at the window's edges. */
+  spansReceived?: () => number;
 }
 
 /** What the run read from its members' processes: memory at the end of the window, and each one's start. */

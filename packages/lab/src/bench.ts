@@ -18,6 +18,7 @@ import { largestPerRole, medianPerRole } from './bench-roles.ts';
 import type { RunFigures } from './bench-run-figures.ts';
 import { probeStartup } from './bench-startup.ts';
 import { benchTargets } from './bench-targets.ts';
+import { compareTelemetry } from './bench-telemetry.ts';
 import { MEMBERS_CHECKOUT } from './cluster.ts';
 
 export async function runBench(options: BenchOptions): Promise<BenchReport> {
@@ -98,6 +99,12 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
     const blind = await runCluster({ label: 'slow-blind', env: BLIND_ENV, mixWithout: s, slowService: s, probe: false, verify: false }, options, say);
     say(describeRun(blind, nullEcho));
     report.slowService = { service: s, slowMs: options.slowMs, slowCpuMsPerItem: options.slowCpuMs, reference, aware, blind };
+  }
+
+  if (options.telemetry) {
+    report.telemetry = await compareTelemetry(main, nullEcho, options, say);
+    report.invariantsOk &&= (report.telemetry.noSdk.verified?.invariantsOk ?? false) && (report.telemetry.otlp.verified?.invariantsOk ?? false);
+    report.inconsistent ||= isInconsistent(report.telemetry.noSdk) || isInconsistent(report.telemetry.otlp);
   }
 
   report.targets = benchTargets(report, options);

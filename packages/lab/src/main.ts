@@ -28,6 +28,7 @@ commands:
                --startup-only (only that probe: time and CPU to ready, idle RSS, their targets)
                --loads (instead: concurrency 1 with 1 and 4 services, 64, open loop at 50% and 80% of that peak,
                against the null echo, the physical path and a local SQLite baseline; --duration/--warmup per load)
+               --telemetry (also runs with no OpenTelemetry SDK and with every span exported over OTLP; throughput ratios)
   bench-isolation
                the same contended workloads (Zipf-skewed keys), same seed, under each deadlock mode; JSON last line
                --workloads orders,transfers  --modes detect,wait-die,timeout  --concurrency C (32)  --duration SEC (10)
@@ -110,6 +111,7 @@ export async function labMain(argv: string[]): Promise<number> {
           slowCpuMs: f.int('slow-cpu-ms', 1, 0, 1000),
           probeSec: f.int('probe', 5, 0, 600),
           startupRounds: f.int('startup-rounds', 5, 0, 100),
+          telemetry: f.bool('telemetry'),
           ...(slow !== undefined ? { slowService: slow as EcommerceService } : {}),
         };
         const json = f.bool('json');

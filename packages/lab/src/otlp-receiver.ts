@@ -1,11 +1,13 @@
 /**
- * A local OTLP/HTTP trace receiver (JSON encoding, POST /v1/traces), so tests can assert the spans txmesh
- * processes export and the benchmark can measure what exporting every span costs. Processes point at it
- * with OTEL_EXPORTER_OTLP_ENDPOINT=<url> and OTEL_EXPORTER_OTLP_PROTOCOL=http/json (see `exporterEnv`).
+ * A local OTLP/HTTP trace receiver (POST /v1/traces), so tests can assert the spans txmesh processes export
+ * and the benchmark can measure what exporting every span costs. Tests point processes at it with JSON
+ * (`exporterEnv`: every span decoded and kept); the benchmark with the SDK's default, protobuf
+ * (`benchmarkEnv`: spans only counted).
  */
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { gunzipSync } from 'node:zlib';
+import { countProtobufSpans } from './otlp-protobuf.ts';
 
 /** A received span, flattened: ids in hex, attributes as plain values, the exporting process's service.name. */
 export interface ReceivedSpan {
@@ -116,7 +118,11 @@ export class OtlpReceiver {
     let receiver: OtlpReceiver | undefined;
     const server = createServer((req, res) => {
       void receiver!.#handle(req).then(
-        (status) => res.writeHead(status, { 'content-type': 'application/json' }).end(status === 200 ? '{}' : '{"error":"POST JSON to /v1/traces"}'),
+        (status) => {
+          // A protobuf export gets an empty ExportTraceServiceResponse: zero bytes in that encoding.
+          if (status === 200 && String(req.headers['content-type']).startsWith('application/x-protobuf')) res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end();
+          else res.writeHead(status, { 'content-type': 'application/json' }).end(status === 200 ? '{}' : '{"error":"POST OTLP JSON or protobuf to /v1/traces"}');
+        },
         () => res.writeHead(400, { 'content-type': 'application/json' }).end('{"error":"unreadable export request"}'),
       );
     });
@@ -136,6 +142,19 @@ export class OtlpReceiver {
       OTEL_TRACES_SAMPLER: 'always_on',
       // Short export delay: tests see spans soon after the work.
       OTEL_BSP_SCHEDULE_DELAY: '200',
+    };
+  }
+
+  /**
+   * The OTEL_* variables of a production-like export of every span here: OTLP over HTTP with protobuf and
+   * the batch span processor's defaults (what OTEL_EXPORTER_OTLP_ENDPOINT alone gives), sampling everything.
+   */
+  benchmarkEnv(): NodeJS.ProcessEnv {
+    return {
+      OTEL_TRACES_EXPORTER: 'otlp',
+      OTEL_EXPORTER_OTLP_ENDPOINT: this.url,
+      OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf',
+      OTEL_TRACES_SAMPLER: 'always_on',
     };
   }
 
@@ -164,11 +183,17 @@ export class OtlpReceiver {
       chunks.push(chunk);
     }
     const path = (req.url ?? '').split('?')[0];
-    if (req.method !== 'POST' || path !== '/v1/traces' || !String(req.headers['content-type'] ?? '').startsWith('application/json')) return 415;
+    const type = String(req.headers['content-type'] ?? '');
+    const json = type.startsWith('application/json');
+    if (req.method !== 'POST' || path !== '/v1/traces' || !(json || type.startsWith('application/x-protobuf'))) return 415;
     let raw = Buffer.concat(chunks);
     if (req.headers['content-encoding'] === 'gzip') raw = gunzipSync(raw);
-    const spans = flattenExport(JSON.parse(raw.toString('utf8')) as OtlpExport);
     this.#requests += 1;
+    if (!json) {
+      this.#count += countProtobufSpans(raw);
+      return 200;
+    }
+    const spans = flattenExport(JSON.parse(raw.toString('utf8')) as OtlpExport);
     this.#count += spans.length;
     if (this.#keep) this.#spans.push(...spans);
     return 200;
