@@ -5,7 +5,7 @@
  * continues the same trace. Items without a trace context get no span: nothing is allocated for untraced
  * traffic, and with no SDK registered the item goes on unchanged.
  */
-import { ROOT_CONTEXT, SpanKind, SpanStatusCode, isSpanContextValid, propagation, trace, type Context, type Link, type Span } from '@opentelemetry/api';
+import { ROOT_CONTEXT, SpanKind, SpanStatusCode, TraceFlags, isSpanContextValid, propagation, trace, type Context, type Link, type Span, type Tracer } from '@opentelemetry/api';
 import { ItemStatus, SpanNames, TraceAttributes, type BranchItem, type BranchItemResult, type TraceCarrier } from '@txmesh/protocol';
 
 export interface ItemSpanOptions {
@@ -29,23 +29,40 @@ export function contextOf(carrier: TraceCarrier | undefined): Context {
   return carrier === undefined ? ROOT_CONTEXT : propagation.extract(ROOT_CONTEXT, carrier);
 }
 
-/** The span's W3C trace context for a body; undefined for a span with no valid context (nothing traces). */
+/**
+ * The span's W3C trace context for a body; undefined for a span with no valid context (nothing traces) and for
+ * one the sampler left out: its items then travel untraced, so the hops after it cost what they cost with no
+ * SDK, and a sampled-out transaction stores no trace context either.
+ */
 export function carrierOf(span: Span): TraceCarrier | undefined {
-  if (!isSpanContextValid(span.spanContext())) return undefined;
+  const spanContext = span.spanContext();
+  if (!isSpanContextValid(spanContext) || (spanContext.traceFlags & TraceFlags.SAMPLED) === 0) return undefined;
   const carrier: Partial<TraceCarrier> = {};
   propagation.inject(trace.setSpan(ROOT_CONTEXT, span), carrier);
   return carrier.traceparent === undefined ? undefined : (carrier as TraceCarrier);
 }
 
-/** Links from one span to the spans these items carry (a batch, a recovery round). */
-export function linksTo(items: readonly { txId: string; trace?: TraceCarrier }[]): Link[] {
+/**
+ * Links from one span to the spans these items carry (a batch, a recovery round). `nameTxIds` adds each
+ * link's txmesh.tx_id: worth it on a rare recovery span, not on every batch, where the linked branch span
+ * names its transaction already and the attribute would be serialized once more per item.
+ */
+export function linksTo(items: readonly { txId: string; trace?: TraceCarrier }[], nameTxIds = false): Link[] {
   const links: Link[] = [];
   for (const item of items) {
     if (item.trace === undefined) continue;
     const linked = trace.getSpanContext(contextOf(item.trace));
-    if (linked) links.push({ context: linked, attributes: { [TraceAttributes.TX_ID]: item.txId } });
+    if (linked) links.push(nameTxIds ? { context: linked, attributes: { [TraceAttributes.TX_ID]: item.txId } } : { context: linked });
   }
   return links;
+}
+
+/** The tracer of each instrumentation scope, looked up once, not through the global provider on every batch. */
+const tracers = new Map<string, Tracer>();
+function tracerOf(scope: string): Tracer {
+  let tracer = tracers.get(scope);
+  if (tracer === undefined) tracers.set(scope, (tracer = trace.getTracer(scope)));
+  return tracer;
 }
 
 /** Runs `handle` over the items, each inside its own span when it carries a trace context. */
@@ -56,10 +73,10 @@ export async function withItemSpans(
 ): Promise<BranchItemResult[]> {
   if (!items.some((item) => item.trace !== undefined)) return handle([...items], []);
   const { service } = options;
-  const tracer = trace.getTracer(options.scope);
+  const tracer = tracerOf(options.scope);
   let round: Span | undefined;
   if (options.recovery === true) {
-    round = tracer.startSpan(SpanNames.RECOVERY, { kind: SpanKind.INTERNAL, links: linksTo(items), attributes: { [TraceAttributes.SERVICE]: service, [TraceAttributes.BATCH_ITEMS]: items.length } }, ROOT_CONTEXT);
+    round = tracer.startSpan(SpanNames.RECOVERY, { kind: SpanKind.INTERNAL, links: linksTo(items, true), attributes: { [TraceAttributes.SERVICE]: service, [TraceAttributes.BATCH_ITEMS]: items.length } }, ROOT_CONTEXT);
   }
   const spans: (Span | undefined)[] = [];
   const forwarded = items.map((item) => {

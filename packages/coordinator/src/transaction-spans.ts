@@ -83,7 +83,7 @@ export function endBranchSpan(span: Span, attempts: number, answer: { vote?: str
  */
 export function inRecoverySpan<T>(shard: number, resumed: readonly { txId: string; trace?: TraceCarrier }[], resume: () => T): T {
   if (!resumed.some((r) => r.trace !== undefined)) return resume();
-  const span = tracer.startSpan(SpanNames.RECOVERY, { kind: SpanKind.INTERNAL, links: linksTo(resumed), attributes: { [TraceAttributes.SHARD]: shard, 'txmesh.recovered': resumed.length } }, ROOT_CONTEXT);
+  const span = tracer.startSpan(SpanNames.RECOVERY, { kind: SpanKind.INTERNAL, links: linksTo(resumed, true), attributes: { [TraceAttributes.SHARD]: shard, 'txmesh.recovered': resumed.length } }, ROOT_CONTEXT);
   try {
     return context.with(trace.setSpan(ROOT_CONTEXT, span), resume);
   } finally {
