@@ -29,6 +29,8 @@ import type { HookCall, ParticipantStorage, PrepareOutcome, PrepareWrite, Prepar
 import { runAwaiting, type Steps } from './steps-runner.ts';
 
 const GID_PREFIX = 'txm:';
+/** Branches of one batch written at once, each on its own pooled client. */
+const LANES = 4;
 
 /** The PostgreSQL gid of this service's branch of txId. */
 export function gidOf(service: string, txId: string): string {
@@ -132,41 +134,47 @@ export class PgNativeStorage implements ParticipantStorage {
     }
   }
 
-  /** Each branch is its own transaction (PREPARE TRANSACTION ends one transaction), one after the other on one client. */
-  writePrepares(works: readonly PrepareWrite[], ctx: RuleContext): Promise<Written<PrepareOutcome>> {
-    return this.#onClient(
-      works.map((w) => w.txId),
-      async (client) => {
-        const results: PrepareOutcome[] = [];
-        for (const w of works) results.push(await runAwaiting(prepareRule(new NativeRows(client, gidOf(this.#service, w.txId), ctx.lockWaitMs), w, ctx)));
-        return { results, transactions: works.length };
-      },
+  /** Each branch is its own transaction (PREPARE TRANSACTION ends one transaction), so branches go in parallel lanes. */
+  async writePrepares(works: readonly PrepareWrite[], ctx: RuleContext): Promise<Written<PrepareOutcome>> {
+    const results = await this.#inLanes(works, (w) => w.txId, (client, w) =>
+      runAwaiting(prepareRule(new NativeRows(client, gidOf(this.#service, w.txId), ctx.lockWaitMs), w, ctx)),
     );
+    return { results, transactions: works.length };
   }
 
-  writeDecisions(items: readonly BranchItem[], ctx: RuleContext): Promise<Written<BranchItemResult>> {
-    return this.#onClient(
-      items.map((item) => item.txId),
-      async (client) => {
-        const results: BranchItemResult[] = [];
-        for (const item of items) results.push(await this.#decide(client, item, ctx));
-        return { results, transactions: items.length };
-      },
-    );
+  async writeDecisions(items: readonly BranchItem[], ctx: RuleContext): Promise<Written<BranchItemResult>> {
+    const results = await this.#inLanes(items, (item) => item.txId, (client, item) => this.#decide(client, item, ctx));
+    return { results, transactions: items.length };
   }
 
-  async #onClient<T>(txIds: string[], fn: (client: PoolClient) => Promise<T>): Promise<T> {
-    return this.#mutex.with(txIds, async () => {
-      const client = await this.#pool.connect();
-      let broken: Error | undefined;
-      try {
-        return await fn(client);
-      } catch (err) {
-        broken = err instanceof Error ? err : new Error(String(err));
-        throw err;
-      } finally {
-        client.release(broken);
-      }
+  /**
+   * Runs fn for every item, up to LANES at once, each lane on its own pooled client: branches are independent
+   * transactions, and PostgreSQL flushes the WAL of PREPAREs and COMMIT PREPAREDs arriving together at once.
+   * A lane that fails drops its client (its connection may be broken); the first failure is thrown.
+   */
+  async #inLanes<I, R>(items: readonly I[], txIdOf: (item: I) => string, fn: (client: PoolClient, item: I) => Promise<R>): Promise<R[]> {
+    return this.#mutex.with(items.map(txIdOf), async () => {
+      const results = new Array<R>(items.length);
+      let next = 0;
+      const lane = async (): Promise<void> => {
+        const client = await this.#pool.connect();
+        let broken: Error | undefined;
+        try {
+          while (next < items.length) {
+            const i = next++;
+            results[i] = await fn(client, items[i]!);
+          }
+        } catch (err) {
+          broken = err instanceof Error ? err : new Error(String(err));
+          throw err;
+        } finally {
+          client.release(broken);
+        }
+      };
+      const lanes = await Promise.allSettled(Array.from({ length: Math.min(LANES, items.length) }, lane));
+      const failed = lanes.find((l): l is PromiseRejectedResult => l.status === 'rejected');
+      if (failed) throw failed.reason;
+      return results;
     });
   }
 
