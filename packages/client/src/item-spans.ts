@@ -5,8 +5,9 @@
  * continues the same trace. Items without a trace context get no span: nothing is allocated for untraced
  * traffic, and with no SDK registered the item goes on unchanged.
  */
-import { ROOT_CONTEXT, SpanKind, SpanStatusCode, TraceFlags, isSpanContextValid, propagation, trace, type Context, type Link, type Span, type Tracer } from '@opentelemetry/api';
+import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Link, type Span, type Tracer } from '@opentelemetry/api';
 import { ItemStatus, SpanNames, TraceAttributes, type BranchItem, type BranchItemResult, type TraceCarrier } from '@txmesh/protocol';
+import { carrierOf, contextOf } from './trace-carrier.ts';
 
 export interface ItemSpanOptions {
   /** The tracer's (instrumentation scope's) name, e.g. "@txmesh/sidecar". */
@@ -23,24 +24,6 @@ export interface ItemSpanOptions {
 
 /** The span of each item handed to `handle` (undefined for untraced items), in item order. */
 export type ItemSpans = readonly (Span | undefined)[];
-
-/** The context a carried trace context names (the root context when there is none or no propagator). */
-export function contextOf(carrier: TraceCarrier | undefined): Context {
-  return carrier === undefined ? ROOT_CONTEXT : propagation.extract(ROOT_CONTEXT, carrier);
-}
-
-/**
- * The span's W3C trace context for a body; undefined for a span with no valid context (nothing traces) and for
- * one the sampler left out: its items then travel untraced, so the hops after it cost what they cost with no
- * SDK, and a sampled-out transaction stores no trace context either.
- */
-export function carrierOf(span: Span): TraceCarrier | undefined {
-  const spanContext = span.spanContext();
-  if (!isSpanContextValid(spanContext) || (spanContext.traceFlags & TraceFlags.SAMPLED) === 0) return undefined;
-  const carrier: Partial<TraceCarrier> = {};
-  propagation.inject(trace.setSpan(ROOT_CONTEXT, span), carrier);
-  return carrier.traceparent === undefined ? undefined : (carrier as TraceCarrier);
-}
 
 /**
  * Links from one span to the spans these items carry (a batch, a recovery round). `nameTxIds` adds each

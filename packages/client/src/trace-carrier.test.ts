@@ -1,0 +1,26 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { ROOT_CONTEXT, TraceFlags, createTraceState, trace } from '@opentelemetry/api';
+import { carrierOf, contextOf } from './trace-carrier.ts';
+
+const ids = { traceId: '4bf92f3577b34da6a3ce929d0e0e4736', spanId: '00f067aa0ba902b7' };
+
+test('a sampled span goes into a body as W3C traceparent and tracestate, and comes back as the same remote context', () => {
+  const span = trace.wrapSpanContext({ ...ids, traceFlags: TraceFlags.SAMPLED, traceState: createTraceState('vendor=a1,other=b2') });
+  const carrier = carrierOf(span);
+  assert.deepEqual(carrier, { traceparent: `00-${ids.traceId}-${ids.spanId}-01`, tracestate: 'vendor=a1,other=b2' });
+  const back = trace.getSpanContext(contextOf(carrier));
+  assert.deepEqual({ ...back, traceState: back?.traceState?.serialize() }, { ...ids, traceFlags: TraceFlags.SAMPLED, isRemote: true, traceState: 'vendor=a1,other=b2' });
+  // No propagator is registered in this process: the body format does not depend on one.
+  assert.deepEqual(carrierOf(trace.wrapSpanContext({ ...ids, traceFlags: TraceFlags.SAMPLED })), { traceparent: `00-${ids.traceId}-${ids.spanId}-01` });
+});
+
+test('a span the sampler left out, or one with no valid context, gives its items nothing to carry', () => {
+  assert.equal(carrierOf(trace.wrapSpanContext({ ...ids, traceFlags: TraceFlags.NONE })), undefined);
+  assert.equal(carrierOf(trace.wrapSpanContext({ traceId: '0'.repeat(32), spanId: ids.spanId, traceFlags: TraceFlags.SAMPLED })), undefined);
+});
+
+test('no carrier, or one naming an all-zero id, is the root context', () => {
+  assert.equal(contextOf(undefined), ROOT_CONTEXT);
+  assert.equal(contextOf({ traceparent: `00-${'0'.repeat(32)}-${ids.spanId}-01` }), ROOT_CONTEXT);
+});
