@@ -14,11 +14,12 @@
  * (14 min; scripts/run-tests.mjs gives this file 15). The install durations are printed as a diagnostic.
  */
 import assert from 'node:assert/strict';
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
+import { CallerRole, authorizationHeader } from '@txmesh/protocol';
 import { eventually } from './helpers.ts';
 import {
   REPO_ROOT,
@@ -142,21 +143,35 @@ describe('a consumer outside the repository', { timeout: FILE_TIMEOUT_MS }, () =
       started.push(member);
       return member;
     };
-    const coordinator = await start(txmesh, ['coordinator', '--port', '0', '--data', data], /^TXMESH_READY (\S+)/);
+    // The credentials as README's Install section issues them, with the installed command.
+    const issue = async (args: string[], file: string): Promise<string> => {
+      const issued = await run(txmesh, ['credentials', ...args], { cwd: jsDir, env, timeoutMs: 30_000 });
+      const path = join(data, file);
+      writeFileSync(path, issued.stdout, { mode: 0o600 });
+      return path;
+    };
+    const secretFile = await issue(['secret'], 'cluster.secret');
+    const keyFile = await issue(['service', 'box-office', '--secret-file', secretFile], 'box-office.key');
+    const clientKeyFile = await issue(['client', 'box-office-web', '--secret-file', secretFile], 'box-office-web.key');
+    const clientKey = readFileSync(clientKeyFile, 'utf8').trim();
+    const asClient = { authorization: authorizationHeader(CallerRole.CLIENT, 'box-office-web', clientKey) };
+    const asSidecar = { authorization: authorizationHeader(CallerRole.SIDECAR, 'box-office', readFileSync(keyFile, 'utf8').trim()) };
+
+    const coordinator = await start(txmesh, ['coordinator', '--port', '0', '--data', data, '--secret-file', secretFile], /^TXMESH_READY (\S+)/);
     const dbPath = join(data, 'box-office.db');
-    const service = await start(process.execPath, ['box-office.mjs'], /^box-office listening on (\S+)/, { PORT: '0', DB: dbPath });
+    const service = await start(process.execPath, ['box-office.mjs'], /^box-office listening on (\S+)/, { PORT: '0', DB: dbPath, KEY_FILE: keyFile });
     const sidecar = await start(
       txmesh,
-      ['sidecar', '--service', 'box-office', '--service-url', service.ready, '--coordinator', coordinator.ready, '--port', '0', '--data', data],
+      ['sidecar', '--service', 'box-office', '--service-url', service.ready, '--coordinator', coordinator.ready, '--port', '0', '--data', data, '--key-file', keyFile],
       /^TXMESH_READY (\S+)/,
     );
     const registered = await eventually(async () => {
-      const { services } = (await (await fetch(`${coordinator.ready}/v1/services`)).json()) as { services: { service: string }[] };
+      const { services } = (await (await fetch(`${coordinator.ready}/v1/services`, { headers: asClient })).json()) as { services: { service: string }[] };
       return services.some((s) => s.service === 'box-office');
     }, 10_000);
     assert.ok(registered, `the sidecar did not register box-office\n${sidecar.output()}`);
 
-    const booked = await run(process.execPath, ['book-seats.mjs'], { cwd: jsDir, env: { ...env, COORDINATOR: coordinator.ready }, timeoutMs: 30_000 });
+    const booked = await run(process.execPath, ['book-seats.mjs'], { cwd: jsDir, env: { ...env, COORDINATOR: coordinator.ready, CLIENT_KEY_FILE: clientKeyFile }, timeoutMs: 30_000 });
     const { first, second } = JSON.parse(booked.stdout.trim().split('\n').pop() ?? '') as {
       first: { txId: string; outcome: string };
       second: { txId: string; outcome: string; reason?: string };
@@ -167,7 +182,7 @@ describe('a consumer outside the repository', { timeout: FILE_TIMEOUT_MS }, () =
 
     // The commit reaches the service after the client heard "committed": wait until nothing is prepared.
     const settled = await eventually(async () => {
-      const { prepared } = (await (await fetch(`${service.ready}/txmesh/participant/v1/prepared`)).json()) as { prepared: unknown[] };
+      const { prepared } = (await (await fetch(`${service.ready}/txmesh/participant/v1/prepared`, { headers: asSidecar })).json()) as { prepared: unknown[] };
       return prepared.length === 0;
     }, 10_000);
     assert.ok(settled, 'a branch stayed prepared at the service');

@@ -10,15 +10,15 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { sleep, verifyCluster, waitForQuiescence, type Cluster } from '@txmesh/lab';
-import { eventually, goodOrder, postJson, serviceUrls, startTestCluster, summaries } from './helpers.ts';
+import { eventually, getWithCredential, goodOrder, postJson, serviceUrls, startTestCluster, summaries } from './helpers.ts';
 import { CoordinatorSteps } from '@txmesh/coordinator';
 import { ParticipantSteps } from '@txmesh/participant-sdk';
 
 /** Prepared txIds the services hold right now (any service). */
 async function preparedTxIds(cluster: Cluster): Promise<Set<string>> {
   const ids = new Set<string>();
-  for (const member of cluster.services.values()) {
-    const res = await fetch(`${member.url}/txmesh/participant/v1/prepared`);
+  for (const [service, member] of cluster.services) {
+    const res = await fetch(`${member.url}/txmesh/participant/v1/prepared`, { headers: cluster.participantHeaders(service) });
     const body = (await res.json()) as { prepared: { txId: string }[] };
     for (const p of body.prepared) ids.add(p.txId);
   }
@@ -26,7 +26,7 @@ async function preparedTxIds(cluster: Cluster): Promise<Set<string>> {
 }
 
 async function getJson(url: string): Promise<{ status: number; body: any }> {
-  const res = await fetch(url);
+  const res = await getWithCredential(url);
   return { status: res.status, body: await res.json() };
 }
 

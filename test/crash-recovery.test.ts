@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { verifyCluster, waitForQuiescence } from '@txmesh/lab';
-import { eventually, goodOrder, postJson, serviceUrls, startTestCluster, summaries } from './helpers.ts';
+import { eventually, getWithCredential, goodOrder, postJson, serviceUrls, startTestCluster, summaries } from './helpers.ts';
 import { CoordinatorSteps } from '@txmesh/coordinator';
 import { SidecarSteps } from '@txmesh/sidecar';
 import { ParticipantSteps } from '@txmesh/participant-sdk';
@@ -42,7 +42,7 @@ test('coordinator killed after logging COMMIT, before fan-out: after restart eve
   const stats = (await (await fetch(`${coordinator.url}/v1/stats`)).json()) as { recovered: number };
   assert.equal(stats.recovered, 1, 'one unfinished COMMIT record was resumed at start');
   const finished = await eventually(async () => {
-    const status = (await (await fetch(`${coordinator.url}/v1/transactions/${committedIds[0]}`)).json()) as { state: string };
+    const status = (await (await getWithCredential(`${coordinator.url}/v1/transactions/${committedIds[0]}`)).json()) as { state: string };
     return status.state === 'COMMITTED';
   }, 10_000);
   assert.ok(finished, 'the coordinator saw every branch acknowledge its commit');

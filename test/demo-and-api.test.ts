@@ -7,6 +7,7 @@ import { spawn } from 'node:child_process';
 import { request } from 'node:http';
 import { test } from 'node:test';
 import { TXMESH_BIN, goodOrder, postJson, startTestCluster, summaries } from './helpers.ts';
+import { newTxId } from '@txmesh/protocol';
 
 
 function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
@@ -20,9 +21,9 @@ function run(args: string[]): Promise<{ code: number | null; stdout: string; std
   });
 }
 
-function declaredOversizedPost(url: string, declaredBytes: number): Promise<{ status: number; body: { error: { code: string } } }> {
+function declaredOversizedPost(url: string, declaredBytes: number, auth: Record<string, string>): Promise<{ status: number; body: { error: { code: string } } }> {
   return new Promise((resolve, reject) => {
-    const req = request(url, { method: 'POST', headers: { 'content-type': 'application/json', 'content-length': String(declaredBytes) } }, (res) => {
+    const req = request(url, { method: 'POST', headers: { ...auth, 'content-type': 'application/json', 'content-length': String(declaredBytes) } }, (res) => {
       let text = '';
       res.on('data', (chunk: Buffer) => (text += chunk.toString()));
       res.on('end', () => {
@@ -81,7 +82,7 @@ test('bad input gets a coded 4xx over real HTTP and changes nothing', async (t) 
     ['bad timeout', { body: JSON.stringify({ ...goodOrder('o-bad'), timeoutMs: -5 }), headers: { 'content-type': 'application/json' } }, 400, 'TXM_BAD_TIMEOUT'],
   ];
   for (const [name, init, status, code] of cases) {
-    const res = await fetch(url, { method: 'POST', ...init });
+    const res = await fetch(url, { method: 'POST', ...init, headers: { ...(init.headers as Record<string, string>), ...cluster.clientHeaders } });
     const body = (await res.json()) as { error: { code: string; message: string } };
     assert.equal(res.status, status, name);
     assert.equal(body.error.code, code, name);
@@ -90,13 +91,13 @@ test('bad input gets a coded 4xx over real HTTP and changes nothing', async (t) 
   // An oversized body is refused from its content-length alone, and the server then closes the connection
   // (it will not read megabytes it refuses). Sending the whole body first races that close, so the request
   // declares the size, sends a prefix and reads the answer.
-  const oversized = await declaredOversizedPost(url, 2 * 1024 * 1024);
+  const oversized = await declaredOversizedPost(url, 2 * 1024 * 1024, cluster.clientHeaders);
   assert.equal(oversized.status, 413);
   assert.equal(oversized.body.error.code, 'TXM_BODY_TOO_LARGE');
 
-  const notFound = await fetch(`${cluster.coordinators[0]!.url}/v1/transactions/0-abc-0123456789abcdef`);
+  const notFound = await fetch(`${cluster.coordinators[0]!.url}/v1/transactions/${newTxId(0)}`, { headers: cluster.clientHeaders });
   assert.equal(notFound.status, 404);
-  const badId = await fetch(`${cluster.coordinators[0]!.url}/v1/transactions/nonsense`);
+  const badId = await fetch(`${cluster.coordinators[0]!.url}/v1/transactions/nonsense`, { headers: cluster.clientHeaders });
   assert.equal(badId.status, 400);
 
   const after = await stats();

@@ -2,10 +2,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer, type AddressInfo } from 'node:net';
 import { createRequire } from 'node:module';
+import Database from 'better-sqlite3';
 import { dirname, join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { Cluster, fetchSummaries, sleep, type ClusterOptions } from '@txmesh/lab';
-import { orderRequest, type EcommerceService, type ServiceSummary } from '@txmesh/example-ecommerce';
+import { ECOMMERCE_SERVICES, orderRequest, type EcommerceService, type ServiceSummary } from '@txmesh/example-ecommerce';
 import type { BeginTransactionRequest } from '@txmesh/protocol';
 
 /** The installed `txmesh` command (compiled JavaScript), as a user runs it. */
@@ -13,9 +14,21 @@ export const TXMESH_BIN = join(dirname(createRequire(import.meta.url).resolve('t
 
 export const SMALL_CATALOG = { skus: 5, stockPerSku: 50, accounts: 5, balancePerAccount: 1000 };
 
+/**
+ * The client headers of the cluster the running test started last: the cluster has credentials (a fresh
+ * secret per cluster), and tests run one at a time within a file, so postJson and getWithCredential use them.
+ */
+let currentClientHeaders: Record<string, string> = {};
+
+/** For a test file that starts its own cluster: postJson and getWithCredential then use its client credential. */
+export function useCredentialsOf(cluster: Cluster): void {
+  currentClientHeaders = cluster.clientHeaders;
+}
+
 /** Starts a cluster with the small catalog; stops it and removes its data when the test ends. */
 export async function startTestCluster(t: TestContext, options: ClusterOptions = {}): Promise<Cluster> {
   const cluster = await Cluster.start({ catalog: SMALL_CATALOG, ...options, env: { TXMESH_LOG_LEVEL: 'warn', ...options.env } });
+  currentClientHeaders = cluster.clientHeaders;
   t.after(async () => {
     await cluster.stop();
     cluster.removeData();
@@ -55,8 +68,9 @@ export async function eventually(probe: () => Promise<boolean>, timeoutMs: numbe
   }
 }
 
+/** POSTs JSON with the current cluster's client credential. */
 export async function postJson(url: string, body: unknown): Promise<{ status: number; body: any }> {
-  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...currentClientHeaders }, body: JSON.stringify(body) });
   return { status: res.status, body: await res.json() };
 }
 
@@ -130,4 +144,23 @@ export function logLines(stderr: string): Record<string, unknown>[] {
       return [];
     }
   });
+}
+
+/** GETs with the current cluster's client credential (coordinator routes other than health and stats need it). */
+export function getWithCredential(url: string): Promise<Response> {
+  return fetch(url, { headers: currentClientHeaders });
+}
+
+/** Branch rows (txm_branches) in every example service's database, read through a second connection. */
+export function branchRowCount(dataDir: string): number {
+  let rows = 0;
+  for (const service of ECOMMERCE_SERVICES) {
+    const db = new Database(join(dataDir, `${service}.db`), { readonly: true });
+    try {
+      rows += (db.prepare('SELECT COUNT(*) AS n FROM txm_branches').get() as { n: number }).n;
+    } finally {
+      db.close();
+    }
+  }
+  return rows;
 }

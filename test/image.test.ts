@@ -134,7 +134,7 @@ describe('container image', () => {
     const data = join(target, 'data');
     spawnSync('mkdir', ['-p', data]);
     if (asUser.uid !== undefined) spawnSync('chown', [`${NON_ROOT}:${NON_ROOT}`, data]);
-    const child = spawn(process.execPath, [bin, 'coordinator', '--port', '0', '--metrics-port', '0', '--data', data], { stdio: ['ignore', 'pipe', 'pipe'], ...asUser });
+    const child = spawn(process.execPath, [bin, 'coordinator', '--port', '0', '--metrics-port', '0', '--data', data, '--insecure'], { stdio: ['ignore', 'pipe', 'pipe'], ...asUser });
     t.after(() => child.kill('SIGKILL'));
     let stderr = '';
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));

@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
+import { ClusterCredentials, LAB_CLIENT } from '@txmesh/lab';
 import { shardForIdempotencyKey, shardOfTxId } from '@txmesh/protocol';
 import { eventually, freePort, logLines, runTxmesh, spawnTxmesh, waitReady } from './helpers.ts';
 
@@ -27,15 +28,20 @@ const reserve = (key: string, qty = 1, service = 'inventory'): string =>
 
 test('a sidecar is ready only once every shard accepted it; the operator commands route by key and id', async (t) => {
   const dir = dataDir(t);
+  // As the tour does: a cluster secret for the shards, a key per service, a client key for the commands.
+  const credentials = new ClusterCredentials(dir);
+  const secret = ['--secret-file', credentials.secretFile];
+  const inventoryKey = ['--key-file', credentials.serviceKeyFile('inventory')];
+  const me = ['--client', LAB_CLIENT, '--key-file', credentials.clientKeyFile()];
   const shard1Port = await freePort();
   const sidecarPort = await freePort();
-  const shard0 = spawnTxmesh(t, ['coordinator', '--shard', '0', '--shards', '2', '--port', '0', '--data', dir, '--metrics-port', '0']);
-  const service = spawnTxmesh(t, ['service', 'inventory', '--port', '0', '--db', join(dir, 'inventory.db'), '--metrics-port', '0']);
+  const shard0 = spawnTxmesh(t, ['coordinator', '--shard', '0', '--shards', '2', '--port', '0', '--data', dir, '--metrics-port', '0', ...secret]);
+  const service = spawnTxmesh(t, ['service', 'inventory', '--port', '0', '--db', join(dir, 'inventory.db'), '--metrics-port', '0', ...inventoryKey]);
   const [url0, serviceUrl] = await Promise.all([waitReady(shard0), waitReady(service)]);
   const url1 = `http://127.0.0.1:${shard1Port}`;
   const coordinators = `${url0},${url1}`;
   const sidecarUrl = `http://127.0.0.1:${sidecarPort}`;
-  const sidecar = spawnTxmesh(t, ['sidecar', '--service', 'inventory', '--service-url', serviceUrl, '--coordinator', coordinators, '--port', String(sidecarPort), '--data', dir, '--log-level', 'info', '--metrics-port', '0']);
+  const sidecar = spawnTxmesh(t, ['sidecar', '--service', 'inventory', '--service-url', serviceUrl, '--coordinator', coordinators, '--port', String(sidecarPort), '--data', dir, '--log-level', 'info', '--metrics-port', '0', ...inventoryKey]);
 
   // Shard 1 is down: the sidecar is alive and says what it waits for, but does not claim to be ready.
   const warned = await eventually(async () => logLines(sidecar.stderr()).some((l) => l.level === 40 && String(l.msg).includes(`shard 1 at ${url1} has not accepted`)), 15_000, 50);
@@ -51,12 +57,12 @@ test('a sidecar is ready only once every shard accepted it; the operator command
   assert.equal(sidecar.readyUrl(), undefined, 'no TXMESH_READY while a shard has not accepted the registration');
 
   // Shard 1 comes up: the sidecar becomes ready, and a transaction on that shard right after commits.
-  const shard1 = spawnTxmesh(t, ['coordinator', '--shard', '1', '--shards', '2', '--port', String(shard1Port), '--data', dir, '--metrics-port', '0']);
+  const shard1 = spawnTxmesh(t, ['coordinator', '--shard', '1', '--shards', '2', '--port', String(shard1Port), '--data', dir, '--metrics-port', '0', ...secret]);
   await waitReady(shard1);
   assert.equal(await waitReady(sidecar), sidecarUrl);
   const keys = [keyOwnedBy(1, 2, 'order'), keyOwnedBy(0, 2, 'order')];
   for (const key of keys) {
-    const begun = await runTxmesh(t, ['begin', '--coordinator', coordinators], reserve(key));
+    const begun = await runTxmesh(t, ['begin', '--coordinator', coordinators, ...me], reserve(key));
     assert.equal(begun.code, 0, `${key}: ${begun.stderr}`);
     const result = JSON.parse(begun.stdout) as { txId: string; outcome: string };
     assert.equal(result.outcome, 'committed');
@@ -68,8 +74,8 @@ test('a sidecar is ready only once every shard accepted it; the operator command
   assert.ok(logs.some((l) => l.level === 30 && String(l.msg).startsWith('sidecar of inventory ready')), 'a startup line says what became ready');
 
   // The same key again answers the first outcome; status asks the shard the id names.
-  const again = JSON.parse((await runTxmesh(t, ['begin', '--coordinator', coordinators], reserve(keys[0]!))).stdout) as { txId: string };
-  const status = await runTxmesh(t, ['status', again.txId, '--coordinator', coordinators]);
+  const again = JSON.parse((await runTxmesh(t, ['begin', '--coordinator', coordinators, ...me], reserve(keys[0]!))).stdout) as { txId: string };
+  const status = await runTxmesh(t, ['status', again.txId, '--coordinator', coordinators, ...me]);
   assert.equal(status.code, 0, status.stderr);
   assert.deepEqual(
     (({ txId, shard, state }) => ({ txId, shard, state }))(JSON.parse(status.stdout) as { txId: string; shard: number; state: string }),
@@ -77,29 +83,29 @@ test('a sidecar is ready only once every shard accepted it; the operator command
   );
 
   // A business refusal aborts (exit 3); a refusal of the request itself prints its error body (exit 1).
-  const aborted = await runTxmesh(t, ['begin', '--coordinator', coordinators], reserve('too-many', 1_000_000));
+  const aborted = await runTxmesh(t, ['begin', '--coordinator', coordinators, ...me], reserve('too-many', 1_000_000));
   assert.equal(aborted.code, 3);
   assert.equal((JSON.parse(aborted.stdout) as { reason: string }).reason, 'OUT_OF_STOCK');
-  const unknown = await runTxmesh(t, ['begin', '--coordinator', coordinators], reserve('warehouse-1', 1, 'warehouse'));
+  const unknown = await runTxmesh(t, ['begin', '--coordinator', coordinators, ...me], reserve('warehouse-1', 1, 'warehouse'));
   assert.equal(unknown.code, 1);
   assert.equal((JSON.parse(unknown.stderr) as { error: { code: string } }).error.code, 'TXM_UNKNOWN_SERVICE');
-  const garbled = await runTxmesh(t, ['begin', '--coordinator', coordinators], '{"participants": [');
+  const garbled = await runTxmesh(t, ['begin', '--coordinator', coordinators, ...me], '{"participants": [');
   assert.equal((JSON.parse(garbled.stderr) as { error: { code: string } }).error.code, 'TXM_BAD_REQUEST');
-  const oneShardOnly = await runTxmesh(t, ['status', again.txId, '--coordinator', url0]);
+  const oneShardOnly = await runTxmesh(t, ['status', again.txId, '--coordinator', url0, ...me]);
   assert.equal(oneShardOnly.code, 1);
   assert.match((JSON.parse(oneShardOnly.stderr) as { error: { code: string; details: string } }).error.details, /belongs to shard 1/);
 
   // Every shard's view in one command.
-  const services = await runTxmesh(t, ['services', '--coordinator', coordinators]);
+  const services = await runTxmesh(t, ['services', '--coordinator', coordinators, ...me]);
   assert.equal(services.code, 0, services.stderr);
   const listed = JSON.parse(services.stdout) as { shards: { shard: number; services: { service: string; sidecarUrl: string }[] }[] };
   assert.deepEqual(listed.shards.map((s) => [s.shard, s.services.map((v) => `${v.service} ${v.sidecarUrl}`)]), [[0, [`inventory ${sidecarUrl}`]], [1, [`inventory ${sidecarUrl}`]]]);
-  const inDoubt = await runTxmesh(t, ['in-doubt', '--coordinator', coordinators, '--older-than', '0']);
+  const inDoubt = await runTxmesh(t, ['in-doubt', '--coordinator', coordinators, '--older-than', '0', ...me]);
   assert.equal(inDoubt.code, 0, inDoubt.stderr);
   assert.deepEqual((JSON.parse(inDoubt.stdout) as { shards: { shard: number; branches: unknown[] }[] }).shards.map((s) => [s.shard, s.branches.length]), [[0, 0], [1, 0]]);
 
   // Whoever guesses a shard by hand is told which one owns the key.
-  const wrong = await fetch(`${url0}/v1/transactions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: reserve(keys[0]!) });
+  const wrong = await fetch(`${url0}/v1/transactions`, { method: 'POST', headers: { 'content-type': 'application/json', ...credentials.clientHeaders }, body: reserve(keys[0]!) });
   assert.equal(wrong.status, 421);
   const wrongBody = (await wrong.json()) as { error: { code: string; details: string } };
   assert.equal(wrongBody.error.code, 'TXM_WRONG_SHARD');
@@ -108,7 +114,7 @@ test('a sidecar is ready only once every shard accepted it; the operator command
   // One shard down: the listing says so in place and exits 1.
   shard1.child.kill('SIGTERM');
   await shard1.exited;
-  const partial = await runTxmesh(t, ['in-doubt', '--coordinator', coordinators]);
+  const partial = await runTxmesh(t, ['in-doubt', '--coordinator', coordinators, ...me]);
   assert.equal(partial.code, 1);
   const shards = (JSON.parse(partial.stdout) as { shards: { shard: number; error?: { code: string } }[] }).shards;
   assert.deepEqual(shards.map((s) => s.error?.code ?? 'answered'), ['answered', 'TXM_COORDINATOR_UNREACHABLE']);
@@ -117,7 +123,7 @@ test('a sidecar is ready only once every shard accepted it; the operator command
 test('a sidecar that no shard accepts within --ready-timeout stops with exit 1, naming the shard', async (t) => {
   const dir = dataDir(t);
   const deadShard = `http://127.0.0.1:${await freePort()}`;
-  const sidecar = spawnTxmesh(t, ['sidecar', '--service', 'payment', '--service-url', 'http://127.0.0.1:9', '--coordinator', deadShard, '--data', dir, '--ready-timeout', '300', '--metrics-port', '0']);
+  const sidecar = spawnTxmesh(t, ['sidecar', '--service', 'payment', '--service-url', 'http://127.0.0.1:9', '--coordinator', deadShard, '--data', dir, '--ready-timeout', '300', '--metrics-port', '0', '--insecure']);
   assert.equal(await sidecar.exited, 1);
   assert.equal(sidecar.readyUrl(), undefined);
   assert.match(sidecar.stderr(), new RegExp(`txmesh: the sidecar of payment is not ready, stopping: not ready after 300 ms: .*shard 0 \\(${deadShard}\\)`));
@@ -135,7 +141,7 @@ test('every role takes --log-level and logs JSON lines naming itself on stderr',
   assert.ok(logs.some((l) => l.msg === 'service payment ready'));
   assert.match(service.stdout(), new RegExp(`^TXMESH_METRICS http://127\\.0\\.0\\.1:\\d+/metrics\nTXMESH_READY ${url}\n$`), 'stdout carries only the harness lines: where /metrics and the role listen');
 
-  const coordinator = spawnTxmesh(t, ['coordinator', '--port', '0', '--data', dir, '--log-level', 'info', '--metrics-port', '0']);
+  const coordinator = spawnTxmesh(t, ['coordinator', '--port', '0', '--data', dir, '--log-level', 'info', '--metrics-port', '0', '--insecure']);
   const coordinatorUrl = await waitReady(coordinator);
   const ready = await fetch(`${coordinatorUrl}/v1/ready`);
   assert.equal(ready.status, 200, 'ready as soon as it says so: recovery ran before it listened');
@@ -143,6 +149,7 @@ test('every role takes --log-level and logs JSON lines naming itself on stderr',
   const coordinatorLogs = logLines(coordinator.stderr());
   assert.ok(coordinatorLogs.length > 0 && coordinatorLogs.every((l) => l.name === 'coordinator-0'), coordinator.stderr());
   assert.ok(coordinatorLogs.some((l) => l.msg === 'coordinator shard 0 of 1 ready' && l.url === coordinatorUrl));
+  assert.ok(coordinatorLogs.some((l) => l.level === 40 && String(l.msg).startsWith('coordinator-0 runs with --insecure')), 'running without credentials is said, once, at start');
   assert.match(coordinator.stdout(), new RegExp(`^TXMESH_METRICS http://127\\.0\\.0\\.1:\\d+/metrics\nTXMESH_READY ${coordinatorUrl}\n$`));
 
   for (const role of [['coordinator', '--data', dir], ['sidecar', '--service', 'x', '--service-url', url, '--coordinator', url, '--data', dir], ['service', 'payment', '--db', join(dir, 'p.db')], ['null-echo']]) {

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { after, afterEach, before, test } from 'node:test';
 import { Paths } from '@txmesh/protocol';
 import { Cluster, verifyCluster, waitForQuiescence } from '@txmesh/lab';
-import { eventually, goodOrder, postJson, serviceUrls, SMALL_CATALOG, summaries } from './helpers.ts';
+import { eventually, goodOrder, postJson, serviceUrls, SMALL_CATALOG, summaries, useCredentialsOf } from './helpers.ts';
 
 const QUIET_MS = 30_000;
 
@@ -19,6 +19,7 @@ const QUIET_MS = 30_000;
 let shared: Cluster | undefined;
 before(async () => {
   shared = await Cluster.start({ catalog: SMALL_CATALOG, faultProxies: true, env: { TXMESH_LOG_LEVEL: 'warn' } });
+  useCredentialsOf(shared);
 });
 after(async () => {
   await shared?.stop();

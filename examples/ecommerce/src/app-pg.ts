@@ -5,7 +5,7 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import pg from 'pg';
 import { createPgParticipant, type PgParticipant } from '@txmesh/participant-sdk';
-import { NO_SCHEMA_COMPILERS, TxmeshError, installTxmeshErrorHandlers, serverLoggerOptions, type ReadyAnswer } from '@txmesh/protocol';
+import { NO_SCHEMA_COMPILERS, REQUEST_TIMEOUT_MS, TxmeshError, answerClientError, installTxmeshErrorHandlers, serverLoggerOptions, type ReadyAnswer } from '@txmesh/protocol';
 import { closeOnce, type BuiltService } from './built-service.ts';
 import { resolveCatalog, type CatalogOptions } from './catalog.ts';
 import { checkPgPayment, migratePgPayment, pgCharge } from './payment-pg.ts';
@@ -17,6 +17,8 @@ export interface BuildPgPaymentOptions {
   catalog?: Partial<CatalogOptions>;
   lockWaitMs?: number;
   logLevel?: string;
+  /** The payment service's key(s): the participant routes then take only its sidecar. */
+  keys?: readonly string[];
 }
 
 export async function buildPgPaymentService(opts: BuildPgPaymentOptions): Promise<BuiltService> {
@@ -38,9 +40,15 @@ export async function buildPgPaymentService(opts: BuildPgPaymentOptions): Promis
       mode: 'native',
       operations: { charge: pgCharge },
       ...(opts.lockWaitMs !== undefined ? { lockWaitMs: opts.lockWaitMs } : {}),
+      ...(opts.keys !== undefined ? { keys: opts.keys } : {}),
     });
     participant = created;
-    const server = Fastify({ logger: serverLoggerOptions('service-payment', opts.logLevel), schemaController: NO_SCHEMA_COMPILERS });
+    const server = Fastify({
+      logger: serverLoggerOptions('service-payment', opts.logLevel),
+      schemaController: NO_SCHEMA_COMPILERS,
+      requestTimeout: REQUEST_TIMEOUT_MS,
+      clientErrorHandler: answerClientError,
+    });
     app = server;
     installTxmeshErrorHandlers(server);
     server.get('/health', async () => ({ ok: true }));

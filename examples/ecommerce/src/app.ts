@@ -5,7 +5,7 @@
 import type { AddressInfo } from 'node:net';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { createParticipant, openParticipantDatabase } from '@txmesh/participant-sdk';
-import { NO_SCHEMA_COMPILERS, Paths, installTxmeshErrorHandlers, serverLoggerOptions, type ReadyAnswer } from '@txmesh/protocol';
+import { NO_SCHEMA_COMPILERS, Paths, REQUEST_TIMEOUT_MS, answerClientError, installTxmeshErrorHandlers, serverLoggerOptions, type ReadyAnswer } from '@txmesh/protocol';
 import { buildPgPaymentService } from './app-pg.ts';
 import { closeOnce, type BuiltService } from './built-service.ts';
 import { resolveCatalog, type CatalogOptions } from './catalog.ts';
@@ -32,6 +32,8 @@ export interface BuildServiceOptions {
   logLevel?: string;
   /** Benchmark knob: makes the service slow (see slowFromEnv). */
   slow?: SlowServiceOptions;
+  /** This service's key(s): the participant routes then take only its sidecar. */
+  keys?: readonly string[];
 }
 
 /** Added to every participant batch call, so a benchmark can slow one service in latency and in CPU. */
@@ -66,6 +68,8 @@ export interface StartServiceOptions {
   lockWaitMs?: number;
   logLevel?: string;
   slow?: SlowServiceOptions;
+  /** This service's key(s): the participant routes then take only its sidecar. */
+  keys?: readonly string[];
 }
 
 export function isEcommerceService(value: unknown): value is EcommerceService {
@@ -95,9 +99,15 @@ export async function buildEcommerceService(
       db,
       operations: definition.operations,
       ...(opts.lockWaitMs !== undefined ? { lockWaitMs: opts.lockWaitMs } : {}),
+      ...(opts.keys !== undefined ? { keys: opts.keys } : {}),
     });
     participant = created;
-    const server = Fastify({ logger: serverLoggerOptions(`service-${name}`, opts.logLevel), schemaController: NO_SCHEMA_COMPILERS });
+    const server = Fastify({
+      logger: serverLoggerOptions(`service-${name}`, opts.logLevel),
+      requestTimeout: REQUEST_TIMEOUT_MS,
+      clientErrorHandler: answerClientError,
+      schemaController: NO_SCHEMA_COMPILERS,
+    });
     app = server;
     installTxmeshErrorHandlers(server);
     const slow = opts.slow;
@@ -145,7 +155,7 @@ export async function startEcommerceService(name: EcommerceService, opts: StartS
   const service =
     opts.pgUrl === undefined
       ? await buildEcommerceService(name, opts)
-      : await buildPgPaymentService({ pgUrl: opts.pgUrl, ...(opts.catalog ? { catalog: opts.catalog } : {}), ...(opts.lockWaitMs !== undefined ? { lockWaitMs: opts.lockWaitMs } : {}), ...(opts.logLevel ? { logLevel: opts.logLevel } : {}) });
+      : await buildPgPaymentService({ pgUrl: opts.pgUrl, ...(opts.catalog ? { catalog: opts.catalog } : {}), ...(opts.lockWaitMs !== undefined ? { lockWaitMs: opts.lockWaitMs } : {}), ...(opts.logLevel ? { logLevel: opts.logLevel } : {}), ...(opts.keys !== undefined ? { keys: opts.keys } : {}) });
   try {
     await service.app.listen({ host: opts.host ?? '127.0.0.1', port: opts.port ?? 0 });
   } catch (err) {

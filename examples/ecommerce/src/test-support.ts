@@ -89,7 +89,8 @@ async function one(service: TestService, item: BranchItem): Promise<BranchItemRe
 }
 
 export function prepare(service: TestService, tx: string, operations: { op: string; args: JsonObject }[]): Promise<BranchItemResult> {
-  return one(service, { action: BranchAction.PREPARE, txId: tx, service: service.name, operations });
+  // With a deadline, as the coordinator sends it: participants refuse prepares without one.
+  return one(service, { action: BranchAction.PREPARE, txId: tx, service: service.name, operations, deadline: Date.now() + 5_000 });
 }
 
 export function commit(service: TestService, tx: string): Promise<BranchItemResult> {

@@ -39,6 +39,8 @@ args:
   - --advertise-url=http://$(TXMESH_POD_IP):{{ $port }}
   - --data=/var/lib/txmesh-sidecar
   - --log-level={{ $v.sidecar.logLevel }}
+  # No credentials from the chart yet (see the coordinator's args): said explicitly, and logged by the sidecar.
+  - --insecure
   {{- range $v.sidecar.extraArgs }}
   - {{ . | quote }}
   {{- end }}

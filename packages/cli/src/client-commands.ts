@@ -5,8 +5,9 @@
  * Each prints one JSON document on stdout; a refusal prints its error body on stderr.
  */
 import type { ShardAnswer, TxmeshClient } from '@txmesh/client';
-import { Outcome, TxmeshError } from '@txmesh/protocol';
+import { Outcome, TxmeshError, isValidName } from '@txmesh/protocol';
 import { UsageError, type FlagReader } from './args.ts';
+import { readKeys } from './security-flags.ts';
 
 /** Exit codes: 0 done (begin: committed), 1 refused or unreachable, 2 usage, 3 begin aborted. */
 export const EXIT_ABORTED = 3;
@@ -64,6 +65,16 @@ function readFlags(command: string, f: FlagReader): Flags {
   return { olderThanMs };
 }
 
+/** --client NAME --key-file FILE, both or neither (neither: the shards must run --insecure). */
+function clientCredential(f: FlagReader): { name: string; key: string } | undefined {
+  const name = f.optionalString('client');
+  const keyFile = f.optionalString('key-file');
+  if (name === undefined && keyFile === undefined) return undefined;
+  if (name === undefined || keyFile === undefined) throw new UsageError('--client NAME and --key-file FILE go together (issue the key with `txmesh credentials client NAME`)');
+  if (!isValidName(name)) throw new UsageError('--client must be a name of letters, digits, . _ -');
+  return { name, key: readKeys(keyFile, 'key-file')[0]! };
+}
+
 async function run(command: string, positionals: string[], flags: Flags, client: () => TxmeshClient, io: CommandIo): Promise<number> {
   switch (command) {
     case 'begin': {
@@ -91,12 +102,13 @@ async function run(command: string, positionals: string[], flags: Flags, client:
 export async function runClientCommand(command: string, positionals: string[], f: FlagReader, io: CommandIo = processIo): Promise<number> {
   const coordinatorUrls = f.coordinatorUrls();
   const flags = readFlags(command, f);
+  const credential = clientCredential(f);
   f.done();
   // Loaded here, not at the top: main (and every role) imports this module for CLIENT_COMMANDS.
   const { createTxmeshClient } = await import('@txmesh/client');
   // node:http: a command makes a call or two, and undici would take longer to load than they take.
   let opened: TxmeshClient | undefined;
-  const client = (): TxmeshClient => (opened ??= createTxmeshClient({ coordinatorUrls, stack: 'node:http' }));
+  const client = (): TxmeshClient => (opened ??= createTxmeshClient({ coordinatorUrls, stack: 'node:http', ...(credential ? { credential } : {}) }));
   try {
     return await run(command, positionals, flags, client, io);
   } catch (err) {

@@ -16,6 +16,8 @@ import { DEFAULT_READY_TIMEOUT_MS, envSwitch, serve } from './serve.ts';
 import { shardFromPodName } from './shard-from-pod-name.ts';
 import type { SidecarTemplate } from './injector/sidecar-template.ts';
 import { telemetryFlags } from './telemetry-options.ts';
+import { issueCredential } from './issue-credential.ts';
+import { keyFlags, tlsFlags, warnInsecure } from './security-flags.ts';
 
 const LAB_COMMANDS = new Set(['demo', 'bench', 'bench-isolation', 'chaos', 'service', 'bank', 'null-echo', 'null-sidecar']);
 
@@ -25,19 +27,27 @@ commands:
   coordinator  run one coordinator shard
                --shard K (0)  --shards S (1)  --port P (7000)  --host H (127.0.0.1)  --data DIR (required)
                --shard-from-pod-name NAME (instead of --shard: the StatefulSet ordinal, e.g. txmesh-coordinator-2)
+               --cluster NAME (txmesh; stamped into the decision log with shard and shards, checked at start)
                --in-doubt-after MS (10000)  --alert-webhook URL  --prune-interval MS (5000, 0 = off)
                --idempotency-retention MS (3600000)  --deadlock detect|wait-die|timeout (detect: abort the
                youngest of each wait-for cycle; wait-die/timeout: ignore wait reports)  --service-timeouts JSON, e.g.
                '{"payment":{"prepareTimeoutMs":800,"deliveryTimeoutMs":2000}}'   env TXMESH_GROUP_COMMIT=off
+               --secret-file FILE (the cluster secret(s); required unless --insecure)
   sidecar      run a sidecar next to a service
                --service NAME  --service-url URL  --coordinator URL[,URL...] (index = shard)
                --port P (0)  --host H (127.0.0.1)  --data DIR (required)
                --advertise-url URL (the URL shards call, e.g. a proxy in front; default http://host:port)
                --ready-timeout MS (60000; 0 = no bound): TXMESH_READY is printed once every shard accepted
                the registration; not ready by then, it exits 1 naming the shards it waited for
+               --key-file FILE (the service key(s) of --service; required unless --insecure)
   injector     the Kubernetes mutating admission webhook that adds the sidecar to annotated pods
                --tls-cert FILE --tls-key FILE (required)  --sidecar-template FILE (required, JSON from the chart)
                --port P (8443)  --host H (127.0.0.1)
+  credentials  issue keys (printed on stdout, one line)
+               secret                                  a new cluster secret
+               service NAME --secret-file FILE         the key of service NAME (its sidecar and the service)
+               client NAME --secret-file FILE          the key of client NAME (an application that begins transactions)
+               authorization client NAME --key-file FILE   the Authorization header value that key makes (for curl)
 
 look into a running cluster (--coordinator URL[,URL...]: every shard, in shard order; prints JSON):
   begin        run the transaction read as JSON from stdin, on the shard that owns its idempotencyKey
@@ -45,11 +55,14 @@ look into a running cluster (--coordinator URL[,URL...]: every shard, in shard o
   status       <txId>: the transaction's state and branches, from the shard its id names
   in-doubt     every shard's branches whose commit/rollback is unacknowledged  --older-than MS
   services     every shard's registered services, their resource reports and scheduler lanes
+               --client NAME --key-file FILE: the client credential sent (needed unless the shards run --insecure)
 
   demo, bench, bench-isolation, chaos, service, bank, null-echo, null-sidecar
                the lab: the e-commerce demo cluster, the benchmark and the chaos run (from a clone of the
                repository, where @txmesh/lab is installed: \`npx txmesh demo --help\`)
 
+coordinator and sidecar: --insecure (no credentials: logs a warning; anyone who can reach the port may call it)
+               --tls-cert FILE --tls-key FILE (PEM: serve HTTPS; clients trust its CA via NODE_EXTRA_CA_CERTS)
 every role: --log-level fatal|error|warn|info|debug|trace|silent (warn; env TXMESH_LOG_LEVEL);
             log lines are JSON (pino) on stderr, each naming its role ("name":"sidecar-inventory") and, inside a
             transaction, its txId, trace_id and span_id
@@ -117,6 +130,7 @@ export async function main(argv: string[]): Promise<number> {
         const options = {
           shard: podName === undefined ? f.int('shard', 0, 0, 9999) : shardFromPodName(podName),
           shards: f.int('shards', 1, 1, 10_000),
+          cluster: f.string('cluster', 'txmesh'),
           port: f.int('port', 7000, 0, 65535),
           host: f.string('host', '127.0.0.1'),
           dataDir: f.string('data'),
@@ -131,11 +145,14 @@ export async function main(argv: string[]): Promise<number> {
           idempotencyRetentionMs: f.int('idempotency-retention', 3_600_000, 0, 365 * 86_400_000),
           deadlock: f.choice('deadlock', Object.values(DeadlockMode), DeadlockMode.DETECT),
           ...optionalCoordinatorFlags(f, validateServiceTimeouts),
+          ...tlsFlags(f),
         };
+        const { keys, insecure } = keyFlags(f, 'secret-file');
         if (options.shard >= options.shards) throw new UsageError('--shard must be less than --shards');
         const telemetry = telemetryFlags(f, `txmesh-coordinator-${options.shard}`);
         f.done();
-        return await serve(() => startCoordinator(options), { telemetry });
+        if (insecure) warnInsecure(`coordinator-${options.shard}`);
+        return await serve(() => startCoordinator({ ...options, ...(keys ? { secrets: keys } : {}) }), { telemetry });
       }
       case 'sidecar': {
         const { startSidecar } = await import('@txmesh/sidecar');
@@ -150,11 +167,18 @@ export async function main(argv: string[]): Promise<number> {
           logLevel: f.logLevel(),
           batching: envSwitch('TXMESH_BATCHING', onBadEnv),
           forcePreparedRecords: envSwitch('TXMESH_SIDECAR_FORCED_RECORDS', onBadEnv),
+          ...tlsFlags(f),
         };
         const readyTimeoutMs = f.int('ready-timeout', DEFAULT_READY_TIMEOUT_MS, 0, 86_400_000);
+        const { keys, insecure } = keyFlags(f, 'key-file');
         const telemetry = telemetryFlags(f, `txmesh-sidecar-${options.service}`);
         f.done();
-        return await serve(() => startSidecar(options), { readyTimeoutMs, role: `the sidecar of ${options.service}`, telemetry });
+        if (insecure) warnInsecure(`sidecar-${options.service}`);
+        return await serve(() => startSidecar({ ...options, ...(keys ? { keys } : {}) }), { readyTimeoutMs, role: `the sidecar of ${options.service}`, telemetry });
+      }
+      case 'credentials': {
+        process.stdout.write(`${issueCredential(positionals.slice(1), f)}\n`);
+        return 0;
       }
       case 'injector': {
         const { startInjector } = await import('./injector/injector-server.ts');

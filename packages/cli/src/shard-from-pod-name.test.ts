@@ -25,13 +25,13 @@ describe('shard from the StatefulSet pod name', () => {
   it('`txmesh coordinator --shard-from-pod-name` serves that shard; a pod past --shards is refused at start', async (t) => {
     const data = mkdtempSync(join(tmpdir(), 'txmesh-pod-name-'));
     t.after(() => rmSync(data, { recursive: true, force: true }));
-    const child = spawn(process.execPath, [BIN, 'coordinator', '--shard-from-pod-name', 'txmesh-coordinator-2', '--shards', '3', '--port', '0', '--metrics-port', '0', '--data', data], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, [BIN, 'coordinator', '--shard-from-pod-name', 'txmesh-coordinator-2', '--shards', '3', '--port', '0', '--metrics-port', '0', '--data', data, '--insecure'], { stdio: ['ignore', 'pipe', 'inherit'] });
     t.after(() => child.kill('SIGKILL'));
     const url = await awaitReady(child);
     const health = (await (await fetch(`${url}/v1/health`)).json()) as { shard: number; shards: number };
     assert.deepEqual([health.shard, health.shards], [2, 3]);
 
-    const refused = spawn(process.execPath, [BIN, 'coordinator', '--shard-from-pod-name', 'txmesh-coordinator-3', '--shards', '3', '--data', data], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const refused = spawn(process.execPath, [BIN, 'coordinator', '--shard-from-pod-name', 'txmesh-coordinator-3', '--shards', '3', '--data', data, '--insecure'], { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     refused.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     const code = await new Promise<number | null>((resolve) => refused.once('exit', resolve));

@@ -5,8 +5,12 @@
  * operator views (in-doubt branches, registered services) ask every shard.
  */
 import {
+  CallerRole,
   Paths,
   TxmeshError,
+  authorizationHeader,
+  isKey,
+  isValidName,
   isTxId,
   shardForIdempotencyKey,
   shardOfTxId,
@@ -57,6 +61,11 @@ export interface TxmeshClientOptions {
    * transactions a second notices; 'node:http' starts faster, for a short-lived process making a few calls.
    */
   stack?: HttpStack;
+  /**
+   * This application's client name and key (hex, issued with `txmesh credentials client NAME`): needed
+   * when the coordinators run with credentials (the default of `txmesh coordinator`).
+   */
+  credential?: { name: string; key: string };
 }
 
 /** A refusal the server asked to retry later, with how long to wait (HTTP Retry-After, seconds). */
@@ -94,7 +103,12 @@ export function createTxmeshClient(options: TxmeshClientOptions): TxmeshClient {
   const overloadRetries = options.overloadRetries ?? 2;
   if (!Number.isInteger(overloadRetries) || overloadRetries < 0) throw new TypeError('overloadRetries must be a non-negative integer');
   const answerMarginMs = options.answerMarginMs ?? 30_000;
-  const http = new JsonHttpClient({ timeoutMs: options.requestTimeoutMs ?? 10_000, connections: options.connections ?? 32, stack: options.stack ?? 'undici' });
+  const credential = options.credential;
+  if (credential !== undefined && (!isValidName(credential.name) || !isKey(credential.key))) {
+    throw new TypeError('credential needs a client name (letters, digits, . _ -) and its 64-hex-digit key');
+  }
+  const headers: Record<string, string> = credential ? { authorization: authorizationHeader(CallerRole.CLIENT, credential.name, credential.key) } : {};
+  const http = new JsonHttpClient({ timeoutMs: options.requestTimeoutMs ?? 10_000, connections: options.connections ?? 32, stack: options.stack ?? 'undici', headers });
   let nextShard = 0;
 
   /** The body of a 2xx answer; anything else becomes a TxmeshError (a call without an answer stays an HttpCallError). */

@@ -2,17 +2,22 @@
  * The coordinator's HTTP face: fastify routes over a TransactionManager, a SQLite decision log and the
  * HTTP branch transport. startCoordinator runs recovery before it listens.
  */
+import http from 'node:http';
+import https from 'node:https';
 import path from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
 import {
   NO_SCHEMA_COMPILERS,
   Paths,
+  REQUEST_TIMEOUT_MS,
   TxmeshError,
+  answerClientError,
   installTxmeshErrorHandlers,
   sendTxmeshError,
   serverLoggerOptions,
   toTxmeshError,
   validateRegisterRequest,
+  validateWaitReport,
   type DeadlockMode,
   type ReadyAnswer,
   type TransactionResult,
@@ -32,10 +37,20 @@ import { RecentActivity } from './dashboard/recent-activity.ts';
 import { registerDashboardRoutes } from './dashboard/dashboard-routes.ts';
 import { requestContext } from './transaction-spans.ts';
 import { traceLogFields } from '@txmesh/client';
+import { callerOf, requireCallers } from './caller-access.ts';
 
 export interface CoordinatorOptions {
   shard: number;
   shards: number;
+  /**
+   * The cluster secrets (hex, the first signs): when given, every route but the probes and stats needs a
+   * credential (docs/design.md, Security) and batches to sidecars carry the coordinator's proof. Omitted: no checks.
+   */
+  secrets?: readonly string[];
+  /** PEM certificate and key: serve HTTPS instead of HTTP. */
+  tls?: { cert: string; key: string };
+  /** The cluster's name, stamped into the decision log with shard and shards and checked at every start. Default "txmesh". */
+  cluster?: string;
   dataDir: string;
   host?: string;
   port?: number;
@@ -78,6 +93,7 @@ export interface Coordinator {
 }
 
 export const BODY_LIMIT_BYTES = 1024 * 1024;
+export const DEFAULT_CLUSTER = 'txmesh';
 
 /** Where shard k keeps its decision log inside dataDir. */
 export function decisionLogPath(dataDir: string, shard: number): string {
@@ -98,11 +114,17 @@ export interface CoordinatorParts {
 export async function buildCoordinator(opts: CoordinatorOptions, parts: CoordinatorParts = {}): Promise<Coordinator> {
   const role = `coordinator shard ${opts.shard} of ${opts.shards}`;
   let phase: 'recovering' | 'ready' | 'closing' = 'recovering';
+  const tls = opts.tls;
   const app = Fastify({
     // Lines logged inside a transaction's span carry its trace_id and span_id.
     logger: serverLoggerOptions(`coordinator-${opts.shard}`, opts.logLevel, traceLogFields),
     bodyLimit: BODY_LIMIT_BYTES,
     schemaController: NO_SCHEMA_COMPILERS,
+    // A body trickling in forever would hold a socket forever; parser refusals get the catalogue's shape.
+    requestTimeout: REQUEST_TIMEOUT_MS,
+    clientErrorHandler: answerClientError,
+    // A TLS listener through the factory keeps one instance type for both; its handler is fastify's own.
+    ...(tls ? { serverFactory: (handler: http.RequestListener) => https.createServer(tls, handler) as unknown as http.Server } : {}),
     // Requests arriving while closing get TXM_SHUTTING_DOWN from the hook below, not fastify's code-less 503.
     return503OnClosing: false,
     // Errors fastify raises before routing (an undecodable URL) get our catalogue too.
@@ -131,9 +153,10 @@ export async function buildCoordinator(opts: CoordinatorOptions, parts: Coordina
     inDoubtCount: () => manager?.inDoubt().length ?? 0,
     refusedOverloaded: () => manager?.stats().refusedOverloaded ?? 0,
   });
-  const transport = new ObservedTransport(parts.transport ?? new HttpBranchTransport(), metrics);
+  const transport = new ObservedTransport(parts.transport ?? new HttpBranchTransport(opts.secrets?.[0] !== undefined ? { secret: opts.secrets[0] } : {}), metrics);
   try {
     log ??= new SqliteDecisionLog(decisionLogPath(opts.dataDir, opts.shard), {
+      identity: { cluster: opts.cluster ?? DEFAULT_CLUSTER, shard: opts.shard, shards: opts.shards },
       ...(opts.groupCommit === undefined ? {} : { groupCommit: opts.groupCommit }),
       onForced: metrics.recordForced,
     });
@@ -161,6 +184,7 @@ export async function buildCoordinator(opts: CoordinatorOptions, parts: Coordina
       ...(opts.alertWebhookUrl !== undefined ? { alertWebhookUrl: opts.alertWebhookUrl } : {}),
       ...(opts.alertIntervalMs !== undefined ? { alertIntervalMs: opts.alertIntervalMs } : {}),
     });
+    if (opts.secrets !== undefined) requireCallers(app, opts.secrets);
     const activity = new RecentActivity();
     registerRoutes(app, running, (result) => {
       metrics.recordOutcome(result);
@@ -215,10 +239,26 @@ export function registerRoutes(app: FastifyInstance, manager: TransactionManager
 
   app.get<{ Params: TxIdParams }>(Paths.TRANSACTION_DECISION, async (request) => manager.decision(request.params.txId));
 
-  app.post(Paths.SERVICES, async (request) => manager.registerService(validateRegisterRequest(request.body)));
+  app.post(Paths.SERVICES, async (request) => {
+    const registration = validateRegisterRequest(request.body);
+    const caller = callerOf(request);
+    // A service registers itself only: an impostor would receive every prepare, with its arguments.
+    if (caller !== undefined && caller.name !== registration.service) {
+      throw new TxmeshError('TXM_FORBIDDEN', `the credential of ${caller.name} cannot register ${registration.service}`);
+    }
+    return manager.registerService(registration);
+  });
 
   app.get(Paths.SERVICES, async () => ({ services: manager.listServices() }));
-  app.post(Paths.WAIT_FOR, async (request) => manager.reportWaits(request.body));
+  app.post(Paths.WAIT_FOR, async (request) => {
+    const report = validateWaitReport(request.body);
+    const caller = callerOf(request);
+    // A forged report could name a cycle and make this shard abort someone else's transaction.
+    if (caller !== undefined && caller.name !== report.service) {
+      throw new TxmeshError('TXM_FORBIDDEN', `the credential of ${caller.name} cannot report waits of ${report.service}`);
+    }
+    return manager.reportWaits(report);
+  });
 
   // Liveness: the process answers (readiness is GET /v1/ready).
   app.get(Paths.COORDINATOR_HEALTH, async () => ({ ok: true, shard: manager.shard, shards: manager.shards, inFlight: manager.inFlight }));
@@ -240,7 +280,8 @@ export async function startCoordinator(opts: CoordinatorOptions, parts: Coordina
   const coordinator = await buildCoordinator(opts, parts);
   try {
     const resumed = coordinator.recover();
-    const url = await coordinator.app.listen({ host: opts.host ?? '127.0.0.1', port: opts.port ?? 0 });
+    const listened = await coordinator.app.listen({ host: opts.host ?? '127.0.0.1', port: opts.port ?? 0 });
+    const url = opts.tls ? listened.replace(/^http:/, 'https:') : listened;
     coordinator.app.log.info({ url, shard: opts.shard, shards: opts.shards, resumed }, `coordinator shard ${opts.shard} of ${opts.shards} ready`);
     return { url, close: coordinator.close };
   } catch (err) {

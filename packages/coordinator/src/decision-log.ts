@@ -36,6 +36,12 @@ export interface DecisionRecord {
   doneAt?: number;
   /** The transaction span's trace context: delivery resumed after a restart joins the same trace. */
   trace?: TraceCarrier;
+  /**
+   * Services whose branch acknowledged the outcome (logged unforced as each ack arrives), so that a
+   * restart re-sends the outcome only to branches that have not: an acknowledged branch may since have
+   * pruned its row and could no longer answer a repeated commit.
+   */
+  acked?: string[];
 }
 
 export interface StoredService {
@@ -81,6 +87,13 @@ export interface DecisionLog {
   append(record: DecisionRecord): Promise<void>;
   /** Marks a record finished. Unforced: written with the next group, never awaited. */
   markDone(txId: string, state: FinalDecisionState, at: number): void;
+  /** Records that one branch acknowledged the outcome. Unforced, like markDone. */
+  markAcked(txId: string, service: string, at: number): void;
+  /**
+   * When this log began (epoch ms). Presumed abort holds only for transactions that began after it: of an
+   * older one the log cannot say it never committed (it may be a fresh or wrong file).
+   */
+  readonly bornAt: number;
   /** Records a service's sidecar address. Unforced, like markDone. */
   saveService(entry: StoredService): void;
   get(txId: string): DecisionRecord | undefined;
@@ -101,6 +114,7 @@ export interface DecisionLog {
 export type LogWrite =
   | { kind: 'append'; record: DecisionRecord }
   | { kind: 'done'; txId: string; state: FinalDecisionState; at: number }
+  | { kind: 'ack'; txId: string; service: string; at: number }
   | { kind: 'service'; entry: StoredService };
 
 interface Waiter {
@@ -134,6 +148,7 @@ export abstract class GroupCommitLog implements DecisionLog {
   /** Writes every entry or none (one storage transaction); throws on failure. */
   protected abstract writeGroup(writes: readonly LogWrite[]): void;
   protected abstract closeStorage(): void;
+  abstract readonly bornAt: number;
   abstract get(txId: string): DecisionRecord | undefined;
   abstract getByIdempotencyKey(key: string): DecisionRecord | undefined;
   abstract listUnfinished(): DecisionRecord[];
@@ -161,6 +176,12 @@ export abstract class GroupCommitLog implements DecisionLog {
   markDone(txId: string, state: FinalDecisionState, at: number): void {
     if (this.#closed) return;
     this.#queue.push({ kind: 'done', txId, state, at });
+    this.#scheduleUnforced();
+  }
+
+  markAcked(txId: string, service: string, at: number): void {
+    if (this.#closed) return;
+    this.#queue.push({ kind: 'ack', txId, service, at });
     this.#scheduleUnforced();
   }
 

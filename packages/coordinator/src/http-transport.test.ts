@@ -4,6 +4,7 @@
  */
 import { describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
+import Database from 'better-sqlite3';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -112,12 +113,13 @@ describe('startCoordinator', () => {
     assert.deepEqual(decision, { txId, decision: 'commit' });
     const stats = (await fetch(`${coordinator.url}/v1/stats`).then((r) => r.json())) as { recovered: number };
     assert.equal(stats.recovered, 1);
+    // Read through a plain second connection: the running coordinator holds the log's process lock.
     await eventually(() => {
-      const db = new SqliteDecisionLog(decisionLogPath(dataDir, 0));
+      const db = new Database(decisionLogPath(dataDir, 0), { readonly: true });
       try {
-        return db.get(txId)?.state === 'COMMITTED';
+        return (db.prepare('SELECT state FROM decisions WHERE tx_id = ?').get(txId) as { state: string } | undefined)?.state === 'COMMITTED';
       } finally {
-        void db.close();
+        db.close();
       }
     }, 'marked done in the log');
   });

@@ -4,7 +4,18 @@
  * BranchCallError (see branch-errors.ts).
  */
 import { CallFailure, HttpCallError, JsonHttpClient, withTraceHeaders } from '@txmesh/client';
-import { HeaderNames, Paths, PROTOCOL_VERSION, TxmeshError, validateBatchResponse, type BranchBatchResponse, type BranchItem } from '@txmesh/protocol';
+import {
+  CallerRole,
+  HeaderNames,
+  Paths,
+  PROTOCOL_VERSION,
+  TxmeshError,
+  authorizationHeader,
+  deriveServiceKey,
+  validateBatchResponse,
+  type BranchBatchResponse,
+  type BranchItem,
+} from '@txmesh/protocol';
 import {
   BadAnswerError,
   DispatcherClosedError,
@@ -19,7 +30,11 @@ import type { BranchTransport } from './branch-transport.ts';
 export interface HttpBranchTransportOptions {
   /** Keep-alive connections per sidecar. */
   connections?: number;
+  /** The cluster secret that signs: each batch then proves to the sidecar that a coordinator sent it. */
+  secret?: string;
 }
+
+const MAX_CACHED_HEADERS = 10_000;
 
 /** Every call gives its own bound (the attempt's timeout); this one is never used on its own. */
 const FALLBACK_TIMEOUT_MS = 30_000;
@@ -40,8 +55,12 @@ function callFailureOf(err: HttpCallError, sidecarUrl: string, timeoutMs: number
 
 export class HttpBranchTransport implements BranchTransport {
   readonly #http: JsonHttpClient;
+  readonly #secret: string | undefined;
+  /** Authorization header per service: two HMACs saved per batch. Bounded by the registered services. */
+  readonly #headers = new Map<string, string>();
 
   constructor(options: HttpBranchTransportOptions = {}) {
+    this.#secret = options.secret;
     this.#http = new JsonHttpClient({
       timeoutMs: FALLBACK_TIMEOUT_MS,
       connections: options.connections ?? 16,
@@ -49,11 +68,27 @@ export class HttpBranchTransport implements BranchTransport {
     });
   }
 
+  #authorization(service: string | undefined): Record<string, string> {
+    if (this.#secret === undefined || service === undefined) return {};
+    let header = this.#headers.get(service);
+    if (header === undefined) {
+      if (this.#headers.size >= MAX_CACHED_HEADERS) this.#headers.clear();
+      header = authorizationHeader(CallerRole.COORDINATOR, service, deriveServiceKey(this.#secret, service));
+      this.#headers.set(service, header);
+    }
+    return { authorization: header };
+  }
+
   async send(sidecarUrl: string, items: BranchItem[], timeoutMs: number): Promise<BranchBatchResponse> {
     let answer;
     try {
-      // The active trace context (the batch span, when tracing) goes in the traceparent header.
-      answer = await this.#http.request(sidecarUrl, Paths.SIDECAR_BATCH, { body: { protocolVersion: PROTOCOL_VERSION, items }, timeoutMs, headers: withTraceHeaders({}) });
+      answer = await this.#http.request(sidecarUrl, Paths.SIDECAR_BATCH, {
+        body: { protocolVersion: PROTOCOL_VERSION, items },
+        timeoutMs,
+        // One sidecar serves one service: every item of a batch names it. The active trace context (the
+        // batch span, when tracing) goes in the traceparent header.
+        headers: withTraceHeaders(this.#authorization(items[0]?.service)),
+      });
     } catch (err) {
       throw err instanceof HttpCallError ? callFailureOf(err, sidecarUrl, timeoutMs) : branchCallErrorOf(err, sidecarUrl);
     }

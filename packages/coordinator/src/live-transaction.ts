@@ -32,6 +32,8 @@ export interface Branch {
   /** Why the latest commit/rollback attempt failed, as a token, and its raw text. */
   lastError?: string;
   lastErrorDetails?: string;
+  /** Acknowledged the outcome (logged): never sent it again, not even after a restart. */
+  acked?: boolean;
 }
 
 export interface LiveTx {
@@ -91,6 +93,10 @@ export function liveTxFromRecord(record: DecisionRecord): LiveTx {
       };
       if (p.reason !== undefined) branch.reason = p.reason;
       if (p.details !== undefined) branch.details = p.details;
+      if (record.acked?.includes(p.service)) {
+        branch.acked = true;
+        branch.state = committing ? BranchState.COMMITTED : BranchState.ROLLED_BACK;
+      }
       return branch;
     }),
     logged: true,

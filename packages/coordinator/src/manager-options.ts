@@ -27,6 +27,11 @@ export interface TransactionManagerOptions {
   logger?: ManagerLogger;
   /** Finished transactions kept in memory for GET (older ones are answered from the log). */
   recentLimit?: number;
+  /**
+   * Transactions this shard runs at once (deciding or delivering). Default 20 000: past it a new one is
+   * refused with TXM_OVERLOADED before anything is sent, so memory stays bounded whatever the clients do.
+   */
+  maxInFlight?: number;
   maxBatchItems?: number;
   /** false: one item per request, no window (naive mode for comparison). Other dispatcher knobs too. */
   batching?: boolean | DispatcherOptions;
@@ -80,6 +85,7 @@ export interface ResolvedManagerOptions {
   heartbeatMs: number;
   recentLimit: number;
   deadlock: DeadlockMode;
+  maxInFlight: number;
   dispatcher: DispatcherOptions;
   scheduler: SchedulerOptions;
   maxPrepareAttempts: number;
@@ -130,6 +136,7 @@ export function resolveManagerOptions(options: TransactionManagerOptions): Resol
     heartbeatMs: integer(options.heartbeatMs, 1000, 'heartbeatMs', 1),
     recentLimit: integer(options.recentLimit, 10_000, 'recentLimit', 1),
     deadlock: deadlockMode(options.deadlock),
+    maxInFlight: integer(options.maxInFlight, 20_000, 'maxInFlight', 1),
     dispatcher: { maxBatchItems: options.maxBatchItems ?? MAX_BATCH_ITEMS, ...batching },
     scheduler: typeof options.scheduler === 'object' ? options.scheduler : { enabled: options.scheduler ?? true },
     maxPrepareAttempts: integer(options.maxPrepareAttempts, 3, 'maxPrepareAttempts', 1),

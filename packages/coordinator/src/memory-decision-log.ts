@@ -7,6 +7,12 @@ import { GroupCommitLog, type DecisionRecord, type GroupCommitOptions, type LogW
 export class MemoryLogStore {
   readonly records = new Map<string, DecisionRecord>();
   readonly services = new Map<string, StoredService>();
+  /** When the store was made: a new instance on the same store is a restart, not a new log. */
+  readonly bornAt: number;
+
+  constructor(bornAt: number = Date.now()) {
+    this.bornAt = bornAt;
+  }
 }
 
 export class MemoryDecisionLog extends GroupCommitLog {
@@ -15,6 +21,10 @@ export class MemoryDecisionLog extends GroupCommitLog {
   constructor(store: MemoryLogStore = new MemoryLogStore(), options: GroupCommitOptions = {}) {
     super(options);
     this.store = store;
+  }
+
+  get bornAt(): number {
+    return this.store.bornAt;
   }
 
   protected writeGroup(writes: readonly LogWrite[]): void {
@@ -36,7 +46,11 @@ export class MemoryDecisionLog extends GroupCommitLog {
         if (record) {
           record.state = write.state;
           record.doneAt = write.at;
+          delete record.acked;
         }
+      } else if (write.kind === 'ack') {
+        const record = this.store.records.get(write.txId);
+        if (record && !(record.acked ?? []).includes(write.service)) record.acked = [...(record.acked ?? []), write.service];
       } else {
         this.store.services.set(write.entry.service, write.entry);
       }

@@ -23,6 +23,8 @@ export interface OutcomeDeliveryParts {
   sleeper: Sleeper;
   options: Pick<ResolvedManagerOptions, 'deliveryBackoff' | 'deliveryTimeoutMs' | 'serviceTimeouts' | 'warnEvery' | 'random' | 'logger'>;
   isClosing: () => boolean;
+  /** Records one branch's acknowledgement of a logged decision, so a restart does not send it again. */
+  recordAck?: (txId: string, service: string) => void;
 }
 
 export class OutcomeDelivery {
@@ -39,12 +41,17 @@ export class OutcomeDelivery {
    */
   deliver(tx: LiveTx, action: OutcomeAction, onAcknowledged: () => void): void {
     // Rollback goes to every branch that did not itself refuse: a timed-out one may have prepared late.
-    const targets = action === BranchAction.COMMIT ? tx.branches : tx.branches.filter((b) => !b.refused);
+    // A branch that acknowledged already (before a restart) is not asked again: it may have forgotten the branch.
+    const targets = (action === BranchAction.COMMIT ? tx.branches : tx.branches.filter((b) => !b.refused)).filter((b) => !b.acked);
     for (const b of targets) b.delivering = true;
     let acks = 0;
     const deliverOne = async (b: Branch): Promise<boolean> => {
       const acked = await this.#deliverBranch(tx, b, action);
       b.delivering = false;
+      if (acked) {
+        b.acked = true;
+        if (tx.logged) this.#parts.recordAck?.(tx.txId, b.service);
+      }
       if (acked && action === BranchAction.COMMIT && ++acks === 1 && targets.length > 1) reachStep(CoordinatorSteps.MID_FANOUT);
       return acked;
     };

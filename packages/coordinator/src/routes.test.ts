@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import type { InjectOptions } from 'fastify';
+import { newTxId } from '@txmesh/protocol';
 import { buildCoordinator, decisionLogPath } from './app.ts';
 import { FakeTransport } from './testing/fake-transport.ts';
 
@@ -74,7 +75,19 @@ describe('coordinator routes', () => {
       { name: 'bad tx id', request: { method: 'GET', url: '/v1/transactions/not-an-id' }, status: 400, code: 'TXM_BAD_TX_ID' },
       { name: 'bad tx id decision', request: { method: 'GET', url: '/v1/transactions/%00%ff/decision' }, status: 400, code: 'TXM_BAD_TX_ID' },
       { name: 'overlong tx id', request: { method: 'GET', url: `/v1/transactions/0-abc-${'f'.repeat(200)}/decision` }, status: 400, code: 'TXM_BAD_TX_ID' },
-      { name: 'unknown tx', request: { method: 'GET', url: '/v1/transactions/0-abc-0123456789abcdef' }, status: 404, code: 'TXM_TX_NOT_FOUND' },
+      { name: 'unknown tx', request: { method: 'GET', url: `/v1/transactions/${newTxId(0)}` }, status: 404, code: 'TXM_TX_NOT_FOUND' },
+      { name: 'tx older than the log', request: { method: 'GET', url: '/v1/transactions/0-abc-0123456789abcdef/decision' }, status: 409, code: 'TXM_DECISION_UNKNOWN' },
+      {
+        name: 'args nested 10,000 deep',
+        request: {
+          method: 'POST',
+          url: '/v1/transactions',
+          headers: { 'content-type': 'application/json' },
+          payload: `{"idempotencyKey":"deep-1","participants":[{"service":"inventory","operations":[{"op":"reserve","args":${'{"a":'.repeat(10_000)}1${'}'.repeat(10_000)}}]}]}`,
+        },
+        status: 400,
+        code: 'TXM_BAD_REQUEST',
+      },
       { name: 'bad registration', request: { method: 'POST', url: '/v1/services', payload: { service: 'x', sidecarUrl: 'ftp://a' } }, status: 400, code: 'TXM_BAD_REQUEST' },
       { name: 'no such route', request: { method: 'GET', url: '/v2/anything' }, status: 404, code: 'TXM_NOT_FOUND' },
     ];

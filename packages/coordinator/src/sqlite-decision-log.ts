@@ -6,6 +6,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { validTraceCarrier } from '@txmesh/protocol';
+import { LogLock } from './log-lock.ts';
+import { stampLogIdentity, type LogIdentity } from './log-identity.ts';
 import {
   GroupCommitLog,
   type DecisionRecord,
@@ -36,6 +38,19 @@ CREATE TABLE IF NOT EXISTS services (
   service TEXT PRIMARY KEY,
   sidecar_url TEXT NOT NULL,
   registered_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS decision_acks (
+  tx_id TEXT NOT NULL,
+  service TEXT NOT NULL,
+  at INTEGER NOT NULL,
+  PRIMARY KEY (tx_id, service)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS log_identity (
+  only_row INTEGER PRIMARY KEY CHECK (only_row = 1),
+  cluster TEXT NOT NULL,
+  shard INTEGER NOT NULL,
+  shards INTEGER NOT NULL,
+  born_at INTEGER NOT NULL
 );
 `;
 
@@ -75,13 +90,24 @@ function fromRow(row: DecisionRow): DecisionRecord {
   return record;
 }
 
+export interface SqliteDecisionLogOptions extends GroupCommitOptions {
+  /** Whose log this is; checked against the stamp in the file (a file of another shard or cluster is refused). */
+  identity?: LogIdentity;
+}
+
 /** Rows deleted per statement, so one prune never holds the write lock for long. */
 const PRUNE_BATCH = 2000;
 const MAX_PRUNE_BATCHES = 50;
 
 export class SqliteDecisionLog extends GroupCommitLog {
   readonly file: string;
+  readonly bornAt: number;
   readonly #db: Database.Database;
+  readonly #lock: LogLock;
+  readonly #insertAck: Database.Statement;
+  readonly #deleteAcks: Database.Statement;
+  readonly #acksOf: Database.Statement<[string], { service: string }>;
+  readonly #unfinishedAcks: Database.Statement<[], { tx_id: string; service: string }>;
   readonly #insert: Database.Statement;
   readonly #markDone: Database.Statement;
   readonly #upsertService: Database.Statement;
@@ -92,11 +118,18 @@ export class SqliteDecisionLog extends GroupCommitLog {
   readonly #pruneBatch: Database.Statement<[number, number, number]>;
   readonly #writeGroupTx: (writes: readonly LogWrite[]) => void;
 
-  constructor(file: string, options: GroupCommitOptions = {}) {
+  constructor(file: string, options: SqliteDecisionLogOptions = {}) {
     super(options);
     fs.mkdirSync(path.dirname(file), { recursive: true });
     this.file = file;
-    this.#db = new Database(file);
+    // Before the file is touched: a second process on the same log would decide against the first one's records.
+    this.#lock = LogLock.acquire(`${file}.lock`);
+    try {
+      this.#db = new Database(file);
+    } catch (err) {
+      this.#lock.release();
+      throw err;
+    }
     // Pages freed by pruning go back to the file system (incremental_vacuum after each prune), so the
     // file shrinks with the work instead of keeping its high-water mark. Takes effect on a new file;
     // an older file is converted once by VACUUM.
@@ -104,10 +137,24 @@ export class SqliteDecisionLog extends GroupCommitLog {
     this.#db.pragma('journal_mode = WAL');
     this.#db.pragma('synchronous = FULL');
     if (this.#db.pragma('auto_vacuum', { simple: true }) !== 2) this.#db.exec('VACUUM');
+    const existed = this.#db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'decisions'").get() !== undefined;
     this.#db.exec(SCHEMA);
     // A log written before records carried their trace context gains the column (NULL for old rows).
     const columns = this.#db.prepare("SELECT name FROM pragma_table_info('decisions')").all() as { name: string }[];
     if (!columns.some((c) => c.name === 'trace')) this.#db.exec('ALTER TABLE decisions ADD COLUMN trace TEXT');
+    try {
+      this.bornAt = stampLogIdentity(this.#db, options.identity, existed);
+    } catch (err) {
+      this.#db.close();
+      this.#lock.release();
+      throw err;
+    }
+    this.#insertAck = this.#db.prepare('INSERT OR IGNORE INTO decision_acks (tx_id, service, at) VALUES (?, ?, ?)');
+    this.#deleteAcks = this.#db.prepare('DELETE FROM decision_acks WHERE tx_id = ?');
+    this.#acksOf = this.#db.prepare<[string], { service: string }>('SELECT service FROM decision_acks WHERE tx_id = ? ORDER BY service');
+    this.#unfinishedAcks = this.#db.prepare<[], { tx_id: string; service: string }>(
+      "SELECT a.tx_id, a.service FROM decision_acks a JOIN decisions d ON d.tx_id = a.tx_id WHERE d.state IN ('COMMITTING', 'ABORTING')",
+    );
     this.#insert = this.#db.prepare(
       `INSERT INTO decisions (tx_id, state, idempotency_key, request_hash, participants, result, created_at, decided_at, done_at, trace)
        VALUES (@txId, @state, @idempotencyKey, @requestHash, @participants, @result, @createdAt, @decidedAt, @doneAt, @trace)`,
@@ -150,6 +197,10 @@ export class SqliteDecisionLog extends GroupCommitLog {
           });
         } else if (write.kind === 'done') {
           this.#markDone.run(write.state, write.at, write.txId);
+          // Finished: nothing will be re-sent, so its acknowledgements are no longer needed.
+          this.#deleteAcks.run(write.txId);
+        } else if (write.kind === 'ack') {
+          this.#insertAck.run(write.txId, write.service, write.at);
         } else {
           this.#upsertService.run(write.entry.service, write.entry.sidecarUrl, write.entry.registeredAt);
         }
@@ -196,11 +247,16 @@ export class SqliteDecisionLog extends GroupCommitLog {
 
   protected closeStorage(): void {
     this.#db.close();
+    this.#lock.release();
   }
 
   get(txId: string): DecisionRecord | undefined {
     const row = this.#byTxId.get(txId);
-    return row && fromRow(row);
+    if (!row) return undefined;
+    const record = fromRow(row);
+    const acked = this.#acksOf.all(txId).map((a) => a.service);
+    if (acked.length > 0) record.acked = acked;
+    return record;
   }
 
   getByIdempotencyKey(key: string): DecisionRecord | undefined {
@@ -209,7 +265,14 @@ export class SqliteDecisionLog extends GroupCommitLog {
   }
 
   listUnfinished(): DecisionRecord[] {
-    return this.#unfinished.all().map(fromRow);
+    const acked = new Map<string, string[]>();
+    for (const { tx_id, service } of this.#unfinishedAcks.all()) acked.set(tx_id, [...(acked.get(tx_id) ?? []), service]);
+    return this.#unfinished.all().map((row) => {
+      const record = fromRow(row);
+      const services = acked.get(record.txId);
+      if (services) record.acked = services.sort();
+      return record;
+    });
   }
 
   listServices(): StoredService[] {

@@ -1,6 +1,6 @@
 import { describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { TxmeshError, type BeginTransactionRequest } from '@txmesh/protocol';
+import { TxmeshError, newTxId, type BeginTransactionRequest } from '@txmesh/protocol';
 import type { DecisionRecord } from './decision-log.ts';
 import { MemoryDecisionLog, MemoryLogStore } from './memory-decision-log.ts';
 import { FakeTransport, eventually, type FakeHandler } from './testing/fake-transport.ts';
@@ -220,11 +220,15 @@ describe('TransactionManager', () => {
     gated = false;
     const committed = await manager.begin({ participants: [order.participants[0]!] });
     assert.equal(manager.decision(committed.txId).decision, 'commit');
-    // An id of this shard that was never logged: presumed abort.
-    assert.deepEqual(manager.decision('1-abc-0123456789abcdef'), { txId: '1-abc-0123456789abcdef', decision: 'abort' });
+    // An id of this shard that began after the log did and was never logged: presumed abort.
+    const unlogged = newTxId(1);
+    assert.deepEqual(manager.decision(unlogged), { txId: unlogged, decision: 'abort' });
     assert.throws(() => manager.decision('2-abc-0123456789abcdef'), isCode('TXM_WRONG_SHARD'));
     assert.throws(() => manager.decision('nope'), isCode('TXM_BAD_TX_ID'));
-    assert.throws(() => manager.status('1-abc-0123456789abcdef'), isCode('TXM_TX_NOT_FOUND'));
+    assert.throws(() => manager.status(unlogged), isCode('TXM_TX_NOT_FOUND'));
+    // One that began before this log existed: the log cannot vouch that it never committed.
+    assert.throws(() => manager.decision('1-abc-0123456789abcdef'), isCode('TXM_DECISION_UNKNOWN'));
+    assert.throws(() => manager.status('1-abc-0123456789abcdef'), isCode('TXM_DECISION_UNKNOWN'));
   });
 
   it('answers pending, never commit, while the COMMIT record is being forced, and "committed" only once it is durable', async (t) => {

@@ -19,8 +19,8 @@ import {
   newTxId,
   shardForIdempotencyKey,
   shardOfTxId,
+  txTimeOf,
   validateBeginRequest,
-  validateWaitReport,
   type BeginTransactionRequest,
   type DecisionAnswer,
   type InDoubtBranch,
@@ -29,6 +29,7 @@ import {
   type ServiceView,
   type TransactionResult,
   type TransactionStatus,
+  type WaitReport,
 } from '@txmesh/protocol';
 import { ROOT_CONTEXT, context, type Context } from '@opentelemetry/api';
 import { BatchingDispatcher } from './batching-dispatcher.ts';
@@ -40,7 +41,7 @@ import { resolveManagerOptions, type ResolvedManagerOptions, type TransactionMan
 import { OutcomeDelivery, type OutcomeAction } from './outcome-delivery.ts';
 import { RecentMap } from './recent-map.ts';
 import { requestHash } from './request-hash.ts';
-import { Scheduler } from './scheduler.ts';
+import { OverloadedError, Scheduler } from './scheduler.ts';
 import { ServiceRegistry } from './service-registry.ts';
 import { Sleeper } from './sleeper.ts';
 import { decisionOf, inDoubtBranches, snapshotOf, statusFromRecord } from './status-views.ts';
@@ -115,7 +116,7 @@ export class TransactionManager {
     const isClosing = (): boolean => this.#closing;
     const shared = { dispatcher: this.#dispatcher, registry: this.#registry, sleeper: this.#sleeper, options: o, isClosing };
     this.#votes = new VoteCollector({ ...shared, scheduler: this.#scheduler });
-    this.#delivery = new OutcomeDelivery(shared);
+    this.#delivery = new OutcomeDelivery({ ...shared, recordAck: (txId, service) => this.#log.markAcked(txId, service, Date.now()) });
     this.#idempotency = new IdempotencyGate(o.log);
     this.#pruner = new LogPruner(o.log, { retentionMs: o.idempotencyRetentionMs, intervalMs: o.pruneIntervalMs, logger: o.logger });
     this.#recent = new RecentMap(o.recentLimit);
@@ -125,8 +126,7 @@ export class TransactionManager {
   // ------------------------------------------------------------------ deadlocks
 
   /** A sidecar's wait-for edges of its service (POST /v1/wait-for). Ignored unless the mode is detect. */
-  reportWaits(body: unknown): { edges: number } {
-    const report = validateWaitReport(body);
+  reportWaits(report: WaitReport): { edges: number } {
     this.#deadlocks?.report(report);
     return { edges: report.edges.length };
   }
@@ -165,6 +165,10 @@ export class TransactionManager {
   async begin(body: unknown, parent: Context = ROOT_CONTEXT): Promise<TransactionResult> {
     if (this.#closing) throw new TxmeshError('TXM_SHUTTING_DOWN');
     const request = validateBeginRequest(body);
+    if (this.#active.size >= this.#options.maxInFlight) {
+      // The shard's own bound, whatever the services' lanes say: refused before anything is sent or locked.
+      throw new OverloadedError(`(none: this shard already runs ${this.#active.size} transactions, its maxInFlight)`, 1000);
+    }
     const key = request.idempotencyKey;
     if (key === undefined) {
       this.#checkServices(request);
@@ -342,6 +346,14 @@ export class TransactionManager {
     if (shard !== this.shard) throw new TxmeshError('TXM_WRONG_SHARD', `${txId} belongs to shard ${shard}, this is shard ${this.shard}`);
   }
 
+  /** Presumed abort needs a log that was there when the transaction began; otherwise nobody can tell. */
+  #checkLogCovers(txId: string): void {
+    const began = txTimeOf(txId);
+    if (began !== undefined && began < this.#log.bornAt) {
+      throw new TxmeshError('TXM_DECISION_UNKNOWN', `${txId} began at ${new Date(began).toISOString()}, this log at ${new Date(this.#log.bornAt).toISOString()}`);
+    }
+  }
+
   status(txId: string): TransactionStatus {
     this.#checkTxId(txId);
     const live = this.#active.get(txId);
@@ -350,6 +362,7 @@ export class TransactionManager {
     if (recent) return structuredClone(recent);
     const record = this.#log.get(txId);
     if (record) return statusFromRecord(record, this.shard);
+    this.#checkLogCovers(txId);
     throw new TxmeshError('TXM_TX_NOT_FOUND', txId);
   }
 
@@ -357,7 +370,9 @@ export class TransactionManager {
   decision(txId: string): DecisionAnswer {
     this.#checkTxId(txId);
     const live = this.#active.get(txId);
-    return decisionOf(txId, live, live ? undefined : this.#log.get(txId));
+    const record = live ? undefined : this.#log.get(txId);
+    if (!live && record === undefined) this.#checkLogCovers(txId);
+    return decisionOf(txId, live, record);
   }
 
   stats(): ManagerStats {

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { DeadlockMode } from '@txmesh/protocol';
 import { Member, sleep } from './cluster.ts';
+import { ClusterCredentials } from './cluster-credentials.ts';
 
 export interface BankClusterOptions {
   shards: number;
@@ -22,20 +23,25 @@ export class BankCluster {
   readonly coordinators: Member[] = [];
   readonly services = new Map<string, Member>();
   readonly sidecars = new Map<string, Member>();
+  /** A fresh secret per cluster, as a real deployment has one: every member runs with credentials. */
+  readonly credentials: ClusterCredentials;
 
   private constructor(dataDir: string) {
     this.dataDir = dataDir;
+    this.credentials = new ClusterCredentials(dataDir);
   }
 
   static async start(o: BankClusterOptions): Promise<BankCluster> {
     const cluster = new BankCluster(mkdtempSync(join(tmpdir(), 'txmesh-bank-')));
     const dir = cluster.dataDir;
     const env = { TXMESH_LOG_LEVEL: 'error' };
+    const credentials = cluster.credentials;
     try {
       for (let shard = 0; shard < o.shards; shard++) {
         const name = `coordinator-${shard}`;
         cluster.coordinators.push(new Member(name, 'coordinator', (port) => [
           '--shard', String(shard), '--shards', String(o.shards), '--port', String(port), '--data', dir, '--deadlock', o.deadlock,
+          '--secret-file', credentials.secretFile,
         ], join(dir, `${name}.log`), env));
       }
       await Promise.all(cluster.coordinators.map((m) => m.start()));
@@ -44,6 +50,7 @@ export class BankCluster {
         const member = new Member(`service-${service}`, 'bank', (port) => [
           service, '--port', String(port), '--db', join(dir, `${service}.db`), '--deadlock', o.deadlock, '--lock-wait', String(o.lockWaitMs),
           '--accounts', String(o.accounts.count), '--balance', String(o.accounts.balance),
+          '--key-file', credentials.serviceKeyFile(service),
         ], join(dir, `service-${service}.log`), env);
         cluster.services.set(service, member);
       }
@@ -51,6 +58,7 @@ export class BankCluster {
       for (const service of o.services) {
         const member = new Member(`sidecar-${service}`, 'sidecar', (port) => [
           '--service', service, '--service-url', cluster.services.get(service)!.url, '--coordinator', coordinatorUrls, '--port', String(port), '--data', dir,
+          '--key-file', credentials.serviceKeyFile(service),
         ], join(dir, `sidecar-${service}.log`), env);
         cluster.sidecars.set(service, member);
       }
@@ -72,7 +80,7 @@ export class BankCluster {
     for (const coordinator of this.coordinators) {
       for (;;) {
         try {
-          const body = (await (await fetch(`${coordinator.url}/v1/services`)).json()) as { services: { service: string }[] };
+          const body = (await (await fetch(`${coordinator.url}/v1/services`, { headers: this.credentials.clientHeaders })).json()) as { services: { service: string }[] };
           if (services.every((s) => body.services.some((x) => x.service === s))) break;
         } catch {
           // not up yet

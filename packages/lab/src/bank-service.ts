@@ -28,6 +28,8 @@ export interface BankServiceOptions {
   accounts: { count: number; balance: number };
   /** Default true. false declares no lock keys at all: only for showing what locking prevents. */
   locking?: boolean;
+  /** This service's key(s): the participant routes then take only its sidecar. */
+  keys?: readonly string[];
   /** Called with the app before the routes are added (tests hold batches back with a hook). */
   beforeRoutes?: (app: FastifyInstance) => void;
 }
@@ -136,6 +138,7 @@ export function buildBankService(name: string, options: BankServiceOptions): Ban
     lockWaitMs: options.lockWaitMs,
     deadlock: options.deadlock,
     log: () => {},
+    ...(options.keys !== undefined ? { keys: options.keys } : {}),
   });
   const app = Fastify({ logger: false, schemaController: NO_SCHEMA_COMPILERS });
   options.beforeRoutes?.(app);

@@ -27,7 +27,7 @@ export async function runCluster(spec: RunSpec, options: BenchOptions, say: (lin
   const nodeArgs = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${join(profileDir, spec.label)}`] : [];
   const cluster = await Cluster.start({ shards: options.shards, catalog: BENCH_CATALOG, env: { TXMESH_LOG_LEVEL: 'warn', ...spec.env }, memberEnv, nodeArgs });
   const startupMs = Object.fromEntries(members(cluster).map((m) => [m.name, round(m.startupMs ?? NaN, 0)]));
-  const client = createTxmeshClient({ coordinatorUrls: cluster.coordinatorUrls, connections: clientConnections(options), overloadRetries: 0 });
+  const client = createTxmeshClient({ coordinatorUrls: cluster.coordinatorUrls, connections: clientConnections(options), overloadRetries: 0, ...cluster.clientOptions });
   let failed = true;
   try {
     let before: Snapshot | undefined;

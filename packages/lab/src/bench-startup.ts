@@ -13,6 +13,7 @@ import { OPTIMISED_ENV } from './bench-options.ts';
 import { processMemoryMb } from './bench-process.ts';
 import { PROCESS_ROLES, type ProcessRole } from './bench-roles.ts';
 import { Member, sleep } from './cluster.ts';
+import { ClusterCredentials } from './cluster-credentials.ts';
 
 /** How long each role sits idle after the last one is ready, before its memory is read. */
 const IDLE_SETTLE_MS = 1000;
@@ -72,8 +73,11 @@ async function probeRound(say: (line: string) => void): Promise<Record<ProcessRo
   const dir = mkdtempSync(join(tmpdir(), 'txmesh-startup-'));
   const env = { TXMESH_LOG_LEVEL: 'warn', ...OPTIMISED_ENV };
   const log = (name: string): string => join(dir, `${name}.log`);
-  const coordinator = new Member('coordinator-0', 'coordinator', (port) => ['--port', String(port), '--data', dir], log('coordinator-0'), env);
-  const service = new Member(`service-${PROBE_SERVICE}`, 'service', (port) => [PROBE_SERVICE, '--port', String(port), '--db', join(dir, `${PROBE_SERVICE}.db`)], log('service'), env);
+  // Started as an operator would: with credentials, which the roles read at start.
+  const credentials = new ClusterCredentials(dir);
+  const serviceKey = ['--key-file', credentials.serviceKeyFile(PROBE_SERVICE)];
+  const coordinator = new Member('coordinator-0', 'coordinator', (port) => ['--port', String(port), '--data', dir, '--secret-file', credentials.secretFile], log('coordinator-0'), env);
+  const service = new Member(`service-${PROBE_SERVICE}`, 'service', (port) => [PROBE_SERVICE, '--port', String(port), '--db', join(dir, `${PROBE_SERVICE}.db`), ...serviceKey], log('service'), env);
   const started: Member[] = [coordinator];
   let failed = true;
   try {
@@ -81,7 +85,7 @@ async function probeRound(say: (line: string) => void): Promise<Record<ProcessRo
     started.push(service);
     const serviceUrl = await service.start();
     const sidecar = new Member(`sidecar-${PROBE_SERVICE}`, 'sidecar', (port) => [
-      '--service', PROBE_SERVICE, '--service-url', serviceUrl, '--coordinator', coordinatorUrl, '--port', String(port), '--data', dir,
+      '--service', PROBE_SERVICE, '--service-url', serviceUrl, '--coordinator', coordinatorUrl, '--port', String(port), '--data', dir, ...serviceKey,
     ], log('sidecar'), env);
     started.push(sidecar);
     await sidecar.start();

@@ -101,7 +101,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosSummary> {
     // The client's own links get faults too: an answer lost on the way back must be recovered by resending the key.
     const clientLinks = await Promise.all(cluster.coordinators.map((c) => FaultProxy.start({ target: c.url })));
     stopClientLinks = () => Promise.all(clientLinks.map((p) => p.close()));
-    const client = createTxmeshClient({ coordinatorUrls: clientLinks.map((p) => p.url) });
+    const client = createTxmeshClient({ coordinatorUrls: clientLinks.map((p) => p.url), ...cluster.clientOptions });
     const heard = new Map<string, Outcome>();
     const abortedByReason: Record<string, number> = {};
     let committed = 0;
@@ -318,8 +318,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosSummary> {
 
 /** Everything still unfinished anywhere: service branches, sidecar records, shard work in flight or in doubt. */
 async function countInDoubt(cluster: Cluster, serviceUrls: Map<EcommerceService, string>): Promise<number> {
-  const getJson = async (url: string): Promise<Record<string, unknown>> => {
-    const res = await fetch(url, { signal: AbortSignal.timeout(10_000) });
+  const getJson = async (url: string, headers: Record<string, string> = {}): Promise<Record<string, unknown>> => {
+    const res = await fetch(url, { headers, signal: AbortSignal.timeout(10_000) });
     return (await res.json()) as Record<string, unknown>;
   };
   const num = (value: unknown): number => (typeof value === 'number' ? value : 0);
@@ -327,7 +327,7 @@ async function countInDoubt(cluster: Cluster, serviceUrls: Map<EcommerceService,
   for (const url of serviceUrls.values()) total += num((await getJson(`${url}/admin/summary`)).preparedBranches);
   for (const sidecar of cluster.sidecars.values()) total += num((await getJson(`${sidecar.url}${Paths.SIDECAR_HEALTH}`)).prepared);
   for (const url of cluster.coordinatorUrls) {
-    const stats = await getJson(`${url}/v1/stats`);
+    const stats = await getJson(`${url}/v1/stats`, cluster.clientHeaders);
     total += num(stats.inFlight) + num(stats.inDoubt);
   }
   return total;

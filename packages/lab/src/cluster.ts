@@ -15,6 +15,7 @@ import { METRICS_PREFIX, READY_PREFIX } from 'txmesh';
 import { processCpuMs } from './bench-process.ts';
 import { FaultProxy } from './fault-proxy.ts';
 import { startTempPostgres, type TempPostgresOptions, type TempPostgres } from './temp-postgres.ts';
+import { ClusterCredentials } from './cluster-credentials.ts';
 
 /**
  * The operator command runs coordinators and sidecars; the lab's own bin runs example services and the null
@@ -198,6 +199,8 @@ export interface ClusterOptions {
    * server (initdb/pg_ctl in a temp folder) before the services and stops it after them.
    */
   postgres?: TempPostgresOptions;
+  /** Run every member with --insecure (no credentials). Default false: a fresh secret per cluster. */
+  insecure?: boolean;
 }
 
 export class Cluster {
@@ -209,11 +212,34 @@ export class Cluster {
   readonly links = new Map<string, FaultProxy>();
   /** The payment service's PostgreSQL server, when started with `postgres`. */
   postgres: TempPostgres | undefined;
+  /** Undefined when the cluster runs --insecure. */
+  readonly credentials: ClusterCredentials | undefined;
   readonly #ownsDataDir: boolean;
 
-  private constructor(dataDir: string, ownsDataDir: boolean) {
+  private constructor(dataDir: string, ownsDataDir: boolean, insecure: boolean) {
     this.dataDir = dataDir;
     this.#ownsDataDir = ownsDataDir;
+    this.credentials = insecure ? undefined : new ClusterCredentials(dataDir);
+  }
+
+  /** Headers of the lab client for a coordinator call ({} when insecure). */
+  get clientHeaders(): Record<string, string> {
+    return this.credentials?.clientHeaders ?? {};
+  }
+
+  /** For createTxmeshClient: the lab client's credential, when the cluster has credentials. */
+  get clientOptions(): { credential?: { name: string; key: string } } {
+    return this.credentials ? { credential: this.credentials.client } : {};
+  }
+
+  /** Headers for the control routes (stats) of the sidecar of `service`. */
+  sidecarControlHeaders(service: EcommerceService): Record<string, string> {
+    return this.credentials?.coordinatorHeaders(service) ?? {};
+  }
+
+  /** Headers for the participant routes of `service` itself, as its sidecar sends them. */
+  participantHeaders(service: EcommerceService): Record<string, string> {
+    return this.credentials?.sidecarHeaders(service) ?? {};
   }
 
   static async start(options: ClusterOptions = {}): Promise<Cluster> {
@@ -221,7 +247,9 @@ export class Cluster {
     const ownsDataDir = options.dataDir === undefined;
     const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'txmesh-'));
     mkdirSync(dataDir, { recursive: true });
-    const cluster = new Cluster(dataDir, ownsDataDir);
+    const cluster = new Cluster(dataDir, ownsDataDir, options.insecure === true);
+    const credentials = cluster.credentials;
+    const keyFlag = (service: EcommerceService): string[] => (credentials ? ['--key-file', credentials.serviceKeyFile(service)] : ['--insecure']);
     const env = options.env ?? {};
     const envFor = (name: string): NodeJS.ProcessEnv => options.memberEnv?.[name] ?? {};
     try {
@@ -229,6 +257,7 @@ export class Cluster {
         const name = `coordinator-${shard}`;
         const member = new Member(name, 'coordinator', (port) => [
           '--shard', String(shard), '--shards', String(shards), '--port', String(port), '--data', dataDir,
+          ...(credentials ? ['--secret-file', credentials.secretFile] : ['--insecure']),
         ], join(dataDir, `${name}.log`), env, options.nodeArgs);
         cluster.coordinators.push(member);
       }
@@ -247,6 +276,7 @@ export class Cluster {
         const database = service === 'payment' && pgUrl !== undefined ? ['--pg', pgUrl] : ['--db', join(dataDir, `${service}.db`)];
         cluster.services.set(service, new Member(`service-${service}`, 'service', (port) => [
           service, '--port', String(port), ...database, '--catalog', catalog,
+          ...(credentials ? ['--key-file', credentials.serviceKeyFile(service)] : []),
         ], join(dataDir, `service-${service}.log`), env, options.nodeArgs));
       }
       await Promise.all([...cluster.services.values()].map((m) => m.start(envFor(m.name))));
@@ -257,7 +287,7 @@ export class Cluster {
         // The sidecar's own port is known only once it listens: its inbound proxy gets the target then.
         const advertise = proxied ? ['--advertise-url', (await cluster.#addLink('coordinators', `sidecar-${service}`)).url] : [];
         cluster.sidecars.set(service, new Member(`sidecar-${service}`, 'sidecar', (port) => [
-          '--service', service, '--service-url', serviceUrl, '--coordinator', coordinatorUrls, '--port', String(port), '--data', dataDir, ...advertise,
+          '--service', service, '--service-url', serviceUrl, '--coordinator', coordinatorUrls, '--port', String(port), '--data', dataDir, ...advertise, ...keyFlag(service),
         ], join(dataDir, `sidecar-${service}.log`), env, options.nodeArgs));
       }
       await Promise.all([...cluster.sidecars.values()].map(async (m) => {
@@ -305,7 +335,7 @@ export class Cluster {
     for (const coordinator of this.coordinators) {
       for (;;) {
         try {
-          const res = await fetch(`${coordinator.url}/v1/services`);
+          const res = await fetch(`${coordinator.url}/v1/services`, { headers: this.clientHeaders });
           const body = (await res.json()) as { services: { service: string }[] };
           const names = new Set(body.services.map((s) => s.service));
           if (ECOMMERCE_SERVICES.every((s) => names.has(s))) break;

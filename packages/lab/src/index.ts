@@ -1,5 +1,6 @@
 export { labMain } from './main.ts';
 export { Cluster, Member, sleep, type ClusterOptions, type MemberRole } from './cluster.ts';
+export { ClusterCredentials, LAB_CLIENT } from './cluster-credentials.ts';
 export { verifyCluster, waitForQuiescence, fetchSummaries, type VerifyReport } from './verify.ts';
 export { runDemo, formatSummary, percentile, type DemoOptions, type DemoSummary } from './demo.ts';
 export { runBench } from './bench.ts';

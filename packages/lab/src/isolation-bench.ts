@@ -160,7 +160,7 @@ async function runOne(workload: IsolationWorkload, mode: DeadlockMode, o: Isolat
           const began = Date.now();
           let outcome: { outcome?: string; reason?: string; error?: { code?: string } } | undefined;
           try {
-            const res = await fetch(`${urls[(worker + n) % urls.length]}/v1/transactions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+            const res = await fetch(`${urls[(worker + n) % urls.length]}/v1/transactions`, { method: 'POST', headers: { 'content-type': 'application/json', ...cluster.credentials.clientHeaders }, body: JSON.stringify(body) });
             outcome = (await res.json()) as typeof outcome;
           } catch {
             outcome = undefined;

@@ -8,9 +8,19 @@
  */
 import { DEFAULT_CATALOG, ECOMMERCE_SERVICES, slowFromEnv, startEcommerceService, type EcommerceService } from '@txmesh/example-ecommerce';
 import { FlagReader, parseArgs, serve, telemetryFlags, UsageError } from 'txmesh';
-import { DeadlockMode } from '@txmesh/protocol';
+import { readFileSync } from 'node:fs';
+import { DeadlockMode, parseKeyList } from '@txmesh/protocol';
 import type { IsolationWorkload } from './isolation-bench.ts';
 import type { TempPostgresOptions } from './temp-postgres.ts';
+
+/** --key-file of an example service: its participant routes then take only its sidecar. */
+function readKeyFile(file: string): string[] {
+  try {
+    return parseKeyList(readFileSync(file, 'utf8'), `--key-file ${file}`);
+  } catch (err) {
+    throw new UsageError(err instanceof Error ? err.message : String(err));
+  }
+}
 
 const USAGE = `usage: txmesh <command> [flags]   (the lab: runs from the txmesh repository)
 
@@ -34,7 +44,7 @@ commands:
                --workloads orders,transfers  --modes detect,wait-die,timeout  --concurrency C (32)  --duration SEC (10)
                --warmup SEC (2)  --shards S (2)  --seed N (1)  --accounts N per service (1000)  --theta X (0.99)
                --lock-wait MS (1000)  --timeout MS (5000)  --json
-  bank         run a bank service (the isolation benchmark's participant): <name> --port P (0) --db FILE
+  bank         run a bank service (the isolation benchmark's participant): <name> --port P (0) --db FILE --key-file FILE
                --deadlock detect|wait-die|timeout (detect)  --lock-wait MS (1000)  --accounts N (1000)  --balance N (1000000)
   null-echo    the benchmark's null baseline: answers POST /v1/transactions at once  --port P (0)
   null-sidecar null participants for measuring the coordinator alone: registers each service with every shard and
@@ -46,7 +56,7 @@ commands:
                --pg: payment on PostgreSQL (native two-phase commit), checked to leave nothing in pg_prepared_xacts  --pg-bin DIR
                catalog: --skus N (200) --stock N per sku (20) --accounts N (500) --balance N per account (500)
   service      run an example e-commerce service (${ECOMMERCE_SERVICES.join(', ')})
-               <name> --port P (0) --db FILE (required) [--catalog JSON] --metrics-port P (9464, or a free port when taken; 0 = any)
+               <name> --port P (0) --db FILE (required) [--catalog JSON] --key-file FILE (its service key) --metrics-port P (9464, or a free port when taken; 0 = any)
                payment --pg postgres://… runs it on PostgreSQL in native two-phase-commit mode instead
 
 every role: --log-level fatal|error|warn|info|debug|trace|silent (warn; env TXMESH_LOG_LEVEL);
@@ -177,9 +187,11 @@ export async function labMain(argv: string[]): Promise<number> {
           accounts: { count: f.int('accounts', 1000, 0, 10_000_000), balance: f.int('balance', 1_000_000, 0, Number.MAX_SAFE_INTEGER) },
         };
         f.string('log-level', 'warn');
+        const keyFile = f.optionalString('key-file');
         f.done();
         const { startBankService } = await import('./bank-service.ts');
-        return await serve(() => startBankService(name, options));
+        const keys = keyFile === undefined ? undefined : readKeyFile(keyFile);
+        return await serve(() => startBankService(name, { ...options, ...(keys ? { keys } : {}) }));
       }
       case 'null-echo': {
         const options = { port: f.int('port', 0, 0, 65535), host: f.string('host', '127.0.0.1'), logLevel: f.logLevel() };
@@ -241,7 +253,9 @@ export async function labMain(argv: string[]): Promise<number> {
         // The example service is an application: it registers its own OpenTelemetry providers, which the
         // participant SDK inside it then uses.
         const telemetry = telemetryFlags(f, `example-${name}`);
+        const keyFile = f.optionalString('key-file');
         f.done();
+        const keys = keyFile === undefined ? undefined : readKeyFile(keyFile);
         let catalog: object;
         try {
           catalog = JSON.parse(catalogJson) as object;
@@ -250,7 +264,7 @@ export async function labMain(argv: string[]): Promise<number> {
         }
         // TXMESH_SLOW_MS / TXMESH_SLOW_CPU_MS: set by `txmesh bench --slow-service` on one service.
         const slowness = slowFromEnv();
-        return await serve(() => startEcommerceService(name as EcommerceService, { ...options, catalog, ...(slowness ? { slow: slowness } : {}) }), { telemetry });
+        return await serve(() => startEcommerceService(name as EcommerceService, { ...options, catalog, ...(slowness ? { slow: slowness } : {}), ...(keys ? { keys } : {}) }), { telemetry });
       }
       case undefined:
       case 'help':

@@ -43,7 +43,8 @@ test('a rollback after commit changes nothing and is acknowledged, so a stale as
   assert.equal(answer.reason, 'ALREADY_COMMITTED');
   assert.deepEqual(f.calls.rollback, [], 'no rollback hook ran');
   assert.deepEqual(stock(f.db, 'apple'), { qty: 8, reserved: 0 }, 'the commit stands');
-  assert.ok(f.logs.some((l) => l.event === 'rollback-after-commit-ignored'), 'and it is logged');
+  assert.ok(f.logs.some((l) => l.event === 'rollback-after-commit-ignored' && l.level === 'error'), 'and it is logged as an error');
+  assert.equal(f.participant.stats().rollbacksAfterCommit, 1, 'and counted');
 });
 
 test('finished branches older than the retention are pruned with their barrier rows; prepared ones never', async (t) => {

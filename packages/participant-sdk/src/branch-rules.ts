@@ -65,8 +65,21 @@ export function prepareFailure(err: unknown, w: PrepareWrite, ctx: RuleContext):
   return { reason: ItemReasons.PREPARE_FAILED, message: messageOf(err) };
 }
 
-/** One prepare with tentative state: its rows, locks and hooks in one savepoint, or a recorded no. */
+/**
+ * One prepare, isolated from the rest of its batch: whatever fails while recording it (even its refusal)
+ * undoes only its own savepoint and answers an error for it alone; its neighbours still vote as they should.
+ */
 export function* prepareRule(rows: BranchRows, w: PrepareWrite, ctx: RuleContext): Steps<PrepareOutcome> {
+  try {
+    return yield* call(rows.isolated(() => prepareInside(rows, w, ctx)));
+  } catch (err) {
+    ctx.log({ level: 'error', event: 'prepare-item-failed', txId: w.txId, error: messageOf(err) });
+    return { answer: itemResult(prepareOf(w.txId), ItemStatus.ERROR, 'TXM_INTERNAL', 'this branch could not be prepared or refused durably'), holdsLocks: false };
+  }
+}
+
+/** One prepare with tentative state: its rows, locks and hooks in one savepoint, or a recorded no. */
+function* prepareInside(rows: BranchRows, w: PrepareWrite, ctx: RuleContext): Steps<PrepareOutcome> {
   const now = Date.now();
   const stored = yield* call(rows.branch(w.txId));
   if (stored) return storedOutcome(w.txId, stored);
@@ -127,7 +140,8 @@ function* decideInside(rows: BranchRows, item: BranchItem, ctx: RuleContext): St
  * leftover record instead of retrying forever.
  */
 export function rollbackAfterCommit(item: BranchItem, ctx: RuleContext): BranchItemResult {
-  ctx.log({ event: 'rollback-after-commit-ignored', txId: item.txId });
+  // Never silent: a stale look-up is rare, and a forged or misrouted rollback must be seen (also counted).
+  ctx.log({ level: 'error', event: 'rollback-after-commit-ignored', txId: item.txId });
   return itemResult(item, ItemStatus.OK, ItemReasons.ALREADY_COMMITTED, `branch ${item.txId} already committed here; nothing rolled back`);
 }
 

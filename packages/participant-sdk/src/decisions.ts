@@ -6,7 +6,7 @@
  * running anything twice.
  */
 import { BranchAction, ItemStatus, type BranchItem, type BranchItemResult } from '@txmesh/protocol';
-import { itemResult, messageOf } from './item-results.ts';
+import { ItemReasons, itemResult, messageOf } from './item-results.ts';
 import type { ParticipantParts } from './participant-parts.ts';
 import { ParticipantSteps, reachStep } from './steps.ts';
 import { isThenable } from './steps-runner.ts';
@@ -44,6 +44,7 @@ export class DecisionRunner {
       const item = items[i]!;
       const answer = answers.get(i)!;
       results[i] = answer;
+      if (item.action === BranchAction.ROLLBACK && answer.reason === ItemReasons.ALREADY_COMMITTED) counters.rollbacksAfterCommit += 1;
       if (answer.status !== ItemStatus.OK) continue;
       // The outcome is durable: free the keys. A prepare of this tx still waiting for locks stops
       // waiting; it finds the rolled-back branch and votes no.

@@ -33,7 +33,7 @@ export class ParticipantCore {
   readonly options: ResolvedParticipantOptions;
   readonly #locks = new LockManager();
   readonly #batchWaits = new BatchWaits();
-  readonly #counters: ParticipantStats = { batches: 0, prepareTransactions: 0, preparesWritten: 0, decisionTransactions: 0, decisionsWritten: 0 };
+  readonly #counters: ParticipantStats = { batches: 0, prepareTransactions: 0, preparesWritten: 0, decisionTransactions: 0, decisionsWritten: 0, rollbacksAfterCommit: 0 };
   readonly #decisions: DecisionRunner;
   readonly #prepares: PreparePipeline;
   readonly #meter: ResourceUsageMeter | undefined;

@@ -1,6 +1,6 @@
 /** A participant's options and their defaults, checked once at creation so a typo fails at start. */
 import type Database from 'better-sqlite3';
-import { DeadlockMode, isDeadlockMode, isValidName } from '@txmesh/protocol';
+import { DeadlockMode, isDeadlockMode, isKey, isValidName } from '@txmesh/protocol';
 import { resolveBranchRetention, type BranchRetention, type BranchRetentionOptions } from './branch-retention.ts';
 import type { OperationHandlers } from './operation.ts';
 
@@ -27,6 +27,11 @@ export interface CommonParticipantOptions extends BranchRetentionOptions {
    * the figures to batch answers, for the sidecar's resource report.
    */
   resourceUsage?: boolean;
+  /**
+   * This service's key(s) (hex, issued with `txmesh credentials service NAME`): when given, the participant
+   * routes take only this service's sidecar. Omitted: anyone who can reach them may vote and decide.
+   */
+  keys?: readonly string[];
 }
 
 /** A participant over a better-sqlite3 database: synchronous hooks that get the same `db`. */
@@ -45,6 +50,7 @@ export interface ResolvedParticipantOptions {
   log: ParticipantLog;
   retention: BranchRetention;
   resourceUsage: boolean;
+  keys: readonly string[] | undefined;
 }
 
 const DEFAULT_LOCK_WAIT_MS = 1000;
@@ -56,6 +62,12 @@ function timerMs(value: number | undefined, fallback: number, field: string): nu
   const ms = value ?? fallback;
   if (!Number.isInteger(ms) || ms < 0 || ms > MAX_TIMER_MS) throw new TypeError(`${field} must be an integer from 0 to ${MAX_TIMER_MS}, got ${ms}`);
   return ms;
+}
+
+function resolveKeys(keys: readonly string[] | undefined): readonly string[] | undefined {
+  if (keys === undefined) return undefined;
+  if (keys.length === 0 || !keys.every(isKey)) throw new TypeError('keys must be a non-empty list of 64-hex-digit service keys');
+  return [...keys];
 }
 
 export function resolveParticipantOptions(options: CommonParticipantOptions): ResolvedParticipantOptions {
@@ -73,5 +85,6 @@ export function resolveParticipantOptions(options: CommonParticipantOptions): Re
     log: options.log ?? ((entry) => process.stderr.write(`${JSON.stringify({ component: 'participant-sdk', service, ...entry })}\n`)),
     retention: resolveBranchRetention(options),
     resourceUsage: options.resourceUsage ?? true,
+    keys: resolveKeys(options.keys),
   };
 }

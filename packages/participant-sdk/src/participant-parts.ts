@@ -11,6 +11,11 @@ export interface ParticipantStats {
   preparesWritten: number;
   decisionTransactions: number;
   decisionsWritten: number;
+  /**
+   * Rollbacks that found their branch already committed (acknowledged as ALREADY_COMMITTED, each also an
+   * error log line). Non-zero means a stale presumed-abort look-up or a forged or misrouted rollback: look.
+   */
+  rollbacksAfterCommit: number;
 }
 
 export interface ParticipantParts {

@@ -4,7 +4,10 @@
  */
 import type { FastifyInstance } from 'fastify';
 import {
+  CallerRole,
+  MAX_BATCH_BODY_BYTES,
   Paths,
+  assertServiceProof,
   setTxmeshErrorHandler,
   validateBatchRequest,
   type BranchBatchRequest,
@@ -23,10 +26,21 @@ export interface BatchHandler {
   waits?(): WaitReport;
 }
 
-export function mountParticipantRoutes(app: FastifyInstance, participant: BatchHandler): void {
+/** When given, every participant route takes only the sidecar of `service` (proof under one of `keys`). */
+export interface ParticipantAccess {
+  service: string;
+  keys: readonly string[];
+}
+
+export function mountParticipantRoutes(app: FastifyInstance, participant: BatchHandler, access?: ParticipantAccess): void {
   app.register(async (scope) => {
+    if (access !== undefined) {
+      scope.addHook('onRequest', async (request) => assertServiceProof(request.headers.authorization, CallerRole.SIDECAR, access.service, access.keys));
+    }
     setTxmeshErrorHandler(scope);
-    scope.post(Paths.PARTICIPANT_BATCH, async (request) => {
+    // Only JSON, and the same body limit as the sidecar that forwards the batches (not the service's default).
+    scope.removeContentTypeParser('text/plain');
+    scope.post(Paths.PARTICIPANT_BATCH, { bodyLimit: MAX_BATCH_BODY_BYTES }, async (request) => {
       const batch = validateBatchRequest(request.body);
       // A sidecar sends only its own service's items; the first names it.
       return withHookSpans(batch.items[0]?.service ?? 'unknown', batch, (traced) => participant.handleBatch(traced));

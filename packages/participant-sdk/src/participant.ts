@@ -49,7 +49,10 @@ class SqliteParticipant extends CoreBackedParticipant implements Participant {
   }
 
   /** Bound, so it can be handed over as a plugin: app.register(participant.routes). */
-  readonly routes = (app: FastifyInstance): void => mountParticipantRoutes(app, this);
+  readonly routes = (app: FastifyInstance): void => {
+    const { service, keys } = this.core.options;
+    mountParticipantRoutes(app, this, keys === undefined ? undefined : { service, keys });
+  };
 
   preparedList(): PreparedListResponse {
     return { service: this.core.options.service, prepared: this.#storage.preparedBranches() };

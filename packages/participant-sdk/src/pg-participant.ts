@@ -100,7 +100,10 @@ class PgParticipantImpl extends CoreBackedParticipant implements PgParticipant {
     this.core.startPruning(() => this.pruneFinishedBranches());
   }
 
-  readonly routes = (app: FastifyInstance): void => mountParticipantRoutes(app, this);
+  readonly routes = (app: FastifyInstance): void => {
+    const { service, keys } = this.core.options;
+    mountParticipantRoutes(app, this, keys === undefined ? undefined : { service, keys });
+  };
 
   async preparedList(): Promise<PreparedListResponse> {
     return { service: this.core.options.service, prepared: await this.#storage.preparedBranches() };

@@ -9,7 +9,7 @@
  *    answer leaves. Only a branch that prepared keeps its keys.
  * A duplicate arriving while the first is under way shares its answer.
  */
-import { BranchAction, DeadlockMode, ItemStatus, type BranchItem, type BranchItemResult } from '@txmesh/protocol';
+import { BranchAction, DEFAULT_LIMITS, DeadlockMode, ItemStatus, txTimeOf, type BranchItem, type BranchItemResult } from '@txmesh/protocol';
 import type { BatchWaits } from './batch-waits.ts';
 import { deadlinePassed } from './branch-rules.ts';
 import type { BranchRecord } from './barrier-store.ts';
@@ -29,6 +29,9 @@ export interface PreparePipelineOptions {
   clockSkewAllowanceMs: number;
   isClosed: () => boolean;
 }
+
+/** How far ahead of this clock a transaction id's start time may be (beyond the skew allowance). */
+const FUTURE_ID_ALLOWANCE_MS = 60_000;
 
 /** One prepare branch of a batch, from its arrival to its vote. */
 interface PrepareWork extends PrepareWrite {
@@ -51,6 +54,23 @@ export class PreparePipeline {
   constructor(parts: ParticipantParts, options: PreparePipelineOptions) {
     this.#parts = parts;
     this.#options = options;
+  }
+
+  /**
+   * Why a prepare's timing cannot come from a coordinator, or undefined. Its locks are held until its
+   * outcome, and wait-die favours the oldest id: a prepare without a deadline, with one beyond the longest
+   * transaction, or with an id from far in the past or future could hold keys for good and win every conflict.
+   */
+  #implausibleTiming(item: BranchItem, now: number): PrepareWork['refusal'] {
+    const began = txTimeOf(item.txId) ?? 0;
+    const skew = this.#options.clockSkewAllowanceMs;
+    if (item.deadline === undefined) return { reason: 'TXM_BAD_TIMEOUT', message: 'a prepare must carry its deadline' };
+    if (item.deadline - began > DEFAULT_LIMITS.maxTimeoutMs) {
+      return { reason: 'TXM_BAD_TIMEOUT', message: `the deadline lies more than ${DEFAULT_LIMITS.maxTimeoutMs} ms after the transaction began` };
+    }
+    if (began > now + skew + FUTURE_ID_ALLOWANCE_MS) return { reason: 'TXM_BAD_TX_ID', message: 'the transaction id names a start time in the future' };
+    if (began + DEFAULT_LIMITS.maxTimeoutMs + skew < now) return { reason: ItemReasons.DEADLINE_PASSED };
+    return undefined;
   }
 
   /** Answers items[i] for every i of `indices` into results[i]. */
@@ -138,9 +158,13 @@ export class PreparePipeline {
       settled: false,
       whenSettled: Promise.resolve(),
     };
+    const now = Date.now();
+    // No deadline, one no coordinator would give, or an id from a time no live transaction has: refused.
+    const implausible = stored ? undefined : this.#implausibleTiming(item, now);
     if (stored) work.answer = answerFromStored(item.txId, stored);
     else if (work.operations.length === 0) work.refusal = { reason: 'TXM_BAD_REQUEST', message: 'prepare carries no operations' };
-    else if (deadlinePassed(work.deadline, Date.now(), this.#options.clockSkewAllowanceMs)) work.refusal = { reason: ItemReasons.DEADLINE_PASSED };
+    else if (implausible) work.refusal = implausible;
+    else if (deadlinePassed(work.deadline, now, this.#options.clockSkewAllowanceMs)) work.refusal = { reason: ItemReasons.DEADLINE_PASSED };
     else {
       const parsed = operations.parse(work.txId, work.operations);
       if ('refusal' in parsed) work.refusal = parsed.refusal;

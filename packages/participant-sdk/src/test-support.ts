@@ -129,10 +129,9 @@ export function addStock(db: Database.Database, sku: string, qty: number): void 
 
 export const txId = (): string => newTxId(0);
 
-export function prepare(id: string, operations: OperationSpec[], deadline?: number): BranchItem {
-  const item: BranchItem = { action: BranchAction.PREPARE, txId: id, service: SERVICE, operations };
-  if (deadline !== undefined) item.deadline = deadline;
-  return item;
+/** A prepare as the coordinator sends it: with a deadline (5 s from now unless given). */
+export function prepare(id: string, operations: OperationSpec[], deadline: number = Date.now() + 5_000): BranchItem {
+  return { action: BranchAction.PREPARE, txId: id, service: SERVICE, operations, deadline };
 }
 export const commit = (id: string): BranchItem => ({ action: BranchAction.COMMIT, txId: id, service: SERVICE });
 export const rollback = (id: string): BranchItem => ({ action: BranchAction.ROLLBACK, txId: id, service: SERVICE });

@@ -24,7 +24,11 @@ function bank(t: import('node:test').TestContext) {
   });
   const participant = createParticipant({ service: 'bank', db, operations: { debit }, resourceUsage: false, log: () => {} });
   t.after(() => participant.close());
-  const one = async (item: Omit<BranchItem, 'service'>) => (await participant.handleBatch({ protocolVersion: PROTOCOL_VERSION, items: [{ ...item, service: 'bank' }] })).results[0]!;
+  // A prepare carries its deadline, as the coordinator sends it (one without is refused).
+  const one = async (item: Omit<BranchItem, 'service'>) => {
+    const deadline = item.action === BranchAction.PREPARE ? { deadline: Date.now() + 5_000 } : {};
+    return (await participant.handleBatch({ protocolVersion: PROTOCOL_VERSION, items: [{ ...item, service: 'bank', ...deadline }] })).results[0]!;
+  };
   return { rows, one };
 }
 

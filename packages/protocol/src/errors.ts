@@ -11,6 +11,8 @@ export interface ErrorSpec {
 export const ErrorCodes = {
   TXM_BAD_REQUEST: { status: 400, message: 'The request body is not valid: fix the field named in the details and send it again.' },
   TXM_BODY_TOO_LARGE: { status: 413, message: 'The request body is larger than this server accepts: send fewer participants or operations per request.' },
+  TXM_HEADERS_TOO_LARGE: { status: 431, message: 'The URL or headers are larger than this server accepts (16 KiB): shorten the URL and send data in the body.' },
+  TXM_REQUEST_TIMEOUT: { status: 408, message: 'The request did not arrive completely in time: send it again over a working connection.' },
   TXM_UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'Send the body as JSON with Content-Type: application/json.' },
   TXM_NO_PARTICIPANTS: { status: 400, message: 'A transaction needs at least one participant: list the services and their operations.' },
   TXM_DUPLICATE_PARTICIPANT: { status: 400, message: 'A service appears twice in participants: merge its operations into one entry.' },
@@ -21,6 +23,8 @@ export const ErrorCodes = {
   TXM_TX_NOT_FOUND: { status: 404, message: 'No transaction with this id is known to this shard; under presumed abort an unknown transaction did not commit.' },
   TXM_BAD_TX_ID: { status: 400, message: 'The transaction id is malformed: ids look like "<shard>-<time>-<random>".' },
   TXM_WRONG_SHARD: { status: 421, message: 'This transaction id or idempotency key belongs to another shard: send the request to the shard that owns it (the client SDK routes it for you).' },
+  TXM_UNAUTHENTICATED: { status: 401, message: 'This route needs a txmesh credential: send Authorization: Bearer <role>:<name>:<proof> made from the key issued to you (see the Security section of README.md).' },
+  TXM_FORBIDDEN: { status: 403, message: 'Your credential is valid but does not allow this call (another service\'s name, or a route for another role): use the credential issued for this purpose.' },
   TXM_NOT_FOUND: { status: 404, message: 'No such route: see the API section of README.md.' },
   TXM_RESOURCE_NOT_FOUND: { status: 404, message: 'The item named in the path does not exist: check the id in the details.' },
   TXM_OVERLOADED: { status: 429, message: 'A service this transaction needs is saturated, so it was refused before anything ran: retry after the Retry-After seconds.' },
@@ -35,6 +39,7 @@ export const ErrorCodes = {
   TXM_BAD_INJECTION: { status: 400, message: 'The pod asks for a txmesh sidecar (txmesh.io/inject: "true") but its annotations are not usable: set txmesh.io/service to the service name and txmesh.io/app-port to the port the app listens on.' },
   TXM_PG_NO_PREPARED_TRANSACTIONS: { status: 503, message: "PostgreSQL's max_prepared_transactions is 0, so native two-phase commit cannot PREPARE TRANSACTION: set it above the number of branches prepared at once (e.g. 100) in postgresql.conf and restart PostgreSQL, or use mode 'tentative'." },
   TXM_PG_MISSING: { status: 503, message: 'PostgreSQL server binaries (initdb, pg_ctl, postgres) were not found: run scripts/test-tools/postgresql.sh (apt-get install postgresql-15) or name their folder with --pg-bin.' },
+  TXM_DECISION_UNKNOWN: { status: 409, message: 'This shard\'s decision log began after this transaction did, so it cannot presume abort: the shard runs on new or wrong data; restore its data directory, or settle the branch by hand.' },
   TXM_INTERNAL: { status: 500, message: 'An unexpected error happened; the transaction state is unchanged. Check the server log for the details.' },
 } as const satisfies Record<string, ErrorSpec>;
 

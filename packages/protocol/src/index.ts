@@ -9,3 +9,5 @@ export * from './isolation.ts';
 export * from './server-logger.ts';
 export * from './server-options.ts';
 export * from './trace.ts';
+export * from './credentials.ts';
+export * from './client-error-answer.ts';

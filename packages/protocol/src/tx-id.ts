@@ -34,6 +34,12 @@ export function shardOfTxId(txId: string): number | undefined {
   return match ? Number(match[1]) : undefined;
 }
 
+/** When the transaction began (epoch ms, from its id), or undefined when the id is malformed. */
+export function txTimeOf(txId: string): number | undefined {
+  const match = TX_ID_PATTERN.exec(txId);
+  return match ? parseInt(match[2]!, 36) : undefined;
+}
+
 export function isTxId(value: unknown): value is string {
   return typeof value === 'string' && TX_ID_PATTERN.test(value);
 }

@@ -40,7 +40,17 @@ export const DEFAULT_LIMITS: RequestLimits = {
   maxBatchItems: 4096,
 };
 
+/** The largest batch body any component takes (sidecar and participant alike): 4096 items with their operations. */
+export const MAX_BATCH_BODY_BYTES = 16 * 1024 * 1024;
+/** How long a request may take to arrive completely before the server answers TXM_REQUEST_TIMEOUT (slow-body clients). */
+export const REQUEST_TIMEOUT_MS = 30_000;
+
 const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
+/**
+ * How deep an operation's args may nest. Hashing, storing and answering walk the args recursively; a
+ * bound here keeps a hostile body from exhausting a stack anywhere downstream. Real args are shallow.
+ */
+export const MAX_ARGS_DEPTH = 32;
 const MAX_IDEMPOTENCY_KEY = 200;
 
 /** A JSON object (not null, not an array). */
@@ -56,12 +66,25 @@ export function isValidName(value: unknown): value is string {
   return typeof value === 'string' && NAME_PATTERN.test(value);
 }
 
+/** True when `value` nests objects/arrays deeper than `max` levels. Iterative: deep input cannot overflow it. */
+export function nestsDeeperThan(value: unknown, max: number): boolean {
+  const stack: { node: unknown; depth: number }[] = [{ node: value, depth: 0 }];
+  while (stack.length > 0) {
+    const { node, depth } = stack.pop()!;
+    if (node === null || typeof node !== 'object') continue;
+    if (depth >= max) return true;
+    for (const child of Object.values(node)) stack.push({ node: child, depth: depth + 1 });
+  }
+  return false;
+}
+
 function operation(value: unknown, where: string): OperationSpec {
   if (!isPlainObject(value)) bad(`${where} must be an object`);
   if (!isValidName(value.op)) bad(`${where}.op must be a name of letters, digits, . _ - (1-63 chars)`);
   const spec: OperationSpec = { op: value.op };
   if (value.args !== undefined) {
     if (!isPlainObject(value.args)) bad(`${where}.args must be a JSON object`);
+    if (nestsDeeperThan(value.args, MAX_ARGS_DEPTH)) bad(`${where}.args nest deeper than ${MAX_ARGS_DEPTH} levels`);
     spec.args = value.args as JsonObject;
   }
   if (value.expectVersion !== undefined) {
@@ -147,6 +170,7 @@ export function validateBatchRequest(body: unknown, limits: RequestLimits = DEFA
     const item: BranchItem = { action: raw.action as BranchAction, txId: raw.txId, service: raw.service };
     if (raw.action === BranchAction.PREPARE) {
       if (!Array.isArray(raw.operations) || raw.operations.length === 0) bad(`${where}.operations must be a non-empty array`);
+      if (raw.operations.length > limits.maxOperationsPerParticipant) bad(`${where}.operations has more than ${limits.maxOperationsPerParticipant} entries`);
       item.operations = raw.operations.map((o: unknown, j: number) => operation(o, `${where}.operations[${j}]`));
       if (raw.deadline !== undefined) {
         if (typeof raw.deadline !== 'number' || !Number.isFinite(raw.deadline)) bad(`${where}.deadline must be epoch milliseconds`);
@@ -222,7 +246,9 @@ export function validateRegisterRequest(body: unknown): RegisterServiceRequest {
     for (const [key, value] of Object.entries(body.report)) {
       if (typeof value === 'number' && Number.isFinite(value)) report[key] = value;
     }
-    request.report = { at: Date.now(), ...report };
+    // `at` is when the figures were taken; one from the future would keep them "fresh" for good, so it is clamped.
+    const now = Date.now();
+    request.report = { ...report, at: Math.min(report.at ?? now, now) };
   }
   return request;
 }

@@ -3,7 +3,7 @@
  * transaction before anyone hears them, and forget branches whose outcome the service acknowledged.
  */
 import type { FastifyBaseLogger } from 'fastify';
-import { BranchAction, ItemStatus, type BranchItem, type BranchItemResult } from '@txmesh/protocol';
+import { BranchAction, ItemStatus, shardOfTxId, type BranchItem, type BranchItemResult } from '@txmesh/protocol';
 import { SidecarSteps, reachStep } from './steps.ts';
 import type { InFlightPrepares } from './in-flight-prepares.ts';
 import type { PreparedRecord, PreparedStore } from './prepared-store.ts';
@@ -17,6 +17,8 @@ export interface BatchHandlerDeps {
   inFlight: InFlightPrepares;
   log: FastifyBaseLogger;
   now?: () => number;
+  /** How many shards the cluster has (this sidecar's coordinator URLs); undefined when it knows none. */
+  shards?: number;
 }
 
 export async function handleBatch(items: readonly BranchItem[], deps: BatchHandlerDeps): Promise<BranchItemResult[]> {
@@ -27,6 +29,9 @@ export async function handleBatch(items: readonly BranchItem[], deps: BatchHandl
     // A branch of another service must never be recorded in this service's file nor reach this service.
     if (item.service !== deps.service) {
       results[index] = { txId: item.txId, action: item.action, status: ItemStatus.ERROR, reason: 'TXM_UNKNOWN_SERVICE', message: `this sidecar serves ${deps.service}, not ${item.service}` };
+    } else if (item.action === BranchAction.PREPARE && deps.shards !== undefined && (shardOfTxId(item.txId) ?? deps.shards) >= deps.shards) {
+      // No shard could ever decide it: prepared, it would hold its keys for good.
+      results[index] = { txId: item.txId, action: item.action, status: ItemStatus.NO, reason: 'TXM_WRONG_SHARD', message: `the id names a shard this cluster of ${deps.shards} does not have` };
     } else {
       forwarded.push({ index, item });
     }

@@ -8,9 +8,10 @@ export class CoordinatorClient {
   readonly #http: JsonHttpClient;
   readonly #urls: readonly string[];
 
-  constructor(coordinatorUrls: readonly string[], timeoutMs: number) {
+  /** `authorization`: this sidecar's proof to the shards, when credentials are on. */
+  constructor(coordinatorUrls: readonly string[], timeoutMs: number, authorization?: string) {
     this.#urls = coordinatorUrls;
-    this.#http = new JsonHttpClient({ timeoutMs, connections: 4 });
+    this.#http = new JsonHttpClient({ timeoutMs, connections: 4, headers: authorization === undefined ? {} : { authorization } });
   }
 
   get shards(): number {

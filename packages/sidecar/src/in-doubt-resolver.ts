@@ -12,6 +12,9 @@ import type { InFlightPrepares } from './in-flight-prepares.ts';
 import type { PreparedStore } from './prepared-store.ts';
 import type { ServiceClient } from './service-client.ts';
 
+/** Candidates looked up and sent per service batch: well under the batch item limit (DEFAULT_LIMITS.maxBatchItems). */
+export const RESOLVE_PAGE_ITEMS = 1000;
+
 export interface InDoubtResolverDeps {
   service: string;
   store: PreparedStore;
@@ -62,9 +65,18 @@ export class InDoubtResolver {
     } catch (err) {
       log.warn({ err }, 'could not read the service prepared list; resolving the sidecar records only');
     }
-    if (candidates.size === 0) return 0;
+    // In pages: a service refuses a batch above its item limit whole, so one huge round would resolve nothing.
+    const all = [...candidates];
+    let finished = 0;
+    for (let start = 0; start < all.length; start += RESOLVE_PAGE_ITEMS) {
+      finished += await this.#resolvePage(all.slice(start, start + RESOLVE_PAGE_ITEMS));
+    }
+    return finished;
+  }
 
-    const decided = await Promise.all([...candidates].map((txId) => this.#decide(txId)));
+  async #resolvePage(txIds: string[]): Promise<number> {
+    const { store, serviceClient, log } = this.#deps;
+    const decided = await Promise.all(txIds.map((txId) => this.#decide(txId)));
     const items: BranchItem[] = decided.filter((item): item is BranchItem => item !== undefined);
     if (items.length === 0) return 0;
 

@@ -1,6 +1,6 @@
 import { describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { BranchAction, Decision, ItemStatus, newTxId, PROTOCOL_VERSION, type BranchItem } from '@txmesh/protocol';
+import { BranchAction, DEFAULT_LIMITS, Decision, ItemStatus, newTxId, PROTOCOL_VERSION, type BranchItem } from '@txmesh/protocol';
 import { buildSidecar } from './sidecar.ts';
 import { SqlitePreparedStore } from './sqlite-prepared-store.ts';
 import { deadUrl, startFakeCoordinator, startFakeService, tempDir, waitFor, type FakeService } from './test-fakes.ts';
@@ -157,5 +157,22 @@ describe('in-doubt resolution', () => {
     const sidecar = await build(t, service.url, [shardUrl], dataDir);
     assert.equal(await sidecar.resolveInDoubt(), 1);
     assert.deepEqual(outcomesSent(service), [[tx, 'rollback']]);
+  });
+});
+
+describe('in-doubt resolution in pages', () => {
+  it('resolves more branches than one service batch may carry, in batches under the item limit', async (t) => {
+    const shard0 = await startFakeCoordinator(t, 0);
+    const service = await startFakeService(t);
+    const dataDir = tempDir(t);
+    const txIds = Array.from({ length: DEFAULT_LIMITS.maxBatchItems + 900 }, () => newTxId(0));
+    seedRecords(dataDir, txIds);
+    for (const txId of txIds) shard0.decisions.set(txId, Decision.COMMIT);
+    const sidecar = await build(t, service.url, [shard0.url], dataDir);
+    assert.equal(await sidecar.resolveInDoubt(), txIds.length);
+    assert.ok(service.batches.length >= 2, `${service.batches.length} batches`);
+    assert.ok(service.batches.every((b) => b.items.length <= DEFAULT_LIMITS.maxBatchItems), 'no batch above the limit');
+    await sidecar.close();
+    assert.deepEqual(recorded(dataDir), []);
   });
 });

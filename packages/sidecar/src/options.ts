@@ -1,5 +1,5 @@
 /** Sidecar options and their defaults, checked once at start so a typo fails loudly and early. */
-import { DEFAULT_LOG_LEVEL, LOG_LEVELS, TxmeshError, isLogLevel, isValidName } from '@txmesh/protocol';
+import { DEFAULT_LOG_LEVEL, LOG_LEVELS, TxmeshError, isKey, isLogLevel, isValidName } from '@txmesh/protocol';
 
 export interface SidecarOptions {
   /** Name of the service this sidecar stands next to. */
@@ -32,9 +32,20 @@ export interface SidecarOptions {
    * after a machine crash the in-doubt resolver finds such branches in the service's durable prepared list.
    */
   forcePreparedRecords?: boolean;
+  /**
+   * The service key(s) of `service` (hex; the first signs): when given, batches are taken only from a
+   * coordinator, and calls to the shards and to the service carry this sidecar's proofs. Omitted: no checks.
+   */
+  keys?: readonly string[];
+  /** PEM certificate and key: serve HTTPS (batches and proxied traffic) instead of HTTP. */
+  tls?: { cert: string; key: string };
 }
 
-export type ResolvedOptions = Required<Omit<SidecarOptions, 'advertiseUrl'>> & { advertiseUrl: string | undefined };
+export type ResolvedOptions = Required<Omit<SidecarOptions, 'advertiseUrl' | 'keys' | 'tls'>> & {
+  advertiseUrl: string | undefined;
+  keys: readonly string[] | undefined;
+  tls: { cert: string; key: string } | undefined;
+};
 
 function httpUrl(value: unknown, field: string): string {
   let url: URL;
@@ -51,6 +62,12 @@ function positiveInt(value: number | undefined, fallback: number, field: string)
   if (value === undefined) return fallback;
   if (!Number.isInteger(value) || value <= 0) throw new TxmeshError('TXM_BAD_REQUEST', `${field} must be a positive integer of milliseconds`);
   return value;
+}
+
+function resolveKeys(keys: readonly string[] | undefined): readonly string[] | undefined {
+  if (keys === undefined) return undefined;
+  if (!Array.isArray(keys) || keys.length === 0 || !keys.every(isKey)) throw new TxmeshError('TXM_BAD_REQUEST', 'keys must be a non-empty list of 64-hex-digit service keys');
+  return [...keys];
 }
 
 export function resolveOptions(opts: SidecarOptions): ResolvedOptions {
@@ -77,5 +94,7 @@ export function resolveOptions(opts: SidecarOptions): ResolvedOptions {
     logLevel: opts.logLevel ?? DEFAULT_LOG_LEVEL,
     batching: opts.batching ?? true,
     forcePreparedRecords: opts.forcePreparedRecords ?? true,
+    keys: resolveKeys(opts.keys),
+    tls: opts.tls,
   };
 }

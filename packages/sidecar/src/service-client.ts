@@ -67,10 +67,11 @@ export class ServiceClient {
    * `observer` sees every call to the service (its latency, for the resource report) and the usage figures
    * the participant SDK attaches to its batch answers.
    */
-  constructor(serviceUrl: string, timeoutMs: number, observer?: ServiceObserver) {
+  /** `authorization`: this sidecar's proof to the service's participant routes, when credentials are on. */
+  constructor(serviceUrl: string, timeoutMs: number, observer?: ServiceObserver, authorization?: string) {
     this.#serviceUrl = serviceUrl;
     this.#observer = observer;
-    this.#http = new JsonHttpClient({ timeoutMs, connections: 16 });
+    this.#http = new JsonHttpClient({ timeoutMs, connections: 16, headers: authorization === undefined ? {} : { authorization } });
   }
 
   /** Sends the whole batch in one call; the results are in the order of `items`. */

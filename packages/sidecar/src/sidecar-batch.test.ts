@@ -225,3 +225,16 @@ describe('sidecar batch handling', () => {
     assert.equal(service.echoes.length, 0);
   });
 });
+
+describe('sidecar refusals of prepares no shard can decide', () => {
+  it('votes no, without asking the service, for a prepare whose id names a shard the cluster lacks', async (t) => {
+    const service = await startFakeService(t);
+    const sidecar = await buildSidecar({ service: 'inventory', serviceUrl: service.url, coordinatorUrls: [await deadUrl()], dataDir: tempDir(t), logLevel: 'silent' });
+    t.after(() => sidecar.close());
+    const url = await sidecar.app.listen({ host: '127.0.0.1', port: 0 });
+    const [valid, shard7] = [newTxId(0), newTxId(7)];
+    const answer = await postBatch(url, { protocolVersion: PROTOCOL_VERSION, items: [prepare(shard7), prepare(valid)] });
+    assert.deepEqual(answer.body.results.map((r: { status: string; reason?: string }) => [r.status, r.reason]), [['no', 'TXM_WRONG_SHARD'], ['ok', undefined]]);
+    assert.deepEqual(service.batches.flatMap((b) => b.items.map((i) => i.txId)), [valid], 'the service never saw it');
+  });
+});

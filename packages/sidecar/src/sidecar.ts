@@ -3,13 +3,21 @@
  * everything else to the service proxy, plus the registration heartbeat and the in-doubt resolver loop.
  */
 import http from 'node:http';
+import https from 'node:https';
+import path from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
 import {
   NO_SCHEMA_COMPILERS,
+  CallerRole,
+  MAX_BATCH_BODY_BYTES,
   Paths,
   PROTOCOL_VERSION,
   SpanNames,
+  REQUEST_TIMEOUT_MS,
   TxmeshError,
+  answerClientError,
+  assertServiceProof,
+  authorizationHeader,
   installTxmeshErrorHandlers,
   serverLoggerOptions,
   validateBatchRequest,
@@ -31,14 +39,35 @@ import { WaitReporter } from './wait-reporter.ts';
 import { SidecarMetrics } from './sidecar-metrics.ts';
 
 const CONTROL_PREFIX = '/txmesh/v1';
-/** Batches of a few thousand items with operations exceed fastify's 1 MiB default. */
-const BATCH_BODY_LIMIT = 16 * 1024 * 1024;
 
 function isControlPath(url: string | undefined): boolean {
   if (!url?.startsWith(CONTROL_PREFIX)) return false;
   const rest = url.charAt(CONTROL_PREFIX.length);
   return rest === '' || rest === '/' || rest === '?';
 }
+
+const PARTICIPANT_PREFIX = '/txmesh/participant';
+
+/** The service's participant routes take only its sidecar: they are never reachable through the proxy. */
+function isParticipantPath(url: string | undefined): boolean {
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent((url ?? '').split('?')[0] ?? '');
+  } catch {
+    return true;
+  }
+  // Also catches encoded, doubled-slash and dot-segment spellings that a router might normalise.
+  return path.posix.normalize(`/${decoded.replace(/\\/g, '/')}`.replace(/\/+/g, '/')).toLowerCase().startsWith(PARTICIPANT_PREFIX);
+}
+
+function refuseParticipantPath(res: http.ServerResponse): void {
+  const body = JSON.stringify(new TxmeshError('TXM_NOT_FOUND', 'the participant routes are not reachable through the sidecar').toBody());
+  res.writeHead(404, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) });
+  res.end(body);
+}
+
+/** Routes a probe or a scraper calls without credentials: they change nothing and reveal only counts. */
+const OPEN_ROUTES = new Set<string>([Paths.SIDECAR_HEALTH, Paths.SIDECAR_READY, Paths.SIDECAR_STATS]);
 
 interface AssembledSidecar {
   app: FastifyInstance;
@@ -67,13 +96,14 @@ async function assembleSidecar(opts: SidecarOptions): Promise<AssembledSidecar> 
   const o = resolveOptions(opts);
   const store = SqlitePreparedStore.forService(o.dataDir, o.service, { forcePuts: o.forcePreparedRecords });
   const monitor = new ResourceMonitor();
-  const coordinator = new CoordinatorClient(o.coordinatorUrls, o.coordinatorTimeoutMs);
+  const signingKey = o.keys?.[0];
+  const coordinator = new CoordinatorClient(o.coordinatorUrls, o.coordinatorTimeoutMs, signingKey && authorizationHeader(CallerRole.SERVICE, o.service, signingKey));
   let waitReporter: WaitReporter | undefined;
   const serviceClient = new ServiceClient(o.serviceUrl, o.serviceTimeoutMs, {
     requestStarted: () => monitor.requestStarted(),
     serviceUsage: (usage) => monitor.serviceUsage(usage),
     serviceWaits: (edges) => waitReporter?.note(edges),
-  });
+  }, signingKey && authorizationHeader(CallerRole.SIDECAR, o.service, signingKey));
   const inFlight = new InFlightPrepares();
   const received = { batches: 0, items: 0 };
   const metrics = new SidecarMetrics(o.service, { preparedRecords: () => store.count(), itemsReceived: () => received.items });
@@ -83,21 +113,34 @@ async function assembleSidecar(opts: SidecarOptions): Promise<AssembledSidecar> 
   const app = Fastify({
     // Lines logged inside a transaction's span carry its trace_id and span_id.
     logger: serverLoggerOptions(`sidecar-${o.service}`, o.logLevel, traceLogFields),
-    bodyLimit: BATCH_BODY_LIMIT,
     schemaController: NO_SCHEMA_COMPILERS,
+    // Batches of a few thousand items with operations exceed fastify's 1 MiB default; the participant takes the same.
+    bodyLimit: MAX_BATCH_BODY_BYTES,
+    requestTimeout: REQUEST_TIMEOUT_MS,
+    clientErrorHandler: answerClientError,
     // Requests arriving while closing get TXM_SHUTTING_DOWN from the hook below, not fastify's code-less 503.
     return503OnClosing: false,
-    serverFactory: (handler) =>
-      http.createServer((req, res) => {
+    serverFactory: (handler) => {
+      const route: http.RequestListener = (req, res) => {
         if (isControlPath(req.url) || !proxy) handler(req, res);
+        else if (isParticipantPath(req.url)) refuseParticipantPath(res);
         else proxy.handle(req, res);
-      }),
+      };
+      return o.tls ? (https.createServer(o.tls, route) as unknown as http.Server) : http.createServer(route);
+    },
   });
   proxy = createServiceProxy(o.serviceUrl, monitor, app.log, o.proxyTimeoutMs, metrics);
 
-  app.addHook('onRequest', async () => {
+  app.addHook('onRequest', async (request) => {
     if (closing) throw new TxmeshError('TXM_SHUTTING_DOWN', `the sidecar of ${o.service} is closing`);
+    // Only a coordinator may hand this service its branches (the probes and the counters stay open).
+    const route = request.routeOptions.url;
+    if (o.keys !== undefined && route !== undefined && !OPEN_ROUTES.has(route)) {
+      assertServiceProof(request.headers.authorization, CallerRole.COORDINATOR, o.service, o.keys);
+    }
   });
+  // Only JSON: text/plain to the batch route is TXM_UNSUPPORTED_MEDIA_TYPE, as at the coordinator.
+  app.removeContentTypeParser('text/plain');
   installTxmeshErrorHandlers(app);
 
   waitReporter = new WaitReporter({
@@ -112,7 +155,7 @@ async function assembleSidecar(opts: SidecarOptions): Promise<AssembledSidecar> 
     const batch = validateBatchRequest(request.body);
     received.batches += 1;
     received.items += batch.items.length;
-    const deps = { service: o.service, store, serviceClient, inFlight, log: app.log };
+    const deps = { service: o.service, store, serviceClient, inFlight, log: app.log, ...(o.coordinatorUrls.length > 0 ? { shards: o.coordinatorUrls.length } : {}) };
     const ended = reporter.batchStarted();
     let results;
     try {
@@ -133,7 +176,7 @@ async function assembleSidecar(opts: SidecarOptions): Promise<AssembledSidecar> 
     return { ready: true, role };
   });
   // Counters since start, for `txmesh bench` (requests between components per transaction).
-  app.get(`${CONTROL_PREFIX}/stats`, async () => ({
+  app.get(Paths.SIDECAR_STATS, async () => ({
     service: o.service,
     batchesReceived: received.batches,
     itemsReceived: received.items,
@@ -241,7 +284,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
   }
   const address = sidecar.app.server.address();
   const port = typeof address === 'object' && address ? address.port : wantedPort;
-  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  const url = `${sidecar.options.tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`;
   sidecar.startBackground(advertiseUrl ?? url);
   return { url, whenReady: sidecar.whenReady, close: sidecar.close };
 }
