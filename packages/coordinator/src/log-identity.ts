@@ -3,7 +3,14 @@
  * Checked at every open, so a coordinator pointed at another shard's or cluster's data refuses to start
  * rather than answer for transactions it never saw.
  */
-import type Database from 'better-sqlite3';
+
+/**
+ * The part of a better-sqlite3 connection this needs. Structural, so the coordinator's shipped types do not
+ * name better-sqlite3's (it declares no @types/better-sqlite3: its database is an implementation detail).
+ */
+export interface SqlConnection {
+  prepare(sql: string): { get(...params: unknown[]): unknown; run(...params: unknown[]): unknown };
+}
 
 export interface LogIdentity {
   cluster: string;
@@ -30,7 +37,7 @@ interface IdentityRow {
  * began. A log written before stamps existed counts as born at 0: it may hold any older transaction.
  * Without an identity (tests, tools) an unstamped log is stamped with none and nothing is checked.
  */
-export function stampLogIdentity(db: Database.Database, identity: LogIdentity | undefined, hadRecords: boolean, now: number = Date.now()): number {
+export function stampLogIdentity(db: SqlConnection, identity: LogIdentity | undefined, hadRecords: boolean, now: number = Date.now()): number {
   const row = db.prepare('SELECT cluster, shard, shards, born_at FROM log_identity WHERE only_row = 1').get() as IdentityRow | undefined;
   if (!row) {
     const bornAt = hadRecords ? 0 : now;
