@@ -94,7 +94,7 @@ export async function runLoadsBench(options: BenchOptions, say: (line: string) =
 
   say(`[loads] starting 1 shard, 4 services, 4 sidecars (optimised)`);
   const cluster = await Cluster.start({ shards: 1, catalog: BENCH_CATALOG, env: { TXMESH_LOG_LEVEL: 'warn', ...OPTIMISED_ENV } });
-  const client = createTxmeshClient({ coordinatorUrls: cluster.coordinatorUrls, connections: HIGH_CONCURRENCY, overloadRetries: 0 });
+  const client = createTxmeshClient({ coordinatorUrls: cluster.coordinatorUrls, connections: HIGH_CONCURRENCY, overloadRetries: 0, ...cluster.clientOptions });
   let failed = true;
   try {
     const sidecarToService = await nullRoundTripP50(`${cluster.sidecars.get('inventory')!.url}/health`, 300);
