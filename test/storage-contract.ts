@@ -53,7 +53,14 @@ export interface ContractBackend {
 
 const txId = (): string => newTxId(0);
 const credit = (account: string, amount: number) => ({ op: 'credit', args: { account, amount } });
-const prepare = (id: string, ...operations: ReturnType<typeof credit>[]): BranchItem => ({ action: BranchAction.PREPARE, txId: id, service: LEDGER, operations });
+/** A prepare as the coordinator sends it: with a deadline (one without is refused). */
+const prepare = (id: string, ...operations: ReturnType<typeof credit>[]): BranchItem => ({
+  action: BranchAction.PREPARE,
+  txId: id,
+  service: LEDGER,
+  operations,
+  deadline: Date.now() + 5_000,
+});
 const commit = (id: string): BranchItem => ({ action: BranchAction.COMMIT, txId: id, service: LEDGER });
 const rollback = (id: string): BranchItem => ({ action: BranchAction.ROLLBACK, txId: id, service: LEDGER });
 
