@@ -103,14 +103,14 @@ test('the default metrics port taken falls back to a free one; a port given with
   await new Promise<void>((resolve) => holder.once('error', () => resolve()).listen(DEFAULT_METRICS_PORT, '127.0.0.1', resolve));
   t.after(() => holder.close());
 
-  const coordinator = spawnTxmesh(t, ['coordinator', '--port', '0', '--data', dir]);
+  const coordinator = spawnTxmesh(t, ['coordinator', '--port', '0', '--data', dir, '--insecure']);
   await waitReady(coordinator);
   const metricsUrl = /^TXMESH_METRICS (\S+)$/m.exec(coordinator.stdout())?.[1];
   assert.ok(metricsUrl && new URL(metricsUrl).port !== String(DEFAULT_METRICS_PORT), `another port: ${coordinator.stdout()}`);
   assert.match(coordinator.stderr(), new RegExp(`the default metrics port ${DEFAULT_METRICS_PORT} is in use on 127\\.0\\.0\\.1; /metrics is on port ${new URL(metricsUrl).port}`));
   assert.match(await scrape(metricsUrl), /txmesh_build_info/);
 
-  const refused = await runTxmesh(t, ['coordinator', '--port', '0', '--data', dir, '--metrics-port', String(DEFAULT_METRICS_PORT)]);
+  const refused = await runTxmesh(t, ['coordinator', '--port', '0', '--data', dir, '--insecure', '--metrics-port', String(DEFAULT_METRICS_PORT)]);
   assert.equal(refused.code, 2);
   assert.match(refused.stderr, new RegExp(`--metrics-port ${DEFAULT_METRICS_PORT} is in use on 127\\.0\\.0\\.1: pick another port, or 0 for any free one`));
 });

@@ -89,7 +89,7 @@ function assertBatchLinks(branches: ReceivedSpan[]): void {
 
 test('a 4-service commit is one trace: client -> coordinator -> branch per phase -> sidecar -> hooks; batches link to branches', async (t) => {
   const cluster = await startTestCluster(t, { env: receiver.exporterEnv() });
-  const client: TxmeshClient = createTxmeshClient({ coordinatorUrls: cluster.coordinatorUrls });
+  const client: TxmeshClient = createTxmeshClient({ coordinatorUrls: cluster.coordinatorUrls, ...cluster.clientOptions });
   t.after(() => client.close());
 
   const result = await client.transaction(goodOrder('traced-commit', 20_000));
@@ -115,7 +115,7 @@ test('a 4-service commit is one trace: client -> coordinator -> branch per phase
 
 test('a business refusal: the trace shows the no vote, the abort reason and the rollbacks; the log line names txId, trace_id and span_id', async (t) => {
   const cluster = await startTestCluster(t, { env: receiver.exporterEnv(), memberEnv: { 'coordinator-0': { TXMESH_LOG_LEVEL: 'debug' } } });
-  const client = createTxmeshClient({ coordinatorUrls: cluster.coordinatorUrls });
+  const client = createTxmeshClient({ coordinatorUrls: cluster.coordinatorUrls, ...cluster.clientOptions });
   t.after(() => client.close());
 
   const result = await client.transaction(refusedOrder('traced-refusal', 20_000));
@@ -158,7 +158,7 @@ test('a commit delivered after a crash and restart stays in the transaction trac
   });
   const coordinator = cluster.coordinators[0]!;
   const sidecar = cluster.sidecars.get('payment')!;
-  const client = createTxmeshClient({ coordinatorUrls: cluster.coordinatorUrls });
+  const client = createTxmeshClient({ coordinatorUrls: cluster.coordinatorUrls, ...cluster.clientOptions });
   t.after(() => client.close());
 
   await assert.rejects(client.transaction(goodOrder('traced-crash', 20_000)), 'the coordinator dies before answering');
