@@ -51,6 +51,8 @@ for (const mode of ['native', 'tentative'] as const) {
       txId,
       service: 'box-office',
       operations: seats.map((seat) => ({ op: 'book', args: { seat, holder } })),
+      // As the coordinator sends it: a prepare without a deadline is refused.
+      deadline: Date.now() + 5_000,
     });
     const [alice, bob] = [newTxId(0), newTxId(0)];
     assert.deepEqual((await batch(url, [book(alice, 'alice', ['A1'])])).map((r) => r.status), ['ok']);

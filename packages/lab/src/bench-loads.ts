@@ -29,6 +29,7 @@ import { members, snapshot, waitForDrain } from './bench-snapshot.ts';
 import { makeWorkload, type WorkItem } from './bench-workload.ts';
 import { processCpuMs } from './bench-process.ts';
 import { Cluster, Member } from './cluster.ts';
+import { ClusterCredentials } from './cluster-credentials.ts';
 import { percentile } from './demo.ts';
 
 /** Forced writes a commit waits for: the service's barrier, the sidecar's prepared record, the coordinator's decision. */
@@ -163,16 +164,18 @@ export async function runLoadsBench(options: BenchOptions, say: (line: string) =
 async function runCoordinatorAlone(options: BenchOptions, concurrency: number, say: (line: string) => void): Promise<Omit<CoordinatorAlone, 'overNullEcho'>> {
   const dir = mkdtempSync(join(tmpdir(), 'txmesh-alone-'));
   const env = { TXMESH_LOG_LEVEL: 'warn', ...OPTIMISED_ENV };
-  const coordinator = new Member('coordinator-0', 'coordinator', (port) => ['--port', String(port), '--data', dir], join(dir, 'coordinator-0.log'), env);
+  // With credentials, as every cluster runs: verifying each caller is part of the coordinator's own work.
+  const credentials = new ClusterCredentials(dir);
+  const coordinator = new Member('coordinator-0', 'coordinator', (port) => ['--port', String(port), '--data', dir, '--secret-file', credentials.secretFile], join(dir, 'coordinator-0.log'), env);
   const started: Member[] = [coordinator];
   let failed = true;
   try {
     const coordinatorUrl = await coordinator.start();
-    const participants = new Member('null-sidecar', 'null-sidecar', (port) => ['--port', String(port), '--coordinator', coordinatorUrl], join(dir, 'null-sidecar.log'), env);
+    const participants = new Member('null-sidecar', 'null-sidecar', (port) => ['--port', String(port), '--coordinator', coordinatorUrl, '--secret-file', credentials.secretFile], join(dir, 'null-sidecar.log'), env);
     started.push(participants);
     await participants.start();
     say(`[loads] coordinator alone: 1 shard, 4 null participants in one process, ${options.warmupSec} s warm-up + ${options.durationSec} s at concurrency ${concurrency}`);
-    const client = createTxmeshClient({ coordinatorUrls: [coordinatorUrl], connections: concurrency, overloadRetries: 0 });
+    const client = createTxmeshClient({ coordinatorUrls: [coordinatorUrl], connections: concurrency, overloadRetries: 0, credential: credentials.client });
     let cpuBefore = NaN;
     let cpuAfter = NaN;
     let committedBefore = 0;

@@ -50,6 +50,7 @@ commands:
   null-sidecar null participants for measuring the coordinator alone: registers each service with every shard and
                answers every batch at once (prepare yes, commit/rollback acknowledged), keeping nothing
                --coordinator URL[,URL...] (index = shard)  --services a,b,... (inventory,payment,order,shipping)  --port P (0)
+               --secret-file FILE (shards with credentials: it derives each service's key to register as it)
   chaos        the e-commerce cluster with a fault proxy on every link: orders at full speed while members
                are SIGKILLed and restarted and links cut and healed; then heal, quiesce, verify; exit 1 on any violation
                --duration SEC (60)  --seed N (1)  --shards S (2)  --concurrency C (32)  --fault-every MS (1000)  --min-kills N (0: run on past the duration, up to 3x, until N kills)  --json
@@ -204,9 +205,11 @@ export async function labMain(argv: string[]): Promise<number> {
         if (coordinatorUrls.length === 0) throw new UsageError('null-sidecar needs --coordinator URL[,URL...]');
         const services = f.string('services', ECOMMERCE_SERVICES.join(',')).split(',').filter((s) => s.length > 0);
         const options = { coordinatorUrls, services, port: f.int('port', 0, 0, 65535), host: f.string('host', '127.0.0.1'), logLevel: f.logLevel() };
+        const secretFile = f.optionalString('secret-file');
         f.done();
+        const secret = secretFile === undefined ? undefined : readKeyFile(secretFile)[0]!;
         const { startNullSidecar } = await import('./null-sidecar.ts');
-        return await serve(() => startNullSidecar(options));
+        return await serve(() => startNullSidecar({ ...options, ...(secret === undefined ? {} : { secret }) }));
       }
       case 'chaos': {
         const options = {

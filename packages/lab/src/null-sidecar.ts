@@ -7,10 +7,13 @@
 import type { AddressInfo } from 'node:net';
 import Fastify from 'fastify';
 import {
+  CallerRole,
   ItemStatus,
   NO_SCHEMA_COMPILERS,
   PROTOCOL_VERSION,
   Paths,
+  authorizationHeader,
+  deriveServiceKey,
   serverLoggerOptions,
   type BranchBatchRequest,
   type BranchBatchResponse,
@@ -24,6 +27,11 @@ export interface NullSidecarOptions {
   host?: string;
   port?: number;
   logLevel?: string;
+  /**
+   * The cluster secret, when the shards run with credentials: it stands in for every service, so it derives
+   * each one's key and registers as that service (a lab tool only; a real sidecar holds its own key).
+   */
+  secret?: string;
 }
 
 export interface NullSidecar {
@@ -53,7 +61,7 @@ export async function startNullSidecar(opts: NullSidecarOptions): Promise<NullSi
       for (const service of opts.services) {
         const res = await fetch(`${coordinatorUrl}${Paths.SERVICES}`, {
           method: 'POST',
-          headers: { 'content-type': 'application/json' },
+          headers: { 'content-type': 'application/json', ...(opts.secret === undefined ? {} : { authorization: authorizationHeader(CallerRole.SERVICE, service, deriveServiceKey(opts.secret, service)) }) },
           body: JSON.stringify({ service, sidecarUrl: url, shard, shards: opts.coordinatorUrls.length }),
         });
         const text = await res.text();

@@ -66,12 +66,14 @@ export function prepareFailure(err: unknown, w: PrepareWrite, ctx: RuleContext):
 }
 
 /**
- * One prepare, isolated from the rest of its batch: whatever fails while recording it (even its refusal)
- * undoes only its own savepoint and answers an error for it alone; its neighbours still vote as they should.
+ * One prepare of a batch that shares one transaction, isolated from the others by a savepoint: whatever
+ * fails while recording it (even its refusal) undoes only its own writes and answers an error for it alone;
+ * its neighbours still vote as they should. For storages whose `isolated` is a savepoint (SQLite, PostgreSQL
+ * tentative), not for native two-phase commit, where each branch is its own transaction anyway.
  */
-export function* prepareRule(rows: BranchRows, w: PrepareWrite, ctx: RuleContext): Steps<PrepareOutcome> {
+export function* isolatedPrepareRule(rows: BranchRows, w: PrepareWrite, ctx: RuleContext): Steps<PrepareOutcome> {
   try {
-    return yield* call(rows.isolated(() => prepareInside(rows, w, ctx)));
+    return yield* call(rows.isolated(() => prepareRule(rows, w, ctx)));
   } catch (err) {
     ctx.log({ level: 'error', event: 'prepare-item-failed', txId: w.txId, error: messageOf(err) });
     return { answer: itemResult(prepareOf(w.txId), ItemStatus.ERROR, 'TXM_INTERNAL', 'this branch could not be prepared or refused durably'), holdsLocks: false };
@@ -79,7 +81,7 @@ export function* prepareRule(rows: BranchRows, w: PrepareWrite, ctx: RuleContext
 }
 
 /** One prepare with tentative state: its rows, locks and hooks in one savepoint, or a recorded no. */
-function* prepareInside(rows: BranchRows, w: PrepareWrite, ctx: RuleContext): Steps<PrepareOutcome> {
+export function* prepareRule(rows: BranchRows, w: PrepareWrite, ctx: RuleContext): Steps<PrepareOutcome> {
   const now = Date.now();
   const stored = yield* call(rows.branch(w.txId));
   if (stored) return storedOutcome(w.txId, stored);

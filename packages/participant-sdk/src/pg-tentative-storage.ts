@@ -8,7 +8,7 @@
 import type { Pool, PoolClient } from 'pg';
 import type { BranchItem, BranchItemResult } from '@txmesh/protocol';
 import type { BranchRecord, HeldLock } from './barrier-store.ts';
-import { decisionRule, prepareRule } from './branch-rules.ts';
+import { decisionRule, isolatedPrepareRule } from './branch-rules.ts';
 import { KeyedMutex } from './keyed-mutex.ts';
 import type { PgOperationHandlers } from './pg-operation.ts';
 import { PgRows, asLockRefusal, hookContext, readBranch, readHeldLocks } from './pg-rows.ts';
@@ -88,7 +88,7 @@ export class PgTentativeStorage implements ParticipantStorage {
     return this.#write(
       works.map((w) => w.txId),
       ctx,
-      (rows) => works.map((w) => () => prepareRule(rows, w, ctx)),
+      (rows) => works.map((w) => () => isolatedPrepareRule(rows, w, ctx)),
     );
   }
 

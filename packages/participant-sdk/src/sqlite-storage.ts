@@ -7,7 +7,7 @@
 import type Database from 'better-sqlite3';
 import type { BranchItem, BranchItemResult } from '@txmesh/protocol';
 import { BarrierStore, type HookPhase } from './barrier-store.ts';
-import { decisionRule, prepareRule } from './branch-rules.ts';
+import { decisionRule, isolatedPrepareRule } from './branch-rules.ts';
 import type { HookContext, OperationHandlers } from './operation.ts';
 import type { BranchRows, HookCall, ParticipantStorage, PrepareOutcome, PrepareWrite, RuleContext, Written } from './storage-adapter.ts';
 import { isThenable, runNow, type Steps } from './steps-runner.ts';
@@ -43,7 +43,7 @@ export class SqliteStorage extends BarrierStore implements ParticipantStorage, B
   writePrepares(works: readonly PrepareWrite[], ctx: RuleContext): Written<PrepareOutcome> {
     const results: PrepareOutcome[] = [];
     this.#inTransaction.immediate(() => {
-      for (const w of works) results.push(runNow(prepareRule(this, w, ctx)));
+      for (const w of works) results.push(runNow(isolatedPrepareRule(this, w, ctx)));
     });
     return { results, transactions: 1 };
   }
