@@ -104,9 +104,11 @@ test('native mode leaves nothing of its own in pg_prepared_xacts once every bran
   await pool.query(nativeLedger.schema);
   const participant = await createPgParticipant({ service: LEDGER, pool, mode: 'native', operations: nativeLedger.operations, log: () => {} });
   t.after(() => participant.close());
-  // One account each: branches of one batch on the same key would lose to each other (LOCK_CONFLICT).
+  // One account each: branches of one batch on the same key would lose to each other (LOCK_CONFLICT). A
+  // prepare carries its deadline, as the coordinator sends it.
+  const prepare = (i: number) => ({ operations: [{ op: 'credit', args: { account: 'abc'[i]!, amount: 1 } }], deadline: Date.now() + 5_000 });
   const items = (action: BranchAction, ids: string[]): BranchItem[] =>
-    ids.map((txId, i) => ({ action, txId, service: LEDGER, ...(action === BranchAction.PREPARE ? { operations: [{ op: 'credit', args: { account: 'abc'[i]!, amount: 1 } }] } : {}) }));
+    ids.map((txId, i) => ({ action, txId, service: LEDGER, ...(action === BranchAction.PREPARE ? prepare(i) : {}) }));
   const ids = [newTxId(0), newTxId(0), newTxId(0)].sort();
   const prepared = await participant.handleBatch({ protocolVersion: PROTOCOL_VERSION, items: items(BranchAction.PREPARE, ids) });
   assert.deepEqual(prepared.results.map((r) => r.status), ['ok', 'ok', 'ok']);
