@@ -132,7 +132,7 @@ export function storageContract(backend: ContractBackend): void {
     assert.deepEqual([await p.balance('a'), await p.balance('b')], [START_BALANCE, START_BALANCE - 10]);
   });
 
-  test(name('finished branches are pruned after the retention; a prepared one never is'), async (t) => {
+  test(name('finished branches are pruned after the retention (a committed one leaves its tombstone); a prepared one never is'), async (t) => {
     const { p } = await opened(t, backend);
     const [committed, early, refused, held] = [txId(), txId(), txId(), txId()];
     assert.equal((await one(p, prepare(committed, credit('a', 1)))).status, 'ok');
@@ -143,6 +143,11 @@ export function storageContract(backend: ContractBackend): void {
     assert.equal(await p.prune(Date.now()), 0, 'nothing is older than the retention yet');
     assert.equal(await p.prune(Date.now() + DEFAULT_BRANCH_RETENTION_MS + 1), 3);
     assert.deepEqual(await p.preparedIds(), [held]);
+    // The committed branch left its tombstone: a commit re-sent late is acknowledged from that proof and
+    // applies nothing again; a rollback of it is refused as ALREADY_COMMITTED.
+    assert.equal((await one(p, commit(committed))).status, 'ok', 'a late commit of a pruned committed branch');
+    const late = await one(p, rollback(committed));
+    assert.deepEqual([late.status, late.reason], ['ok', 'ALREADY_COMMITTED']);
     assert.equal((await one(p, commit(held))).status, 'ok', 'the held branch still commits');
     assert.deepEqual([await p.balance('a'), await p.balance('b')], [START_BALANCE + 1, START_BALANCE + 1]);
   });

@@ -8,6 +8,9 @@
  *   as the hook's business change: a hook runs only if its row could be inserted, hence at most once.
  * - txm_key_locks: the business keys a prepared branch holds and how (shared or exclusive), so a
  *   restarted service gets them back. It replaces txm_locks (exclusive only), whose rows move over once.
+ * - txm_tombstones: the proof that a pruned branch committed here (its id and when), kept longer than the
+ *   branch row: a commit re-sent late (a shard that was down while the row aged out) is acknowledged
+ *   from it, and a rollback of it is refused as ALREADY_COMMITTED, instead of either being guessed.
  */
 import type Database from 'better-sqlite3';
 import { LockMode, type OperationSpec } from '@txmesh/protocol';
@@ -38,6 +41,11 @@ CREATE TABLE IF NOT EXISTS txm_key_locks (
   PRIMARY KEY (key, tx_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS txm_key_locks_by_tx ON txm_key_locks (tx_id);
+CREATE TABLE IF NOT EXISTS txm_tombstones (
+  tx_id TEXT PRIMARY KEY,
+  decided_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS txm_tombstones_age ON txm_tombstones (decided_at);
 `;
 
 /** A database written by an SDK with exclusive locks only keeps its prepared branches' locks. */
@@ -105,10 +113,14 @@ export class BarrierStore {
   readonly #deleteLocksStmt: Database.Statement<[string]>;
   readonly #allLocksStmt: Database.Statement<[], { key: string; tx_id: string; mode: LockMode }>;
   readonly #preparedStmt: Database.Statement<[], { tx_id: string; prepared_at: number }>;
-  readonly #finishedStmt: Database.Statement<[number, number], { tx_id: string }>;
+  readonly #finishedStmt: Database.Statement<[number, number], { tx_id: string; state: BranchRowState; decided_at: number }>;
+  readonly #insertTombstoneStmt: Database.Statement<[string, number]>;
+  readonly #getTombstoneStmt: Database.Statement<[string], { decided_at: number }>;
+  readonly #pruneTombstonesStmt: Database.Statement<[number, number]>;
+  readonly #countTombstonesStmt: Database.Statement<[], { n: number }>;
   readonly #deleteBarrierStmt: Database.Statement<[string]>;
   readonly #deleteBranchStmt: Database.Statement<[string]>;
-  readonly #pruneTx: Database.Transaction<(before: number) => number>;
+  readonly #pruneTx: Database.Transaction<(before: number, tombstonesBefore: number) => { branches: number; tombstones: number }>;
 
   constructor(db: Database.Database) {
     db.exec(SCHEMA);
@@ -127,23 +139,36 @@ export class BarrierStore {
     this.#preparedStmt = db.prepare(`SELECT tx_id, prepared_at FROM txm_branches WHERE state = 'prepared' ORDER BY prepared_at`);
     // Finished = decided (committed, rolled back) or refused; a prepared branch is never pruned.
     this.#finishedStmt = db.prepare(
-      `SELECT tx_id FROM txm_branches WHERE state <> 'prepared' AND decided_at IS NOT NULL AND decided_at <= ? LIMIT ?`,
+      `SELECT tx_id, state, decided_at FROM txm_branches WHERE state <> 'prepared' AND decided_at IS NOT NULL AND decided_at <= ? LIMIT ?`,
+    );
+    this.#insertTombstoneStmt = db.prepare('INSERT OR IGNORE INTO txm_tombstones (tx_id, decided_at) VALUES (?, ?)');
+    this.#countTombstonesStmt = db.prepare('SELECT COUNT(*) AS n FROM txm_tombstones');
+    this.#getTombstoneStmt = db.prepare('SELECT decided_at FROM txm_tombstones WHERE tx_id = ?');
+    this.#pruneTombstonesStmt = db.prepare(
+      'DELETE FROM txm_tombstones WHERE tx_id IN (SELECT tx_id FROM txm_tombstones WHERE decided_at <= ? ORDER BY decided_at LIMIT ?)',
     );
     this.#deleteBarrierStmt = db.prepare('DELETE FROM txm_barrier WHERE tx_id = ?');
     this.#deleteBranchStmt = db.prepare('DELETE FROM txm_branches WHERE tx_id = ?');
-    this.#pruneTx = db.transaction((before: number) => {
-      const ids = this.#finishedStmt.all(before, PRUNE_BATCH);
-      for (const { tx_id } of ids) {
+    this.#pruneTx = db.transaction((before: number, tombstonesBefore: number) => {
+      const rows = this.#finishedStmt.all(before, PRUNE_BATCH);
+      for (const { tx_id, state, decided_at } of rows) {
+        if (state === 'committed') this.#insertTombstoneStmt.run(tx_id, decided_at);
         this.#deleteBarrierStmt.run(tx_id);
         this.#deleteBranchStmt.run(tx_id);
       }
-      return ids.length;
+      return { branches: rows.length, tombstones: this.#pruneTombstonesStmt.run(tombstonesBefore, PRUNE_BATCH).changes };
     });
   }
 
+  /** The branch's row; for a pruned committed branch, what its tombstone proves (committed, no operations). */
   branch(txId: string): BranchRecord | undefined {
     const row = this.#getBranchStmt.get(txId);
-    return row ? branchFromRow(row) : undefined;
+    if (!row) {
+      // A pruned committed branch: its tombstone proves the commit (no operations are kept).
+      const tombstone = this.#getTombstoneStmt.get(txId);
+      return tombstone ? { txId, state: 'committed', reason: undefined, message: undefined, operations: [], preparedAt: undefined } : undefined;
+    }
+    return branchFromRow(row);
   }
 
   recordPrepared(txId: string, operations: OperationSpec[], locks: readonly { key: string; mode: LockMode }[], now: number): void {
@@ -180,17 +205,23 @@ export class BarrierStore {
   }
 
   /**
-   * Deletes finished branches decided at or before `before`, with their barrier rows, in bounded
-   * batches (each its own short transaction). Returns how many branches went.
+   * Deletes finished branches decided at or before `before`, with their barrier rows (a committed one
+   * leaves its tombstone), and tombstones of branches decided at or before `tombstonesBefore`, in bounded
+   * batches (each its own short transaction). Returns how many branch rows went.
    */
-  pruneFinished(before: number): number {
+  pruneFinished(before: number, tombstonesBefore: number): number {
     let deleted = 0;
     for (let batch = 0; batch < MAX_PRUNE_BATCHES; batch++) {
-      const n = this.#pruneTx.immediate(before);
-      deleted += n;
-      if (n < PRUNE_BATCH) break;
+      const { branches, tombstones } = this.#pruneTx.immediate(before, tombstonesBefore);
+      deleted += branches;
+      if (branches < PRUNE_BATCH && tombstones < PRUNE_BATCH) break;
     }
     return deleted;
+  }
+
+  /** Tombstones held (pruned committed branches still provable). */
+  tombstoneCount(): number {
+    return (this.#countTombstonesStmt.get() as { n: number }).n;
   }
 
   preparedBranches(): { txId: string; preparedAt: number }[] {

@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { test, type TestContext } from 'node:test';
-import { DEFAULT_BRANCH_RETENTION_MS, minimumBranchRetentionMs, resolveBranchRetention } from './branch-retention.ts';
+import { DEFAULT_BRANCH_RETENTION_MS, DEFAULT_TOMBSTONE_RETENTION_MS, minimumBranchRetentionMs, resolveBranchRetention } from './branch-retention.ts';
 import { createParticipant } from './participant.ts';
 import {
   SERVICE,
@@ -106,4 +106,41 @@ test('the retention must outlast the longest transaction plus the skew allowance
   assert.throws(() => resolveBranchRetention({ clockSkewAllowanceMs: 200_000 }), /more than 1000000/, 'the default is too short for a large allowance');
   assert.throws(() => resolveBranchRetention({ clockSkewAllowanceMs: -1 }), TypeError);
   assert.equal(resolveBranchRetention({ clockSkewAllowanceMs: 200_000, branchRetentionMs: 1_000_001 }).retentionMs, 1_000_001);
+});
+
+test('a pruned committed branch answers a late commit and refuses a late rollback from its tombstone, until the tombstone ages out', async (t) => {
+  const f = participantWith(t);
+  addStock(f.db, 'apple', 10);
+  const id = txId();
+  assert.equal((await f.one(prepare(id, [reserveOp('apple', 2)]))).status, 'ok');
+  assert.equal((await f.one(commit(id))).status, 'ok');
+  const pruneAt = Date.now() + DEFAULT_BRANCH_RETENTION_MS + 1;
+  assert.equal(f.participant.pruneFinishedBranches(pruneAt), 1);
+  assert.equal(countRows(f.db, 'txm_branches'), 0, 'the row is gone');
+  assert.equal(countRows(f.db, 'txm_tombstones'), 1, 'its tombstone stays');
+
+  // A shard that was down past the retention re-sends the commit it never saw acknowledged.
+  const late = await f.one(commit(id));
+  assert.equal(late.status, 'ok', 'acknowledged from the proof, not refused as COMMIT_WITHOUT_PREPARE');
+  const stale = await f.one(rollback(id));
+  assert.equal(stale.status, 'ok');
+  assert.equal(stale.reason, 'ALREADY_COMMITTED', 'a rollback of it is not applied');
+  assert.equal(countRows(f.db, 'txm_branches'), 0, 'neither answer wrote a row');
+  assert.equal(f.calls.commit.length, 1, 'the commit hook ran once');
+  assert.deepEqual(stock(f.db, 'apple'), { qty: 8, reserved: 0 });
+
+  f.participant.pruneFinishedBranches(Date.now() + DEFAULT_TOMBSTONE_RETENTION_MS + 1);
+  assert.equal(countRows(f.db, 'txm_tombstones'), 0, 'past its own retention the tombstone goes too');
+  const forgotten = await f.one(commit(id));
+  assert.equal(forgotten.status, 'error');
+  assert.equal(forgotten.reason, 'TXM_COMMIT_WITHOUT_PREPARE', 'without proof the commit is refused, not assumed');
+});
+
+test('a rolled-back or refused branch leaves no tombstone; a tombstone retention shorter than the row retention is refused', async (t) => {
+  const f = participantWith(t);
+  assert.equal((await f.one(rollback(txId()))).status, 'ok');
+  assert.equal((await f.one(prepare(txId(), [reserveOp('pear', 1)]))).status, 'no');
+  assert.equal(f.participant.pruneFinishedBranches(Date.now() + DEFAULT_BRANCH_RETENTION_MS + 1), 2);
+  assert.equal(countRows(f.db, 'txm_tombstones'), 0);
+  assert.throws(() => resolveBranchRetention({ tombstoneRetentionMs: DEFAULT_BRANCH_RETENTION_MS - 1 }), /tombstoneRetentionMs must be at least branchRetentionMs/);
 });

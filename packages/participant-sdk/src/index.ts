@@ -9,7 +9,7 @@ export { CgroupReader, parseCpuMax, parseCfsQuota, parseMemoryLimit, parseCpuSta
 export { LockManager, LockWaitError, mergeLockRequests, type LockFailure, type LockRequest } from './lock-manager.ts';
 export { VersionedRows, type VersionedValue } from './versioned-rows.ts';
 export { BATCH_WAIT_KEY } from './batch-waits.ts';
-export { resolveBranchRetention, minimumBranchRetentionMs, DEFAULT_BRANCH_RETENTION_MS, type BranchRetentionOptions } from './branch-retention.ts';
+export { resolveBranchRetention, minimumBranchRetentionMs, DEFAULT_BRANCH_RETENTION_MS, DEFAULT_TOMBSTONE_RETENTION_MS, type BranchRetentionOptions } from './branch-retention.ts';
 export { ParticipantSteps, type ParticipantStep } from './steps.ts';
 export type { BranchRows, HookCall, ParticipantStorage, PrepareOutcome, PrepareWrite, PreparedBranch, RuleContext, Written } from './storage-adapter.ts';
 export type { CommonParticipantOptions } from './participant-options.ts';

@@ -61,7 +61,7 @@ class SqliteParticipant extends CoreBackedParticipant implements Participant {
   pruneFinishedBranches(now: number = Date.now()): number {
     if (this.core.closed) return 0;
     try {
-      return this.#storage.pruneFinished(now - this.core.options.retention.retentionMs);
+      return this.#storage.pruneFinished(now - this.core.options.retention.retentionMs, now - this.core.options.retention.tombstoneRetentionMs);
     } catch (err) {
       return this.pruneFailed(err);
     }

@@ -230,7 +230,7 @@ export class PgNativeStorage implements ParticipantStorage {
     return rows.map((row) => ({ txId: row.gid.slice(prefix.length), preparedAt: Number(row.at) }));
   }
 
-  pruneFinished(before: number): Promise<number> {
-    return pruneFinishedPg(this.#pool, before);
+  pruneFinished(before: number, tombstonesBefore: number): Promise<number> {
+    return pruneFinishedPg(this.#pool, before, tombstonesBefore);
   }
 }

@@ -112,7 +112,8 @@ class PgParticipantImpl extends CoreBackedParticipant implements PgParticipant {
   async pruneFinishedBranches(now: number = Date.now()): Promise<number> {
     if (this.core.closed) return 0;
     try {
-      return await this.#storage.pruneFinished(now - this.core.options.retention.retentionMs);
+      const { retentionMs, tombstoneRetentionMs } = this.core.options.retention;
+      return await this.#storage.pruneFinished(now - retentionMs, now - tombstoneRetentionMs);
     } catch (err) {
       return this.pruneFailed(err);
     }

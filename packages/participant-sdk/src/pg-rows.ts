@@ -32,7 +32,10 @@ export function hookContext(client: PoolClient, call: HookCall): PgHookContext {
 
 export async function readBranch(client: Pick<PoolClient, 'query'>, txId: string): Promise<BranchRecord | undefined> {
   const { rows } = await client.query<BranchRow<string>>('SELECT tx_id, state, reason, message, operations, prepared_at FROM txm_branches WHERE tx_id = $1', [txId]);
-  return rows[0] ? branchFromRow(rows[0]) : undefined;
+  if (rows[0]) return branchFromRow(rows[0]);
+  // A pruned committed branch: its tombstone proves the commit (no operations are kept).
+  const tombstone = await client.query('SELECT 1 FROM txm_tombstones WHERE tx_id = $1', [txId]);
+  return tombstone.rowCount ? { txId, state: 'committed', reason: undefined, message: undefined, operations: [], preparedAt: undefined } : undefined;
 }
 
 export async function readHeldLocks(client: Pick<PoolClient, 'query'>): Promise<HeldLock[]> {

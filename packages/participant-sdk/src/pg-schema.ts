@@ -31,11 +31,16 @@ CREATE TABLE IF NOT EXISTS txm_key_locks (
   PRIMARY KEY (key, tx_id)
 );
 CREATE INDEX IF NOT EXISTS txm_key_locks_by_tx ON txm_key_locks (tx_id);
+CREATE TABLE IF NOT EXISTS txm_tombstones (
+  tx_id TEXT PRIMARY KEY,
+  decided_at BIGINT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS txm_tombstones_age ON txm_tombstones (decided_at);
 `;
 
 /** Two services starting at once on one database: CREATE ... IF NOT EXISTS can still race, so one at a time. */
 const SCHEMA_LOCK = 7_207_001;
-const OBJECTS = ['txm_branches', 'txm_branches_prepared', 'txm_branches_finished', 'txm_barrier', 'txm_key_locks', 'txm_key_locks_by_tx'];
+const OBJECTS = ['txm_branches', 'txm_branches_prepared', 'txm_branches_finished', 'txm_barrier', 'txm_key_locks', 'txm_key_locks_by_tx', 'txm_tombstones', 'txm_tombstones_age'];
 
 /**
  * True when every table and index exists. Checked first because CREATE INDEX IF NOT EXISTS locks its table
@@ -64,22 +69,34 @@ export async function ensurePgSchema(pool: Pool): Promise<void> {
 const PRUNE_BATCH = 1000;
 const MAX_PRUNE_BATCHES = 100;
 
-/** Deletes finished branches decided at or before `before` with their barrier rows, in bounded batches. */
-export async function pruneFinishedPg(pool: Pool, before: number): Promise<number> {
+/**
+ * Deletes finished branches decided at or before `before` with their barrier rows (a committed one leaves
+ * its tombstone, in the same statement), then tombstones decided at or before `tombstonesBefore`, in
+ * bounded batches. Returns how many branches went.
+ */
+export async function pruneFinishedPg(pool: Pool, before: number, tombstonesBefore: number): Promise<number> {
   let deleted = 0;
   for (let batch = 0; batch < MAX_PRUNE_BATCHES; batch++) {
     const { rows } = await pool.query<{ n: number }>(
       `WITH gone AS (
          DELETE FROM txm_branches WHERE tx_id IN (
            SELECT tx_id FROM txm_branches WHERE state <> 'prepared' AND decided_at IS NOT NULL AND decided_at <= $1 LIMIT $2)
-         RETURNING tx_id),
-       barrier AS (DELETE FROM txm_barrier WHERE tx_id IN (SELECT tx_id FROM gone))
+         RETURNING tx_id, state, decided_at),
+       barrier AS (DELETE FROM txm_barrier WHERE tx_id IN (SELECT tx_id FROM gone)),
+       tombstones AS (INSERT INTO txm_tombstones (tx_id, decided_at) SELECT tx_id, decided_at FROM gone WHERE state = 'committed' ON CONFLICT DO NOTHING)
        SELECT COUNT(*)::int AS n FROM gone`,
       [before, PRUNE_BATCH],
     );
     const n = rows[0]?.n ?? 0;
     deleted += n;
     if (n < PRUNE_BATCH) break;
+  }
+  for (let batch = 0; batch < MAX_PRUNE_BATCHES; batch++) {
+    const { rowCount } = await pool.query(
+      'DELETE FROM txm_tombstones WHERE tx_id IN (SELECT tx_id FROM txm_tombstones WHERE decided_at <= $1 ORDER BY decided_at LIMIT $2)',
+      [tombstonesBefore, PRUNE_BATCH],
+    );
+    if ((rowCount ?? 0) < PRUNE_BATCH) break;
   }
   return deleted;
 }

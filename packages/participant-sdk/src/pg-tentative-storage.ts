@@ -119,7 +119,7 @@ export class PgTentativeStorage implements ParticipantStorage {
     return preparedRows(this.#pool);
   }
 
-  pruneFinished(before: number): Promise<number> {
-    return pruneFinishedPg(this.#pool, before);
+  pruneFinished(before: number, tombstonesBefore: number): Promise<number> {
+    return pruneFinishedPg(this.#pool, before, tombstonesBefore);
   }
 }

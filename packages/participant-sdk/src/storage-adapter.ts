@@ -97,6 +97,10 @@ export interface ParticipantStorage {
   /** Keys held by prepared, undecided branches: restored into the lock manager before traffic. */
   heldLocks(): MaybePromise<HeldLock[]>;
   preparedBranches(): MaybePromise<PreparedBranch[]>;
-  /** Deletes finished branches decided at or before `before` with their barrier rows; returns how many. */
-  pruneFinished(before: number): MaybePromise<number>;
+  /**
+   * Deletes finished branches decided at or before `before` with their barrier rows, a committed one leaving
+   * its tombstone (`branch` answers it as committed, so a late commit is acknowledged from proof), and the
+   * tombstones of branches decided at or before `tombstonesBefore`; returns how many branches went.
+   */
+  pruneFinished(before: number, tombstonesBefore: number): MaybePromise<number>;
 }
