@@ -220,7 +220,7 @@ describe('helm chart', () => {
       assert.equal(labels['txmesh.io/control-plane'], example ? undefined : 'true', owner);
     }
     const certManager = renderChart([...THREE_SHARDS, '--set', 'injector.tls.certManager.enabled=true']);
-    assert.equal(find(certManager, 'Secret').length, 0, 'cert-manager writes the secret');
+    assert.equal(find(certManager, 'Secret').filter((s) => s.metadata.name === 'txmesh-injector-tls').length, 0, 'cert-manager writes the secret');
     assert.equal(only(certManager, 'Certificate').spec.secretName, 'txmesh-injector-tls');
     assert.equal(only(certManager, 'MutatingWebhookConfiguration').metadata.annotations?.['cert-manager.io/inject-ca-from'], 'txmesh/txmesh-injector');
   });
@@ -243,11 +243,51 @@ describe('helm chart', () => {
     assert.equal(sidecar.restartPolicy, 'Always');
     assert.equal(sidecar.image, 'txmesh:0.1.0');
     assert.equal(flag(sidecar.args, 'coordinator'), [0, 1, 2].map(shardUrl).join(','), 'the txmesh release\'s shards, in its namespace');
-    assert.deepEqual(spec.volumes, [{ name: 'txmesh-sidecar-data', emptyDir: {} }]);
+    assert.deepEqual(spec.volumes, [
+      { name: 'txmesh-sidecar-data', emptyDir: {} },
+      { name: 'txmesh-service-key', secret: { secretName: 'txmesh-key-payment', defaultMode: 0o440 } },
+    ], 'its data volume, and its key from the Secret named after the service');
+    assert.equal(flag(sidecar.args, 'key-file'), '/etc/txmesh/service-key/service.key');
 
     const unnamed = helmRefusal(['template', 'payment', dir, '--set', 'txmesh.sidecar.coordinator.fullname=']);
     assert.notEqual(unnamed.status, 0);
     assert.match(unnamed.stderr, /set txmesh\.sidecar\.coordinator\.fullname/);
+  });
+
+  it('credentials: the shards verify with a generated cluster secret, every sidecar and example app holds its service key; off says --insecure', () => {
+    const objects = renderChart([...THREE_SHARDS, '--set', 'examples.ecommerce.sidecarMode=template']);
+    const secret = only(objects, 'Secret', 'txmesh-cluster-secret');
+    assert.match(Buffer.from(secret.data['cluster.secret'], 'base64').toString(), /^[0-9a-f]{64}\n$/, 'a key `txmesh credentials` can derive from');
+    assert.equal(secret.metadata.annotations?.['helm.sh/resource-policy'], 'keep', 'every service key derives from it: an uninstall keeps it');
+    const { sts, args } = coordinatorOf(objects);
+    assert.equal(flag(args, 'secret-file'), '/etc/txmesh/credentials/cluster.secret');
+    assert.ok(!args.includes('--insecure'));
+    const shard = sts.spec.template.spec;
+    assert.deepEqual(shard.volumes.find((v: any) => v.name === 'credentials').secret, { secretName: 'txmesh-cluster-secret', defaultMode: 0o440 });
+    assert.deepEqual(shard.containers[0].volumeMounts.find((m: any) => m.name === 'credentials'), { name: 'credentials', mountPath: '/etc/txmesh/credentials', readOnly: true });
+    for (const example of find(objects, 'StatefulSet').filter((s) => s.metadata.name !== 'txmesh-coordinator')) {
+      const service = example.metadata.name.replace('txmesh-', '');
+      const spec = example.spec.template.spec;
+      const keySecrets = spec.volumes.filter((v: any) => v.secret?.secretName === `txmesh-key-${service}`).map((v: any) => v.name).sort();
+      assert.deepEqual(keySecrets, ['service-key', 'txmesh-service-key'], `${service}: the app and its sidecar mount the service's own key Secret`);
+      assert.equal(flag(spec.initContainers[0].args, 'key-file'), '/etc/txmesh/service-key/service.key');
+      assert.equal(flag(spec.containers[0].args, 'key-file'), '/etc/txmesh/service-key/service.key', 'its participant routes take only its sidecar');
+    }
+    const template = JSON.parse(only(objects, 'ConfigMap', 'txmesh-injector').data['sidecar-template.json']);
+    assert.deepEqual(template.keyVolume, { name: 'txmesh-service-key', secret: { secretName: 'txmesh-key-', defaultMode: 0o440 } }, 'the injector appends the service name');
+
+    const own = renderChart(['--set', 'credentials.existingSecret=my-secret']);
+    assert.equal(find(own, 'Secret').filter((s) => s.metadata.name.endsWith('cluster-secret')).length, 0, 'an existing Secret is used, not made');
+    assert.equal(coordinatorOf(own).sts.spec.template.spec.volumes.find((v: any) => v.name === 'credentials').secret.secretName, 'my-secret');
+
+    const open = renderChart([...THREE_SHARDS, '--set', 'credentials.enabled=false', '--set', 'examples.ecommerce.sidecarMode=template']);
+    assertAllValid(open);
+    assert.ok(coordinatorOf(open).args.includes('--insecure'), 'said explicitly, and logged by the shard');
+    for (const example of find(open, 'StatefulSet').filter((s) => s.metadata.name !== 'txmesh-coordinator')) {
+      assert.ok(example.spec.template.spec.initContainers[0].args.includes('--insecure'));
+      assert.equal(flag(example.spec.template.spec.containers[0].args, 'key-file'), undefined);
+    }
+    assert.equal(find(open, 'Secret').filter((s) => s.metadata.name === 'txmesh-cluster-secret').length, 0);
   });
 
   it('helm test hook: a pod that checks every shard under its DNS name', () => {
@@ -269,6 +309,7 @@ describe('helm chart', () => {
       [['--set', 'coordinatorr.shards=3'], /coordinatorr/],
       [['--set', 'otelEnv.NODE_OPTIONS=--inspect'], /OTEL_/],
       [['--set', 'sidecar.metricsPort=7070'], /sidecar\.metricsPort must differ from sidecar\.port/],
+      [['--set', 'credentials.serviceKeySecretPrefix=Keys_'], /serviceKeySecretPrefix/],
     ];
     for (const [args, message] of refused) {
       const out = helmRefusal(['template', 'txmesh', CHART, ...args]);

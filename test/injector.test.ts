@@ -145,6 +145,8 @@ describe('txmesh injector (mutating admission webhook)', () => {
     assert.deepEqual(stored.spec.containers, pod.spec.containers);
     assert.deepEqual(stored.spec.volumes.slice(0, 1), pod.spec.volumes);
     assert.deepEqual(stored.spec.volumes[1], { name: 'txmesh-sidecar-data', emptyDir: {} });
+    assert.deepEqual(stored.spec.volumes[2], { name: 'txmesh-service-key', secret: { secretName: 'txmesh-key-payment', defaultMode: 0o440 } }, "the service's key, from its own Secret");
+    assert.equal(flag(sidecar.args, 'key-file'), '/etc/txmesh/service-key/service.key');
     assert.equal(stored.metadata.annotations['txmesh.io/status'], 'injected');
     assert.equal(stored.metadata.annotations['kubectl.kubernetes.io/restartedAt'], '2026-11-27T10:00:00Z');
 
@@ -173,7 +175,8 @@ describe('txmesh injector (mutating admission webhook)', () => {
     pod.spec.volumes.push({ name: 'txmesh-sidecar-data', persistentVolumeClaim: { claimName: 'txmesh-sidecar-data-payment-0' } });
     const { pod: stored } = await admit(injector, pod);
     assertValidPod(stored);
-    assert.deepEqual(stored.spec.volumes, pod.spec.volumes, 'no second volume of that name');
+    assert.deepEqual(stored.spec.volumes.slice(0, -1), pod.spec.volumes, 'no second volume of that name');
+    assert.equal(stored.spec.volumes.at(-1).secret.secretName, 'txmesh-key-payment', 'only the key volume is added');
     assert.equal(sidecarsOf(stored).length, 1);
   });
 

@@ -96,3 +96,8 @@ seccompProfile:
   value: {{ $value | quote }}
 {{- end }}
 {{- end -}}
+
+{{/* The Secret that holds the cluster secret (key cluster.secret). */}}
+{{- define "txmesh.clusterSecretName" -}}
+{{- .Values.credentials.existingSecret | default (printf "%s-cluster-secret" (include "txmesh.fullname" .)) -}}
+{{- end -}}

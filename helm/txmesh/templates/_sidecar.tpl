@@ -8,13 +8,23 @@ and sidecar.coordinator set to the txmesh release), under the pod spec:
   initContainers:
     {{- include "txmesh.sidecar" (dict "service" "inventory" "appPort" 8080 "top" $ "values" .Values.txmesh) | nindent 4 }}
   volumes:
-    {{- include "txmesh.sidecar.volume" (dict "top" $ "values" .Values.txmesh) | nindent 4 }}
+    {{- include "txmesh.sidecar.volume" (dict "service" "inventory" "top" $ "values" .Values.txmesh) | nindent 4 }}
 
-"values" defaults to .top.Values (inside this chart). Leave out the volume when the pod brings its own volume
+With credentials (the default) the volumes include the Secret <credentials.serviceKeySecretPrefix><service>
+holding the service's key; the app mounts the same Secret for its participant routes. "values" defaults to .top.Values (inside this chart). Leave out the volume when the pod brings its own volume
 named txmesh-sidecar-data (a StatefulSet's volumeClaimTemplate): that is the PVC option.
 */}}
 
 {{- define "txmesh.sidecar.volumeName" -}}txmesh-sidecar-data{{- end -}}
+{{- define "txmesh.sidecar.keyVolumeName" -}}txmesh-service-key{{- end -}}
+
+{{/* The service key's volume: the Secret <credentials.serviceKeySecretPrefix><service> (the injector appends the service). */}}
+{{- define "txmesh.sidecar.keyVolumeSource" -}}
+name: {{ include "txmesh.sidecar.keyVolumeName" . }}
+secret:
+  secretName: {{ printf "%s%s" .values.credentials.serviceKeySecretPrefix .service | quote }}
+  defaultMode: 288 # 0440: read-only for the user and its group
+{{- end -}}
 
 {{/* The container, with the service and app port given through env, so the injector fills only those two. */}}
 {{- define "txmesh.sidecar.container" -}}
@@ -39,8 +49,11 @@ args:
   - --advertise-url=http://$(TXMESH_POD_IP):{{ $port }}
   - --data=/var/lib/txmesh-sidecar
   - --log-level={{ $v.sidecar.logLevel }}
-  # No credentials from the chart yet (see the coordinator's args): said explicitly, and logged by the sidecar.
+  {{- if $v.credentials.enabled }}
+  - --key-file=/etc/txmesh/service-key/service.key
+  {{- else }}
   - --insecure
+  {{- end }}
   {{- range $v.sidecar.extraArgs }}
   - {{ . | quote }}
   {{- end }}
@@ -89,6 +102,11 @@ securityContext:
 volumeMounts:
   - name: {{ include "txmesh.sidecar.volumeName" . }}
     mountPath: /var/lib/txmesh-sidecar
+  {{- if $v.credentials.enabled }}
+  - name: {{ include "txmesh.sidecar.keyVolumeName" . }}
+    mountPath: /etc/txmesh/service-key
+    readOnly: true
+  {{- end }}
 {{- end -}}
 
 {{/* One initContainers list entry: (dict "service" S "appPort" P "top" $ ["values" V]). */}}
@@ -97,11 +115,18 @@ volumeMounts:
 {{- include "txmesh.sidecar.container" $ctx | indent 2 | trimPrefix "  " | printf "- %s" }}
 {{- end -}}
 
-{{/* One volumes list entry: the sidecar's data volume (sidecar.dataVolume, emptyDir by default). */}}
+{{/*
+The volumes list entries: the sidecar's data volume (sidecar.dataVolume, emptyDir by default) and, with
+credentials, the service's key from its Secret: (dict "service" S "top" $ ["values" V]).
+*/}}
 {{- define "txmesh.sidecar.volume" -}}
 {{- $v := default .top.Values .values -}}
 - name: {{ include "txmesh.sidecar.volumeName" . }}
   {{- toYaml $v.sidecar.dataVolume | nindent 2 }}
+{{- if $v.credentials.enabled }}
+{{- $ctx := dict "service" (required "txmesh.sidecar.volume needs service (its key's Secret is named after it)" .service) "values" $v }}
+{{ include "txmesh.sidecar.keyVolumeSource" $ctx | indent 2 | trimPrefix "  " | printf "- %s" }}
+{{- end }}
 {{- end -}}
 
 {{/* What the injector adds, as JSON for its ConfigMap: the container (service and port left empty) and the volume. */}}
@@ -109,5 +134,9 @@ volumeMounts:
 {{- $ctx := dict "service" "" "appPort" "" "top" . "values" .Values -}}
 {{- $container := include "txmesh.sidecar.container" $ctx | fromYaml -}}
 {{- $volume := merge (dict "name" (include "txmesh.sidecar.volumeName" .)) (deepCopy .Values.sidecar.dataVolume) -}}
-{{- dict "container" $container "volume" $volume | toPrettyJson -}}
+{{- $injected := dict "container" $container "volume" $volume -}}
+{{- if .Values.credentials.enabled -}}
+{{- $_ := set $injected "keyVolume" (include "txmesh.sidecar.keyVolumeSource" (dict "service" "" "values" .Values) | fromYaml) -}}
+{{- end -}}
+{{- $injected | toPrettyJson -}}
 {{- end -}}

@@ -49,6 +49,23 @@ describe('injection patch', () => {
     );
   });
 
+  it('with credentials, mounts the key of the annotated service from its own Secret (the chart gives the prefix)', () => {
+    const withKey = validateSidecarTemplate({
+      ...template,
+      container: { ...template.container, volumeMounts: [...template.container.volumeMounts, { name: 'txmesh-service-key', mountPath: '/etc/txmesh/service-key', readOnly: true }] },
+      keyVolume: { name: 'txmesh-service-key', secret: { secretName: 'txmesh-key-', defaultMode: 0o440 } },
+    });
+    const fresh = injectionPatch({ metadata: { annotations: ask }, spec: { containers: [{ name: 'app' }] } }, withKey);
+    assert.deepEqual(fresh[1]!.value, [
+      { name: 'txmesh-sidecar-data', emptyDir: {} },
+      { name: 'txmesh-service-key', secret: { secretName: 'txmesh-key-inventory', defaultMode: 0o440 } },
+    ]);
+    const withPvc = injectionPatch({ metadata: { annotations: ask }, spec: { containers: [{ name: 'app' }], volumes: [{ name: 'txmesh-sidecar-data' }] } }, withKey);
+    assert.deepEqual(withPvc.filter((op) => op.path === '/spec/volumes/-').map((op) => op.value), [{ name: 'txmesh-service-key', secret: { secretName: 'txmesh-key-inventory', defaultMode: 0o440 } }]);
+    assert.equal(withKey.keyVolume!.secret.secretName, 'txmesh-key-', 'the template itself is not changed');
+    assert.throws(() => validateSidecarTemplate({ ...template, keyVolume: { name: 'txmesh-service-key', secret: { secretName: 'txmesh-key-' } } }), /must mount the key volume/);
+  });
+
   it('leaves pods alone unless txmesh.io/inject is exactly "true", or when a sidecar is already there', () => {
     for (const inject of ['false', 'yes', 'True', '']) {
       assert.deepEqual(injectionPatch({ metadata: { annotations: { ...ask, 'txmesh.io/inject': inject } }, spec: {} }, template), []);

@@ -4,7 +4,7 @@
  * not ask for one or already has one.
  */
 import { TxmeshError, isValidName } from '@txmesh/protocol';
-import { APP_PORT_ENV, SERVICE_ENV, SIDECAR_CONTAINER_NAME, type SidecarTemplate } from './sidecar-template.ts';
+import { APP_PORT_ENV, SERVICE_ENV, SIDECAR_CONTAINER_NAME, type KeyVolume, type SidecarTemplate } from './sidecar-template.ts';
 
 export const Annotations = {
   INJECT: 'txmesh.io/inject',
@@ -60,6 +60,10 @@ function sidecarFor(template: SidecarTemplate, service: string, appPort: number)
   return container;
 }
 
+function keyVolumeFor(template: KeyVolume, service: string): KeyVolume {
+  return { ...template, secret: { ...template.secret, secretName: `${template.secret.secretName}${service}` } };
+}
+
 /** The patch for `pod`: empty when it is not annotated for injection or already carries the sidecar. */
 export function injectionPatch(pod: PodLike, template: SidecarTemplate): JsonPatchOp[] {
   const annotations = pod.metadata?.annotations ?? {};
@@ -77,8 +81,12 @@ export function injectionPatch(pod: PodLike, template: SidecarTemplate): JsonPat
 
   // A pod that brings its own volume of that name (a StatefulSet's volumeClaimTemplate) keeps it: the PVC option.
   const volumes = pod.spec.volumes;
-  if (volumes === undefined) ops.push({ op: 'add', path: '/spec/volumes', value: [template.volume] });
-  else if (!volumes.some((v) => v.name === template.volume.name)) ops.push({ op: 'add', path: '/spec/volumes/-', value: template.volume });
+  const added = volumes?.some((v) => v.name === template.volume.name) ? [] : [template.volume];
+  // The service's key comes from its own Secret (<prefix><service>), which the operator creates from
+  // `txmesh credentials service <service>`; a missing Secret keeps the pod from starting, and says why.
+  if (template.keyVolume) added.push(keyVolumeFor(template.keyVolume, service));
+  if (volumes === undefined) ops.push({ op: 'add', path: '/spec/volumes', value: added });
+  else for (const volume of added) ops.push({ op: 'add', path: '/spec/volumes/-', value: volume });
 
   // The pod has annotations: it was asked for injection through one.
   ops.push({ op: 'add', path: `/metadata/annotations/${pointerSegment(Annotations.STATUS)}`, value: 'injected' });

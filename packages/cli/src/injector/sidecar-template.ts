@@ -1,8 +1,10 @@
 /**
  * The sidecar container the injector adds to a pod, as the chart rendered it (template "txmesh.sidecar.injected",
  * mounted from a ConfigMap). The chart is the one place that shapes the container; the injector only fills in
- * the two values that come from the pod's annotations, through the container's env (TXMESH_SERVICE and
- * TXMESH_APP_PORT, which its args reference as $(TXMESH_SERVICE) and $(TXMESH_APP_PORT)).
+ * the values that come from the pod's annotations: the service and the app port, through the container's env
+ * (TXMESH_SERVICE and TXMESH_APP_PORT, which its args reference as $(TXMESH_SERVICE) and $(TXMESH_APP_PORT)),
+ * and, when the chart wires credentials, the name of the Secret that holds that service's key (the key
+ * volume's secretName is the chart's prefix; the injector appends the service name).
  */
 import { readFileSync } from 'node:fs';
 
@@ -27,6 +29,14 @@ export interface SidecarTemplate {
   container: SidecarContainer;
   /** The pod volume that holds the sidecar's data, added unless the pod already has one of that name (a PVC). */
   volume: { name: string; [field: string]: unknown };
+  /** The volume of the service's key, when credentials are on: `secret.secretName` is the prefix of the Secret's name. */
+  keyVolume?: KeyVolume;
+}
+
+export interface KeyVolume {
+  name: string;
+  secret: { secretName: string; [field: string]: unknown };
+  [field: string]: unknown;
 }
 
 export class SidecarTemplateError extends Error {
@@ -57,6 +67,13 @@ export function validateSidecarTemplate(value: unknown): SidecarTemplate {
   const mounts = container.volumeMounts;
   if (!Array.isArray(mounts) || !mounts.some((m) => isRecord(m) && m.name === volume.name)) {
     throw new SidecarTemplateError(`container.volumeMounts must mount the volume "${volume.name}"`);
+  }
+  if (value.keyVolume !== undefined) {
+    const key = value.keyVolume;
+    if (!isRecord(key) || typeof key.name !== 'string' || key.name === '' || !isRecord(key.secret) || typeof key.secret.secretName !== 'string') {
+      throw new SidecarTemplateError('keyVolume must be {name, secret: {secretName}} (secretName: the prefix of each service key Secret)');
+    }
+    if (!mounts.some((m) => isRecord(m) && m.name === key.name)) throw new SidecarTemplateError(`container.volumeMounts must mount the key volume "${key.name}"`);
   }
   return value as unknown as SidecarTemplate;
 }
