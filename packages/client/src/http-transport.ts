@@ -30,6 +30,8 @@ export interface HttpTransport {
   close(): Promise<void>;
   /** Aborts calls in flight (they end CLOSED) and closes every connection. */
   destroy(): Promise<void>;
+  /** Closes the connections of one origin and forgets it (the caller has no call in flight to it). */
+  forget(origin: string): void;
 }
 
 export interface TransportOptions {

@@ -151,6 +151,28 @@ for (const stack of STACKS) {
     assert.deepEqual([err.failure, err.nothingSent], [CallFailure.CLOSED, false]);
     assert.ok(Date.now() - started < 2000, 'the call ended with the client, not at its time bound');
   });
+
+  test(`json client (${stack}): an origin idle for idleOriginMs loses its connections and its entry; one with a call in flight keeps them`, async (t) => {
+    let stalled: http.ServerResponse | undefined;
+    const gone = await rawServer(t, (_req, res) => res.writeHead(200).end('{}'));
+    const busy = await rawServer(t, (req, res) => {
+      if (req.url === '/stall') stalled = res;
+      else res.writeHead(200).end('{}');
+    });
+    const c = client(t, { idleOriginMs: 50 });
+    assert.equal((await c.request(gone.url, '/')).status, 200);
+    const pending = c.request(busy.url, '/stall');
+    await new Promise((resolve) => setTimeout(resolve, 120));
+    assert.equal(c.origins, 2);
+    // The next call sweeps: the idle origin goes, the one with a call in flight stays.
+    assert.equal((await c.request(busy.url, '/')).status, 200);
+    assert.equal(c.origins, 1, 'the idle origin was forgotten');
+    stalled?.writeHead(200).end('{}');
+    assert.equal((await pending).status, 200);
+    // A forgotten origin is simply dialled again.
+    assert.equal((await c.request(gone.url, '/')).status, 200);
+    assert.equal(gone.connections(), 2, 'its kept-alive connection was closed, so a new one was opened');
+  });
 }
 
 test('json client: the node:http stack (the default) never loads undici; the undici stack loads it on its first call', () => {

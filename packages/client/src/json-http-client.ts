@@ -64,6 +64,11 @@ export interface JsonHttpClientOptions {
    * an application sending many calls a second. Loaded on the first call.
    */
   stack?: HttpStack;
+  /**
+   * An origin not called for this long (and with no call in flight) loses its connections and its entry
+   * (5 minutes): sidecars come and go, and the addresses of those gone must not pile up in a coordinator.
+   */
+  idleOriginMs?: number;
 }
 
 export type HttpStack = 'node:http' | 'undici';
@@ -71,6 +76,14 @@ export type HttpStack = 'node:http' | 'undici';
 export const DEFAULT_MAX_ANSWER_BYTES = 16 * 1024 * 1024;
 /** Errors of the connect step: the request never left this process. */
 const NOTHING_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT']);
+
+/** At most this often the client looks for idle origins to forget. */
+const MAX_SWEEP_INTERVAL_MS = 60_000;
+
+interface OriginUse {
+  inFlight: number;
+  lastUsed: number;
+}
 
 interface Target {
   origin: string;
@@ -81,6 +94,8 @@ interface Target {
 export class JsonHttpClient {
   readonly #options: Required<Omit<JsonHttpClientOptions, 'headers'>> & { headers: Record<string, string> };
   readonly #targets = new Map<string, Target>();
+  readonly #uses = new Map<string, OriginUse>();
+  #nextSweep = 0;
   #transport: Promise<HttpTransport> | undefined;
   #closed = false;
   /** Calls started so far (the benchmark's requests between components). */
@@ -98,7 +113,13 @@ export class JsonHttpClient {
       connections: positive(options.connections ?? 16, 'connections'),
       headers: { accept: 'application/json', ...options.headers },
       stack: options.stack ?? 'node:http',
+      idleOriginMs: positive(options.idleOriginMs ?? 5 * 60_000, 'idleOriginMs'),
     };
+  }
+
+  /** Origins this client holds connections or an entry for. */
+  get origins(): number {
+    return this.#uses.size;
   }
 
   /**
@@ -109,6 +130,10 @@ export class JsonHttpClient {
     const url = `${baseUrl.replace(/\/+$/, '')}${path}`;
     if (this.#closed) throw new HttpCallError(CallFailure.CLOSED, url, 'the client is closed', true);
     const target = this.#target(baseUrl);
+    this.#sweepIdleOrigins(Date.now());
+    const use = this.#uses.get(target.origin) ?? { inFlight: 0, lastUsed: 0 };
+    this.#uses.set(target.origin, use);
+    use.inFlight += 1;
     const timeoutMs = call.timeoutMs ?? this.#options.timeoutMs;
     const headers = call.body === undefined ? { ...this.#options.headers, ...call.headers } : { ...this.#options.headers, 'content-type': 'application/json', ...call.headers };
     // One timer bounds the whole call: connect, send, headers and body.
@@ -130,6 +155,20 @@ export class JsonHttpClient {
       throw this.#failure(err, url, timeoutMs, controller.signal.aborted);
     } finally {
       clearTimeout(timer);
+      use.inFlight -= 1;
+      use.lastUsed = Date.now();
+    }
+  }
+
+  /** Forgets origins idle for idleOriginMs: their connections close, their entries go. */
+  #sweepIdleOrigins(now: number): void {
+    if (now < this.#nextSweep) return;
+    this.#nextSweep = now + Math.min(MAX_SWEEP_INTERVAL_MS, this.#options.idleOriginMs);
+    for (const [origin, use] of this.#uses) {
+      if (use.inFlight > 0 || now - use.lastUsed <= this.#options.idleOriginMs) continue;
+      this.#uses.delete(origin);
+      for (const [baseUrl, target] of this.#targets) if (target.origin === origin) this.#targets.delete(baseUrl);
+      void this.#transport?.then((transport) => transport.forget(origin), () => undefined);
     }
   }
 

@@ -46,6 +46,12 @@ export class NodeHttpTransport implements HttpTransport {
     await this.#destroyAgents();
   }
 
+  forget(origin: string): void {
+    const target = this.#origins.get(origin);
+    this.#origins.delete(origin);
+    void target?.then((o) => o.agent.destroy(), () => undefined);
+  }
+
   #call(target: Origin, req: TransportRequest): Promise<RawAnswer> {
     const maxBytes = this.#options.maxAnswerBytes;
     const tooLarge = (): CallEnded => new CallEnded(CallFailure.ANSWER_TOO_LARGE, `the answer is larger than ${maxBytes} bytes`);

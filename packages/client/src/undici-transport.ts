@@ -59,6 +59,13 @@ export class UndiciTransport implements HttpTransport {
     await Promise.all([...this.#pools.values()].map((pool) => pool.destroy()));
   }
 
+  forget(origin: string): void {
+    const pool = this.#pools.get(origin);
+    this.#pools.delete(origin);
+    // Nothing is in flight to it (the client checks), so closing waits for nothing.
+    void pool?.close().catch(() => undefined);
+  }
+
   #pool(origin: string): Pool {
     let pool = this.#pools.get(origin);
     if (!pool) {

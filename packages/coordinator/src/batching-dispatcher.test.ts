@@ -29,6 +29,8 @@ describe('BatchingDispatcher', () => {
     // A later turn starts a new batch.
     await dispatcher.submit('http://a', item(50), 1000).result;
     assert.equal(transport.batches.length, 5);
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(dispatcher.lanes, 0, 'a lane with nothing queued or unanswered goes: sidecar addresses do not pile up');
   });
 
   it('refuses a batch limit that could never drain its queue', () => {

@@ -83,6 +83,11 @@ export class BatchingDispatcher {
     this.#onReport = o.onReport;
   }
 
+  /** Sidecars with queued or unanswered items. */
+  get lanes(): number {
+    return this.#lanes.size;
+  }
+
   stats(): DispatchStats {
     return { batchesSent: this.#batchesSent, itemsSent: this.#itemsSent };
   }
@@ -214,6 +219,8 @@ export class BatchingDispatcher {
         lane.inFlight -= 1;
         // The answer frees a slot: what waited behind it leaves now instead of at the window's end.
         if (lane.queue.length > 0) this.#markDirty(sidecarUrl);
+        // An idle lane goes: sidecar addresses come and go, and their lanes must not pile up.
+        else if (lane.inFlight === 0 && lane.window === undefined && this.#lanes.get(sidecarUrl) === lane) this.#lanes.delete(sidecarUrl);
       });
   }
 }

@@ -48,6 +48,13 @@ export interface TransactionManagerOptions {
   serviceTimeouts?: ServiceTimeouts;
   /** A branch whose commit/rollback is unacknowledged this long after the decision is listed as in doubt. Default 10 000. */
   inDoubtAfterMs?: number;
+  /**
+   * A registration is a lease renewed by every heartbeat (1 s): a service unseen this long is refused to new
+   * transactions (TXM_UNKNOWN_SERVICE, saying since when). Default 30 000.
+   */
+  registrationLeaseMs?: number;
+  /** Unseen this long, a service's entry and scheduler lane are dropped from memory. Default 600 000 (10 min). */
+  forgetServiceAfterMs?: number;
   /** How often finished decision records are pruned from the log. Default 5 000; 0 turns pruning off. */
   pruneIntervalMs?: number;
   /**
@@ -95,6 +102,8 @@ export interface ResolvedManagerOptions {
   warnEvery: number;
   serviceTimeouts: ServiceTimeouts;
   inDoubtAfterMs: number;
+  registrationLeaseMs: number;
+  forgetServiceAfterMs: number;
   pruneIntervalMs: number;
   idempotencyRetentionMs: number;
   random: () => number;
@@ -146,6 +155,8 @@ export function resolveManagerOptions(options: TransactionManagerOptions): Resol
     warnEvery: integer(options.warnEvery, 10, 'warnEvery', 1),
     serviceTimeouts: validateServiceTimeouts(options.serviceTimeouts ?? {}),
     inDoubtAfterMs: integer(options.inDoubtAfterMs, 10_000, 'inDoubtAfterMs', 0),
+    registrationLeaseMs: integer(options.registrationLeaseMs, 30_000, 'registrationLeaseMs', 1),
+    forgetServiceAfterMs: integer(options.forgetServiceAfterMs, 600_000, 'forgetServiceAfterMs', 1),
     pruneIntervalMs: integer(options.pruneIntervalMs, DEFAULT_PRUNE_INTERVAL_MS, 'pruneIntervalMs', 0),
     idempotencyRetentionMs: integer(options.idempotencyRetentionMs, DEFAULT_IDEMPOTENCY_RETENTION_MS, 'idempotencyRetentionMs', 0),
     random: options.random ?? Math.random,

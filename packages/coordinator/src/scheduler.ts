@@ -158,6 +158,17 @@ export class Scheduler {
     return lane;
   }
 
+  /** Drops the lane of a service that went away, unless prepares still wait or run on it. */
+  forget(service: string): void {
+    const lane = this.#lanes.get(service);
+    if (lane && lane.inFlight === 0 && lane.queued === 0) this.#lanes.delete(service);
+  }
+
+  /** Services with a lane. */
+  get lanes(): number {
+    return this.#lanes.size;
+  }
+
   /** The latest resource report of a service (from a batch answer or a heartbeat). */
   noteReport(service: string, report: ResourceReport): void {
     this.#lane(service).report = report;

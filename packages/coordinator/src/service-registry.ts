@@ -1,6 +1,8 @@
 /**
  * Which sidecar serves which service, with its latest resource report (from heartbeats and from batch
- * answers) and the scheduler's view of it. Registration doubles as the heartbeat. The service → sidecarUrl
+ * answers) and the scheduler's view of it. Registration doubles as the heartbeat, and is a lease: a
+ * service unseen for leaseMs takes no new transactions (its address is kept, so decided outcomes still go
+ * there), and one unseen for forgetAfterMs leaves memory with its scheduler lane. The service → sidecarUrl
  * mapping is written to the decision log's database (unforced) so that after a restart recovery can
  * deliver commits before the sidecars have re-registered.
  */
@@ -8,25 +10,40 @@ import type { RegisterServiceRequest, ResourceReport, ServiceView } from '@txmes
 import type { DecisionLog } from './decision-log.ts';
 import type { Scheduler } from './scheduler.ts';
 
+export interface RegistryLease {
+  /** Unseen this long, a service takes no new transactions. */
+  leaseMs: number;
+  /** Unseen this long, its entry and scheduler lane are dropped. */
+  forgetAfterMs: number;
+}
+
+/** At most this often the registry looks for services to forget. */
+const MAX_SWEEP_INTERVAL_MS = 30_000;
+
 export class ServiceRegistry {
   readonly #log: DecisionLog;
+  readonly #lease: RegistryLease;
   readonly #services = new Map<string, ServiceView>();
   readonly #scheduler: Scheduler | undefined;
+  #nextSweep = 0;
 
-  constructor(log: DecisionLog, scheduler?: Scheduler) {
+  constructor(log: DecisionLog, lease: RegistryLease, scheduler?: Scheduler, now: number = Date.now()) {
     this.#log = log;
+    this.#lease = lease;
     this.#scheduler = scheduler;
     for (const stored of log.listServices()) {
       this.#services.set(stored.service, {
         service: stored.service,
         sidecarUrl: stored.sidecarUrl,
         registeredAt: stored.registeredAt,
-        lastSeenAt: stored.registeredAt,
+        // A restarted shard gives every stored service one lease to heartbeat again.
+        lastSeenAt: now,
       });
     }
   }
 
   register(request: RegisterServiceRequest, now: number = Date.now()): ServiceView {
+    this.#sweep(now);
     const known = this.#services.get(request.service);
     const view: ServiceView = {
       service: request.service,
@@ -48,17 +65,22 @@ export class ServiceRegistry {
   /** A report piggybacked on a batch answer: fresher than the last heartbeat under load. */
   noteReport(service: string, report: ResourceReport): void {
     const view = this.#services.get(service);
-    if (view) {
-      const latest = newer(report, view.report);
-      if (latest) view.report = latest;
-    }
+    if (!view) return;
+    const latest = newer(report, view.report);
+    if (latest) view.report = latest;
     this.#scheduler?.noteReport(service, report);
   }
 
-  has(service: string): boolean {
-    return this.#services.has(service);
+  /** Why `service` cannot take a new transaction now (never registered, or its lease ran out), or undefined. */
+  unavailable(service: string, now: number = Date.now()): string | undefined {
+    this.#sweep(now);
+    const view = this.#services.get(service);
+    if (!view) return service;
+    const unseenMs = now - view.lastSeenAt;
+    return unseenMs > this.#lease.leaseMs ? `${service} (its registration expired: no heartbeat for ${Math.round(unseenMs / 1000)} s)` : undefined;
   }
 
+  /** The last address `service` registered, lease or not: decided outcomes are delivered there. */
   sidecarUrl(service: string): string | undefined {
     return this.#services.get(service)?.sidecarUrl;
   }
@@ -67,6 +89,17 @@ export class ServiceRegistry {
     const views = [...this.#services.values()].sort((a, b) => a.service.localeCompare(b.service));
     const scheduler = this.#scheduler;
     return scheduler ? views.map((v) => ({ ...v, scheduler: scheduler.view(v.service) })) : views;
+  }
+
+  /** Drops services unseen for forgetAfterMs (at most every 30 s, or every forgetAfterMs when shorter). */
+  #sweep(now: number): void {
+    if (now < this.#nextSweep) return;
+    this.#nextSweep = now + Math.min(MAX_SWEEP_INTERVAL_MS, this.#lease.forgetAfterMs);
+    for (const [service, view] of this.#services) {
+      if (now - view.lastSeenAt <= this.#lease.forgetAfterMs) continue;
+      this.#services.delete(service);
+      this.#scheduler?.forget(service);
+    }
   }
 }
 

@@ -372,6 +372,19 @@ describe('TransactionManager', () => {
     assert.equal(manager.listServices().find((s) => s.service === 'payment')?.sidecarUrl, 'http://127.0.0.1:3');
   });
 
+  it('refuses a service whose registration lease ran out, saying since when, until it heartbeats again', async (t) => {
+    const { manager } = setup(t, undefined, { registrationLeaseMs: 50 });
+    await new Promise((resolve) => setTimeout(resolve, 120));
+    manager.registerService({ service: 'inventory', sidecarUrl: 'http://127.0.0.1:1/inventory' });
+    await assert.rejects(manager.begin({ ...order, timeoutMs: 1000 }), (err: unknown) => {
+      assert.ok(err instanceof TxmeshError && err.code === 'TXM_UNKNOWN_SERVICE');
+      assert.match(err.details ?? '', /^payment \(its registration expired: no heartbeat for 0 s\)$/);
+      return true;
+    });
+    manager.registerService({ service: 'payment', sidecarUrl: 'http://127.0.0.1:1/payment' });
+    assert.equal((await manager.begin({ ...order, timeoutMs: 1000 })).outcome, 'committed');
+  });
+
   it('refuses new transactions once closed', async (t) => {
     const { manager } = setup(t);
     manager.close();

@@ -111,7 +111,7 @@ export class TransactionManager {
     this.shards = o.shards;
     this.#log = o.log;
     this.#scheduler = new Scheduler(o.scheduler);
-    this.#registry = new ServiceRegistry(o.log, this.#scheduler);
+    this.#registry = new ServiceRegistry(o.log, { leaseMs: o.registrationLeaseMs, forgetAfterMs: o.forgetServiceAfterMs }, this.#scheduler);
     this.#dispatcher = new BatchingDispatcher(o.transport, { ...o.dispatcher, onReport: (service, report) => this.#registry.noteReport(service, report) });
     const isClosing = (): boolean => this.#closing;
     const shared = { dispatcher: this.#dispatcher, registry: this.#registry, sleeper: this.#sleeper, options: o, isClosing };
@@ -187,7 +187,11 @@ export class TransactionManager {
   }
 
   #checkServices(request: BeginTransactionRequest): void {
-    const unknown = request.participants.map((p) => p.service).filter((s) => !this.#registry.has(s));
+    const now = Date.now();
+    const unknown = request.participants.flatMap((p) => {
+      const why = this.#registry.unavailable(p.service, now);
+      return why === undefined ? [] : [why];
+    });
     if (unknown.length > 0) throw new TxmeshError('TXM_UNKNOWN_SERVICE', unknown.join(', '));
     // Refused before anything is sent or locked, rather than timing out later while holding locks.
     this.#scheduler.admit(
