@@ -9,7 +9,7 @@
  * operator command never depends on the example.
  */
 import type { ServiceTimeouts } from '@txmesh/coordinator';
-import { DeadlockMode } from '@txmesh/protocol';
+import { DEFAULT_MAX_CONNECTIONS, DeadlockMode } from '@txmesh/protocol';
 import { FlagReader, parseArgs, UsageError } from './args.ts';
 import { CLIENT_COMMANDS, runClientCommand } from './client-commands.ts';
 import { DEFAULT_READY_TIMEOUT_MS, envSwitch, serve } from './serve.ts';
@@ -19,7 +19,7 @@ import { telemetryFlags } from './telemetry-options.ts';
 import { issueCredential } from './issue-credential.ts';
 import { keyFlags, tlsFlags, warnInsecure } from './security-flags.ts';
 
-const LAB_COMMANDS = new Set(['demo', 'bench', 'bench-isolation', 'chaos', 'service', 'bank', 'null-echo', 'null-sidecar']);
+const LAB_COMMANDS = new Set(['demo', 'bench', 'bench-isolation', 'chaos', 'service', 'bank', 'null-echo', 'null-sidecar', 'bench-overload']);
 
 const USAGE = `usage: txmesh <command> [flags]
 
@@ -28,6 +28,7 @@ commands:
                --shard K (0)  --shards S (1)  --port P (7000)  --host H (127.0.0.1)  --data DIR (required)
                --shard-from-pod-name NAME (instead of --shard: the StatefulSet ordinal, e.g. txmesh-coordinator-2)
                --cluster NAME (txmesh; stamped into the decision log with shard and shards, checked at start)
+               --registration-lease MS (30000: a service unseen this long takes no new transactions)
                --in-doubt-after MS (10000)  --alert-webhook URL  --prune-interval MS (5000, 0 = off)
                --idempotency-retention MS (3600000)  --deadlock detect|wait-die|timeout (detect: abort the
                youngest of each wait-for cycle; wait-die/timeout: ignore wait reports)  --service-timeouts JSON, e.g.
@@ -57,11 +58,13 @@ look into a running cluster (--coordinator URL[,URL...]: every shard, in shard o
   services     every shard's registered services, their resource reports and scheduler lanes
                --client NAME --key-file FILE: the client credential sent (needed unless the shards run --insecure)
 
-  demo, bench, bench-isolation, chaos, service, bank, null-echo, null-sidecar
+  demo, bench, bench-isolation, chaos, service, bank, null-echo, null-sidecar, bench-overload
                the lab: the e-commerce demo cluster, the benchmark and the chaos run (from a clone of the
                repository, where @txmesh/lab is installed: \`npx txmesh demo --help\`)
 
-coordinator and sidecar: --insecure (no credentials: logs a warning; anyone who can reach the port may call it)
+coordinator and sidecar: --max-connections N (1000): past N open connections every request but the probes is
+               answered 429 TXM_OVERLOADED (Retry-After, Connection: close) at once, never reset
+               --insecure (no credentials: logs a warning; anyone who can reach the port may call it)
                --tls-cert FILE --tls-key FILE (PEM: serve HTTPS; clients trust its CA via NODE_EXTRA_CA_CERTS)
 every role: --log-level fatal|error|warn|info|debug|trace|silent (warn; env TXMESH_LOG_LEVEL);
             log lines are JSON (pino) on stderr, each naming its role ("name":"sidecar-inventory") and, inside a
@@ -141,10 +144,12 @@ export async function main(argv: string[]): Promise<number> {
           // TXMESH_GROUP_COMMIT=off: every decision record fsync'd on its own (naive benchmark mode).
           groupCommit: envSwitch('TXMESH_GROUP_COMMIT', onBadEnv),
           inDoubtAfterMs: f.int('in-doubt-after', 10_000, 0, 86_400_000),
+          registrationLeaseMs: f.int('registration-lease', 30_000, 1, 86_400_000),
           pruneIntervalMs: f.int('prune-interval', 5_000, 0, 86_400_000),
           idempotencyRetentionMs: f.int('idempotency-retention', 3_600_000, 0, 365 * 86_400_000),
           deadlock: f.choice('deadlock', Object.values(DeadlockMode), DeadlockMode.DETECT),
           ...optionalCoordinatorFlags(f, validateServiceTimeouts),
+          maxConnections: f.int('max-connections', DEFAULT_MAX_CONNECTIONS, 1, 1_000_000),
           ...tlsFlags(f),
         };
         const { keys, insecure } = keyFlags(f, 'secret-file');
@@ -167,6 +172,7 @@ export async function main(argv: string[]): Promise<number> {
           logLevel: f.logLevel(),
           batching: envSwitch('TXMESH_BATCHING', onBadEnv),
           forcePreparedRecords: envSwitch('TXMESH_SIDECAR_FORCED_RECORDS', onBadEnv),
+          maxConnections: f.int('max-connections', DEFAULT_MAX_CONNECTIONS, 1, 1_000_000),
           ...tlsFlags(f),
         };
         const readyTimeoutMs = f.int('ready-timeout', DEFAULT_READY_TIMEOUT_MS, 0, 86_400_000);

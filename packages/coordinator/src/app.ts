@@ -8,6 +8,9 @@ import path from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
 import {
   NO_SCHEMA_COMPILERS,
+  ConnectionCap,
+  DEFAULT_MAX_CONNECTIONS,
+  LISTEN_BACKLOG,
   Paths,
   REQUEST_TIMEOUT_MS,
   TxmeshError,
@@ -47,6 +50,8 @@ export interface CoordinatorOptions {
    * credential (docs/design.md, Security) and batches to sidecars carry the coordinator's proof. Omitted: no checks.
    */
   secrets?: readonly string[];
+  /** Open connections served (default 1000); past it, requests other than the probes get TXM_OVERLOADED. */
+  maxConnections?: number;
   /** PEM certificate and key: serve HTTPS instead of HTTP. */
   tls?: { cert: string; key: string };
   /** The cluster's name, stamped into the decision log with shard and shards and checked at every start. Default "txmesh". */
@@ -60,6 +65,8 @@ export interface CoordinatorOptions {
   heartbeatMs?: number;
   /** Per-service prepare/delivery timeouts (see service-timeouts.ts). */
   serviceTimeouts?: ServiceTimeouts;
+  /** A service unseen (no heartbeat) this long takes no new transactions. Default 30 000. */
+  registrationLeaseMs?: number;
   /** Unacknowledged this long after the decision, a branch is in doubt. Default 10 000. */
   inDoubtAfterMs?: number;
   /** POSTed {kind:"txmesh.in-doubt", shard, branches} while branches are in doubt, at most once per alertIntervalMs. */
@@ -100,6 +107,11 @@ export function decisionLogPath(dataDir: string, shard: number): string {
   return path.join(dataDir, `coordinator-shard-${shard}.db`);
 }
 
+/** The probes are answered on any connection, however crowded the port (a liveness probe must not fail then). */
+function isCoordinatorProbe(path: string): boolean {
+  return path === Paths.COORDINATOR_HEALTH || path === Paths.COORDINATOR_READY;
+}
+
 interface TxIdParams {
   txId: string;
 }
@@ -115,6 +127,7 @@ export async function buildCoordinator(opts: CoordinatorOptions, parts: Coordina
   const role = `coordinator shard ${opts.shard} of ${opts.shards}`;
   let phase: 'recovering' | 'ready' | 'closing' = 'recovering';
   const tls = opts.tls;
+  const connections = new ConnectionCap(opts.maxConnections ?? DEFAULT_MAX_CONNECTIONS, isCoordinatorProbe);
   const app = Fastify({
     // Lines logged inside a transaction's span carry its trace_id and span_id.
     logger: serverLoggerOptions(`coordinator-${opts.shard}`, opts.logLevel, traceLogFields),
@@ -123,8 +136,10 @@ export async function buildCoordinator(opts: CoordinatorOptions, parts: Coordina
     // A body trickling in forever would hold a socket forever; parser refusals get the catalogue's shape.
     requestTimeout: REQUEST_TIMEOUT_MS,
     clientErrorHandler: answerClientError,
-    // A TLS listener through the factory keeps one instance type for both; its handler is fastify's own.
-    ...(tls ? { serverFactory: (handler: http.RequestListener) => https.createServer(tls, handler) as unknown as http.Server } : {}),
+    // Past maxConnections a connection's requests are refused with a code before any route runs (probes
+    // excepted); a TLS listener through the same factory keeps one instance type for both.
+    serverFactory: (handler: http.RequestListener) =>
+      connections.attach(tls ? (https.createServer(tls, connections.wrap(handler)) as unknown as http.Server) : http.createServer(connections.wrap(handler)), tls !== undefined),
     // Requests arriving while closing get TXM_SHUTTING_DOWN from the hook below, not fastify's code-less 503.
     return503OnClosing: false,
     // Errors fastify raises before routing (an undecodable URL) get our catalogue too.
@@ -170,6 +185,7 @@ export async function buildCoordinator(opts: CoordinatorOptions, parts: Coordina
       ...(opts.heartbeatMs !== undefined ? { heartbeatMs: opts.heartbeatMs } : {}),
       ...(opts.serviceTimeouts !== undefined ? { serviceTimeouts: opts.serviceTimeouts } : {}),
       ...(opts.inDoubtAfterMs !== undefined ? { inDoubtAfterMs: opts.inDoubtAfterMs } : {}),
+      ...(opts.registrationLeaseMs !== undefined ? { registrationLeaseMs: opts.registrationLeaseMs } : {}),
       ...(opts.pruneIntervalMs !== undefined ? { pruneIntervalMs: opts.pruneIntervalMs } : {}),
       ...(opts.idempotencyRetentionMs !== undefined ? { idempotencyRetentionMs: opts.idempotencyRetentionMs } : {}),
       ...(opts.scheduler !== undefined ? { scheduler: opts.scheduler } : {}),
@@ -186,9 +202,12 @@ export async function buildCoordinator(opts: CoordinatorOptions, parts: Coordina
     });
     if (opts.secrets !== undefined) requireCallers(app, opts.secrets);
     const activity = new RecentActivity();
-    registerRoutes(app, running, (result) => {
-      metrics.recordOutcome(result);
-      activity.note(result);
+    registerRoutes(app, running, {
+      connections,
+      onDecided: (result) => {
+        metrics.recordOutcome(result);
+        activity.note(result);
+      },
     });
     registerDashboardRoutes(app, running, activity);
     await app.ready();
@@ -222,8 +241,12 @@ export async function buildCoordinator(opts: CoordinatorOptions, parts: Coordina
   }
 }
 
-/** `onDecided` hears every transaction this shard ran to a decision, as its client heard it (metrics, dashboard). */
-export function registerRoutes(app: FastifyInstance, manager: TransactionManager, onDecided?: (result: TransactionResult) => void): void {
+/**
+ * `onDecided` hears every transaction this shard ran to a decision, as its client heard it (metrics,
+ * dashboard); `connections` adds the connection cap's figures to /v1/stats.
+ */
+export function registerRoutes(app: FastifyInstance, manager: TransactionManager, extras: { onDecided?: (result: TransactionResult) => void; connections?: ConnectionCap } = {}): void {
+  const { onDecided, connections } = extras;
   // Only JSON bodies: anything else is refused with TXM_UNSUPPORTED_MEDIA_TYPE rather than half-parsed.
   app.removeContentTypeParser('text/plain');
   installTxmeshErrorHandlers(app);
@@ -263,7 +286,7 @@ export function registerRoutes(app: FastifyInstance, manager: TransactionManager
   // Liveness: the process answers (readiness is GET /v1/ready).
   app.get(Paths.COORDINATOR_HEALTH, async () => ({ ok: true, shard: manager.shard, shards: manager.shards, inFlight: manager.inFlight }));
 
-  app.get(Paths.COORDINATOR_STATS, async () => manager.stats());
+  app.get(Paths.COORDINATOR_STATS, async () => (connections ? { ...manager.stats(), connections: connections.stats() } : manager.stats()));
 
   app.get<{ Querystring: { olderThanMs?: string } }>(Paths.IN_DOUBT, async (request) => {
     const raw = request.query.olderThanMs;
@@ -280,7 +303,7 @@ export async function startCoordinator(opts: CoordinatorOptions, parts: Coordina
   const coordinator = await buildCoordinator(opts, parts);
   try {
     const resumed = coordinator.recover();
-    const listened = await coordinator.app.listen({ host: opts.host ?? '127.0.0.1', port: opts.port ?? 0 });
+    const listened = await coordinator.app.listen({ host: opts.host ?? '127.0.0.1', port: opts.port ?? 0, backlog: LISTEN_BACKLOG });
     const url = opts.tls ? listened.replace(/^http:/, 'https:') : listened;
     coordinator.app.log.info({ url, shard: opts.shard, shards: opts.shards, resumed }, `coordinator shard ${opts.shard} of ${opts.shards} ready`);
     return { url, close: coordinator.close };

@@ -199,6 +199,8 @@ export interface ClusterOptions {
    * server (initdb/pg_ctl in a temp folder) before the services and stops it after them.
    */
   postgres?: TempPostgresOptions;
+  /** More flags for every coordinator shard, e.g. ['--max-connections', '200']. */
+  coordinatorArgs?: string[];
   /** Run every member with --insecure (no credentials). Default false: a fresh secret per cluster. */
   insecure?: boolean;
 }
@@ -258,6 +260,7 @@ export class Cluster {
         const member = new Member(name, 'coordinator', (port) => [
           '--shard', String(shard), '--shards', String(shards), '--port', String(port), '--data', dataDir,
           ...(credentials ? ['--secret-file', credentials.secretFile] : ['--insecure']),
+          ...(options.coordinatorArgs ?? []),
         ], join(dataDir, `${name}.log`), env, options.nodeArgs);
         cluster.coordinators.push(member);
       }

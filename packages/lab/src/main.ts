@@ -44,6 +44,10 @@ commands:
                --workloads orders,transfers  --modes detect,wait-die,timeout  --concurrency C (32)  --duration SEC (10)
                --warmup SEC (2)  --shards S (2)  --seed N (1)  --accounts N per service (1000)  --theta X (0.99)
                --lock-wait MS (1000)  --timeout MS (5000)  --json
+  bench-overload
+               more clients than a shard serves, participants answering slowly, probes on fresh connections;
+               JSON last line: probe latency, answers by code, requests left unanswered (resets)
+               --clients N (4000)  --max-connections N (1000)  --duration SEC (20)  --slow-ms MS (1000)  --probe-every MS (100)
   bank         run a bank service (the isolation benchmark's participant): <name> --port P (0) --db FILE --key-file FILE
                --deadlock detect|wait-die|timeout (detect)  --lock-wait MS (1000)  --accounts N (1000)  --balance N (1000000)
   null-echo    the benchmark's null baseline: answers POST /v1/transactions at once  --port P (0)
@@ -145,6 +149,20 @@ export async function labMain(argv: string[]): Promise<number> {
         // Figures from a cluster that lost or split an outcome are not results.
         if (!report.invariantsOk) process.stderr.write(report.inconsistent ? 'CONSISTENCY CHECK FAILED\n' : 'consistency not checked: delivery still running at the end\n');
         return report.inconsistent ? 1 : 0;
+      }
+      case 'bench-overload': {
+        const options = {
+          clients: f.int('clients', 4000, 1, 100_000),
+          maxConnections: f.int('max-connections', 1000, 1, 1_000_000),
+          durationSec: f.int('duration', 20, 1, 3600),
+          slowMs: f.int('slow-ms', 1000, 0, 60_000),
+          probeEveryMs: f.int('probe-every', 100, 10, 60_000),
+        };
+        f.done();
+        const { runOverloadBench } = await import('./overload-bench.ts');
+        const report = await runOverloadBench({ ...options, out: process.stderr });
+        process.stdout.write(`${JSON.stringify(report)}\n`);
+        return 0;
       }
       case 'bench-isolation': {
         const { ISOLATION_WORKLOADS, runIsolationBench } = await import('./isolation-bench.ts');

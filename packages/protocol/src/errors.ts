@@ -27,7 +27,7 @@ export const ErrorCodes = {
   TXM_FORBIDDEN: { status: 403, message: 'Your credential is valid but does not allow this call (another service\'s name, or a route for another role): use the credential issued for this purpose.' },
   TXM_NOT_FOUND: { status: 404, message: 'No such route: see the API section of README.md.' },
   TXM_RESOURCE_NOT_FOUND: { status: 404, message: 'The item named in the path does not exist: check the id in the details.' },
-  TXM_OVERLOADED: { status: 429, message: 'A service this transaction needs is saturated, so it was refused before anything ran: retry after the Retry-After seconds.' },
+  TXM_OVERLOADED: { status: 429, message: 'This server, or a service this transaction needs, is saturated, so the request was refused before anything ran: retry after the Retry-After seconds.' },
   TXM_SHUTTING_DOWN: { status: 503, message: 'This process is shutting down: retry against another shard or after restart.' },
   TXM_NOT_READY: { status: 503, message: 'This process is running but not ready yet: the details say what it waits for; retry shortly.' },
   TXM_UNKNOWN_OPERATION: { status: 400, message: 'The participant has no handler for this operation name: check the op against the service documentation.' },

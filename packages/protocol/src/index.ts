@@ -11,3 +11,4 @@ export * from './server-options.ts';
 export * from './trace.ts';
 export * from './credentials.ts';
 export * from './client-error-answer.ts';
+export * from './connection-cap.ts';

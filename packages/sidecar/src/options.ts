@@ -1,5 +1,5 @@
 /** Sidecar options and their defaults, checked once at start so a typo fails loudly and early. */
-import { DEFAULT_LOG_LEVEL, LOG_LEVELS, TxmeshError, isKey, isLogLevel, isValidName } from '@txmesh/protocol';
+import { DEFAULT_LOG_LEVEL, DEFAULT_MAX_CONNECTIONS, LOG_LEVELS, TxmeshError, isKey, isLogLevel, isValidName } from '@txmesh/protocol';
 
 export interface SidecarOptions {
   /** Name of the service this sidecar stands next to. */
@@ -37,6 +37,8 @@ export interface SidecarOptions {
    * coordinator, and calls to the shards and to the service carry this sidecar's proofs. Omitted: no checks.
    */
   keys?: readonly string[];
+  /** Open connections served (default 1000); past it, requests other than the probes get TXM_OVERLOADED. */
+  maxConnections?: number;
   /** PEM certificate and key: serve HTTPS (batches and proxied traffic) instead of HTTP. */
   tls?: { cert: string; key: string };
 }
@@ -61,6 +63,12 @@ function httpUrl(value: unknown, field: string): string {
 function positiveInt(value: number | undefined, fallback: number, field: string): number {
   if (value === undefined) return fallback;
   if (!Number.isInteger(value) || value <= 0) throw new TxmeshError('TXM_BAD_REQUEST', `${field} must be a positive integer of milliseconds`);
+  return value;
+}
+
+function positiveCount(value: number | undefined, fallback: number, field: string): number {
+  if (value === undefined) return fallback;
+  if (!Number.isInteger(value) || value <= 0) throw new TxmeshError('TXM_BAD_REQUEST', `${field} must be a positive integer`);
   return value;
 }
 
@@ -94,6 +102,7 @@ export function resolveOptions(opts: SidecarOptions): ResolvedOptions {
     logLevel: opts.logLevel ?? DEFAULT_LOG_LEVEL,
     batching: opts.batching ?? true,
     forcePreparedRecords: opts.forcePreparedRecords ?? true,
+    maxConnections: positiveCount(opts.maxConnections, DEFAULT_MAX_CONNECTIONS, 'maxConnections'),
     keys: resolveKeys(opts.keys),
     tls: opts.tls,
   };

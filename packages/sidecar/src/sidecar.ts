@@ -9,6 +9,8 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import {
   NO_SCHEMA_COMPILERS,
   CallerRole,
+  ConnectionCap,
+  LISTEN_BACKLOG,
   MAX_BATCH_BODY_BYTES,
   Paths,
   PROTOCOL_VERSION,
@@ -110,6 +112,7 @@ async function assembleSidecar(opts: SidecarOptions): Promise<AssembledSidecar> 
   let proxy: ReturnType<typeof createServiceProxy> | undefined;
 
   const role = `sidecar of ${o.service}`;
+  const connections = new ConnectionCap(o.maxConnections, (path) => path === Paths.SIDECAR_HEALTH || path === Paths.SIDECAR_READY);
   const app = Fastify({
     // Lines logged inside a transaction's span carry its trace_id and span_id.
     logger: serverLoggerOptions(`sidecar-${o.service}`, o.logLevel, traceLogFields),
@@ -126,7 +129,9 @@ async function assembleSidecar(opts: SidecarOptions): Promise<AssembledSidecar> 
         else if (isParticipantPath(req.url)) refuseParticipantPath(res);
         else proxy.handle(req, res);
       };
-      return o.tls ? (https.createServer(o.tls, route) as unknown as http.Server) : http.createServer(route);
+      // Past maxConnections a connection's requests (proxied ones too) are refused with a code, probes excepted.
+      const capped = connections.wrap(route);
+      return connections.attach(o.tls ? (https.createServer(o.tls, capped) as unknown as http.Server) : http.createServer(capped), o.tls !== undefined);
     },
   });
   proxy = createServiceProxy(o.serviceUrl, monitor, app.log, o.proxyTimeoutMs, metrics);
@@ -184,6 +189,7 @@ async function assembleSidecar(opts: SidecarOptions): Promise<AssembledSidecar> 
     store: store.stats(),
     coordinatorCalls: coordinator.requests,
     waitReportsSent: reporter.reportsSent,
+    connections: connections.stats(),
   }));
 
   const resolver = new InDoubtResolver({ service: o.service, store, serviceClient, coordinator, inFlight, inDoubtAfterMs: o.inDoubtAfterMs, log: app.log });
@@ -277,7 +283,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
   const sidecar = await assembleSidecar(opts);
   const { host, port: wantedPort, advertiseUrl } = sidecar.options;
   try {
-    await sidecar.app.listen({ host, port: wantedPort });
+    await sidecar.app.listen({ host, port: wantedPort, backlog: LISTEN_BACKLOG });
   } catch (err) {
     await sidecar.close();
     throw err;

@@ -1,0 +1,166 @@
+/**
+ * `txmesh bench-overload`: more clients than a coordinator shard serves, against participants that answer
+ * slowly, while a prober asks the shard's liveness and readiness on a fresh connection every interval (as a
+ * kubelet does). It measures what the issue asked of overload: the probes' latency, and that every client
+ * request gets an HTTP answer with a catalogue code (no connection reset). JSON on the last line.
+ */
+import { spawn } from 'node:child_process';
+import http from 'node:http';
+import { fileURLToPath } from 'node:url';
+import { orderRequest } from '@txmesh/example-ecommerce';
+import { Paths } from '@txmesh/protocol';
+import { round } from './bench-math.ts';
+import { processMemoryMb } from './bench-process.ts';
+import { Cluster, sleep } from './cluster.ts';
+import { percentile } from './demo.ts';
+
+export interface OverloadBenchOptions {
+  /** Concurrent client connections, each sending begins back to back (4000). */
+  clients: number;
+  /** The shard's --max-connections (1000). */
+  maxConnections: number;
+  durationSec: number;
+  /** How long every participant batch takes at the inventory service (1000 ms). */
+  slowMs: number;
+  /** Probe interval (100 ms). */
+  probeEveryMs: number;
+  out: NodeJS.WritableStream;
+}
+
+export interface OverloadReport {
+  clients: number;
+  maxConnections: number;
+  durationSec: number;
+  slowMs: number;
+  /** Answers to begins by status and catalogue code, e.g. {"429 TXM_OVERLOADED": 5123, "200 committed": 812}. */
+  answers: Record<string, number>;
+  /** Client requests that got no HTTP answer, by error code (ECONNRESET, EPIPE, …): the goal is none. */
+  unanswered: Record<string, number>;
+  probes: { sent: number; failed: number; p50Ms: number; p99Ms: number; maxMs: number; over100Ms: number };
+  coordinatorRssMb?: number;
+  coordinatorPeakRssMb?: number;
+  /** The shard's own count of requests refused on connections past the cap. */
+  refusedByConnectionCap?: number;
+}
+
+function count(map: Record<string, number>, key: string): void {
+  map[key] = (map[key] ?? 0) + 1;
+}
+
+/** One request on `agent`; resolves with "status code" and the Retry-After seconds, or rejects with the socket error. */
+function post(agent: http.Agent, url: URL, body: string, headers: Record<string, string>): Promise<{ label: string; retryAfterSec: number }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, { method: 'POST', agent, headers: { ...headers, 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) } }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (text += chunk));
+      res.on('end', () => {
+        let label: string;
+        try {
+          const parsed = JSON.parse(text) as { outcome?: string; error?: { code?: string } };
+          label = parsed.error?.code ?? parsed.outcome ?? 'unparsed';
+        } catch {
+          label = 'not JSON';
+        }
+        const retryAfterSec = Number(res.headers['retry-after']);
+        resolve({ label: `${res.statusCode} ${label}`, retryAfterSec: Number.isFinite(retryAfterSec) ? retryAfterSec : 0 });
+      });
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+/** Runs overload-prober.js in its own process until `stopAt`; resolves with what it measured. */
+function runProber(urls: string[], stopAt: number, everyMs: number): Promise<{ latencies: number[]; failed: number }> {
+  const script = fileURLToPath(new URL('./overload-prober.js', import.meta.url));
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [script, String(stopAt), String(everyMs), ...urls], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+    child.on('error', reject);
+    child.on('exit', (code) => {
+      try {
+        resolve(JSON.parse(out) as { latencies: number[]; failed: number });
+      } catch {
+        reject(new Error(`the prober exited with ${code} and printed ${JSON.stringify(out.slice(0, 200))}`));
+      }
+    });
+  });
+}
+
+export async function runOverloadBench(o: OverloadBenchOptions): Promise<OverloadReport> {
+  o.out.write(`starting 1 shard (--max-connections ${o.maxConnections}), 4 services (inventory answers in ${o.slowMs} ms), 4 sidecars\n`);
+  const cluster = await Cluster.start({
+    catalog: { skus: 50, stockPerSku: 1_000_000, accounts: 50, balancePerAccount: 1_000_000_000 },
+    coordinatorArgs: ['--max-connections', String(o.maxConnections)],
+    memberEnv: { 'service-inventory': { TXMESH_SLOW_MS: String(o.slowMs), TXMESH_SLOW_CPU_MS: '0' } },
+    env: { TXMESH_LOG_LEVEL: 'error' },
+  });
+  const agent = new http.Agent({ keepAlive: true, maxSockets: o.clients, maxFreeSockets: o.clients });
+  try {
+    const coordinator = cluster.coordinators[0]!;
+    const base = new URL(coordinator.url);
+    const begin = new URL(Paths.TRANSACTIONS, base);
+    const answers: Record<string, number> = {};
+    const unanswered: Record<string, number> = {};
+    const stopAt = Date.now() + o.durationSec * 1000;
+    o.out.write(`${o.clients} clients for ${o.durationSec} s; probing ${Paths.COORDINATOR_HEALTH} and ${Paths.COORDINATOR_READY} every ${o.probeEveryMs} ms\n`);
+    const clients = Array.from({ length: o.clients }, async (_, client) => {
+      for (let n = 0; Date.now() < stopAt; n++) {
+        const body = JSON.stringify(orderRequest({ orderId: `ov-${client}-${n}`, sku: `sku-${n % 50}`, qty: 1, account: `acct-${client % 50}`, amount: 1, address: 'x' }, 5000));
+        try {
+          const { label, retryAfterSec } = await post(agent, begin, body, cluster.clientHeaders);
+          count(answers, label);
+          // A refused client waits the Retry-After it was given, as the client SDK does.
+          if (retryAfterSec > 0) await sleep(retryAfterSec * 1000);
+        } catch (err) {
+          count(unanswered, (err as { code?: string }).code ?? (err as Error).message);
+          await sleep(1000);
+        }
+      }
+    });
+    const prober = runProber([Paths.COORDINATOR_HEALTH, Paths.COORDINATOR_READY].map((path) => new URL(path, base).href), stopAt, o.probeEveryMs);
+    let peak: { rssMb: number; peakRssMb: number } | undefined;
+    const sampler = (async () => {
+      while (Date.now() < stopAt) {
+        peak = processMemoryMb(coordinator.pid) ?? peak;
+        await sleep(500);
+      }
+    })();
+    const [probed] = await Promise.all([prober, ...clients, sampler]);
+    // The clients' connections go first: past the cap, this request would be refused too.
+    agent.destroy();
+    await sleep(200);
+    const stats = (await (await fetch(new URL(Paths.COORDINATOR_STATS, base))).json()) as { connections?: { refused: number } };
+    const latencies = probed.latencies.sort((a, b) => a - b);
+    const probesFailed = probed.failed;
+    const report: OverloadReport = {
+      clients: o.clients,
+      maxConnections: o.maxConnections,
+      durationSec: o.durationSec,
+      slowMs: o.slowMs,
+      answers,
+      unanswered,
+      probes: {
+        sent: latencies.length + probesFailed,
+        failed: probesFailed,
+        p50Ms: round(percentile(latencies, 50), 1),
+        p99Ms: round(percentile(latencies, 99), 1),
+        maxMs: round(latencies.at(-1) ?? 0, 1),
+        over100Ms: latencies.filter((ms) => ms > 100).length,
+      },
+    };
+    if (peak) {
+      report.coordinatorRssMb = peak.rssMb;
+      report.coordinatorPeakRssMb = peak.peakRssMb;
+    }
+    if (stats.connections) report.refusedByConnectionCap = stats.connections.refused;
+    return report;
+  } finally {
+    agent.destroy();
+    await cluster.stop();
+    cluster.removeData();
+  }
+}

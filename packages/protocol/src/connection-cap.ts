@@ -1,0 +1,87 @@
+/**
+ * Bounds the connections a server works for, without resetting any. The kernel queue is made long enough to
+ * hold a burst (LISTEN_BACKLOG), every connection is accepted, and past `maxConnections` open ones a new
+ * connection is an *excess* one: each request on it is answered at once with TXM_OVERLOADED (429,
+ * Retry-After, Connection: close) before any route, parser or hook runs, and the socket closes after the
+ * answer. A probe (health, readiness) is served on any connection, so a liveness probe never fails because
+ * clients crowd the port. Used by the coordinator and the sidecar through their serverFactory.
+ */
+import type { IncomingMessage, RequestListener, Server, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import { TxmeshError } from './errors.ts';
+
+/** The listen backlog (connections the kernel holds before accept): a burst waits instead of being dropped. */
+export const LISTEN_BACKLOG = 4096;
+/** Default cap of open connections per server process. */
+export const DEFAULT_MAX_CONNECTIONS = 1000;
+/** What an excess connection's caller is told to wait before it tries again. */
+const RETRY_AFTER_SECONDS = 1;
+
+export interface ConnectionCapStats {
+  open: number;
+  maxConnections: number;
+  /** Requests answered TXM_OVERLOADED because they came on an excess connection. */
+  refused: number;
+}
+
+export class ConnectionCap {
+  readonly #max: number;
+  readonly #isProbe: (path: string) => boolean;
+  /** Sockets over the cap when they arrived: decided once, when the connection opens. */
+  readonly #excess = new WeakSet<Socket>();
+  #open = 0;
+  #refused = 0;
+
+  constructor(maxConnections: number, isProbe: (path: string) => boolean) {
+    if (!Number.isInteger(maxConnections) || maxConnections < 1) throw new RangeError(`maxConnections must be a positive integer, got ${maxConnections}`);
+    this.#max = maxConnections;
+    this.#isProbe = isProbe;
+  }
+
+  stats(): ConnectionCapStats {
+    return { open: this.#open, maxConnections: this.#max, refused: this.#refused };
+  }
+
+  /** Wraps the server's request listener: excess connections get their answer here. */
+  wrap(listener: RequestListener): RequestListener {
+    return (req, res) => {
+      if (this.#excess.has(req.socket) && !this.#isProbe(pathOf(req))) this.#refuse(res);
+      else listener(req, res);
+    };
+  }
+
+  /**
+   * Counts the server's connections and marks those past the cap. A TLS server's requests carry the TLS
+   * socket, so there the count is taken once the handshake is done.
+   */
+  attach<S extends Server>(server: S, tls: boolean): S {
+    server.on(tls ? 'secureConnection' : 'connection', (socket: Socket) => {
+      this.#open += 1;
+      if (this.#open > this.#max) this.#excess.add(socket);
+      socket.once('close', () => {
+        this.#open -= 1;
+      });
+    });
+    return server;
+  }
+
+  #refuse(res: ServerResponse): void {
+    this.#refused += 1;
+    const error = new TxmeshError('TXM_OVERLOADED', `this server already holds ${this.#max} connections; this one is answered and closed`);
+    const body = JSON.stringify(error.toBody());
+    res.shouldKeepAlive = false;
+    res.writeHead(error.status, {
+      'content-type': 'application/json; charset=utf-8',
+      'content-length': Buffer.byteLength(body),
+      'retry-after': String(RETRY_AFTER_SECONDS),
+      connection: 'close',
+    });
+    res.end(body);
+  }
+}
+
+function pathOf(req: IncomingMessage): string {
+  const url = req.url ?? '';
+  const query = url.indexOf('?');
+  return query < 0 ? url : url.slice(0, query);
+}
