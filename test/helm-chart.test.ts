@@ -106,6 +106,8 @@ describe('helm chart', () => {
     assert.deepEqual(pdb.spec.selector.matchLabels, sts.spec.selector.matchLabels);
     const container = sts.spec.template.spec.containers[0];
     for (const probe of ['livenessProbe', 'startupProbe']) assert.equal(container[probe].httpGet.path, '/v1/health', probe);
+    for (const probe of ['livenessProbe', 'startupProbe', 'readinessProbe']) assert.equal(container[probe].httpGet.port, 'probes', `${probe}: the probe port, not behind the clients`);
+    assert.equal(flag(args, 'probe-port'), String(container.ports.find((p: any) => p.name === 'probes').containerPort));
     assert.equal(container.readinessProbe.httpGet.path, '/v1/ready', 'ready after recovery, apart from alive');
     assert.ok(container.resources.requests.cpu && container.resources.limits.memory);
     const spread = sts.spec.template.spec.affinity.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].podAffinityTerm;

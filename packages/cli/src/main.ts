@@ -62,6 +62,7 @@ look into a running cluster (--coordinator URL[,URL...]: every shard, in shard o
                the lab: the e-commerce demo cluster, the benchmark and the chaos run (from a clone of the
                repository, where @txmesh/lab is installed: \`npx txmesh demo --help\`)
 
+coordinator: --probe-port P also serves /v1/health and /v1/ready on P, a queue of their own (unset: the main port only)
 coordinator and sidecar: --max-connections N (1000): past N open connections every request but the probes is
                answered 429 TXM_OVERLOADED (Retry-After, Connection: close) at once, never reset
                --insecure (no credentials: logs a warning; anyone who can reach the port may call it)
@@ -150,6 +151,7 @@ export async function main(argv: string[]): Promise<number> {
           deadlock: f.choice('deadlock', Object.values(DeadlockMode), DeadlockMode.DETECT),
           ...optionalCoordinatorFlags(f, validateServiceTimeouts),
           maxConnections: f.int('max-connections', DEFAULT_MAX_CONNECTIONS, 1, 1_000_000),
+          ...(f.optionalString('probe-port') === undefined ? {} : { probePort: f.int('probe-port', 0, 0, 65535) }),
           ...tlsFlags(f),
         };
         const { keys, insecure } = keyFlags(f, 'secret-file');

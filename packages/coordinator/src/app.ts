@@ -10,6 +10,7 @@ import {
   NO_SCHEMA_COMPILERS,
   ConnectionCap,
   DEFAULT_MAX_CONNECTIONS,
+  startProbeListener,
   LISTEN_BACKLOG,
   Paths,
   REQUEST_TIMEOUT_MS,
@@ -52,6 +53,8 @@ export interface CoordinatorOptions {
   secrets?: readonly string[];
   /** Open connections served (default 1000); past it, requests other than the probes get TXM_OVERLOADED. */
   maxConnections?: number;
+  /** Also serve GET /v1/health and /v1/ready on this port (its own accept queue: probes do not wait behind clients). */
+  probePort?: number;
   /** PEM certificate and key: serve HTTPS instead of HTTP. */
   tls?: { cert: string; key: string };
   /** The cluster's name, stamped into the decision log with shard and shards and checked at every start. Default "txmesh". */
@@ -107,9 +110,11 @@ export function decisionLogPath(dataDir: string, shard: number): string {
   return path.join(dataDir, `coordinator-shard-${shard}.db`);
 }
 
+const COORDINATOR_PROBES: readonly string[] = [Paths.COORDINATOR_HEALTH, Paths.COORDINATOR_READY];
+
 /** The probes are answered on any connection, however crowded the port (a liveness probe must not fail then). */
 function isCoordinatorProbe(path: string): boolean {
-  return path === Paths.COORDINATOR_HEALTH || path === Paths.COORDINATOR_READY;
+  return COORDINATOR_PROBES.includes(path);
 }
 
 interface TxIdParams {
@@ -299,14 +304,23 @@ export function registerRoutes(app: FastifyInstance, manager: TransactionManager
 }
 
 /** Recovers unfinished decisions, then listens. */
-export async function startCoordinator(opts: CoordinatorOptions, parts: CoordinatorParts = {}): Promise<{ url: string; close(): Promise<void> }> {
+export async function startCoordinator(opts: CoordinatorOptions, parts: CoordinatorParts = {}): Promise<{ url: string; probeUrl?: string; close(): Promise<void> }> {
   const coordinator = await buildCoordinator(opts, parts);
   try {
     const resumed = coordinator.recover();
     const listened = await coordinator.app.listen({ host: opts.host ?? '127.0.0.1', port: opts.port ?? 0, backlog: LISTEN_BACKLOG });
     const url = opts.tls ? listened.replace(/^http:/, 'https:') : listened;
-    coordinator.app.log.info({ url, shard: opts.shard, shards: opts.shards, resumed }, `coordinator shard ${opts.shard} of ${opts.shards} ready`);
-    return { url, close: coordinator.close };
+    // The probes on a port of their own as well, when asked: under overload the main port's queue is full.
+    const probes = opts.probePort === undefined ? undefined : await startProbeListener(coordinator.app, COORDINATOR_PROBES, opts.host ?? '127.0.0.1', opts.probePort);
+    coordinator.app.log.info({ url, probeUrl: probes?.url, shard: opts.shard, shards: opts.shards, resumed }, `coordinator shard ${opts.shard} of ${opts.shards} ready`);
+    return {
+      url,
+      ...(probes ? { probeUrl: probes.url } : {}),
+      close: async () => {
+        await probes?.close();
+        await coordinator.close();
+      },
+    };
   } catch (err) {
     await coordinator.close();
     throw err;

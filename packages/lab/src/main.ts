@@ -48,6 +48,7 @@ commands:
                more clients than a shard serves, participants answering slowly, probes on fresh connections;
                JSON last line: probe latency, answers by code, requests left unanswered (resets)
                --clients N (4000)  --max-connections N (1000)  --duration SEC (20)  --slow-ms MS (1000)  --probe-every MS (100)
+               --probe-port (probe the shard on its own --probe-port instead of its main port)
   bank         run a bank service (the isolation benchmark's participant): <name> --port P (0) --db FILE --key-file FILE
                --deadlock detect|wait-die|timeout (detect)  --lock-wait MS (1000)  --accounts N (1000)  --balance N (1000000)
   null-echo    the benchmark's null baseline: answers POST /v1/transactions at once  --port P (0)
@@ -157,6 +158,7 @@ export async function labMain(argv: string[]): Promise<number> {
           durationSec: f.int('duration', 20, 1, 3600),
           slowMs: f.int('slow-ms', 1000, 0, 60_000),
           probeEveryMs: f.int('probe-every', 100, 10, 60_000),
+          probePort: f.bool('probe-port'),
         };
         f.done();
         const { runOverloadBench } = await import('./overload-bench.ts');

@@ -6,6 +6,7 @@
  */
 import { spawn } from 'node:child_process';
 import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { orderRequest } from '@txmesh/example-ecommerce';
 import { Paths } from '@txmesh/protocol';
@@ -24,12 +25,15 @@ export interface OverloadBenchOptions {
   slowMs: number;
   /** Probe interval (100 ms). */
   probeEveryMs: number;
+  /** Probe the shard on its own probe port (--probe-port) instead of its main port. */
+  probePort: boolean;
   out: NodeJS.WritableStream;
 }
 
 export interface OverloadReport {
   clients: number;
   maxConnections: number;
+  probedOn: 'main port' | 'probe port';
   durationSec: number;
   slowMs: number;
   /** Answers to begins by status and catalogue code, e.g. {"429 TXM_OVERLOADED": 5123, "200 committed": 812}. */
@@ -72,6 +76,15 @@ function post(agent: http.Agent, url: URL, body: string, headers: Record<string,
   });
 }
 
+/** A loopback port nothing listens on now (handed out by the OS, then freed), for the shard's probe listener. */
+async function freePort(): Promise<number> {
+  const server = http.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
 /** Runs overload-prober.js in its own process until `stopAt`; resolves with what it measured. */
 function runProber(urls: string[], stopAt: number, everyMs: number): Promise<{ latencies: number[]; failed: number }> {
   const script = fileURLToPath(new URL('./overload-prober.js', import.meta.url));
@@ -91,10 +104,11 @@ function runProber(urls: string[], stopAt: number, everyMs: number): Promise<{ l
 }
 
 export async function runOverloadBench(o: OverloadBenchOptions): Promise<OverloadReport> {
+  const probePort = o.probePort ? await freePort() : undefined;
   o.out.write(`starting 1 shard (--max-connections ${o.maxConnections}), 4 services (inventory answers in ${o.slowMs} ms), 4 sidecars\n`);
   const cluster = await Cluster.start({
     catalog: { skus: 50, stockPerSku: 1_000_000, accounts: 50, balancePerAccount: 1_000_000_000 },
-    coordinatorArgs: ['--max-connections', String(o.maxConnections)],
+    coordinatorArgs: ['--max-connections', String(o.maxConnections), ...(probePort === undefined ? [] : ['--probe-port', String(probePort)])],
     memberEnv: { 'service-inventory': { TXMESH_SLOW_MS: String(o.slowMs), TXMESH_SLOW_CPU_MS: '0' } },
     env: { TXMESH_LOG_LEVEL: 'error' },
   });
@@ -121,7 +135,8 @@ export async function runOverloadBench(o: OverloadBenchOptions): Promise<Overloa
         }
       }
     });
-    const prober = runProber([Paths.COORDINATOR_HEALTH, Paths.COORDINATOR_READY].map((path) => new URL(path, base).href), stopAt, o.probeEveryMs);
+    const probeBase = probePort === undefined ? base : new URL(`http://127.0.0.1:${probePort}`);
+    const prober = runProber([Paths.COORDINATOR_HEALTH, Paths.COORDINATOR_READY].map((path) => new URL(path, probeBase).href), stopAt, o.probeEveryMs);
     let peak: { rssMb: number; peakRssMb: number } | undefined;
     const sampler = (async () => {
       while (Date.now() < stopAt) {
@@ -139,6 +154,7 @@ export async function runOverloadBench(o: OverloadBenchOptions): Promise<Overloa
     const report: OverloadReport = {
       clients: o.clients,
       maxConnections: o.maxConnections,
+      probedOn: probePort === undefined ? 'main port' : 'probe port',
       durationSec: o.durationSec,
       slowMs: o.slowMs,
       answers,

@@ -12,3 +12,4 @@ export * from './trace.ts';
 export * from './credentials.ts';
 export * from './client-error-answer.ts';
 export * from './connection-cap.ts';
+export * from './probe-listener.ts';
