@@ -24,6 +24,7 @@ import { openLoop, type OpenLoopFigures } from './bench-open-loop.ts';
 import { BENCH_CATALOG, OPTIMISED_ENV, type BenchOptions } from './bench-options.ts';
 import { PROCESS_ROLES, type ProcessRole } from './bench-roles.ts';
 import type { TargetCheck } from './bench-report.ts';
+import { lower, upper } from './bench-targets.ts';
 import { runFigures } from './bench-run-figures.ts';
 import { members, snapshot, waitForDrain } from './bench-snapshot.ts';
 import { makeWorkload, type WorkItem } from './bench-workload.ts';
@@ -279,23 +280,6 @@ async function nullRoundTripP50(url: string, count: number): Promise<number> {
   samples.sort((a, b) => a - b);
   return round(percentile(samples, 50), 3);
 }
-
-const upper = (target: string, value: number, limit: number, note?: string): TargetCheck => ({
-  target,
-  value,
-  limit,
-  met: value <= limit,
-  ratio: round(limit > 0 ? value / limit : 0, 3),
-  ...(note ? { note } : {}),
-});
-const lower = (target: string, value: number, limit: number, note?: string): TargetCheck => ({
-  target,
-  value,
-  limit,
-  met: value >= limit,
-  ratio: round(limit > 0 ? value / limit : 0, 3),
-  ...(note ? { note } : {}),
-});
 
 /** The targets of issue 18 that these loads measure (the concurrency-1000 ones stay in the main bench). */
 export function loadsTargets(r: LoadsReport): TargetCheck[] {

@@ -9,10 +9,12 @@ const READY_WITHIN_MS = 400;
 /** Issue 17: resident memory at concurrency 1000, and of an idle sidecar. */
 const RSS_LIMIT_MB = { sidecar: 100, coordinator: 150, idleSidecar: 75 };
 
-function upper(target: string, value: number, limit: number, note?: string): TargetCheck {
+/** A figure that must stay at or below its limit. */
+export function upper(target: string, value: number, limit: number, note?: string): TargetCheck {
   return { target, value, limit, met: value <= limit, ratio: round(limit > 0 ? value / limit : 0, 3), ...(note ? { note } : {}) };
 }
-function lower(target: string, value: number, limit: number, note?: string): TargetCheck {
+/** A figure that must reach at least its limit. */
+export function lower(target: string, value: number, limit: number, note?: string): TargetCheck {
   return { target, value, limit, met: value >= limit, ratio: round(limit > 0 ? value / limit : 0, 3), ...(note ? { note } : {}) };
 }
 
