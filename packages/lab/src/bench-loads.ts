@@ -113,7 +113,7 @@ export async function runLoadsBench(options: BenchOptions, say: (line: string) =
     const closed = async (label: string, concurrency: number, onlyInventory: boolean): Promise<LoadRun> => {
       const orders = makeWorkload(options.seed, label, BENCH_CATALOG);
       const next = onlyInventory ? (): WorkItem => inventoryOnly(orders()) : orders;
-      const run = await measuredClosedLoop(cluster, client, label, concurrency, next, options);
+      const run = await measuredClosedLoop(cluster, client, label, concurrency, onlyInventory ? 1 : 4, next, options);
       say(`[loads] ${label}: ${run.committedTps} committed/s, p50 ${run.p50Ms} ms, p99 ${run.p99Ms} ms, CPU ${run.cpuMsPerTx} ms/tx (${PROCESS_ROLES.map((r) => `${r} ${run.cpuMsPerTxByRole[r]}`).join(', ')})`);
       return run;
     };
@@ -218,7 +218,7 @@ async function runCoordinatorAlone(options: BenchOptions, concurrency: number, s
   }
 }
 
-async function measuredClosedLoop(cluster: Cluster, client: TxmeshClient, label: string, concurrency: number, next: () => WorkItem, options: BenchOptions): Promise<LoadRun> {
+async function measuredClosedLoop(cluster: Cluster, client: TxmeshClient, label: string, concurrency: number, participants: number, next: () => WorkItem, options: BenchOptions): Promise<LoadRun> {
   // Each load starts from a drained cluster: the previous load's commit backlog must not be billed to it.
   await waitForDrain(cluster, 60_000);
   let before: Awaited<ReturnType<typeof snapshot>> | undefined;
@@ -241,7 +241,7 @@ async function measuredClosedLoop(cluster: Cluster, client: TxmeshClient, label:
   }
   return {
     concurrency,
-    participants: label.includes('1svc') ? 1 : 4,
+    participants,
     committedTps: figures.committedTps,
     p50Ms: figures.p50Ms,
     p99Ms: figures.p99Ms,
