@@ -62,12 +62,12 @@ export class Member {
   get url(): string {
     return this.#url;
   }
-  /** GET /metrics of this member (Prometheus), undefined when it runs without telemetry. */
   /** Where the member's stdout and stderr (its JSON log lines) go. */
   get logFile(): string {
     return this.#logFile;
   }
 
+  /** GET /metrics of this member (Prometheus), undefined when it runs without telemetry. */
   get metricsUrl(): string | undefined {
     return this.#metricsUrl;
   }

@@ -49,7 +49,7 @@ commands:
                JSON last line: probe latency, answers by code, requests left unanswered (resets)
                --clients N (4000)  --max-connections N (1000)  --duration SEC (20)  --slow-ms MS (1000)  --probe-every MS (100)
                --probe-port (probe the shard on its own --probe-port instead of its main port)
-  bank         run a bank service (the isolation benchmark's participant): <name> --port P (0) --db FILE --key-file FILE
+  bank         run a bank service (the isolation benchmark's participant): <name> --port P (0) --db FILE --key-file FILE --metrics-port P
                --deadlock detect|wait-die|timeout (detect)  --lock-wait MS (1000)  --accounts N (1000)  --balance N (1000000)
   null-echo    the benchmark's null baseline: answers POST /v1/transactions at once  --port P (0)
   null-sidecar null participants for measuring the coordinator alone: registers each service with every shard and
@@ -208,11 +208,13 @@ export async function labMain(argv: string[]): Promise<number> {
           accounts: { count: f.int('accounts', 1000, 0, 10_000_000), balance: f.int('balance', 1_000_000, 0, Number.MAX_SAFE_INTEGER) },
         };
         f.string('log-level', 'warn');
+        // A bank service is an application like the example's: its own providers, /metrics on --metrics-port.
+        const telemetry = telemetryFlags(f, `bank-${name}`);
         const keyFile = f.optionalString('key-file');
         f.done();
         const { startBankService } = await import('./bank-service.ts');
         const keys = keyFile === undefined ? undefined : readKeyFile(keyFile);
-        return await serve(() => startBankService(name, { ...options, ...(keys ? { keys } : {}) }));
+        return await serve(() => startBankService(name, { ...options, ...(keys ? { keys } : {}) }), { telemetry });
       }
       case 'null-echo': {
         const options = { port: f.int('port', 0, 0, 65535), host: f.string('host', '127.0.0.1'), logLevel: f.logLevel() };
