@@ -115,6 +115,22 @@ describe('TransactionManager', () => {
     assert.equal(transport.count('prepare', 'payment'), 1);
   });
 
+  it('asks again at once for a prepare the participant deferred, without counting it as a failed attempt', async (t) => {
+    const { manager, transport } = setup(t, (item, _url, attempt) =>
+      item.action === 'prepare' && item.service === 'inventory' && attempt <= 5 ? { status: 'error', reason: 'PREPARE_DEFERRED' } : 'ok',
+    );
+    const result = await manager.begin({ ...order, timeoutMs: 2000 });
+    assert.equal(result.outcome, 'committed', 'five deferrals are not three failed attempts');
+    assert.equal(transport.count('prepare', 'inventory'), 6);
+  });
+
+  it('a prepare deferred until its deadline aborts the transaction with TIMEOUT', async (t) => {
+    const { manager } = setup(t, (item) => (item.action === 'prepare' && item.service === 'inventory' ? { status: 'error', reason: 'PREPARE_DEFERRED' } : 'ok'));
+    const result = await manager.begin({ ...order, timeoutMs: 300 });
+    assert.equal(result.outcome, 'aborted');
+    assert.equal(result.reason, 'TIMEOUT');
+  });
+
   it('gives up after 3 failed prepare attempts: vote none, abort with the last reason', async (t) => {
     const { manager, transport } = setup(t, (item) =>
       item.action === 'prepare' && item.service === 'inventory' ? { status: 'error', reason: 'TXM_SERVICE_UNREACHABLE' } : 'ok',

@@ -99,6 +99,7 @@ export class VoteCollector {
     const { dispatcher, registry, scheduler, sleeper, options, isClosing } = this.#parts;
     const withdrawn = (): boolean => tx.decided || isClosing() || Date.now() >= deadline;
     let last: Failure = { reason: Reason.UNREACHABLE };
+    let deferrals = 0;
     for (let n = 1; ; n++) {
       const release = await scheduler.acquire(branch.service, tx.createdAt, withdrawn);
       // Withdrawn while queued: nothing was sent for this attempt.
@@ -116,11 +117,21 @@ export class VoteCollector {
         if (result.status === 'ok') return { vote: Vote.YES };
         if (result.status === 'no') return withDetails({ vote: Vote.NO, reason: result.reason ?? Reason.REFUSED }, result.message);
         last = withDetails({ reason: result.reason ?? Reason.ERROR }, result.message);
+        if (result.reason === Reason.PREPARE_DEFERRED) deferrals += 1;
       } catch (err) {
         const failure = branchCallErrorOf(err);
         last = { reason: failure.reason, details: failure.message };
       } finally {
         release(performance.now() - sentAt, answered);
+      }
+      if (last.reason === Reason.PREPARE_DEFERRED) {
+        // Not a failed attempt: the participant still waits for a lock and answers the next ask with the
+        // vote. Ask again at once, then a little later each time (the deadline bounds the asking).
+        n -= 1;
+        last = { reason: Reason.TIMEOUT };
+        if (withdrawn()) break;
+        if (deferrals > 1) await sleeper.sleep(Math.min(deferrals, 20));
+        continue;
       }
       if (tx.decided || isClosing() || n >= options.maxPrepareAttempts) break;
       const wait = backoffDelayMs(options.prepareBackoff, n, options.random);

@@ -13,6 +13,7 @@ import {
   newCalls,
   openTempDatabase,
   prepare,
+  rollback,
   tempDatabasePath,
   txId,
 } from './test-support.ts';
@@ -118,20 +119,48 @@ test('a branch stuck on a lock held inside the same batch does not hold back the
   assert.deepEqual(participant.preparedList().prepared.map((p) => p.txId).sort(), [a, c].sort());
 });
 
-test('a prepare waiting for a key that a branch of its own batch now holds prepared loses at once', async (t) => {
+test('a prepare waiting for a key that a branch of its own batch holds prepared is deferred, keeps waiting, and the next ask gets its vote', async (t) => {
   const db = openTempDatabase(t);
   const calls = newCalls();
   const participant = createParticipant({ service: SERVICE, db, operations: inventoryOperations(db, calls), lockWaitMs: 3_000, log: () => {} });
   t.after(() => participant.close());
-  // `older` may wait its whole budget under wait-die, but the holder's commit cannot arrive before
-  // this batch answers, so waiting would only delay every vote of the batch by lockWaitMs.
+  // `older` may wait its whole budget, but the holder's commit cannot arrive before this batch answers:
+  // waiting inside the batch would delay every vote of the batch and then fail. It is answered "deferred".
   const older = newTxId(0, Date.now() - 1_000);
   const younger = txId();
   const started = Date.now();
   const response = await participant.handleBatch(batch(prepare(younger, [note('y', ['shared'])]), prepare(older, [note('o', ['shared'])])));
-  assert.deepEqual(response.results.map((r) => [r.status, r.reason]), [['ok', undefined], ['no', 'LOCK_CONFLICT']]);
+  assert.deepEqual(response.results.map((r) => [r.status, r.reason]), [['ok', undefined], ['error', 'PREPARE_DEFERRED']]);
   assert.ok(Date.now() - started < 1_000, `answered after ${Date.now() - started} ms, not after the 3 s lock budget`);
   assert.deepEqual(participant.preparedList().prepared.map((p) => p.txId), [younger]);
+
+  // The coordinator asks again; that ask waits for the lock, which the holder's commit frees.
+  const again = participant.handleBatch(batch(prepare(older, [note('o', ['shared'])])));
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  assert.deepEqual(participant.preparedList().prepared.map((p) => p.txId), [younger], 'still waiting while the holder is prepared');
+  const committed = await participant.handleBatch(batch(commit(younger)));
+  assert.equal(committed.results[0]?.status, 'ok');
+  assert.deepEqual((await again).results.map((r) => [r.status, r.reason]), [['ok', undefined]]);
+  assert.deepEqual(participant.preparedList().prepared.map((p) => p.txId), [older]);
+  assert.equal(calls.prepare.filter((c) => c.startsWith(older)).length, 1, 'prepared once, for both asks');
+});
+
+test('a deferred prepare whose rollback arrives before it gets its key runs nothing', async (t) => {
+  const db = openTempDatabase(t);
+  const calls = newCalls();
+  const participant = createParticipant({ service: SERVICE, db, operations: inventoryOperations(db, calls), lockWaitMs: 3_000, log: () => {} });
+  t.after(() => participant.close());
+  const [holder, waiter] = [txId(), txId()];
+  const first = await participant.handleBatch(batch(prepare(holder, [note('h', ['k'])]), prepare(waiter, [note('w', ['k'])])));
+  assert.deepEqual(first.results.map((r) => r.reason), [undefined, 'PREPARE_DEFERRED']);
+  // The coordinator gave up on the transaction and rolls the deferred branch back; its wait ends.
+  const rolledBack = await participant.handleBatch(batch(rollback(waiter)));
+  assert.equal(rolledBack.results[0]?.status, 'ok');
+  await participant.handleBatch(batch(commit(holder)));
+  const late = await participant.handleBatch(batch(prepare(waiter, [note('w', ['k'])])));
+  assert.deepEqual(late.results.map((r) => [r.status, r.reason]), [['no', 'ALREADY_ROLLED_BACK']]);
+  assert.deepEqual(participant.preparedList().prepared, []);
+  assert.equal(calls.prepare.filter((c) => c.startsWith(waiter)).length, 0, 'the rolled-back branch ran no hook');
 });
 
 test('a BusinessRefusal whose reason is free text votes PREPARE_FAILED: an address never becomes a reason', async (t) => {

@@ -17,6 +17,7 @@ export const ItemReasons = {
   ALREADY_COMMITTED: Reason.ALREADY_COMMITTED,
   DEADLOCK: Reason.DEADLOCK,
   VERSION_CONFLICT: Reason.VERSION_CONFLICT,
+  PREPARE_DEFERRED: Reason.PREPARE_DEFERRED,
 } as const;
 
 export function itemResult(item: { txId: string; action: BranchAction }, status: ItemStatus, reason?: string, message?: string): BranchItemResult {

@@ -45,6 +45,18 @@ const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(reso
 
 const prepareOf = (txId: string) => ({ txId, action: BranchAction.PREPARE });
 
+/** One item of a batch being answered: its own prepare's answer, or the one it shares. */
+interface BatchEntry {
+  index: number;
+  txId: string;
+  answer: Promise<BranchItemResult>;
+  /** Its result is in (a vote, an error, or deferred). */
+  done: boolean;
+}
+
+const deferred = (txId: string): BranchItemResult =>
+  itemResult(prepareOf(txId), ItemStatus.ERROR, ItemReasons.PREPARE_DEFERRED, 'still waiting for a business key that a branch of the same batch holds prepared; ask again');
+
 export class PreparePipeline {
   readonly #parts: ParticipantParts;
   readonly #options: PreparePipelineOptions;
@@ -73,17 +85,22 @@ export class PreparePipeline {
     return undefined;
   }
 
-  /** Answers items[i] for every i of `indices` into results[i]. */
+  /**
+   * Answers items[i] for every i of `indices` into results[i]. The batch answers once every item has its
+   * vote or is deferred: a prepare still waiting for a key that a branch answered in this batch holds
+   * prepared would wait in vain (that holder's outcome cannot arrive before this batch answers), so it is
+   * answered PREPARE_DEFERRED instead, keeps waiting here, and shares its answer with the coordinator's next ask.
+   */
   async run(items: readonly BranchItem[], indices: readonly number[], results: BranchItemResult[]): Promise<void> {
     const { log } = this.#parts;
-    const own = new Map<string, { work: PrepareWork; settle(r: BranchItemResult): void }>();
-    const shared: { index: number; answer: Promise<BranchItemResult> }[] = [];
+    const own: { work: PrepareWork; settle(r: BranchItemResult): void }[] = [];
+    const entries: BatchEntry[] = [];
     for (const i of indices) {
       const item = items[i]!;
-      // A duplicate in this batch or in one still running shares the first prepare's answer.
+      // A duplicate in this batch or in one still running (a deferred prepare asked again) shares the first one's answer.
       const running = this.#inflight.get(item.txId);
       if (running) {
-        shared.push({ index: i, answer: running });
+        entries.push({ index: i, txId: item.txId, answer: running, done: false });
         continue;
       }
       let work: PrepareWork;
@@ -101,25 +118,58 @@ export class PreparePipeline {
       let settle!: (r: BranchItemResult) => void;
       const answer = new Promise<BranchItemResult>((resolve) => (settle = resolve));
       this.#inflight.set(item.txId, answer);
-      own.set(item.txId, { work, settle });
-      shared.push({ index: i, answer });
+      own.push({ work, settle });
+      entries.push({ index: i, txId: item.txId, answer, done: false });
     }
+    if (entries.length === 0) return;
 
-    const pending = [...own.values()];
+    // The writes go on after this batch answers when some of its prepares were deferred.
+    this.#settle(own).catch((err: unknown) => {
+      log({ level: 'error', event: 'prepare-settle-failed', error: messageOf(err) });
+      for (const p of own) {
+        this.#inflight.delete(p.work.txId);
+        this.#parts.locks.release(p.work.txId);
+        p.settle(itemResult(prepareOf(p.work.txId), ItemStatus.ERROR, 'TXM_INTERNAL', messageOf(err)));
+      }
+    });
+
     const preparedHere = new Set<string>();
     // Until this batch answers, its prepared branches' votes wait for its branches still waiting for locks.
-    const batchWait = this.#options.batchWaits.open(preparedHere, () => pending.map((p) => p.work.txId));
+    const batchWait = this.#options.batchWaits.open(preparedHere, () => entries.filter((e) => !e.done).map((e) => e.txId));
     try {
-      await this.#settle(pending, preparedHere);
+      await new Promise<void>((allAnswered) => {
+        let left = entries.length;
+        const finish = (e: BatchEntry, result: BranchItemResult): void => {
+          if (e.done) return;
+          e.done = true;
+          results[e.index] = result;
+          if (--left === 0) allAnswered();
+        };
+        const deferBlocked = (): void => {
+          for (const e of entries) if (!e.done && this.#waitsOnAny(e.txId, preparedHere)) finish(e, deferred(e.txId));
+        };
+        for (const e of entries) {
+          void e.answer.then((result) => {
+            if (e.done) return;
+            if (result.status === ItemStatus.OK) preparedHere.add(e.txId);
+            finish(e, result);
+            if (result.status === ItemStatus.OK) deferBlocked();
+          });
+        }
+      });
     } finally {
       this.#options.batchWaits.close(batchWait);
     }
-    for (const { index, answer } of shared) results[index] = await answer;
+  }
+
+  /** Whether this transaction's prepare waits for a key one of `holders` holds. */
+  #waitsOnAny(txId: string, holders: ReadonlySet<string>): boolean {
+    const { locks } = this.#parts;
+    return holders.size > 0 && locks.waitingOn(txId).some((key) => locks.holdersOf(key).some((holder) => holders.has(holder)));
   }
 
   /** Writes every prepare of `pending` as soon as its locks settle, several in one transaction when they can. */
-  async #settle(pending: { work: PrepareWork; settle(r: BranchItemResult): void }[], preparedHere: Set<string>): Promise<void> {
-    const { locks } = this.#parts;
+  async #settle(pending: { work: PrepareWork; settle(r: BranchItemResult): void }[]): Promise<void> {
     await nextTurn();
     while (pending.length > 0) {
       const ready = pending.filter((p) => p.work.settled);
@@ -134,15 +184,7 @@ export class PreparePipeline {
       ready.forEach((p, k) => {
         this.#inflight.delete(p.work.txId);
         p.settle(answers[k]!);
-        if (answers[k]!.status === ItemStatus.OK) preparedHere.add(p.work.txId);
       });
-      // A prepare waiting for a key that a branch of THIS batch now holds prepared would wait in vain:
-      // that holder's outcome cannot arrive before this batch answers. It loses at once instead.
-      for (const p of pending) {
-        if (locks.waitingOn(p.work.txId).some((key) => locks.holdersOf(key).some((holder) => preparedHere.has(holder)))) {
-          locks.failWaits(p.work.txId, 'conflict');
-        }
-      }
     }
   }
 

@@ -47,7 +47,11 @@ export const Reasons = {
   },
   LOCK_CONFLICT: {
     source: 'participant',
-    message: 'Another transaction holds or awaits a business key this branch needs (wait-die, or a holder prepared in the same batch): retry the transaction.',
+    message: 'Another transaction holds or awaits a business key this branch needs (wait-die): retry the transaction.',
+  },
+  PREPARE_DEFERRED: {
+    source: 'participant',
+    message: 'Not a vote: the prepare waits for a business key that a branch answered in the same batch holds prepared, so the participant answered the rest of the batch and keeps waiting; the coordinator asks again at once and gets the vote then. Never seen by a client.',
   },
   DEADLOCK: {
     source: 'coordinator',
