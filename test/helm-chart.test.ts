@@ -197,6 +197,9 @@ describe('helm chart', () => {
       assert.equal(sidecar.startupProbe.httpGet.path, '/txmesh/v1/ready', 'the app starts once every shard accepted the sidecar');
       assert.equal(sidecar.readinessProbe.httpGet.path, '/txmesh/v1/ready');
       assert.equal(sidecar.livenessProbe.httpGet.path, '/txmesh/v1/health');
+      const probes = sidecar.ports.find((p: any) => p.name === 'txmesh-probes');
+      assert.equal(flag(sidecar.args, 'probe-port'), String(probes?.containerPort), 'the sidecar serves its probes on its probe port');
+      for (const probe of ['startupProbe', 'readinessProbe', 'livenessProbe']) assert.equal(sidecar[probe].httpGet.port, 'txmesh-probes', `${probe}: the probe port, not behind the proxied traffic`);
       assert.ok(sidecar.resources.limits.memory);
       const data = spec.volumes.find((v: any) => v.name === 'txmesh-sidecar-data');
       assert.deepEqual(data, { name: 'txmesh-sidecar-data', emptyDir: {} });
@@ -311,6 +314,7 @@ describe('helm chart', () => {
       [['--set', 'coordinatorr.shards=3'], /coordinatorr/],
       [['--set', 'otelEnv.NODE_OPTIONS=--inspect'], /OTEL_/],
       [['--set', 'sidecar.metricsPort=7070'], /sidecar\.metricsPort must differ from sidecar\.port/],
+      [['--set', 'sidecar.probePort=9465'], /sidecar\.probePort must differ from sidecar\.port and sidecar\.metricsPort/],
       [['--set', 'credentials.serviceKeySecretPrefix=Keys_'], /serviceKeySecretPrefix/],
     ];
     for (const [args, message] of refused) {

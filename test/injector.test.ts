@@ -181,7 +181,8 @@ describe('txmesh injector (mutating admission webhook)', () => {
   });
 
   it('refuses a pod whose annotations are unusable, saying what to fix', async () => {
-    for (const bad of [{ 'txmesh.io/app-port': 'http' }, { 'txmesh.io/app-port': '70000' }, { 'txmesh.io/service': 'Payment Service' }]) {
+    // 7071: the sidecar's probe port (the app would answer its probes, or fail to listen).
+    for (const bad of [{ 'txmesh.io/app-port': 'http' }, { 'txmesh.io/app-port': '70000' }, { 'txmesh.io/app-port': '7071' }, { 'txmesh.io/service': 'Payment Service' }]) {
       const { response } = await admit(injector, annotated(fixture().request.object, { ...ASK, ...bad }));
       assert.equal(response.allowed, false);
       assert.equal(response.status.code, 400);

@@ -31,7 +31,9 @@ secret:
 {{- $v := .values -}}
 {{- $port := int $v.sidecar.port -}}
 {{- $metricsPort := int $v.sidecar.metricsPort -}}
+{{- $probePort := int $v.sidecar.probePort -}}
 {{- if eq $port $metricsPort }}{{ fail "sidecar.metricsPort must differ from sidecar.port" }}{{ end -}}
+{{- if or (eq $probePort $port) (eq $probePort $metricsPort) }}{{ fail "sidecar.probePort must differ from sidecar.port and sidecar.metricsPort" }}{{ end -}}
 name: txmesh-sidecar
 {{- $tag := $v.image.tag | default (ternary .top.Chart.AppVersion "" (eq .top.Chart.Name "txmesh")) | required "set txmesh.image.tag (the txmesh version) in the app chart's values" }}
 image: {{ printf "%s:%s" $v.image.repository $tag | quote }}
@@ -46,6 +48,9 @@ args:
   - --port={{ $port }}
   - --metrics-host=0.0.0.0
   - --metrics-port={{ $metricsPort }}
+  # The kubelet's probes on a port and a thread of their own: under load they wait neither behind the
+  # proxied traffic nor for the event loop.
+  - --probe-port={{ $probePort }}
   - --advertise-url=http://$(TXMESH_POD_IP):{{ $port }}
   - --data=/var/lib/txmesh-sidecar
   - --log-level={{ $v.sidecar.logLevel }}
@@ -75,24 +80,27 @@ ports:
   - name: txmesh-metrics
     containerPort: {{ $metricsPort }}
     protocol: TCP
+  - name: txmesh-probes
+    containerPort: {{ $probePort }}
+    protocol: TCP
 # Ready once every shard accepted the registration: as a native sidecar, the app container starts only
 # then, so the app's first transaction cannot meet TXM_UNKNOWN_SERVICE. The sidecar itself gives up
 # after --ready-timeout (60 s), as this probe does.
 startupProbe:
   httpGet:
     path: /txmesh/v1/ready
-    port: txmesh-sidecar
+    port: txmesh-probes
   periodSeconds: 1
   failureThreshold: 60
 readinessProbe:
   httpGet:
     path: /txmesh/v1/ready
-    port: txmesh-sidecar
+    port: txmesh-probes
   periodSeconds: 5
 livenessProbe:
   httpGet:
     path: /txmesh/v1/health
-    port: txmesh-sidecar
+    port: txmesh-probes
   periodSeconds: 10
   failureThreshold: 3
 resources:

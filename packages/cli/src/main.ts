@@ -62,8 +62,10 @@ look into a running cluster (--coordinator URL[,URL...]: every shard, in shard o
                the lab: the e-commerce demo cluster, the benchmark and the chaos run (from a clone of the
                repository, where @txmesh/lab is installed: \`npx txmesh demo --help\`)
 
-coordinator: --probe-port P also serves /v1/health and /v1/ready on P, a queue of their own (unset: the main port only)
-coordinator and sidecar: --max-connections N (1000): past N open connections every request but the probes is
+coordinator and sidecar: --probe-port P also serves the health and readiness probes on P, from a thread of their own
+               (no wait behind clients or a busy event loop; 503 TXM_STALLED once the main loop is silent 10 s, 2 s for
+               readiness). Unset: the main port only
+               --max-connections N (1000): past N open connections every request but the probes is
                answered 429 TXM_OVERLOADED (Retry-After, Connection: close) at once, never reset
                --insecure (no credentials: logs a warning; anyone who can reach the port may call it)
                --tls-cert FILE --tls-key FILE (PEM: serve HTTPS; clients trust its CA via NODE_EXTRA_CA_CERTS)
@@ -175,6 +177,7 @@ export async function main(argv: string[]): Promise<number> {
           batching: envSwitch('TXMESH_BATCHING', onBadEnv),
           forcePreparedRecords: envSwitch('TXMESH_SIDECAR_FORCED_RECORDS', onBadEnv),
           maxConnections: f.int('max-connections', DEFAULT_MAX_CONNECTIONS, 1, 1_000_000),
+          ...(f.optionalString('probe-port') === undefined ? {} : { probePort: f.int('probe-port', 0, 0, 65535) }),
           ...tlsFlags(f),
         };
         const readyTimeoutMs = f.int('ready-timeout', DEFAULT_READY_TIMEOUT_MS, 0, 86_400_000);

@@ -12,6 +12,8 @@ import {
   DEFAULT_MAX_CONNECTIONS,
   startProbeListener,
   LISTEN_BACKLOG,
+  LIVENESS_STALL_MS,
+  READINESS_STALL_MS,
   Paths,
   REQUEST_TIMEOUT_MS,
   TxmeshError,
@@ -23,6 +25,7 @@ import {
   validateRegisterRequest,
   validateWaitReport,
   type DeadlockMode,
+  type ProbeRoute,
   type ReadyAnswer,
   type TransactionResult,
 } from '@txmesh/protocol';
@@ -53,7 +56,10 @@ export interface CoordinatorOptions {
   secrets?: readonly string[];
   /** Open connections served (default 1000); past it, requests other than the probes get TXM_OVERLOADED. */
   maxConnections?: number;
-  /** Also serve GET /v1/health and /v1/ready on this port (its own accept queue: probes do not wait behind clients). */
+  /**
+   * Also serve GET /v1/health and /v1/ready on this port, from a thread of their own: probes wait neither
+   * behind clients in the accept queue nor for the event loop, and answer TXM_STALLED when that loop is stuck.
+   */
   probePort?: number;
   /** PEM certificate and key: serve HTTPS instead of HTTP. */
   tls?: { cert: string; key: string };
@@ -94,6 +100,8 @@ export interface Coordinator {
   app: FastifyInstance;
   manager: TransactionManager;
   inDoubtMonitor: InDoubtMonitor;
+  /** Liveness and readiness as the routes answer them, for a probe listener of their own. */
+  probes: readonly ProbeRoute[];
   /**
    * Reads unfinished decisions back from the log and resumes their delivery; from then on GET /v1/ready
    * answers 200. Returns how many decisions it resumed.
@@ -160,10 +168,12 @@ export async function buildCoordinator(opts: CoordinatorOptions, parts: Coordina
   });
   // Readiness (a Kubernetes readiness probe): decisions left by the last run are read back first, so a
   // decision query never answers "abort" for a transaction whose COMMIT record is in the log.
-  app.get(Paths.COORDINATOR_READY, async (): Promise<ReadyAnswer> => {
+  const readiness = (): ReadyAnswer => {
+    if (phase === 'closing') throw new TxmeshError('TXM_SHUTTING_DOWN', `${role} is closing`);
     if (phase !== 'ready') throw new TxmeshError('TXM_NOT_READY', `${role} has not recovered its decision log yet`);
     return { ready: true, role };
-  });
+  };
+  app.get(Paths.COORDINATOR_READY, async () => readiness());
   let log: DecisionLog | undefined = parts.log;
   // The gauges read the manager, which exists by the time any reader collects.
   let manager: TransactionManager | undefined;
@@ -236,7 +246,11 @@ export async function buildCoordinator(opts: CoordinatorOptions, parts: Coordina
       if (phase === 'recovering') phase = 'ready';
       return summary.resumed;
     };
-    return { app, manager: running, inDoubtMonitor, recover, close };
+    const probes: ProbeRoute[] = [
+      { path: Paths.COORDINATOR_HEALTH, answer: () => healthOf(running), stallMs: LIVENESS_STALL_MS },
+      { path: Paths.COORDINATOR_READY, answer: readiness, stallMs: READINESS_STALL_MS },
+    ];
+    return { app, manager: running, inDoubtMonitor, probes, recover, close };
   } catch (err) {
     metrics.close();
     await transport.close();
@@ -244,6 +258,11 @@ export async function buildCoordinator(opts: CoordinatorOptions, parts: Coordina
     await app.close();
     throw err;
   }
+}
+
+/** GET /v1/health's answer, on the main port and the probe port alike. */
+function healthOf(manager: TransactionManager): { ok: true; shard: number; shards: number; inFlight: number } {
+  return { ok: true, shard: manager.shard, shards: manager.shards, inFlight: manager.inFlight };
 }
 
 /**
@@ -289,7 +308,7 @@ export function registerRoutes(app: FastifyInstance, manager: TransactionManager
   });
 
   // Liveness: the process answers (readiness is GET /v1/ready).
-  app.get(Paths.COORDINATOR_HEALTH, async () => ({ ok: true, shard: manager.shard, shards: manager.shards, inFlight: manager.inFlight }));
+  app.get(Paths.COORDINATOR_HEALTH, async () => healthOf(manager));
 
   app.get(Paths.COORDINATOR_STATS, async () => (connections ? { ...manager.stats(), connections: connections.stats() } : manager.stats()));
 
@@ -310,8 +329,18 @@ export async function startCoordinator(opts: CoordinatorOptions, parts: Coordina
     const resumed = coordinator.recover();
     const listened = await coordinator.app.listen({ host: opts.host ?? '127.0.0.1', port: opts.port ?? 0, backlog: LISTEN_BACKLOG });
     const url = opts.tls ? listened.replace(/^http:/, 'https:') : listened;
-    // The probes on a port of their own as well, when asked: under overload the main port's queue is full.
-    const probes = opts.probePort === undefined ? undefined : await startProbeListener(coordinator.app, COORDINATOR_PROBES, opts.host ?? '127.0.0.1', opts.probePort);
+    // The probes on a port and a thread of their own as well, when asked: under overload the main port's
+    // queue is full and the main loop's turns are long.
+    const probes =
+      opts.probePort === undefined
+        ? undefined
+        : await startProbeListener({
+            host: opts.host ?? '127.0.0.1',
+            port: opts.probePort,
+            role: `coordinator shard ${opts.shard} of ${opts.shards}`,
+            probes: coordinator.probes,
+            onError: (err) => coordinator.app.log.error({ err }, 'the probe port failed: the kubelet probes will fail'),
+          });
     coordinator.app.log.info({ url, probeUrl: probes?.url, shard: opts.shard, shards: opts.shards, resumed }, `coordinator shard ${opts.shard} of ${opts.shards} ready`);
     return {
       url,

@@ -5,12 +5,17 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { startCoordinator } from './app.ts';
 
-test('--probe-port: liveness and readiness answered on a port of their own, nothing else there', async (t) => {
+async function started(t: { after(fn: () => unknown): void }) {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'txmesh-probe-port-'));
   t.after(() => fs.rmSync(dataDir, { recursive: true, force: true }));
   const coordinator = await startCoordinator({ shard: 0, shards: 1, dataDir, probePort: 0, secrets: ['a'.repeat(64)] });
   t.after(() => coordinator.close());
   assert.ok(coordinator.probeUrl && coordinator.probeUrl !== coordinator.url);
+  return { ...coordinator, probeUrl: coordinator.probeUrl };
+}
+
+test('--probe-port: liveness and readiness answered on a port of their own, nothing else there', async (t) => {
+  const coordinator = await started(t);
   const health = await fetch(`${coordinator.probeUrl}/v1/health`);
   assert.equal(health.status, 200);
   assert.equal(((await health.json()) as { ok: boolean }).ok, true);

@@ -40,7 +40,8 @@ export interface OverloadReport {
   answers: Record<string, number>;
   /** Client requests that got no HTTP answer, by error code (ECONNRESET, EPIPE, …): the goal is none. */
   unanswered: Record<string, number>;
-  probes: { sent: number; failed: number; p50Ms: number; p99Ms: number; maxMs: number; over100Ms: number };
+  /** Latencies of the probes answered 200; `failures` counts the others by status and code or socket error. */
+  probes: { sent: number; failed: number; failures: Record<string, number>; p50Ms: number; p99Ms: number; maxMs: number; over100Ms: number };
   coordinatorRssMb?: number;
   coordinatorPeakRssMb?: number;
   /** The shard's own count of requests refused on connections past the cap. */
@@ -86,7 +87,7 @@ async function freePort(): Promise<number> {
 }
 
 /** Runs overload-prober.js in its own process until `stopAt`; resolves with what it measured. */
-function runProber(urls: string[], stopAt: number, everyMs: number): Promise<{ latencies: number[]; failed: number }> {
+function runProber(urls: string[], stopAt: number, everyMs: number): Promise<{ latencies: number[]; failed: number; failures: Record<string, number> }> {
   const script = fileURLToPath(new URL('./overload-prober.js', import.meta.url));
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [script, String(stopAt), String(everyMs), ...urls], { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -95,7 +96,7 @@ function runProber(urls: string[], stopAt: number, everyMs: number): Promise<{ l
     child.on('error', reject);
     child.on('exit', (code) => {
       try {
-        resolve(JSON.parse(out) as { latencies: number[]; failed: number });
+        resolve(JSON.parse(out) as { latencies: number[]; failed: number; failures: Record<string, number> });
       } catch {
         reject(new Error(`the prober exited with ${code} and printed ${JSON.stringify(out.slice(0, 200))}`));
       }
@@ -162,6 +163,7 @@ export async function runOverloadBench(o: OverloadBenchOptions): Promise<Overloa
       probes: {
         sent: latencies.length + probesFailed,
         failed: probesFailed,
+        failures: probed.failures,
         p50Ms: round(percentile(latencies, 50), 1),
         p99Ms: round(percentile(latencies, 99), 1),
         maxMs: round(latencies.at(-1) ?? 0, 1),

@@ -30,6 +30,7 @@ export const ErrorCodes = {
   TXM_OVERLOADED: { status: 429, message: 'This server, or a service this transaction needs, is saturated, so the request was refused before anything ran: retry after the Retry-After seconds.' },
   TXM_SHUTTING_DOWN: { status: 503, message: 'This process is shutting down: retry against another shard or after restart.' },
   TXM_NOT_READY: { status: 503, message: 'This process is running but not ready yet: the details say what it waits for; retry shortly.' },
+  TXM_STALLED: { status: 503, message: 'This process\'s event loop has not turned for longer than its probe allows: it is stuck or starved of CPU; if it lasts, restart it (a Kubernetes liveness probe does).' },
   TXM_UNKNOWN_OPERATION: { status: 400, message: 'The participant has no handler for this operation name: check the op against the service documentation.' },
   TXM_PROTOCOL_VERSION: { status: 400, message: 'The peer speaks another txmesh protocol version: upgrade the older component.' },
   TXM_SERVICE_UNREACHABLE: { status: 502, message: 'The service behind this sidecar did not answer: check that it is running and that its URL is right.' },

@@ -1,15 +1,44 @@
 /**
- * A listener of its own for a server's probes (liveness, readiness): its own port, so its own accept queue
- * and backlog. Under overload the main port's queue fills with clients and a probe's connection waits there
- * (a dropped SYN is retried after 1, 3, 7 s); here it does not. Each probe is answered by the server's own
- * route through `inject`, so there is one implementation of what a probe says.
+ * A listener of its own for a server's probes (liveness, readiness), answered from a worker thread.
+ *
+ * Its own port gives the probes their own accept queue (under overload the main port's queue is full of
+ * clients, and a dropped SYN is retried after 1, 3, 7 s). Its own thread gives them their own event loop:
+ * measured under `txmesh bench-overload`, the main loop of a shard runs turns of 200-550 ms (thousands of
+ * requests read in one poll, forced writes of the decision log, GC), and a probe answered there waited as long.
+ *
+ * The answers stay the server's own: every beat (100 ms) the main thread renders each probe with the same
+ * function its route uses and posts the result; the worker answers with the last one. When the main thread
+ * has not posted for longer than a probe's stall bound, the probe answers 503 TXM_STALLED: a stuck loop fails
+ * liveness, so the orchestrator can restart it, and a loop too slow to serve fails readiness first.
  */
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { Worker } from 'node:worker_threads';
+import { toTxmeshError } from './http-errors.ts';
+import type { ProbeAnswers, ProbeWorkerData } from './probe-worker.ts';
 
-/** The part of a fastify instance this needs (typed by shape: this package has no runtime dependency). */
-export interface InjectableServer {
-  inject(request: { method: 'GET' | 'HEAD'; url: string }): Promise<{ statusCode: number; headers: Record<string, unknown>; payload: string }>;
+/** What a probe says now: the body its route would send and the status. */
+export interface ProbeAnswer {
+  statusCode: number;
+  body: unknown;
+}
+
+export interface ProbeRoute {
+  path: string;
+  /** The route's own answer (it may throw a TxmeshError, answered in the catalogue's shape). */
+  answer(): unknown;
+  /** How long the main loop may stay silent before this probe answers TXM_STALLED. */
+  stallMs: number;
+}
+
+export interface ProbeListenerOptions {
+  host: string;
+  port: number;
+  /** Named in a stalled probe's details, e.g. "coordinator shard 0 of 2". */
+  role: string;
+  probes: readonly ProbeRoute[];
+  /** How often the main thread posts its answers (100 ms). */
+  beatMs?: number;
+  /** The probe thread failed after it started (the port then stops answering, and liveness fails). */
+  onError?(err: Error): void;
 }
 
 export interface ProbeListener {
@@ -17,28 +46,78 @@ export interface ProbeListener {
   close(): Promise<void>;
 }
 
-export async function startProbeListener(server: InjectableServer, paths: readonly string[], host: string, port: number): Promise<ProbeListener> {
-  const listener = http.createServer((req, res) => {
-    const path = (req.url ?? '').split('?')[0] ?? '';
-    if ((req.method !== 'GET' && req.method !== 'HEAD') || !paths.includes(path)) {
-      res.writeHead(404, { 'content-type': 'application/json; charset=utf-8' }).end('{"error":{"code":"TXM_NOT_FOUND","message":"This port serves only the probes."}}');
-      return;
-    }
-    server.inject({ method: req.method, url: path }).then(
-      (answer) => {
-        res.writeHead(answer.statusCode, { 'content-type': String(answer.headers['content-type'] ?? 'application/json; charset=utf-8') });
-        res.end(req.method === 'HEAD' ? undefined : answer.payload);
-      },
-      () => res.writeHead(503).end(),
-    );
+/** A liveness probe fails after the main loop was silent this long: a stall, not a slow turn under load. */
+export const LIVENESS_STALL_MS = 10_000;
+/** A readiness probe fails sooner: a loop silent for 2 s serves nobody, so new traffic should go elsewhere. */
+export const READINESS_STALL_MS = 2_000;
+const DEFAULT_BEAT_MS = 100;
+
+/** Runs a route's answer function and renders it as the route would: 200 and its body, or the refusal. */
+export function renderProbe(answer: () => unknown): ProbeAnswer {
+  try {
+    return { statusCode: 200, body: answer() };
+  } catch (err) {
+    const error = toTxmeshError(err);
+    return { statusCode: error.status, body: error.toBody() };
+  }
+}
+
+function renderAll(probes: readonly ProbeRoute[]): ProbeAnswers {
+  const answers: ProbeAnswers = {};
+  for (const probe of probes) {
+    const { statusCode, body } = renderProbe(() => probe.answer());
+    answers[probe.path] = { statusCode, body: JSON.stringify(body) };
+  }
+  return answers;
+}
+
+export async function startProbeListener(o: ProbeListenerOptions): Promise<ProbeListener> {
+  const data: ProbeWorkerData = {
+    host: o.host,
+    port: o.port,
+    role: o.role,
+    stallMs: Object.fromEntries(o.probes.map((probe) => [probe.path, probe.stallMs])),
+    answers: renderAll(o.probes),
+  };
+  const worker = new Worker(new URL('./probe-worker.js', import.meta.url), { workerData: data });
+  // The probe thread never keeps the process alive on its own: the server it speaks for does.
+  worker.unref();
+  let closing = false;
+  const listening = new Promise<number>((resolve, reject) => {
+    worker.on('message', (message: { listening?: number; error?: string; code?: string }) => {
+      if (message.listening !== undefined) resolve(message.listening);
+      else if (message.error !== undefined) {
+        const err = Object.assign(new Error(`probe port ${o.host}:${o.port}: ${message.error}`), { code: message.code });
+        reject(err);
+        o.onError?.(err);
+      }
+    });
+    worker.once('error', (err) => {
+      reject(err);
+      o.onError?.(err);
+    });
+    worker.once('exit', (code) => {
+      const err = new Error(`the probe thread exited (code ${code})`);
+      reject(err);
+      if (!closing) o.onError?.(err);
+    });
   });
-  await new Promise<void>((resolve, reject) => {
-    listener.once('error', reject);
-    listener.listen(port, host, () => resolve());
-  });
-  const address = listener.address() as AddressInfo;
+  let port: number;
+  try {
+    port = await listening;
+  } catch (err) {
+    closing = true;
+    await worker.terminate();
+    throw err;
+  }
+  const beat = setInterval(() => worker.postMessage(renderAll(o.probes)), o.beatMs ?? DEFAULT_BEAT_MS);
+  beat.unref();
   return {
-    url: `http://${host.includes(':') ? `[${host}]` : host}:${address.port}`,
-    close: () => new Promise<void>((resolve) => listener.close(() => resolve())),
+    url: `http://${o.host.includes(':') ? `[${o.host}]` : o.host}:${port}`,
+    close: async () => {
+      closing = true;
+      clearInterval(beat);
+      await worker.terminate();
+    },
   };
 }

@@ -39,11 +39,15 @@ export interface SidecarOptions {
   keys?: readonly string[];
   /** Open connections served (default 1000); past it, requests other than the probes get TXM_OVERLOADED. */
   maxConnections?: number;
+  /** Also serve the health and readiness probes on this port, from a thread of their own (see probe-listener). */
+  probePort?: number;
+
   /** PEM certificate and key: serve HTTPS (batches and proxied traffic) instead of HTTP. */
   tls?: { cert: string; key: string };
 }
 
-export type ResolvedOptions = Required<Omit<SidecarOptions, 'advertiseUrl' | 'keys' | 'tls'>> & {
+export type ResolvedOptions = Required<Omit<SidecarOptions, 'advertiseUrl' | 'keys' | 'tls' | 'probePort'>> & {
+  probePort: number | undefined;
   advertiseUrl: string | undefined;
   keys: readonly string[] | undefined;
   tls: { cert: string; key: string } | undefined;
@@ -72,6 +76,11 @@ function positiveCount(value: number | undefined, fallback: number, field: strin
   return value;
 }
 
+function portNumber(value: number, field: string): number {
+  if (!Number.isInteger(value) || value < 0 || value > 65535) throw new TxmeshError('TXM_BAD_REQUEST', `${field} must be an integer from 0 to 65535`);
+  return value;
+}
+
 function resolveKeys(keys: readonly string[] | undefined): readonly string[] | undefined {
   if (keys === undefined) return undefined;
   if (!Array.isArray(keys) || keys.length === 0 || !keys.every(isKey)) throw new TxmeshError('TXM_BAD_REQUEST', 'keys must be a non-empty list of 64-hex-digit service keys');
@@ -83,8 +92,7 @@ export function resolveOptions(opts: SidecarOptions): ResolvedOptions {
   if (!Array.isArray(opts.coordinatorUrls)) throw new TxmeshError('TXM_BAD_REQUEST', 'coordinatorUrls must be an array of URLs, in shard order');
   if (opts.logLevel !== undefined && !isLogLevel(opts.logLevel)) throw new TxmeshError('TXM_BAD_REQUEST', `logLevel must be one of ${LOG_LEVELS.join(', ')}`);
   if (typeof opts.dataDir !== 'string' || opts.dataDir.length === 0) throw new TxmeshError('TXM_BAD_REQUEST', 'dataDir must be a folder path');
-  const port = opts.port ?? 0;
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new TxmeshError('TXM_BAD_REQUEST', 'port must be an integer from 0 to 65535');
+  const port = portNumber(opts.port ?? 0, 'port');
   return {
     service: opts.service,
     serviceUrl: httpUrl(opts.serviceUrl, 'serviceUrl'),
@@ -105,5 +113,6 @@ export function resolveOptions(opts: SidecarOptions): ResolvedOptions {
     maxConnections: positiveCount(opts.maxConnections, DEFAULT_MAX_CONNECTIONS, 'maxConnections'),
     keys: resolveKeys(opts.keys),
     tls: opts.tls,
+    probePort: opts.probePort === undefined ? undefined : portNumber(opts.probePort, 'probePort'),
   };
 }

@@ -11,6 +11,8 @@ import {
   CallerRole,
   ConnectionCap,
   LISTEN_BACKLOG,
+  LIVENESS_STALL_MS,
+  READINESS_STALL_MS,
   MAX_BATCH_BODY_BYTES,
   Paths,
   PROTOCOL_VERSION,
@@ -22,8 +24,10 @@ import {
   authorizationHeader,
   installTxmeshErrorHandlers,
   serverLoggerOptions,
+  startProbeListener,
   validateBatchRequest,
   type BranchBatchResponse,
+  type ProbeRoute,
   type ReadyAnswer,
 } from '@txmesh/protocol';
 import { handleBatch } from './batch-handler.ts';
@@ -74,6 +78,8 @@ const OPEN_ROUTES = new Set<string>([Paths.SIDECAR_HEALTH, Paths.SIDECAR_READY, 
 interface AssembledSidecar {
   app: FastifyInstance;
   options: ResolvedOptions;
+  /** Liveness and readiness as the routes answer them, for the probe port. */
+  probes: readonly ProbeRoute[];
   resolveInDoubt(): Promise<number>;
   /** Starts heartbeats and the periodic in-doubt rounds; the first round runs at once. */
   startBackground(sidecarUrl: string): void;
@@ -85,6 +91,8 @@ interface AssembledSidecar {
 /** A running sidecar. */
 export interface RunningSidecar {
   url: string;
+  /** Where the probes are served from a thread of their own, when probePort was given. */
+  probeUrl?: string;
   /**
    * Resolves once every shard accepted the registration (GET /txmesh/v1/ready answers 200 from then on).
    * Rejects with TXM_NOT_READY naming the shards it still waits for when `timeoutMs` passes first, and
@@ -174,12 +182,15 @@ async function assembleSidecar(opts: SidecarOptions): Promise<AssembledSidecar> 
     return { protocolVersion: PROTOCOL_VERSION, results, report: monitor.report() };
   });
   // Liveness: the process answers, whatever the shards do.
-  app.get(Paths.SIDECAR_HEALTH, async () => ({ ok: true, service: o.service, ready: registration?.ready ?? false, prepared: store.count() }));
+  const health = () => ({ ok: true, service: o.service, ready: registration?.ready ?? false, prepared: store.count() });
   // Readiness (a Kubernetes readiness probe): 200 only once every shard accepted the registration.
-  app.get(Paths.SIDECAR_READY, async (): Promise<ReadyAnswer> => {
+  const readiness = (): ReadyAnswer => {
+    if (closing) throw new TxmeshError('TXM_SHUTTING_DOWN', `the ${role} is closing`);
     if (!registration?.ready) throw new TxmeshError('TXM_NOT_READY', registration?.notReadyReason() ?? 'the sidecar has not started registering with the shards');
     return { ready: true, role };
-  });
+  };
+  app.get(Paths.SIDECAR_HEALTH, async () => health());
+  app.get(Paths.SIDECAR_READY, async () => readiness());
   // Counters since start, for `txmesh bench` (requests between components per transaction).
   app.get(Paths.SIDECAR_STATS, async () => ({
     service: o.service,
@@ -233,6 +244,10 @@ async function assembleSidecar(opts: SidecarOptions): Promise<AssembledSidecar> 
   return {
     app,
     options: o,
+    probes: [
+      { path: Paths.SIDECAR_HEALTH, answer: health, stallMs: LIVENESS_STALL_MS },
+      { path: Paths.SIDECAR_READY, answer: readiness, stallMs: READINESS_STALL_MS },
+    ],
     resolveInDoubt,
     startBackground(sidecarUrl) {
       const started = new Registration({ service: o.service, sidecarUrl, heartbeatMs: o.heartbeatMs, coordinator, monitor, refreshUsage: () => serviceClient.refreshUsage(), log: app.log });
@@ -292,5 +307,29 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
   const port = typeof address === 'object' && address ? address.port : wantedPort;
   const url = `${sidecar.options.tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`;
   sidecar.startBackground(advertiseUrl ?? url);
-  return { url, whenReady: sidecar.whenReady, close: sidecar.close };
+  if (sidecar.options.probePort === undefined) return { url, whenReady: sidecar.whenReady, close: sidecar.close };
+  // The probes on a port and a thread of their own: under load neither the accept queue nor the event loop delays them.
+  let probes;
+  try {
+    probes = await startProbeListener({
+      host,
+      port: sidecar.options.probePort,
+      role: `sidecar of ${sidecar.options.service}`,
+      probes: sidecar.probes,
+      onError: (err) => sidecar.app.log.error({ err }, 'the probe port failed: the kubelet probes will fail'),
+    });
+  } catch (err) {
+    await sidecar.close();
+    throw err;
+  }
+  const probeListener = probes;
+  return {
+    url,
+    probeUrl: probeListener.url,
+    whenReady: sidecar.whenReady,
+    close: async () => {
+      await probeListener.close();
+      await sidecar.close();
+    },
+  };
 }

@@ -107,6 +107,30 @@ describe('startSidecar', () => {
     assert.equal(prepared, 0);
   });
 
+  it('serves its probes on --probe-port too (the same answers as its routes), and nothing else there', async (t) => {
+    const [shard0, shard1] = [await startFakeCoordinator(t, 0), await startFakeCoordinator(t, 1)];
+    shard1.accepting = false;
+    const service = await startFakeService(t);
+    const sidecar = await startSidecar({ service: 'inventory', serviceUrl: service.url, coordinatorUrls: [shard0.url, shard1.url], dataDir: tempDir(t), heartbeatMs: 20, logLevel: 'silent', probePort: 0 });
+    t.after(() => sidecar.close());
+    assert.ok(sidecar.probeUrl && sidecar.probeUrl !== sidecar.url);
+    await waitFor(() => shard1.registrations.length >= 2, 3000, 'refused registrations');
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    const notReady = await fetch(`${sidecar.probeUrl}/txmesh/v1/ready`);
+    assert.equal(notReady.status, 503);
+    assert.match(((await readJson(notReady)) as { error: { code: string; details: string } }).error.details, /shard 1 /);
+    assert.deepEqual(await readJson(await fetch(`${sidecar.probeUrl}/txmesh/v1/health`)), { ok: true, service: 'inventory', ready: false, prepared: 0 });
+    shard1.accepting = true;
+    await sidecar.whenReady(3000);
+    // The probe thread has the main thread's answer within a beat (100 ms).
+    await new Promise((resolve) => setTimeout(resolve, 250));
+    const ready = await fetch(`${sidecar.probeUrl}/txmesh/v1/ready`);
+    assert.deepEqual([ready.status, await readJson(ready)], [200, { ready: true, role: 'sidecar of inventory' }]);
+    // Neither the batch route nor the proxy is reachable there.
+    for (const path of ['/txmesh/v1/batch', '/anything']) assert.equal((await fetch(`${sidecar.probeUrl}${path}`)).status, 404);
+    await assert.rejects(startSidecar({ service: 'ok', serviceUrl: service.url, coordinatorUrls: [], dataDir: tempDir(t), probePort: 70000 }), /probePort must be an integer from 0 to 65535/);
+  });
+
   it('refuses bad options with a TxmeshError', async (t) => {
     await assert.rejects(startSidecar({ service: 'bad name!', serviceUrl: 'http://127.0.0.1:1', coordinatorUrls: [], dataDir: tempDir(t) }), { name: 'TxmeshError', code: 'TXM_BAD_REQUEST' });
     await assert.rejects(startSidecar({ service: 'ok', serviceUrl: 'ftp://x', coordinatorUrls: [], dataDir: tempDir(t) }), { code: 'TXM_BAD_REQUEST' });

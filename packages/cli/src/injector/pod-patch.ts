@@ -60,6 +60,13 @@ function sidecarFor(template: SidecarTemplate, service: string, appPort: number)
   return container;
 }
 
+/** The ports the sidecar listens on in the pod (proxy, metrics, probes): the app cannot have one of them. */
+function sidecarPorts(template: SidecarTemplate): number[] {
+  const ports = template.container.ports;
+  if (!Array.isArray(ports)) return [];
+  return ports.map((p: unknown) => (p as { containerPort?: unknown }).containerPort).filter((port): port is number => typeof port === 'number');
+}
+
 function keyVolumeFor(template: KeyVolume, service: string): KeyVolume {
   return { ...template, secret: { ...template.secret, secretName: `${template.secret.secretName}${service}` } };
 }
@@ -72,6 +79,10 @@ export function injectionPatch(pod: PodLike, template: SidecarTemplate): JsonPat
   const { service, appPort } = requestedSidecar(annotations);
   if (!pod.spec) throw new TxmeshError('TXM_BAD_REQUEST', 'the pod has no spec');
 
+  // Two listeners on one port in one pod: the second would fail to start, or the probes would reach the app.
+  if (sidecarPorts(template).includes(appPort)) {
+    throw new TxmeshError('TXM_BAD_INJECTION', `${Annotations.APP_PORT} ${appPort} is a port of the txmesh sidecar (${sidecarPorts(template).join(', ')}): move the app or the sidecar's ports`);
+  }
   const ops: JsonPatchOp[] = [];
   const container = sidecarFor(template, service, appPort);
   // First among the init containers: a native sidecar is started before the init containers after it, so
