@@ -63,7 +63,7 @@ look into a running cluster (--coordinator URL[,URL...]: every shard, in shard o
                repository, where @txmesh/lab is installed: \`npx txmesh demo --help\`)
 
 coordinator and sidecar: --probe-port P also serves the health and readiness probes on P, from a thread of their own
-               (no wait behind clients or a busy event loop; 503 TXM_STALLED once the main loop is silent 10 s, 2 s for
+               (no wait behind clients or a busy event loop; 503 TXM_STALLED once the main loop is silent 10 s, 5 s for
                readiness). Unset: the main port only
                --max-connections N (1000): past N open connections every request but the probes is
                answered 429 TXM_OVERLOADED (Retry-After, Connection: close) at once, never reset

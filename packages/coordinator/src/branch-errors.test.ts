@@ -80,6 +80,14 @@ describe('HttpBranchTransport failures are coded', () => {
     await assert.rejects(transport.send(coded, commit, 2000), (err: unknown) => err instanceof SidecarHttpError && err.reason === 'TXM_SHUTTING_DOWN' && err.statusCode === 503);
     const proxy = await sidecarAnswering(t, 502, '<html>Bad Gateway</html>', 'text/html');
     await assert.rejects(transport.send(proxy, commit, 2000), (err: unknown) => err instanceof SidecarHttpError && err.reason === 'SIDECAR_ERROR' && err.message.includes('502'));
+    // A registered address that is some internal page: its content never travels back (as a vote's details).
+    const internal = await sidecarAnswering(t, 404, '{"admin":"secret-token-123"}');
+    await assert.rejects(transport.send(internal, commit, 2000), (err: unknown) => {
+      assert.ok(err instanceof SidecarHttpError);
+      assert.doesNotMatch(err.message, /secret-token/);
+      assert.match(err.message, /answered HTTP 404: a body that is not a txmesh error \(28 bytes, not shown\)/);
+      return true;
+    });
     for (const body of ['not json', '{"protocolVersion":1}', '{"protocolVersion":99,"results":[]}', '{"protocolVersion":1,"results":[{"txId":1}]}']) {
       const url = await sidecarAnswering(t, 200, body, 'text/plain');
       await assert.rejects(transport.send(url, commit, 2000), (err: unknown) => err instanceof BadAnswerError && err.reason === 'BAD_ANSWER', body);

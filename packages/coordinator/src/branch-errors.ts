@@ -36,14 +36,20 @@ export class SidecarUnreachableError extends BranchCallError {
 }
 
 /**
- * The sidecar answered with an HTTP error. When its body names a catalogue code (TXM_SHUTTING_DOWN …),
- * that code is the reason; otherwise SIDECAR_ERROR.
+ * The sidecar answered with an HTTP error. When its body is a catalogue error (TXM_SHUTTING_DOWN …), that
+ * code is the reason and its details are kept; otherwise SIDECAR_ERROR, and the body is not repeated: the
+ * message reaches the client as a vote's details, and a registered address may point at anything (a body
+ * read back from an internal page would make the coordinator a request-forgery relay).
  */
 export class SidecarHttpError extends BranchCallError {
   readonly statusCode: number;
 
-  constructor(sidecarUrl: string, statusCode: number, body: string, code?: ErrorCode) {
-    super(code ?? Reason.SIDECAR_ERROR, `sidecar ${sidecarUrl} answered HTTP ${statusCode}: ${body.slice(0, 300)}`);
+  constructor(sidecarUrl: string, statusCode: number, answer: { bytes: number; error?: TxmeshError | undefined }) {
+    const { error } = answer;
+    const said = error
+      ? `${error.code}${error.details === undefined ? '' : `: ${error.details.slice(0, 300)}`}`
+      : `a body that is not a txmesh error (${answer.bytes} bytes, not shown)`;
+    super(error?.code ?? Reason.SIDECAR_ERROR, `sidecar ${sidecarUrl} answered HTTP ${statusCode}: ${said}`);
     this.name = 'SidecarHttpError';
     this.statusCode = statusCode;
   }

@@ -108,6 +108,25 @@ function describeDecisionLog(name: string, factory: LogFactory): void {
       await again.close();
     });
 
+    it('a forgotten service leaves the table, durably; registering it again brings it back', async (t) => {
+      const { log, reopen, cleanup } = factory.create();
+      t.after(cleanup);
+      log.saveService({ service: 'inventory', sidecarUrl: 'http://127.0.0.1:1', registeredAt: 1 });
+      log.saveService({ service: 'junk', sidecarUrl: 'http://127.0.0.1:2', registeredAt: 2 });
+      log.forgetService('junk');
+      log.forgetService('never-registered');
+      log.saveService({ service: 'payment', sidecarUrl: 'http://127.0.0.1:3', registeredAt: 3 });
+      log.forgetService('payment');
+      log.saveService({ service: 'payment', sidecarUrl: 'http://127.0.0.1:4', registeredAt: 4 });
+      await log.close();
+      const again = reopen();
+      assert.deepEqual(again.listServices(), [
+        { service: 'inventory', sidecarUrl: 'http://127.0.0.1:1', registeredAt: 1 },
+        { service: 'payment', sidecarUrl: 'http://127.0.0.1:4', registeredAt: 4 },
+      ]);
+      await again.close();
+    });
+
     it('a group that fails is rejected as a whole and the log keeps working', async (t) => {
       const { log, cleanup } = factory.create();
       t.after(cleanup);

@@ -96,6 +96,8 @@ export interface DecisionLog {
   readonly bornAt: number;
   /** Records a service's sidecar address. Unforced, like markDone. */
   saveService(entry: StoredService): void;
+  /** Deletes a service's address (the registry forgot it: unseen for its forget time). Unforced. */
+  forgetService(service: string): void;
   get(txId: string): DecisionRecord | undefined;
   getByIdempotencyKey(key: string): DecisionRecord | undefined;
   /** Records whose delivery had not finished (COMMITTING/ABORTING), oldest first. */
@@ -115,7 +117,8 @@ export type LogWrite =
   | { kind: 'append'; record: DecisionRecord }
   | { kind: 'done'; txId: string; state: FinalDecisionState; at: number }
   | { kind: 'ack'; txId: string; service: string; at: number }
-  | { kind: 'service'; entry: StoredService };
+  | { kind: 'service'; entry: StoredService }
+  | { kind: 'forget-service'; service: string };
 
 interface Waiter {
   resolve: () => void;
@@ -188,6 +191,12 @@ export abstract class GroupCommitLog implements DecisionLog {
   saveService(entry: StoredService): void {
     if (this.#closed) return;
     this.#queue.push({ kind: 'service', entry: { ...entry } });
+    this.#scheduleUnforced();
+  }
+
+  forgetService(service: string): void {
+    if (this.#closed) return;
+    this.#queue.push({ kind: 'forget-service', service });
     this.#scheduleUnforced();
   }
 

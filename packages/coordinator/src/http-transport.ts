@@ -92,7 +92,7 @@ export class HttpBranchTransport implements BranchTransport {
     } catch (err) {
       throw err instanceof HttpCallError ? callFailureOf(err, sidecarUrl, timeoutMs) : branchCallErrorOf(err, sidecarUrl);
     }
-    if (answer.status !== 200) throw new SidecarHttpError(sidecarUrl, answer.status, answer.text, TxmeshError.fromBody(answer.body)?.code);
+    if (answer.status !== 200) throw new SidecarHttpError(sidecarUrl, answer.status, { bytes: Buffer.byteLength(answer.text), error: TxmeshError.fromBody(answer.body) });
     try {
       return validateBatchResponse(answer.body);
     } catch (err) {

@@ -51,6 +51,8 @@ export class MemoryDecisionLog extends GroupCommitLog {
       } else if (write.kind === 'ack') {
         const record = this.store.records.get(write.txId);
         if (record && !(record.acked ?? []).includes(write.service)) record.acked = [...(record.acked ?? []), write.service];
+      } else if (write.kind === 'forget-service') {
+        this.store.services.delete(write.service);
       } else {
         this.store.services.set(write.entry.service, write.entry);
       }

@@ -2,9 +2,11 @@
  * Which sidecar serves which service, with its latest resource report (from heartbeats and from batch
  * answers) and the scheduler's view of it. Registration doubles as the heartbeat, and is a lease: a
  * service unseen for leaseMs takes no new transactions (its address is kept, so decided outcomes still go
- * there), and one unseen for forgetAfterMs leaves memory with its scheduler lane. The service → sidecarUrl
- * mapping is written to the decision log's database (unforced) so that after a restart recovery can
- * deliver commits before the sidecars have re-registered.
+ * there), and one unseen for forgetAfterMs leaves memory with its scheduler lane, and the log's table.
+ * The service → sidecarUrl mapping is written to the decision log's database (unforced) so that after a
+ * restart recovery can deliver commits before the sidecars have re-registered; a restarted shard gives each
+ * stored service one more forgetAfterMs to heartbeat, so a name registered once (a test, a typo, junk sent
+ * to an --insecure shard) leaves the table too instead of coming back at every restart.
  */
 import type { RegisterServiceRequest, ResourceReport, ServiceView } from '@txmesh/protocol';
 import type { DecisionLog } from './decision-log.ts';
@@ -99,6 +101,7 @@ export class ServiceRegistry {
       if (now - view.lastSeenAt <= this.#lease.forgetAfterMs) continue;
       this.#services.delete(service);
       this.#scheduler?.forget(service);
+      this.#log.forgetService(service);
     }
   }
 }

@@ -115,6 +115,7 @@ export class SqliteDecisionLog extends GroupCommitLog {
   readonly #byKey: Database.Statement<[string], DecisionRow>;
   readonly #unfinished: Database.Statement<[], DecisionRow>;
   readonly #services: Database.Statement<[], ServiceRow>;
+  readonly #deleteService: Database.Statement<[string]>;
   readonly #pruneBatch: Database.Statement<[number, number, number]>;
   readonly #writeGroupTx: (writes: readonly LogWrite[]) => void;
 
@@ -172,6 +173,7 @@ export class SqliteDecisionLog extends GroupCommitLog {
       "SELECT * FROM decisions WHERE state IN ('COMMITTING', 'ABORTING') ORDER BY decided_at",
     );
     this.#services = this.#db.prepare<[], ServiceRow>('SELECT * FROM services ORDER BY service');
+    this.#deleteService = this.#db.prepare<[string]>('DELETE FROM services WHERE service = ?');
     this.#pruneBatch = this.#db.prepare(
       `DELETE FROM decisions WHERE tx_id IN (
          SELECT tx_id FROM decisions
@@ -201,6 +203,8 @@ export class SqliteDecisionLog extends GroupCommitLog {
           this.#deleteAcks.run(write.txId);
         } else if (write.kind === 'ack') {
           this.#insertAck.run(write.txId, write.service, write.at);
+        } else if (write.kind === 'forget-service') {
+          this.#deleteService.run(write.service);
         } else {
           this.#upsertService.run(write.entry.service, write.entry.sidecarUrl, write.entry.registeredAt);
         }

@@ -48,8 +48,12 @@ export interface ProbeListener {
 
 /** A liveness probe fails after the main loop was silent this long: a stall, not a slow turn under load. */
 export const LIVENESS_STALL_MS = 10_000;
-/** A readiness probe fails sooner: a loop silent for 2 s serves nobody, so new traffic should go elsewhere. */
-export const READINESS_STALL_MS = 2_000;
+/**
+ * A readiness probe fails sooner: a loop silent for 5 s serves nobody, so new traffic should go elsewhere. Not
+ * shorter: under `txmesh bench-overload` on a 2-core machine (load ~15) a shard's loop fell silent for more than
+ * 2 s now and then, and dropping out of the endpoints at every such pause would turn an overload into an outage.
+ */
+export const READINESS_STALL_MS = 5_000;
 const DEFAULT_BEAT_MS = 100;
 
 /** Runs a route's answer function and renders it as the route would: 200 and its body, or the refusal. */
