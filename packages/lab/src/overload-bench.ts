@@ -42,7 +42,8 @@ export interface OverloadReport {
   unanswered: Record<string, number>;
   /**
    * Latencies are to an HTTP answer, whatever its status (the 100 ms goal); `failed` counts the probes a kubelet
-   * would count as failed (not 200, or no answer), `failures` the same by status and code or socket error.
+   * would count as failed (not 200, or no answer), `failures` the same by path and status and code or socket error
+   * (e.g. "/v1/ready 503 TXM_STALLED").
    */
   probes: { sent: number; answered: number; failed: number; failures: Record<string, number>; p50Ms: number; p99Ms: number; maxMs: number; over100Ms: number };
   coordinatorRssMb?: number;

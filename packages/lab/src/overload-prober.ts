@@ -42,7 +42,7 @@ const stopAt = Number(deadline);
 const everyMs = Number(interval);
 /** Time to an HTTP answer, whatever its status: the figure the 100 ms goal is about. */
 const latencies: number[] = [];
-/** Probes not answered 200 (a kubelet counts them as failed), by status and code or socket error. */
+/** Probes not answered 200 (a kubelet counts them as failed), by path and status and code or socket error. */
 const failures: Record<string, number> = {};
 let unanswered = 0;
 while (Date.now() < stopAt) {
@@ -57,7 +57,10 @@ while (Date.now() < stopAt) {
       unanswered += 1;
       failure = (err as { code?: string }).code ?? (err as Error).message;
     }
-    if (failure !== undefined) failures[failure] = (failures[failure] ?? 0) + 1;
+    if (failure !== undefined) {
+      const key = `${new URL(url).pathname} ${failure}`;
+      failures[key] = (failures[key] ?? 0) + 1;
+    }
   }
   await tick;
 }
