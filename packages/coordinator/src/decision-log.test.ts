@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { DecisionLog, DecisionRecord, LogWrite } from './decision-log.ts';
 import { MemoryDecisionLog, MemoryLogStore } from './memory-decision-log.ts';
-import { SqliteDecisionLog } from './sqlite-decision-log.ts';
+import { SqliteDecisionLog, logWriteChannel, type LogWriteEvent } from './sqlite-decision-log.ts';
 
 interface LogFactory {
   /** Opens a log on fresh storage; reopen() opens the same storage again, as a restarted process would. */
@@ -186,6 +186,32 @@ describe('SqliteDecisionLog storage', () => {
     const db = new Database(path.join(dir, 'nested', 'd.db'), { readonly: true });
     t.after(() => db.close());
     assert.equal(db.pragma('journal_mode', { simple: true }), 'wal');
+  });
+});
+
+describe('SqliteDecisionLog forcing', () => {
+  it('forces a group holding a decision, writes a group of done marks and acks alone without an fsync, and drops acks settled in the same group', async (t) => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'txmesh-log-'));
+    t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+    const log = new SqliteDecisionLog(path.join(dir, 'd.db'));
+    const seen: LogWriteEvent[] = [];
+    const listen = (event: unknown): void => void seen.push(event as LogWriteEvent);
+    logWriteChannel.subscribe(listen);
+    t.after(() => logWriteChannel.unsubscribe(listen));
+    await log.append(record('0-a-0000000000000090'));
+    assert.deepEqual(seen, [{ writes: 1, synchronous: 2 }]);
+    const forcedBefore = log.stats().flushes;
+    log.markAcked('0-a-0000000000000090', 'payment', 91);
+    log.markAcked('0-a-0000000000000090', 'shipping', 91);
+    log.markDone('0-a-0000000000000090', 'COMMITTED', 92);
+    await log.close();
+    // The two acks went with the done mark that deletes them: one write, at NORMAL, not counted as forced.
+    assert.deepEqual(seen[1], { writes: 1, synchronous: 1 });
+    assert.equal(log.stats().flushes, forcedBefore);
+    const again = new SqliteDecisionLog(path.join(dir, 'd.db'));
+    t.after(() => void again.close());
+    assert.equal(again.get('0-a-0000000000000090')?.state, 'COMMITTED');
+    assert.equal(again.get('0-a-0000000000000090')?.acked, undefined);
   });
 });
 

@@ -51,7 +51,7 @@ export interface StoredService {
 }
 
 export interface DecisionLogStats {
-  /** Groups written durably (each one fsync'd storage transaction). */
+  /** Groups holding decision records written durably (each one fsync'd storage transaction). */
   flushes: number;
   /** Decision records made durable. */
   records: number;
@@ -125,8 +125,15 @@ interface Waiter {
   reject: (err: unknown) => void;
 }
 
-/** How long an unforced write may wait for a forced one to share its fsync. */
+/** How long an unforced write may wait for a forced one to share its group. */
 const UNFORCED_DELAY_MS = 10;
+
+/** Acknowledgements of a transaction whose done mark is in the same group: the done mark deletes them anyway. */
+function withoutSettledAcks(writes: readonly LogWrite[]): readonly LogWrite[] {
+  let done: Set<string> | undefined;
+  for (const w of writes) if (w.kind === 'done') (done ??= new Set()).add(w.txId);
+  return done === undefined ? writes : writes.filter((w) => w.kind !== 'ack' || !done.has(w.txId));
+}
 
 /**
  * The group-commit machinery shared by every implementation; subclasses only write one group
@@ -231,7 +238,7 @@ export abstract class GroupCommitLog implements DecisionLog {
     this.#immediate = undefined;
     this.#timer = undefined;
     if (this.#queue.length === 0) return;
-    const writes = this.#queue;
+    const writes = withoutSettledAcks(this.#queue);
     const waiters = this.#waiters;
     this.#queue = [];
     this.#waiters = [];
@@ -243,8 +250,9 @@ export abstract class GroupCommitLog implements DecisionLog {
       this.#keepUnforced(writes);
       return;
     }
-    this.#flushes += 1;
-    // Every waiter is one appended record: the forced writes of this group.
+    // Every waiter is one appended record: the forced writes of this group. A group of unforced writes
+    // only is not forced (SqliteDecisionLog writes it without an fsync).
+    if (waiters.length > 0) this.#flushes += 1;
     this.#records += waiters.length;
     if (waiters.length > 0) this.#onForced?.((performance.now() - startedAt) / 1000, waiters.length);
     for (const w of waiters) w.resolve();
@@ -260,7 +268,6 @@ export abstract class GroupCommitLog implements DecisionLog {
     if (unforced.length === 0) return;
     try {
       this.writeGroup(unforced);
-      this.#flushes += 1;
     } catch {
       // Nothing can have been queued meanwhile (writeGroup is synchronous), so order is kept.
       this.#queue = [...unforced, ...this.#queue];

@@ -1,7 +1,9 @@
 /**
  * Decision log on better-sqlite3: WAL with synchronous = FULL, so a committed group is on disk when
- * the SQLite transaction returns. One group commit = one transaction = one fsync.
+ * the SQLite transaction returns. One group commit = one transaction = one fsync; a group of unforced
+ * writes only is written without one.
  */
+import { channel } from 'node:diagnostics_channel';
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
@@ -99,6 +101,16 @@ export interface SqliteDecisionLogOptions extends GroupCommitOptions {
 const PRUNE_BATCH = 2000;
 const MAX_PRUNE_BATCHES = 50;
 
+/**
+ * Published as each group is written, with the connection's `synchronous` level at that moment (2 = FULL,
+ * 1 = NORMAL), so tests can see which groups were forced. Nothing subscribes in production.
+ */
+export const logWriteChannel = channel('txmesh:coordinator:log-write');
+export interface LogWriteEvent {
+  writes: number;
+  synchronous: number;
+}
+
 export class SqliteDecisionLog extends GroupCommitLog {
   readonly file: string;
   readonly bornAt: number;
@@ -182,6 +194,9 @@ export class SqliteDecisionLog extends GroupCommitLog {
           LIMIT ?)`,
     );
     this.#writeGroupTx = this.#db.transaction((writes: readonly LogWrite[]) => {
+      if (logWriteChannel.hasSubscribers) {
+        logWriteChannel.publish({ writes: writes.length, synchronous: this.#db.pragma('synchronous', { simple: true }) as number } satisfies LogWriteEvent);
+      }
       for (const write of writes) {
         if (write.kind === 'append') {
           const r = write.record;
@@ -213,7 +228,19 @@ export class SqliteDecisionLog extends GroupCommitLog {
   }
 
   protected writeGroup(writes: readonly LogWrite[]): void {
-    this.#writeGroupTx(writes);
+    if (writes.some((w) => w.kind === 'append')) {
+      this.#writeGroupTx(writes);
+      return;
+    }
+    // Nothing in this group is awaited (done marks, acks, addresses): no fsync of its own, as the sidecar
+    // does for its removals. It reaches the disk with the next decision's fsync of the WAL; a crash of the
+    // machine before that loses only writes whose loss recovery already tolerates.
+    this.#db.pragma('synchronous = NORMAL');
+    try {
+      this.#writeGroupTx(writes);
+    } finally {
+      this.#db.pragma('synchronous = FULL');
+    }
   }
 
   protected pruneStorage(cutoffs: PruneCutoffs): number {
