@@ -2,6 +2,7 @@
  * Runs one long-lived role (coordinator shard, sidecar, example service) as this process: prints
  * "TXMESH_READY <url>" on stdout once it is ready, and closes cleanly on SIGTERM/SIGINT.
  */
+import { startRoleTelemetry } from './serve-telemetry.ts';
 import { METRICS_PREFIX, sdkDisabled, type TelemetryOptions } from './telemetry-options.ts';
 
 export interface Closable {
@@ -22,8 +23,9 @@ export interface ServeOptions {
   /** Names the role in the message printed when it never became ready, e.g. "sidecar of inventory". */
   role?: string;
   /**
-   * /metrics and the OTEL_*-configured SDK, started before the role (its instruments are created against
-   * the providers registered then). Without it the process registers no OpenTelemetry provider at all.
+   * /metrics and the OTEL_*-configured SDK (serve-telemetry.ts): providers registered before the role starts
+   * (its instruments are created against them), the metrics SDK loaded after its ready line. Without it the
+   * process registers no OpenTelemetry provider at all.
    */
   telemetry?: TelemetryOptions;
 }
@@ -51,10 +53,10 @@ export async function serve(start: () => Promise<Closable>, options: ServeOption
     // A resumed stdin would keep the event loop alive after close.
     if (process.env.TXMESH_EXIT_WITH_PARENT === '1') process.stdin.destroy();
   };
-  // Loaded only here: a process without telemetry (a client command, the injector, OTEL_SDK_DISABLED) never loads the SDK.
+  // A process without telemetry (a client command, the injector, OTEL_SDK_DISABLED) never loads the SDK.
   const telemetry = options.telemetry;
-  const observed = telemetry === undefined || sdkDisabled(telemetry.env ?? process.env) ? undefined : await (await import('./telemetry.ts')).startTelemetry(telemetry);
-  if (observed?.metricsUrl !== undefined) process.stdout.write(`${METRICS_PREFIX}${observed.metricsUrl}\n`);
+  const observed = telemetry === undefined || sdkDisabled(telemetry.env ?? process.env) ? undefined : await startRoleTelemetry(telemetry);
+  if (observed !== undefined) process.stdout.write(`${METRICS_PREFIX}${observed.metricsUrl}\n`);
   let running: Closable;
   try {
     running = await start();
@@ -69,6 +71,7 @@ export async function serve(start: () => Promise<Closable>, options: ServeOption
     const ready = running.whenReady ? running.whenReady(readyTimeoutMs > 0 ? readyTimeoutMs : undefined).then(() => 'ready' as const) : Promise.resolve('ready' as const);
     if ((await Promise.race([ready, stopped])) === 'ready') {
       process.stdout.write(`${READY_PREFIX}${running.url}\n`);
+      observed?.afterReady();
       await stopped;
     }
   } catch (err) {

@@ -2,25 +2,22 @@
  * OpenTelemetry for a txmesh process (coordinator shard, sidecar, an example service): the NodeSDK,
  * configured by the standard OTEL_* environment variables only, plus a Prometheus exporter serving
  * GET /metrics on --metrics-port. The libraries (@txmesh/coordinator, sidecar, participant-sdk, client)
- * only speak @opentelemetry/api; this is the one place that registers providers.
+ * only speak @opentelemetry/api; this is the one place that makes providers.
  *
- * Loaded (by serve.ts) only in a process that starts a role with telemetry.
+ * Loaded (by serve-telemetry.ts) only in a process that starts a role with telemetry, and then, unless
+ * traces are asked for, only after the role printed its ready line.
  * Tracing is off unless the environment asks for it (OTEL_TRACES_EXPORTER, or an OTLP endpoint), so a
  * process started without OTEL_* exports nothing, its spans cost the api's no-op tracer, and it does not
  * even load the NodeSDK: a MeterProvider serves /metrics.
  * OTEL_SDK_DISABLED=true turns every signal off, /metrics included.
  */
-import { createServer, type Server } from 'node:http';
-import { createRequire } from 'node:module';
-import type { AddressInfo } from 'node:net';
 import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import { defaultResource, detectResources, envDetector, resourceFromAttributes } from '@opentelemetry/resources';
 import { metrics } from '@opentelemetry/api';
-import { UsageError } from './args.ts';
+import { registerBuildInfo } from './build-info.ts';
+import { closeServer, listenMetrics, metricsUrlOf, type MetricsHandler } from './metrics-listener.ts';
 import { sdkDisabled, tracingRequested, type TelemetryOptions } from './telemetry-options.ts';
-
-const TXMESH_VERSION = (createRequire(import.meta.url)('../package.json') as { version: string }).version;
 
 export interface Telemetry {
   /** http://host:port/metrics, or undefined when the SDK is disabled. */
@@ -30,32 +27,47 @@ export interface Telemetry {
   shutdown(): Promise<void>;
 }
 
+/**
+ * Everything at once, registered globally before it returns: what an application that embeds the SDKs may
+ * call before building its clients and participants (the txmesh roles defer the metrics SDK, serve-telemetry.ts).
+ */
 export async function startTelemetry(options: TelemetryOptions): Promise<Telemetry> {
   const env = options.env ?? process.env;
   if (sdkDisabled(env)) return { metricsUrl: undefined, tracing: false, shutdown: async () => {} };
   const tracing = tracingRequested(env);
   const prometheus = new PrometheusExporter({ preventServerStart: true });
-  const stopProviders = tracing ? await startNodeSdk(env, options, prometheus) : startMetricsOnly(env, options, prometheus);
-  // A constant series naming the running version (Prometheus' *_build_info convention); it also keeps
-  // /metrics a complete exposition in a process that has recorded nothing yet.
-  metrics.getMeter('txmesh').createObservableGauge('txmesh_build_info', { description: 'The running txmesh version (always 1)' })
-    .addCallback((result) => result.observe(1, { version: TXMESH_VERSION, role: options.defaultServiceName }));
-  let server: Server;
+  let stopProviders: () => Promise<void>;
+  if (tracing) stopProviders = await startNodeSdk(env, options, prometheus);
+  else {
+    const provider = meterProvider(env, options, prometheus);
+    metrics.setGlobalMeterProvider(provider);
+    stopProviders = async () => {
+      await provider.shutdown();
+      metrics.disable();
+    };
+  }
+  registerBuildInfo(options.defaultServiceName);
+  let server;
   try {
-    server = await listenMetrics(prometheus, options);
+    server = await listenMetrics(prometheusHandler(prometheus), options);
   } catch (err) {
     await stopProviders();
     throw err;
   }
-  const { port } = server.address() as AddressInfo;
   return {
-    metricsUrl: `http://${options.metricsHost}:${port}/metrics`,
+    metricsUrl: metricsUrlOf(server, options),
     tracing,
     shutdown: async () => {
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await closeServer(server);
       await stopProviders();
     },
   };
+}
+
+/** A MeterProvider reading into the Prometheus exporter, not registered anywhere: the caller decides. */
+export function startMeterProvider(options: TelemetryOptions): { provider: MeterProvider; handler: MetricsHandler } {
+  const prometheus = new PrometheusExporter({ preventServerStart: true });
+  return { provider: meterProvider(options.env ?? process.env, options, prometheus), handler: prometheusHandler(prometheus) };
 }
 
 /**
@@ -76,49 +88,11 @@ async function startNodeSdk(env: NodeJS.ProcessEnv, options: TelemetryOptions, p
 }
 
 /** No traces: a MeterProvider for /metrics only. The api's tracer stays the no-op one. */
-function startMetricsOnly(env: NodeJS.ProcessEnv, options: TelemetryOptions, prometheus: PrometheusExporter): () => Promise<void> {
+function meterProvider(env: NodeJS.ProcessEnv, options: TelemetryOptions, prometheus: PrometheusExporter): MeterProvider {
   const resource = defaultResource()
     .merge(resourceFromAttributes({ 'service.name': env.OTEL_SERVICE_NAME || options.defaultServiceName }))
     .merge(detectResources({ detectors: [envDetector] }));
-  const provider = new MeterProvider({ resource, readers: [prometheus] });
-  metrics.setGlobalMeterProvider(provider);
-  return async () => {
-    await provider.shutdown();
-    metrics.disable();
-  };
+  return new MeterProvider({ resource, readers: [prometheus] });
 }
 
-/**
- * GET /metrics on the asked port. The default port taken (several txmesh processes on one host, as in the
- * README's tour) falls back to a free one, said on stderr and in the TXMESH_METRICS line; a port given with
- * --metrics-port must be free.
- */
-async function listenMetrics(prometheus: PrometheusExporter, options: TelemetryOptions): Promise<Server> {
-  const { metricsHost: host, metricsPort: port } = options;
-  try {
-    return await listenMetricsOn(prometheus, host, port);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
-    if (options.metricsPortGiven) throw new UsageError(`--metrics-port ${port} is in use on ${host}: pick another port, or 0 for any free one`);
-    const server = await listenMetricsOn(prometheus, host, 0);
-    process.stderr.write(`txmesh: the default metrics port ${port} is in use on ${host}; /metrics is on port ${(server.address() as AddressInfo).port} (choose one with --metrics-port)\n`);
-    return server;
-  }
-}
-
-function listenMetricsOn(prometheus: PrometheusExporter, host: string, port: number): Promise<Server> {
-  const server = createServer((request, response) => {
-    const path = (request.url ?? '/').split('?')[0];
-    if (request.method === 'GET' && path === '/metrics') {
-      prometheus.getMetricsRequestHandler(request, response);
-      return;
-    }
-    response.writeHead(404, { 'content-type': 'text/plain' }).end('GET /metrics\n');
-  });
-  // Scrapes come and go: an idle keep-alive connection must not hold the process open at shutdown.
-  server.keepAliveTimeout = 5_000;
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => resolve(server));
-  });
-}
+const prometheusHandler = (prometheus: PrometheusExporter): MetricsHandler => (request, response) => prometheus.getMetricsRequestHandler(request, response);
