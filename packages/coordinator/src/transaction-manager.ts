@@ -31,7 +31,7 @@ import {
   type TransactionStatus,
   type WaitReport,
 } from '@txmesh/protocol';
-import { ROOT_CONTEXT, context, type Context } from '@opentelemetry/api';
+import { ROOT_CONTEXT, type Context } from '@opentelemetry/api';
 import { BatchingDispatcher } from './batching-dispatcher.ts';
 import type { DecisionLog, DecisionRecord } from './decision-log.ts';
 import { IdempotencyGate } from './idempotency-gate.ts';
@@ -46,7 +46,7 @@ import { ServiceRegistry } from './service-registry.ts';
 import { Sleeper } from './sleeper.ts';
 import { decisionOf, inDoubtBranches, snapshotOf, statusFromRecord } from './status-views.ts';
 import { CoordinatorSteps, reachStep } from './steps.ts';
-import { endTransactionSpan, inRecoverySpan, noteTxId, startTransactionSpan, type TransactionTrace } from './transaction-spans.ts';
+import { endTransactionSpan, inRecoverySpan, noteTxId, startTransactionSpan, transactionLogFields, type TransactionTrace } from './transaction-spans.ts';
 import { VoteCollector } from './vote-collector.ts';
 import { DeadlockDetector, type DeadlockStats } from './deadlock-detector.ts';
 
@@ -200,16 +200,12 @@ export class TransactionManager {
     );
   }
 
-  /** Runs inside the transaction's span: its branch spans and log lines belong to it. */
+  /** Runs in the transaction's span: its branch spans start from it and its log lines name it. */
   async #run(request: BeginTransactionRequest, keyed: KeyedRequest | undefined, parent: Context): Promise<TransactionResult> {
     const trace = startTransactionSpan(parent, this.shard);
     try {
-      const result = await context.with(trace.context, async () => {
-        const decided = await this.#decide(request, keyed, trace);
-        // Still inside the span: the logger's mixin adds its trace_id and span_id to the txId.
-        this.#options.logger.debug?.({ txId: decided.txId, outcome: decided.outcome, reason: decided.reason }, 'transaction decided');
-        return decided;
-      });
+      const result = await this.#decide(request, keyed, trace);
+      this.#options.logger.debug?.({ txId: result.txId, ...transactionLogFields(trace), outcome: result.outcome, reason: result.reason }, 'transaction decided');
       endTransactionSpan(trace, result);
       return result;
     } catch (err) {
@@ -244,7 +240,7 @@ export class TransactionManager {
     } catch (err) {
       // A failed COMMIT may still have left its frames on disk: neither commit nor rollback is safe
       // to send. The transaction stays PREPARING (decision "pending") until recovery reads the log.
-      this.#options.logger.error({ txId: tx.txId, err: messageOf(err) }, 'commit record could not be forced; outcome left to recovery');
+      this.#options.logger.error({ txId: tx.txId, ...transactionLogFields(tx.trace), err: messageOf(err) }, 'commit record could not be forced; outcome left to recovery');
       this.#options.onLogFailure(err, tx.txId);
       throw new TxmeshError('TXM_OUTCOME_UNKNOWN', tx.txId);
     }
@@ -288,7 +284,7 @@ export class TransactionManager {
       } catch (err) {
         // Rolling back is still right (nothing was committed), but the key is not protected, so the
         // client must not be told a final outcome under it.
-        this.#options.logger.error({ txId: tx.txId, err: messageOf(err) }, 'abort record could not be forced; the idempotencyKey stays unused');
+        this.#options.logger.error({ txId: tx.txId, ...transactionLogFields(tx.trace), err: messageOf(err) }, 'abort record could not be forced; the idempotencyKey stays unused');
         this.#deliver(tx, BranchAction.ROLLBACK);
         this.#options.onLogFailure(err, tx.txId);
         throw new TxmeshError('TXM_OUTCOME_UNKNOWN', tx.txId);

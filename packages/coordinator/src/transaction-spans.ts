@@ -4,7 +4,7 @@
  * the trace stored with the decision record. With no SDK registered every call returns the api's
  * non-recording span and nothing else is allocated: attributes are set only on recording spans.
  */
-import { ROOT_CONTEXT, SpanKind, SpanStatusCode, context, propagation, trace, type Context, type Span } from '@opentelemetry/api';
+import { ROOT_CONTEXT, SpanKind, SpanStatusCode, context, isSpanContextValid, propagation, trace, type Context, type Span } from '@opentelemetry/api';
 import { carrierOf, contextOf, linksTo } from '@txmesh/client';
 import { SpanNames, TraceAttributes, type TraceCarrier, type TransactionResult } from '@txmesh/protocol';
 
@@ -47,6 +47,16 @@ export function endTransactionSpan(t: TransactionTrace, result: TransactionResul
     if (err !== undefined) span.setStatus({ code: SpanStatusCode.ERROR, message: err instanceof Error ? err.message : String(err) });
   }
   span.end();
+}
+
+/**
+ * trace_id and span_id for a log line about the transaction. Named by the line itself, not by a logger mixin
+ * reading the active context: the lines are written after awaits, and the txmesh roles' context manager
+ * follows no promise (packages/cli/src/synchronous-context-manager.ts).
+ */
+export function transactionLogFields(t: TransactionTrace): { trace_id?: string; span_id?: string } {
+  const spanContext = t.span ? t.span.spanContext() : trace.getSpanContext(t.context);
+  return spanContext !== undefined && isSpanContextValid(spanContext) ? { trace_id: spanContext.traceId, span_id: spanContext.spanId } : {};
 }
 
 /** The transaction span's trace context, kept in the decision record. */
