@@ -145,6 +145,22 @@ test('a prepare waiting for a key that a branch of its own batch holds prepared 
   assert.equal(calls.prepare.filter((c) => c.startsWith(older)).length, 1, 'prepared once, for both asks');
 });
 
+test('a vote never waits for another branch\'s lock wait: the waiting prepare is deferred as soon as a neighbour has its answer', async (t) => {
+  const db = openTempDatabase(t);
+  const calls = newCalls();
+  const participant = createParticipant({ service: SERVICE, db, operations: inventoryOperations(db, calls), lockWaitMs: 3_000, log: () => {} });
+  t.after(() => participant.close());
+  const [holder, free, waiter] = [txId(), txId(), txId()];
+  await participant.handleBatch(batch(prepare(holder, [note('h', ['k'])])));
+  // `waiter` waits for a holder prepared by an earlier batch; `free`'s yes must not wait with it (a vote
+  // held back behind a lock wait is a wait-for edge of its own, and with it cycles no lock shows).
+  const response = await participant.handleBatch(batch(prepare(free, [note('f', ['other'])]), prepare(waiter, [note('w', ['k'])])));
+  assert.deepEqual(response.results.map((r) => [r.status, r.reason]), [['ok', undefined], ['error', 'PREPARE_DEFERRED']]);
+  const again = participant.handleBatch(batch(prepare(waiter, [note('w', ['k'])])));
+  await participant.handleBatch(batch(commit(holder)));
+  assert.deepEqual((await again).results.map((r) => r.status), ['ok']);
+});
+
 test('a deferred prepare whose rollback arrives before it gets its key runs nothing', async (t) => {
   const db = openTempDatabase(t);
   const calls = newCalls();

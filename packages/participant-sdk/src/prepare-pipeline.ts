@@ -55,7 +55,7 @@ interface BatchEntry {
 }
 
 const deferred = (txId: string): BranchItemResult =>
-  itemResult(prepareOf(txId), ItemStatus.ERROR, ItemReasons.PREPARE_DEFERRED, 'still waiting for a business key that a branch of the same batch holds prepared; ask again');
+  itemResult(prepareOf(txId), ItemStatus.ERROR, ItemReasons.PREPARE_DEFERRED, 'still waiting for a business key while the rest of its batch is answered; ask again for the vote');
 
 export class PreparePipeline {
   readonly #parts: ParticipantParts;
@@ -87,9 +87,11 @@ export class PreparePipeline {
 
   /**
    * Answers items[i] for every i of `indices` into results[i]. The batch answers once every item has its
-   * vote or is deferred: a prepare still waiting for a key that a branch answered in this batch holds
-   * prepared would wait in vain (that holder's outcome cannot arrive before this batch answers), so it is
-   * answered PREPARE_DEFERRED instead, keeps waiting here, and shares its answer with the coordinator's next ask.
+   * answer or is deferred: as soon as one item has its answer, every item still waiting for a lock is
+   * answered PREPARE_DEFERRED instead, keeps waiting here, and shares its answer with the coordinator's next
+   * ask. So a vote never waits for another transaction's lock wait: a yes held back behind a waiting
+   * neighbour would be a wait-for edge no lock shows (its holder's outcome cannot arrive before the batch
+   * answers), and batches joined by such edges deadlock.
    */
   async run(items: readonly BranchItem[], indices: readonly number[], results: BranchItemResult[]): Promise<void> {
     const { log } = this.#parts;
@@ -146,26 +148,20 @@ export class PreparePipeline {
           if (--left === 0) allAnswered();
         };
         const deferBlocked = (): void => {
-          for (const e of entries) if (!e.done && this.#waitsOnAny(e.txId, preparedHere)) finish(e, deferred(e.txId));
+          for (const e of entries) if (!e.done && this.#parts.locks.waitingOn(e.txId).length > 0) finish(e, deferred(e.txId));
         };
         for (const e of entries) {
           void e.answer.then((result) => {
             if (e.done) return;
             if (result.status === ItemStatus.OK) preparedHere.add(e.txId);
             finish(e, result);
-            if (result.status === ItemStatus.OK) deferBlocked();
+            deferBlocked();
           });
         }
       });
     } finally {
       this.#options.batchWaits.close(batchWait);
     }
-  }
-
-  /** Whether this transaction's prepare waits for a key one of `holders` holds. */
-  #waitsOnAny(txId: string, holders: ReadonlySet<string>): boolean {
-    const { locks } = this.#parts;
-    return holders.size > 0 && locks.waitingOn(txId).some((key) => locks.holdersOf(key).some((holder) => holders.has(holder)));
   }
 
   /** Writes every prepare of `pending` as soon as its locks settle, several in one transaction when they can. */

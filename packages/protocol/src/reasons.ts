@@ -51,7 +51,7 @@ export const Reasons = {
   },
   PREPARE_DEFERRED: {
     source: 'participant',
-    message: 'Not a vote: the prepare waits for a business key that a branch answered in the same batch holds prepared, so the participant answered the rest of the batch and keeps waiting; the coordinator asks again at once and gets the vote then. Never seen by a client.',
+    message: 'Not a vote: the prepare still waits for a business key while the rest of its batch is answered; the participant keeps waiting and the coordinator asks again at once for the vote. Never seen by a client.',
   },
   DEADLOCK: {
     source: 'coordinator',

@@ -45,3 +45,20 @@ test('wait reporter: a batch call outstanding longer than the poll interval make
   slow();
   r.stop();
 });
+
+test('wait reporter: a wait younger than minWaitMs is not reported; once it has lasted, the next poll reports it', async () => {
+  let clock = 1_000;
+  const young: WaitEdge = { ...edge, since: 990 };
+  const sent: WaitReport[] = [];
+  const r = new WaitReporter({ service: 'inventory', shards: 1, send: async (_shard, report) => void sent.push(report), poll: async () => [young], pollMs: 10, refreshMs: 60_000, minWaitMs: 25, now: () => clock });
+  r.note([young]);
+  await sleep(30);
+  assert.equal(sent.length, 0, 'a 10 ms wait usually ends by itself: nothing sent');
+  clock = 1_020; // the wait has lasted 30 ms; the poll that follows reports it
+  await sleep(40);
+  assert.deepEqual(sent.map((s) => s.edges), [[young]]);
+  r.note([]);
+  await sleep(5);
+  assert.deepEqual(sent.at(-1), { service: 'inventory', edges: [] }, 'its end is reported');
+  r.stop();
+});

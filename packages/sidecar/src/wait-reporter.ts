@@ -18,6 +18,13 @@ export interface WaitReporterDeps {
   pollMs?: number;
   /** Default 1000 ms. */
   refreshMs?: number;
+  /**
+   * Default 100 ms: a wait younger than this is not reported yet (as PostgreSQL's deadlock_timeout). Most
+   * waits end when the holder's commit arrives; only a wait that lasts can be part of a deadlock, and
+   * reporting every short one would cost the shards a report per batch under contention.
+   */
+  minWaitMs?: number;
+  now?: () => number;
   onSendFailed?(shard: number, err: unknown): void;
 }
 
@@ -31,7 +38,11 @@ export class WaitReporter {
   readonly #deps: WaitReporterDeps;
   readonly #pollMs: number;
   readonly #refreshMs: number;
+  readonly #minWaitMs: number;
+  readonly #now: () => number;
   #latest: WaitEdge[] = [];
+  /** When the edges were last heard of (a batch answer or a poll). */
+  #notedAt = 0;
   #sentSignature = '';
   #sentAt = 0;
   #sending = false;
@@ -47,17 +58,26 @@ export class WaitReporter {
     this.#deps = deps;
     this.#pollMs = deps.pollMs ?? 20;
     this.#refreshMs = deps.refreshMs ?? 1000;
+    this.#minWaitMs = deps.minWaitMs ?? 100;
+    this.#now = deps.now ?? Date.now;
+  }
+
+  /** The edges worth a report: waits that lasted minWaitMs (an edge without a start time always counts). */
+  #lasting(): WaitEdge[] {
+    const cutoff = this.#now() - this.#minWaitMs;
+    return this.#latest.filter((e) => e.since === undefined || e.since <= cutoff);
   }
 
   /** The edges a batch answer (or a poll) brought. */
   note(edges: WaitEdge[]): void {
     this.#latest = edges;
+    this.#notedAt = this.#now();
     void this.#flush();
   }
 
   /** A batch call to the service began; call the returned function when it ends. */
   batchStarted(): () => void {
-    const call = { at: Date.now() };
+    const call = { at: this.#now() };
     this.#outstanding.add(call);
     this.#schedulePoll();
     return () => {
@@ -82,8 +102,11 @@ export class WaitReporter {
     if (this.#stopped || this.#polling) return;
     // Only a call outstanding for a whole poll interval is probably waiting for locks; standing edges
     // are asked for again so that their end is reported.
-    const slowCall = [...this.#outstanding].some((call) => Date.now() - call.at >= this.#pollMs);
-    if (slowCall || this.#latest.length > 0) {
+    const now = this.#now();
+    const slowCall = [...this.#outstanding].some((call) => now - call.at >= this.#pollMs);
+    // Under load batch answers bring the edges more often than a poll would: ask only when they went quiet.
+    const fresh = now - this.#notedAt < this.#pollMs;
+    if (!fresh && (slowCall || this.#latest.length > 0)) {
       this.#polling = true;
       try {
         const edges = await this.#deps.poll();
@@ -97,13 +120,17 @@ export class WaitReporter {
 
   async #flush(): Promise<void> {
     if (this.#sending || this.#stopped) return;
-    const edges = this.#latest;
+    const edges = this.#lasting();
     const sig = signature(edges);
-    const stale = edges.length > 0 && Date.now() - this.#sentAt >= this.#refreshMs;
-    if (sig === this.#sentSignature && !stale) return;
+    const stale = edges.length > 0 && this.#now() - this.#sentAt >= this.#refreshMs;
+    if (sig === this.#sentSignature && !stale) {
+      // Waits too young to report (or unchanged) are looked at again, so the ones that last get reported.
+      if (this.#latest.length > 0) this.#schedulePoll();
+      return;
+    }
     this.#sending = true;
     this.#sentSignature = sig;
-    this.#sentAt = Date.now();
+    this.#sentAt = this.#now();
     const report: WaitReport = { service: this.#deps.service, edges };
     try {
       await Promise.all(
@@ -120,7 +147,7 @@ export class WaitReporter {
       this.#sending = false;
     }
     // Edges that changed while this report was on its way go out now.
-    if (signature(this.#latest) !== this.#sentSignature) void this.#flush();
+    if (signature(this.#lasting()) !== this.#sentSignature) void this.#flush();
     else if (this.#latest.length > 0) this.#schedulePoll();
   }
 }
