@@ -23,7 +23,7 @@ export interface RoleTelemetry {
 
 export async function startRoleTelemetry(options: TelemetryOptions): Promise<RoleTelemetry> {
   if (tracingRequested(options.env ?? process.env)) {
-    const started = await (await import('./telemetry.ts')).startTelemetry(options, { synchronousContext: true });
+    const started = await (await import('./telemetry.ts')).startTelemetry(options);
     return { metricsUrl: started.metricsUrl!, afterReady: () => {}, shutdown: () => started.shutdown() };
   }
   const deferred = new DeferredMeterProvider();

@@ -17,7 +17,6 @@ import { defaultResource, detectResources, envDetector, resourceFromAttributes }
 import { metrics } from '@opentelemetry/api';
 import { registerBuildInfo } from './build-info.ts';
 import { closeServer, listenMetrics, metricsUrlOf, type MetricsHandler } from './metrics-listener.ts';
-import { SynchronousContextManager } from './synchronous-context-manager.ts';
 import { sdkDisabled, tracingRequested, type TelemetryOptions } from './telemetry-options.ts';
 
 export interface Telemetry {
@@ -31,16 +30,14 @@ export interface Telemetry {
 /**
  * Everything at once, registered globally before it returns: what an application that embeds the SDKs may
  * call before building its clients and participants (the txmesh roles defer the metrics SDK, serve-telemetry.ts).
- * `synchronousContext`: the txmesh roles' context manager (synchronous-context-manager.ts) instead of the
- * NodeSDK's AsyncLocalStorage one.
  */
-export async function startTelemetry(options: TelemetryOptions, how: { synchronousContext?: boolean } = {}): Promise<Telemetry> {
+export async function startTelemetry(options: TelemetryOptions): Promise<Telemetry> {
   const env = options.env ?? process.env;
   if (sdkDisabled(env)) return { metricsUrl: undefined, tracing: false, shutdown: async () => {} };
   const tracing = tracingRequested(env);
   const prometheus = new PrometheusExporter({ preventServerStart: true });
   let stopProviders: () => Promise<void>;
-  if (tracing) stopProviders = await startNodeSdk(env, options, prometheus, how.synchronousContext === true);
+  if (tracing) stopProviders = await startNodeSdk(env, options, prometheus);
   else {
     const provider = meterProvider(env, options, prometheus);
     metrics.setGlobalMeterProvider(provider);
@@ -78,15 +75,13 @@ export function startMeterProvider(options: TelemetryOptions): { provider: Meter
  * sampler, resource attributes, batch sizes) and registers the tracer provider, propagators and the
  * context manager. Loaded only then: it is most of the start-up cost of telemetry.
  */
-async function startNodeSdk(env: NodeJS.ProcessEnv, options: TelemetryOptions, prometheus: PrometheusExporter, synchronousContext: boolean): Promise<() => Promise<void>> {
+async function startNodeSdk(env: NodeJS.ProcessEnv, options: TelemetryOptions, prometheus: PrometheusExporter): Promise<() => Promise<void>> {
   const { NodeSDK } = await import('@opentelemetry/sdk-node');
   // Unset, the SDK would also export logs over OTLP; txmesh logs go to stderr.
   env.OTEL_LOGS_EXPORTER ??= 'none';
   const sdk = new NodeSDK({
     ...(env.OTEL_SERVICE_NAME ? {} : { serviceName: options.defaultServiceName }),
     metricReaders: [prometheus],
-    // Else the SDK's AsyncLocalStorage one, which an application's own code may rely on.
-    ...(synchronousContext ? { contextManager: new SynchronousContextManager() } : {}),
   });
   sdk.start();
   return () => sdk.shutdown();

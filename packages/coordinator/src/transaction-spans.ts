@@ -51,8 +51,8 @@ export function endTransactionSpan(t: TransactionTrace, result: TransactionResul
 
 /**
  * trace_id and span_id for a log line about the transaction. Named by the line itself, not by a logger mixin
- * reading the active context: the lines are written after awaits, and the txmesh roles' context manager
- * follows no promise (packages/cli/src/synchronous-context-manager.ts).
+ * reading the active context: the lines are written after awaits, and no context is kept active across a
+ * transaction's awaits (with AsyncLocalStorage that would cost every promise of the decision).
  */
 export function transactionLogFields(t: TransactionTrace): { trace_id?: string; span_id?: string } {
   const spanContext = t.span ? t.span.spanContext() : trace.getSpanContext(t.context);
