@@ -27,7 +27,7 @@ export async function compareTelemetry(main: RunFigures, nullEcho: NullEchoFigur
   const receiver = await OtlpReceiver.start({ keepSpans: false });
   let otlp: RunFigures;
   try {
-    const env = { ...OPTIMISED_ENV, ...(receiver.benchmarkEnv() as Record<string, string>) };
+    const env = { ...OPTIMISED_ENV, ...(receiver.benchmarkEnv((options.traceSamplePercent ?? 100) / 100) as Record<string, string>) };
     otlp = await runCluster({ label: 'otlp', env, probe: false, verify: true, spansReceived: () => receiver.count }, options, say);
   } finally {
     await receiver.close();

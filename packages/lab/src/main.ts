@@ -39,6 +39,7 @@ commands:
                --loads (instead: concurrency 1 with 1 and 4 services, 64, open loop at 50% and 80% of that peak,
                against the null echo, the physical path and a local SQLite baseline; --duration/--warmup per load)
                --telemetry (also runs with no OpenTelemetry SDK and with every span exported over OTLP; throughput ratios)
+               --trace-sample PERCENT (100: the OTLP run traces that share of transactions, parentbased_traceidratio)
   bench-isolation
                the same contended workloads (Zipf-skewed keys), same seed, under each deadlock mode; JSON last line
                --workloads orders,transfers  --modes detect,wait-die,timeout  --concurrency C (32)  --duration SEC (10)
@@ -128,6 +129,7 @@ export async function labMain(argv: string[]): Promise<number> {
           probeSec: f.int('probe', 5, 0, 600),
           startupRounds: f.int('startup-rounds', 5, 0, 100),
           telemetry: f.bool('telemetry'),
+          traceSamplePercent: f.int('trace-sample', 100, 1, 100),
           ...(slow !== undefined ? { slowService: slow as EcommerceService } : {}),
         };
         const json = f.bool('json');

@@ -147,14 +147,16 @@ export class OtlpReceiver {
 
   /**
    * The OTEL_* variables of a production-like export of every span here: OTLP over HTTP with protobuf and
-   * the batch span processor's defaults (what OTEL_EXPORTER_OTLP_ENDPOINT alone gives), sampling everything.
+   * the batch span processor's defaults (what OTEL_EXPORTER_OTLP_ENDPOINT alone gives), sampling everything,
+   * or below 1 that share of the transactions (parentbased_traceidratio: the client's decision is kept downstream).
    */
-  benchmarkEnv(): NodeJS.ProcessEnv {
+  benchmarkEnv(sampleRatio = 1): NodeJS.ProcessEnv {
+    const sampler = sampleRatio >= 1 ? { OTEL_TRACES_SAMPLER: 'always_on' } : { OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: String(sampleRatio) };
     return {
       OTEL_TRACES_EXPORTER: 'otlp',
       OTEL_EXPORTER_OTLP_ENDPOINT: this.url,
       OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf',
-      OTEL_TRACES_SAMPLER: 'always_on',
+      ...sampler,
     };
   }
 
