@@ -19,6 +19,8 @@ export interface LoggedParticipant {
   vote: Vote;
   reason?: string;
   details?: string;
+  /** No prepare was ever sent to it, so it needs no rollback (after a restart either). */
+  unsent?: true;
 }
 
 export interface DecisionRecord {

@@ -27,6 +27,12 @@ export interface Branch {
   attempts: number;
   /** Answered `no` itself: it never prepared, so it needs no rollback. */
   refused: boolean;
+  /**
+   * A prepare was handed to the transport (it may have prepared, answered or not). A branch never sent one
+   * (still queued for its service's lane when the transaction was decided) cannot have prepared: it gets no
+   * rollback, which would otherwise be retried for as long as that service is unreachable.
+   */
+  prepareSent: boolean;
   /** Commit/rollback sent and not yet acknowledged. */
   delivering?: boolean;
   /** Why the latest commit/rollback attempt failed, as a token, and its raw text. */
@@ -66,7 +72,7 @@ export function newLiveTx(txId: string, createdAt: number, participants: readonl
     txId,
     state: TxState.PREPARING,
     createdAt,
-    branches: participants.map((p) => ({ service: p.service, operations: p.operations, state: BranchState.PREPARING, attempts: 0, refused: false })),
+    branches: participants.map((p) => ({ service: p.service, operations: p.operations, state: BranchState.PREPARING, attempts: 0, refused: false, prepareSent: false })),
     logged: false,
     decided: false,
     trace,
@@ -90,6 +96,7 @@ export function liveTxFromRecord(record: DecisionRecord): LiveTx {
         vote: p.vote,
         attempts: 0,
         refused: p.vote === Vote.NO,
+        prepareSent: p.unsent !== true,
       };
       if (p.reason !== undefined) branch.reason = p.reason;
       if (p.details !== undefined) branch.details = p.details;
@@ -125,6 +132,7 @@ export function decisionRecordOf(tx: LiveTx, state: DecisionState, result: Trans
       const p: LoggedParticipant = { service: b.service, operations: b.operations, vote: b.vote ?? Vote.NONE };
       if (b.reason !== undefined) p.reason = b.reason;
       if (b.details !== undefined) p.details = b.details;
+      if (!b.prepareSent) p.unsent = true;
       return p;
     }),
     result,

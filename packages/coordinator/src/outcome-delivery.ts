@@ -40,9 +40,10 @@ export class OutcomeDelivery {
    * them acknowledged (never when the manager closes first).
    */
   deliver(tx: LiveTx, action: OutcomeAction, onAcknowledged: () => void): void {
-    // Rollback goes to every branch that did not itself refuse: a timed-out one may have prepared late.
-    // A branch that acknowledged already (before a restart) is not asked again: it may have forgotten the branch.
-    const targets = (action === BranchAction.COMMIT ? tx.branches : tx.branches.filter((b) => !b.refused)).filter((b) => !b.acked);
+    // Rollback goes to every branch that was sent a prepare and did not itself refuse: a timed-out one may
+    // have prepared late. A branch that acknowledged already (before a restart) is not asked again: it may have
+    // forgotten the branch.
+    const targets = (action === BranchAction.COMMIT ? tx.branches : tx.branches.filter((b) => b.prepareSent && !b.refused)).filter((b) => !b.acked);
     for (const b of targets) b.delivering = true;
     let acks = 0;
     const deliverOne = async (b: Branch): Promise<boolean> => {

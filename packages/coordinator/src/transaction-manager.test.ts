@@ -429,4 +429,29 @@ describe('TransactionManager', () => {
     assert.equal(failures.length, 2);
     await eventually(() => transport.count('rollback') === 1, 'the prepared branch is rolled back');
   });
+
+  it('a branch whose prepare was never sent (queued when the transaction aborted) gets no rollback, and is logged as never sent', async (t) => {
+    // payment's lane takes one prepare at a time and the first one never answers: the second transaction's waits.
+    const handler: FakeHandler = (item) => {
+      if (item.action !== 'prepare') return 'ok';
+      if (item.service === 'payment') return 'hang';
+      return { status: 'no', reason: 'OUT_OF_STOCK' };
+    };
+    const { manager, transport, store } = setup(t, handler, { scheduler: { initialLimit: 1, minLimit: 1, maxLimit: 1 } });
+    const payment = { service: 'payment', operations: [{ op: 'charge', args: { cents: 1 } }] };
+    const inventory = { service: 'inventory', operations: [{ op: 'reserve', args: { sku: 'a', qty: 1 } }] };
+    const first = manager.begin({ participants: [payment], timeoutMs: 1500 });
+    await eventually(() => transport.count('prepare', 'payment') === 1, 'the first prepare holds the lane');
+    const second = await manager.begin({ participants: [inventory, payment], timeoutMs: 1500, idempotencyKey: 'k-2' });
+    assert.equal(second.outcome, 'aborted');
+    const sentFor = (txId: string, action: 'prepare' | 'rollback') => transport.items(action).filter((i) => i.txId === txId && i.service === 'payment').length;
+    assert.equal(sentFor(second.txId, 'prepare'), 0, 'its prepare was still queued when the transaction aborted');
+    assert.equal(store.records.get(second.txId)?.participants.find((p) => p.service === 'payment')?.unsent, true, 'logged as never sent');
+    // The first one times out; its prepare was sent and may have prepared, so it is rolled back.
+    assert.equal((await first).outcome, 'aborted');
+    await manager.settled();
+    assert.ok(sentFor((await first).txId, 'rollback') >= 1);
+    assert.equal(sentFor(second.txId, 'rollback'), 0, 'nothing to roll back where nothing was sent');
+    assert.deepEqual(manager.inDoubt(0).filter((b) => b.txId === second.txId), []);
+  });
 });

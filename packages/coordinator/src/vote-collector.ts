@@ -104,12 +104,18 @@ export class VoteCollector {
       const release = await scheduler.acquire(branch.service, tx.createdAt, withdrawn);
       // Withdrawn while queued: nothing was sent for this attempt.
       if (!release) return tx.decided || isClosing() ? { vote: Vote.NONE, ...last } : { vote: Vote.NONE, reason: Reason.TIMEOUT };
+      // Decided while the slot was being granted: sending now would prepare a branch nobody rolls back.
+      if (tx.decided || isClosing()) {
+        release(0, false);
+        return { vote: Vote.NONE, ...last };
+      }
       const sentAt = performance.now();
       let answered = false;
       try {
         const sidecarUrl = registry.sidecarUrl(branch.service);
         if (sidecarUrl === undefined) throw new SidecarUnreachableError(`no sidecar address known for ${branch.service}`);
         branch.attempts += 1;
+        branch.prepareSent = true;
         const item: BranchItem = { action: BranchAction.PREPARE, txId: tx.txId, service: branch.service, operations: branch.operations, deadline };
         if (trace !== undefined) item.trace = trace;
         const result = await dispatcher.submit(sidecarUrl, item, Math.max(1, deadline - Date.now())).result;

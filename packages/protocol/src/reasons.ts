@@ -23,7 +23,7 @@ export const Reasons = {
   },
   SIDECAR_ERROR: {
     source: 'coordinator',
-    message: 'The participant\'s sidecar answered with an HTTP error status that names no txmesh code: check the sidecar\'s log; status and body are in details.',
+    message: 'The participant\'s sidecar answered with an HTTP error status that names no txmesh code: check the sidecar\'s log and its address; details give the status and the body\'s size (not the body: a registered address may point anywhere).',
   },
   BAD_ANSWER: {
     source: 'coordinator',

@@ -1,0 +1,61 @@
+/**
+ * Refusals that happen before any route runs, over a real socket (inject skips the parser and the socket):
+ * a URL too long for the parser, and an upload far over the body limit. Each must reach the caller as a
+ * catalogue answer, not as fastify's own body or a connection reset.
+ */
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { test, type TestContext } from 'node:test';
+import { startCoordinator } from './app.ts';
+
+async function coordinatorUrl(t: TestContext): Promise<URL> {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'txmesh-wire-'));
+  t.after(() => fs.rmSync(dataDir, { recursive: true, force: true }));
+  const coordinator = await startCoordinator({ shard: 0, shards: 1, dataDir, logLevel: 'silent' });
+  t.after(() => coordinator.close());
+  return new URL(coordinator.url);
+}
+
+test('a 20 KB URL is answered 431 TXM_HEADERS_TOO_LARGE', async (t) => {
+  const url = await coordinatorUrl(t);
+  const answer = await new Promise<string>((resolve, reject) => {
+    const socket = net.connect(Number(url.port), url.hostname, () => socket.write(`GET /v1/transactions/${'x'.repeat(20_000)} HTTP/1.1\r\nHost: x\r\n\r\n`));
+    let text = '';
+    socket.on('data', (chunk: Buffer) => (text += chunk.toString()));
+    socket.on('end', () => resolve(text));
+    socket.on('error', reject);
+  });
+  assert.match(answer, /^HTTP\/1\.1 431 /);
+  assert.equal((JSON.parse(answer.split('\r\n\r\n')[1] ?? '') as { error: { code: string } }).error.code, 'TXM_HEADERS_TOO_LARGE');
+});
+
+test('an upload of 5 MB is answered 413 TXM_BODY_TOO_LARGE, which the caller reads, rather than reset', async (t) => {
+  const url = await coordinatorUrl(t);
+  const size = 5 * 1024 * 1024;
+  const answer = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+    const req = http.request(new URL('/v1/transactions', url), { method: 'POST', headers: { 'content-type': 'application/json', 'content-length': String(size) } }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (body += chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    // The rest of the upload may meet a closed connection once the answer is sent: that is the server's right.
+    req.on('error', (err) => reject(err));
+    const chunk = Buffer.alloc(64 * 1024, 0x20);
+    let sent = 0;
+    const pump = (): void => {
+      while (sent < size) {
+        sent += chunk.length;
+        if (!req.write(chunk)) return void req.once('drain', pump);
+      }
+      req.end();
+    };
+    pump();
+  });
+  assert.equal(answer.status, 413);
+  assert.equal((JSON.parse(answer.body) as { error: { code: string } }).error.code, 'TXM_BODY_TOO_LARGE');
+});
