@@ -15,7 +15,7 @@ import {
   LIVENESS_STALL_MS,
   READINESS_STALL_MS,
   Paths,
-  REQUEST_TIMEOUT_MS,
+  SERVER_TIMEOUTS,
   TxmeshError,
   answerClientError,
   installTxmeshErrorHandlers,
@@ -146,13 +146,15 @@ export async function buildCoordinator(opts: CoordinatorOptions, parts: Coordina
     logger: serverLoggerOptions(`coordinator-${opts.shard}`, opts.logLevel, traceLogFields),
     bodyLimit: BODY_LIMIT_BYTES,
     schemaController: NO_SCHEMA_COMPILERS,
-    // A body trickling in forever would hold a socket forever; parser refusals get the catalogue's shape.
-    requestTimeout: REQUEST_TIMEOUT_MS,
+    // Parser refusals (and a body that trickles in past SERVER_TIMEOUTS, set in the factory) get the catalogue's shape.
     clientErrorHandler: answerClientError,
     // Past maxConnections a connection's requests are refused with a code before any route runs (probes
     // excepted); a TLS listener through the same factory keeps one instance type for both.
     serverFactory: (handler: http.RequestListener) =>
-      connections.attach(tls ? (https.createServer(tls, connections.wrap(handler)) as unknown as http.Server) : http.createServer(connections.wrap(handler)), tls !== undefined),
+      connections.attach(
+        tls ? (https.createServer({ ...tls, ...SERVER_TIMEOUTS }, connections.wrap(handler)) as unknown as http.Server) : http.createServer(SERVER_TIMEOUTS, connections.wrap(handler)),
+        tls !== undefined,
+      ),
     // Requests arriving while closing get TXM_SHUTTING_DOWN from the hook below, not fastify's code-less 503.
     return503OnClosing: false,
     // Errors fastify raises before routing (an undecodable URL) get our catalogue too.

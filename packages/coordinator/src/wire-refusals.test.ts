@@ -59,3 +59,24 @@ test('an upload of 5 MB is answered 413 TXM_BODY_TOO_LARGE, which the caller rea
   assert.equal(answer.status, 413);
   assert.equal((JSON.parse(answer.body) as { error: { code: string } }).error.code, 'TXM_BODY_TOO_LARGE');
 });
+
+test('the socket timeouts are txmesh\'s, not Node\'s defaults: an idle keep-alive connection outlives 5 s', async (t) => {
+  const url = await coordinatorUrl(t);
+  const socket = net.connect(Number(url.port), url.hostname);
+  t.after(() => socket.destroy());
+  let text = '';
+  socket.on('data', (chunk: Buffer) => (text += chunk.toString()));
+  const ask = async (): Promise<void> => {
+    const before = text.length;
+    socket.write('GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n');
+    const deadline = Date.now() + 5000;
+    while (!text.slice(before).includes('"ok":true') && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+    assert.match(text.slice(before), /^HTTP\/1\.1 200 /);
+  };
+  await ask();
+  assert.match(text, /Keep-Alive: timeout=72/i, 'the server tells pooled clients how long it keeps an idle connection');
+  // Node's default (5 s) closed idle connections under clients that were about to reuse them: a reset request.
+  await new Promise((resolve) => setTimeout(resolve, 5500));
+  assert.equal(socket.destroyed || socket.readableEnded, false, 'still open after 5.5 s idle');
+  await ask();
+});

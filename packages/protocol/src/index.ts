@@ -13,3 +13,4 @@ export * from './credentials.ts';
 export * from './client-error-answer.ts';
 export * from './connection-cap.ts';
 export * from './probe-listener.ts';
+export * from './server-timeouts.ts';

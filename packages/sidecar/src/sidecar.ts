@@ -17,7 +17,7 @@ import {
   Paths,
   PROTOCOL_VERSION,
   SpanNames,
-  REQUEST_TIMEOUT_MS,
+  SERVER_TIMEOUTS,
   TxmeshError,
   answerClientError,
   assertServiceProof,
@@ -127,7 +127,7 @@ async function assembleSidecar(opts: SidecarOptions): Promise<AssembledSidecar> 
     schemaController: NO_SCHEMA_COMPILERS,
     // Batches of a few thousand items with operations exceed fastify's 1 MiB default; the participant takes the same.
     bodyLimit: MAX_BATCH_BODY_BYTES,
-    requestTimeout: REQUEST_TIMEOUT_MS,
+    // Parser refusals (and a body that trickles in past SERVER_TIMEOUTS, set in the factory) get the catalogue's shape.
     clientErrorHandler: answerClientError,
     // Requests arriving while closing get TXM_SHUTTING_DOWN from the hook below, not fastify's code-less 503.
     return503OnClosing: false,
@@ -139,7 +139,7 @@ async function assembleSidecar(opts: SidecarOptions): Promise<AssembledSidecar> 
       };
       // Past maxConnections a connection's requests (proxied ones too) are refused with a code, probes excepted.
       const capped = connections.wrap(route);
-      return connections.attach(o.tls ? (https.createServer(o.tls, capped) as unknown as http.Server) : http.createServer(capped), o.tls !== undefined);
+      return connections.attach(o.tls ? (https.createServer({ ...o.tls, ...SERVER_TIMEOUTS }, capped) as unknown as http.Server) : http.createServer(SERVER_TIMEOUTS, capped), o.tls !== undefined);
     },
   });
   proxy = createServiceProxy(o.serviceUrl, monitor, app.log, o.proxyTimeoutMs, metrics);

@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { Decision, TxmeshError, newTxId } from '@txmesh/protocol';
-import { startSidecar } from './sidecar.ts';
+import { Decision, KEEP_ALIVE_TIMEOUT_MS, REQUEST_TIMEOUT_MS, TxmeshError, newTxId } from '@txmesh/protocol';
+import { buildSidecar, startSidecar } from './sidecar.ts';
 import { SqlitePreparedStore } from './sqlite-prepared-store.ts';
 import { deadUrl, startFakeCoordinator, startFakeService, tempDir, waitFor, readJson } from './test-fakes.ts';
 
@@ -129,6 +129,13 @@ describe('startSidecar', () => {
     // Neither the batch route nor the proxy is reachable there.
     for (const path of ['/txmesh/v1/batch', '/anything']) assert.equal((await fetch(`${sidecar.probeUrl}${path}`)).status, 404);
     await assert.rejects(startSidecar({ service: 'ok', serviceUrl: service.url, coordinatorUrls: [], dataDir: tempDir(t), probePort: 70000 }), /probePort must be an integer from 0 to 65535/);
+  });
+
+  it('its server takes txmesh\'s socket timeouts (fastify leaves Node\'s defaults behind a serverFactory)', async (t) => {
+    const sidecar = await buildSidecar({ service: 'inventory', serviceUrl: 'http://127.0.0.1:1', coordinatorUrls: [], dataDir: tempDir(t), logLevel: 'silent' });
+    t.after(() => sidecar.close());
+    const { requestTimeout, headersTimeout, keepAliveTimeout } = sidecar.app.server;
+    assert.deepEqual({ requestTimeout, headersTimeout, keepAliveTimeout }, { requestTimeout: REQUEST_TIMEOUT_MS, headersTimeout: REQUEST_TIMEOUT_MS, keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS });
   });
 
   it('refuses bad options with a TxmeshError', async (t) => {
