@@ -120,9 +120,15 @@ export function decisionLogPath(dataDir: string, shard: number): string {
 
 const COORDINATOR_PROBES: readonly string[] = [Paths.COORDINATOR_HEALTH, Paths.COORDINATOR_READY];
 
-/** The probes are answered on any connection, however crowded the port (a liveness probe must not fail then). */
-function isCoordinatorProbe(path: string): boolean {
-  return COORDINATOR_PROBES.includes(path);
+/**
+ * Served on any connection, however crowded the port: the probes (a liveness probe must not fail then) and what
+ * sidecars call (registration heartbeats, wait-for reports, decision look-ups), a few calls per sidecar per
+ * second. Refused with the crowd of clients, the heartbeats let registrations lapse and every begin met
+ * TXM_UNKNOWN_SERVICE for the rest of the overload.
+ */
+function servedPastTheCap(path: string): boolean {
+  if (COORDINATOR_PROBES.includes(path) || path === Paths.SERVICES || path === Paths.WAIT_FOR) return true;
+  return path.startsWith(`${Paths.TRANSACTIONS}/`) && path.endsWith('/decision');
 }
 
 interface TxIdParams {
@@ -140,7 +146,7 @@ export async function buildCoordinator(opts: CoordinatorOptions, parts: Coordina
   const role = `coordinator shard ${opts.shard} of ${opts.shards}`;
   let phase: 'recovering' | 'ready' | 'closing' = 'recovering';
   const tls = opts.tls;
-  const connections = new ConnectionCap(opts.maxConnections ?? DEFAULT_MAX_CONNECTIONS, isCoordinatorProbe);
+  const connections = new ConnectionCap(opts.maxConnections ?? DEFAULT_MAX_CONNECTIONS, servedPastTheCap);
   const app = Fastify({
     // Lines logged inside a transaction's span carry its trace_id and span_id.
     logger: serverLoggerOptions(`coordinator-${opts.shard}`, opts.logLevel, traceLogFields),

@@ -80,3 +80,30 @@ test('the socket timeouts are txmesh\'s, not Node\'s defaults: an idle keep-aliv
   assert.equal(socket.destroyed || socket.readableEnded, false, 'still open after 5.5 s idle');
   await ask();
 });
+
+test('past --max-connections a client is refused, but a sidecar\'s heartbeat and decision look-up are served', async (t) => {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'txmesh-wire-'));
+  t.after(() => fs.rmSync(dataDir, { recursive: true, force: true }));
+  const coordinator = await startCoordinator({ shard: 0, shards: 1, dataDir, logLevel: 'silent', maxConnections: 1 });
+  t.after(() => coordinator.close());
+  // The one connection the cap allows stays open and busy with nothing.
+  const holder = net.connect(Number(new URL(coordinator.url).port), '127.0.0.1');
+  t.after(() => holder.destroy());
+  await new Promise((resolve) => holder.once('connect', resolve));
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  const call = (path: string, body?: object) =>
+    fetch(`${coordinator.url}${path}`, {
+      method: body ? 'POST' : 'GET',
+      headers: { 'content-type': 'application/json', connection: 'close' },
+      ...(body ? { body: JSON.stringify(body) } : {}),
+    });
+  const begin = await call('/v1/transactions', { participants: [{ service: 'inventory', operations: [{ op: 'x' }] }] });
+  assert.equal(begin.status, 429);
+  assert.equal(((await begin.json()) as { error: { code: string } }).error.code, 'TXM_OVERLOADED');
+  const heartbeat = await call('/v1/services', { service: 'inventory', sidecarUrl: 'http://127.0.0.1:1' });
+  assert.equal(heartbeat.status, 200, 'a registration lapsing under a crowd of clients would refuse every begin');
+  const decision = await call('/v1/transactions/0-mwzbkvan-4490bc58b3d242c1/decision');
+  assert.notEqual(decision.status, 429);
+  // Before the coordinator closes: it waits for its open connections.
+  holder.destroy();
+});

@@ -4,7 +4,7 @@
  * connection is an *excess* one: each request on it is answered at once with TXM_OVERLOADED (429,
  * Retry-After, Connection: close) before any route, parser or hook runs, and the socket closes after the
  * answer. A probe (health, readiness) is served on any connection, so a liveness probe never fails because
- * clients crowd the port. Used by the coordinator and the sidecar through their serverFactory.
+ * clients crowd the port; so are, at the coordinator, the few calls sidecars make (their heartbeats). Used by the coordinator and the sidecar through their serverFactory.
  */
 import type { IncomingMessage, RequestListener, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
@@ -26,16 +26,17 @@ export interface ConnectionCapStats {
 
 export class ConnectionCap {
   readonly #max: number;
-  readonly #isProbe: (path: string) => boolean;
+  /** Paths served on an excess connection too (the probes; at the coordinator, the sidecars' calls). */
+  readonly #servedPastCap: (path: string) => boolean;
   /** Sockets over the cap when they arrived: decided once, when the connection opens. */
   readonly #excess = new WeakSet<Socket>();
   #open = 0;
   #refused = 0;
 
-  constructor(maxConnections: number, isProbe: (path: string) => boolean) {
+  constructor(maxConnections: number, servedPastCap: (path: string) => boolean) {
     if (!Number.isInteger(maxConnections) || maxConnections < 1) throw new RangeError(`maxConnections must be a positive integer, got ${maxConnections}`);
     this.#max = maxConnections;
-    this.#isProbe = isProbe;
+    this.#servedPastCap = servedPastCap;
   }
 
   stats(): ConnectionCapStats {
@@ -45,7 +46,7 @@ export class ConnectionCap {
   /** Wraps the server's request listener: excess connections get their answer here. */
   wrap(listener: RequestListener): RequestListener {
     return (req, res) => {
-      if (this.#excess.has(req.socket) && !this.#isProbe(pathOf(req))) this.#refuse(res);
+      if (this.#excess.has(req.socket) && !this.#servedPastCap(pathOf(req))) this.#refuse(res);
       else listener(req, res);
     };
   }

@@ -100,12 +100,19 @@ test('begin requests: each kind of bad input is refused with its code', () => {
   assert.equal(code({ ...ok, idempotencyKey: '' }), 'TXM_BAD_REQUEST');
   const many = Array.from({ length: DEFAULT_LIMITS.maxParticipants + 1 }, (_, i) => ({ service: `s${i}`, operations: [{ op: 'x' }] }));
   assert.equal(code({ participants: many }), 'TXM_TOO_MANY_PARTICIPANTS');
+  // One participant may not bring more operations than the limit (each is work and locks at the service).
+  const ops = (n: number) => Array.from({ length: n }, (_, i) => ({ op: `op${i}` }));
+  assert.equal(code({ participants: [{ service: 'inventory', operations: ops(DEFAULT_LIMITS.maxOperationsPerParticipant) }] }), 'accepted');
+  assert.equal(code({ participants: [{ service: 'inventory', operations: ops(DEFAULT_LIMITS.maxOperationsPerParticipant + 1) }] }), 'TXM_BAD_REQUEST');
 });
 
 test('batch requests: version, actions and ids are checked', () => {
   const txId = newTxId(0);
   const good = { protocolVersion: PROTOCOL_VERSION, items: [{ action: 'prepare', txId, service: 's', operations: [{ op: 'x' }], deadline: 5 }] };
   assert.equal(validateBatchRequest(good).items.length, 1);
+  // A forged or broken prepare with more operations than a coordinator would ever send is refused whole.
+  const tooMany = Array.from({ length: DEFAULT_LIMITS.maxOperationsPerParticipant + 1 }, () => ({ op: 'x' }));
+  assert.throws(() => validateBatchRequest({ ...good, items: [{ ...good.items[0], operations: tooMany }] }), { code: 'TXM_BAD_REQUEST' });
   assert.throws(() => validateBatchRequest({ ...good, protocolVersion: 99 }), { code: 'TXM_PROTOCOL_VERSION' });
   assert.throws(() => validateBatchRequest({ protocolVersion: PROTOCOL_VERSION, items: [{ action: 'prepare', txId, service: 's' }] }), { code: 'TXM_BAD_REQUEST' });
   assert.throws(() => validateBatchRequest({ protocolVersion: PROTOCOL_VERSION, items: [{ action: 'drop', txId, service: 's' }] }), { code: 'TXM_BAD_REQUEST' });
