@@ -7,7 +7,7 @@ import { createTxmeshClient } from '@txmesh/client';
 import type { Outcome } from '@txmesh/protocol';
 import { closedLoop } from './bench-closed-loop.ts';
 import { round } from './bench-math.ts';
-import { BENCH_CATALOG, QUIESCE_TIMEOUT_MS, clientConnections, type BenchOptions } from './bench-options.ts';
+import { BENCH_CATALOG, QUIESCE_TIMEOUT_MS, clientConnections, shardMaxConnections, type BenchOptions } from './bench-options.ts';
 import { processMemoryMb } from './bench-process.ts';
 import { runFigures, type RunFigures, type RunSpec } from './bench-run-figures.ts';
 import { members, snapshot, waitForDrain, type Snapshot } from './bench-snapshot.ts';
@@ -25,7 +25,8 @@ export async function runCluster(spec: RunSpec, options: BenchOptions, say: (lin
   // TXMESH_PROFILE_DIR=<dir> writes a V8 CPU profile of every member (as for `txmesh demo`).
   const profileDir = process.env.TXMESH_PROFILE_DIR;
   const nodeArgs = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${join(profileDir, spec.label)}`] : [];
-  const cluster = await Cluster.start({ shards: options.shards, catalog: BENCH_CATALOG, env: { TXMESH_LOG_LEVEL: 'warn', ...spec.env }, memberEnv, nodeArgs });
+  const coordinatorArgs = ['--max-connections', String(shardMaxConnections(options))];
+  const cluster = await Cluster.start({ shards: options.shards, catalog: BENCH_CATALOG, env: { TXMESH_LOG_LEVEL: 'warn', ...spec.env }, memberEnv, nodeArgs, coordinatorArgs });
   const startupMs = Object.fromEntries(members(cluster).map((m) => [m.name, round(m.startupMs ?? NaN, 0)]));
   const client = createTxmeshClient({ coordinatorUrls: cluster.coordinatorUrls, connections: clientConnections(options), overloadRetries: 0, ...cluster.clientOptions });
   let failed = true;

@@ -59,3 +59,12 @@ export const QUIESCE_TIMEOUT_MS = 120_000;
 export function clientConnections(options: BenchOptions): number {
   return options.concurrency;
 }
+
+/**
+ * The shards' --max-connections for a bench: the client's connections plus room for the sidecars, their
+ * heartbeats and the bench's own stats requests. At the default cap (1000) a concurrency-1000 bench filled
+ * it with its own callers, and everything else was refused.
+ */
+export function shardMaxConnections(options: BenchOptions): number {
+  return Math.max(1000, clientConnections(options) + 256);
+}
