@@ -44,7 +44,7 @@ export interface DemoSummary extends Omit<VerifyReport, 'problems'> {
 }
 
 /** Aborts caused by concurrency, not by the business: the order is worth placing again. */
-const RETRYABLE_REASONS = new Set(['LOCK_CONFLICT', 'LOCK_TIMEOUT']);
+const RETRYABLE_REASONS = new Set(['LOCK_CONFLICT', 'LOCK_TIMEOUT', 'DEADLOCK']);
 const MAX_RUNS_PER_ORDER = 4;
 
 export function percentile(sorted: number[], p: number): number {
