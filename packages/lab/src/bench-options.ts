@@ -3,6 +3,7 @@
  * in each mode. Every run of one invocation uses the same client, concurrency, durations and seed.
  */
 import type { CatalogOptions, EcommerceService } from '@txmesh/example-ecommerce';
+import { DEFAULT_MAX_CONNECTIONS } from '@txmesh/protocol';
 
 export interface BenchOptions {
   concurrency: number;
@@ -62,9 +63,9 @@ export function clientConnections(options: BenchOptions): number {
 
 /**
  * The shards' --max-connections for a bench: the client's connections plus room for the sidecars, their
- * heartbeats and the bench's own stats requests. At the default cap (1000) a concurrency-1000 bench filled
- * it with its own callers, and everything else was refused.
+ * heartbeats and the bench's own stats requests. At the default cap a concurrency-1000 bench filled it with
+ * its own callers, and everything else was refused.
  */
 export function shardMaxConnections(options: BenchOptions): number {
-  return Math.max(1000, clientConnections(options) + 256);
+  return Math.max(DEFAULT_MAX_CONNECTIONS, clientConnections(options) + 256);
 }
