@@ -2,10 +2,11 @@
  * The payment service over PostgreSQL in native two-phase-commit mode: the same routes as its SQLite twin
  * (participant routes, /health, /ready, /admin/summary, /accounts/:id), its data in the given database.
  */
+import http from 'node:http';
 import Fastify, { type FastifyInstance } from 'fastify';
 import pg from 'pg';
 import { createPgParticipant, type PgParticipant } from '@txmesh/participant-sdk';
-import { NO_SCHEMA_COMPILERS, REQUEST_TIMEOUT_MS, TxmeshError, answerClientError, installTxmeshErrorHandlers, serverLoggerOptions, type ReadyAnswer } from '@txmesh/protocol';
+import { NO_SCHEMA_COMPILERS, SERVER_TIMEOUTS, TxmeshError, answerClientError, installTxmeshErrorHandlers, serverLoggerOptions, type ReadyAnswer } from '@txmesh/protocol';
 import { closeOnce, type BuiltService } from './built-service.ts';
 import { resolveCatalog, type CatalogOptions } from './catalog.ts';
 import { checkPgPayment, migratePgPayment, pgCharge } from './payment-pg.ts';
@@ -46,7 +47,9 @@ export async function buildPgPaymentService(opts: BuildPgPaymentOptions): Promis
     const server = Fastify({
       logger: serverLoggerOptions('service-payment', opts.logLevel),
       schemaController: NO_SCHEMA_COMPILERS,
-      requestTimeout: REQUEST_TIMEOUT_MS,
+      // txmesh's socket timeouts (fastify applies only requestTimeout itself, checked every 30 s): a slow
+      // client is answered 408 TXM_REQUEST_TIMEOUT within 35 s, as at the coordinator and the sidecar.
+      serverFactory: (handler) => http.createServer(SERVER_TIMEOUTS, handler),
       clientErrorHandler: answerClientError,
     });
     app = server;

@@ -3,9 +3,10 @@
  * mounted, health and admin summary routes, and its business routes.
  */
 import type { AddressInfo } from 'node:net';
+import http from 'node:http';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { createParticipant, openParticipantDatabase } from '@txmesh/participant-sdk';
-import { NO_SCHEMA_COMPILERS, Paths, REQUEST_TIMEOUT_MS, answerClientError, installTxmeshErrorHandlers, serverLoggerOptions, type ReadyAnswer } from '@txmesh/protocol';
+import { NO_SCHEMA_COMPILERS, Paths, SERVER_TIMEOUTS, answerClientError, installTxmeshErrorHandlers, serverLoggerOptions, type ReadyAnswer } from '@txmesh/protocol';
 import { buildPgPaymentService } from './app-pg.ts';
 import { closeOnce, type BuiltService } from './built-service.ts';
 import { resolveCatalog, type CatalogOptions } from './catalog.ts';
@@ -104,7 +105,9 @@ export async function buildEcommerceService(
     participant = created;
     const server = Fastify({
       logger: serverLoggerOptions(`service-${name}`, opts.logLevel),
-      requestTimeout: REQUEST_TIMEOUT_MS,
+      // txmesh's socket timeouts (fastify applies only requestTimeout itself, checked every 30 s): a slow
+      // client is answered 408 TXM_REQUEST_TIMEOUT within 35 s, as at the coordinator and the sidecar.
+      serverFactory: (handler) => http.createServer(SERVER_TIMEOUTS, handler),
       clientErrorHandler: answerClientError,
       schemaController: NO_SCHEMA_COMPILERS,
     });
