@@ -9,12 +9,17 @@ import { test } from 'node:test';
 import { Agent, request } from 'undici';
 import { seededRandom } from '@txmesh/example-ecommerce';
 import { CallerRole, ErrorCodes, PROTOCOL_VERSION, authorizationHeader, isErrorCode, newTxId } from '@txmesh/protocol';
+import { processMemoryMb, type Member } from '@txmesh/lab';
 import { branchRowCount, goodOrder, startTestCluster, summaries } from './helpers.ts';
 
 const SEED = Number(process.env.TXMESH_FUZZ_SEED ?? 20_261_127);
 const UNAUTHENTICATED_REQUESTS = 6_000;
 const AUTHENTICATED_REQUESTS = 4_500;
 const PARALLEL = 24;
+/** Refused requests leave nothing behind: a member's RSS over the second half of them may drift this much. */
+const MAX_DRIFT_MB = 16;
+/** And no member may ever reach this multiple of its resident memory before the fuzz (the issue saw a sidecar at 2.8x). */
+const MAX_PEAK_RATIO = 2;
 
 type Rng = () => number;
 const pick = <T>(rng: Rng, items: readonly T[]): T => items[Math.floor(rng() * items.length)]!;
@@ -52,6 +57,15 @@ function mutate(rng: Rng, value: unknown, budget = 3): unknown {
     (copy as Record<string, unknown>)[pick(rng, ['__proto__', 'constructor', 'extra', 'items', 'service', 'deadline'])] = pick(rng, JUNK);
   }
   return copy;
+}
+
+/** Resident memory of each member now, and its peak so far (VmHWM), from /proc. */
+function memoryOf(members: readonly Member[]): Map<string, { rssMb: number; peakRssMb: number }> {
+  return new Map(members.map((member) => {
+    const memory = processMemoryMb(member.pid);
+    assert.ok(memory, `${member.name}: no /proc entry`);
+    return [member.name, memory];
+  }));
 }
 
 interface Shot {
@@ -164,10 +178,15 @@ test('fuzz: every component answers mutated requests with no 5xx, catalogue refu
     }));
   }
 
+  const members = [...cluster.coordinators, ...cluster.services.values(), ...cluster.sidecars.values()];
   const rowsBefore = branchRowCount(cluster.dataDir);
   const summariesBefore = await summaries(cluster);
+  const memoryBefore = memoryOf(members);
   const startedAt = Date.now();
-  await run(UNAUTHENTICATED_REQUESTS, false);
+  await run(UNAUTHENTICATED_REQUESTS / 2, false);
+  const memoryHalfway = memoryOf(members);
+  await run(UNAUTHENTICATED_REQUESTS / 2, false);
+  const memoryRefused = memoryOf(members);
   assert.deepEqual(failures.slice(0, 20), [], `${failures.length} failures without credentials`);
   assert.equal(branchRowCount(cluster.dataDir), rowsBefore, 'no branch row written by a request without a valid credential');
   assert.deepEqual(await summaries(cluster), summariesBefore, 'no business change without a valid credential');
@@ -177,7 +196,16 @@ test('fuzz: every component answers mutated requests with no 5xx, catalogue refu
   process.stdout.write(`# fuzz: ${tally.sent} answers in ${seconds.toFixed(1)} s (${tally.ok} 2xx, ${tally.refused} refusals; ${[...tally.byStatus].sort((a, b) => a[0] - b[0]).map(([s, n]) => `${s}:${n}`).join(' ')})\n`);
   assert.deepEqual(failures.slice(0, 20), [], `${failures.length} failures with credentials`);
   assert.ok(tally.sent >= 10_000, `${tally.sent} requests answered`);
-  for (const member of [...cluster.coordinators, ...cluster.services.values(), ...cluster.sidecars.values()]) assert.ok(member.running, `${member.name} is still running`);
+  for (const member of members) assert.ok(member.running, `${member.name} is still running`);
+  // Memory: bounded by the connections and the body limits, not by how many requests were refused.
+  const memoryAfter = memoryOf(members);
+  process.stdout.write(`# fuzz RSS MB (before, halfway, after refusals, peak): ${members.map((m) => `${m.name} ${memoryBefore.get(m.name)!.rssMb}, ${memoryHalfway.get(m.name)!.rssMb}, ${memoryRefused.get(m.name)!.rssMb}, ${memoryAfter.get(m.name)!.peakRssMb}`).join('; ')}\n`);
+  for (const member of members) {
+    const before = memoryBefore.get(member.name)!.rssMb;
+    assert.ok(memoryAfter.get(member.name)!.peakRssMb <= before * MAX_PEAK_RATIO, `${member.name}: peak RSS ${memoryAfter.get(member.name)!.peakRssMb} MB, ${before} MB before the fuzz`);
+    const drift = memoryRefused.get(member.name)!.rssMb - memoryHalfway.get(member.name)!.rssMb;
+    assert.ok(drift <= MAX_DRIFT_MB, `${member.name}: RSS grew ${drift.toFixed(1)} MB over the second half of the refused requests`);
+  }
   const after = await summaries(cluster);
   for (const [name, summary] of after) assert.ok(summary.ok, `${name}: ${summary.problems.join('; ')}`);
 });
