@@ -109,6 +109,10 @@ test('the default metrics port taken falls back to a free one; a port given with
   assert.ok(metricsUrl && new URL(metricsUrl).port !== String(DEFAULT_METRICS_PORT), `another port: ${coordinator.stdout()}`);
   assert.match(coordinator.stderr(), new RegExp(`the default metrics port ${DEFAULT_METRICS_PORT} is in use on 127\\.0\\.0\\.1; /metrics is on port ${new URL(metricsUrl).port}`));
   assert.match(await scrape(metricsUrl), /txmesh_build_info/);
+  // Anything else on that port is refused in the catalogue's shape.
+  const other = await fetch(new URL('/nope', metricsUrl), { method: 'POST' });
+  assert.equal(other.status, 404);
+  assert.equal(((await other.json()) as { error: { code: string } }).error.code, 'TXM_NOT_FOUND');
 
   const refused = await runTxmesh(t, ['coordinator', '--port', '0', '--data', dir, '--insecure', '--metrics-port', String(DEFAULT_METRICS_PORT)]);
   assert.equal(refused.code, 2);

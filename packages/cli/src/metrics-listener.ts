@@ -5,6 +5,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { TxmeshError } from '@txmesh/protocol';
 import { UsageError } from './args.ts';
 import type { TelemetryOptions } from './telemetry-options.ts';
 
@@ -43,7 +44,9 @@ function listenMetricsOn(handler: MetricsHandler, host: string, port: number): P
       handler(request, response);
       return;
     }
-    response.writeHead(404, { 'content-type': 'text/plain' }).end('GET /metrics\n');
+    // A refusal in the catalogue's shape, like every other txmesh listener's.
+    const error = new TxmeshError('TXM_NOT_FOUND', `this port serves only GET /metrics, not ${request.method ?? '?'} ${path}`);
+    response.writeHead(error.status, { 'content-type': 'application/json; charset=utf-8' }).end(JSON.stringify(error.toBody()));
   });
   // Scrapes come and go: an idle keep-alive connection must not hold the process open at shutdown.
   server.keepAliveTimeout = 5_000;

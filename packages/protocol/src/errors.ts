@@ -34,7 +34,7 @@ export const ErrorCodes = {
   TXM_UNKNOWN_OPERATION: { status: 400, message: 'The participant has no handler for this operation name: check the op against the service documentation.' },
   TXM_PROTOCOL_VERSION: { status: 400, message: 'The peer speaks another txmesh protocol version: upgrade the older component.' },
   TXM_SERVICE_UNREACHABLE: { status: 502, message: 'The service behind this sidecar did not answer: check that it is running and that its URL is right.' },
-  TXM_COMMIT_WITHOUT_PREPARE: { status: 409, message: 'Commit arrived for a branch that never prepared here: this indicates a protocol bug or a lost participant database.' },
+  TXM_COMMIT_WITHOUT_PREPARE: { status: 409, message: "Commit arrived for a branch that never prepared here (its database was lost or replaced, or the branch was never sent a prepare): nothing was applied; restore the participant's database, or settle the branch by hand (it is listed by GET /v1/in-doubt)." },
   TXM_COORDINATOR_UNREACHABLE: { status: 503, message: 'The coordinator did not answer, so the outcome is unknown: resend with the same idempotencyKey or poll the transaction status.' },
   TXM_OUTCOME_UNKNOWN: { status: 503, message: 'The coordinator could not make its decision durable and stops; its log settles the outcome when it restarts: poll the transaction or resend with the same idempotencyKey.' },
   TXM_BAD_INJECTION: { status: 400, message: 'The pod asks for a txmesh sidecar (txmesh.io/inject: "true") but its annotations are not usable: set txmesh.io/service to the service name and txmesh.io/app-port to the port the app listens on.' },
