@@ -45,11 +45,13 @@ export interface OverloadReport {
    * would count as failed (not 200, or no answer), `failures` the same by path and status and code or socket error
    * (e.g. "/v1/ready 503 TXM_STALLED").
    */
-  probes: { sent: number; answered: number; failed: number; failures: Record<string, number>; p50Ms: number; p99Ms: number; maxMs: number; over100Ms: number };
+  probes: { sent: number; answered: number; failed: number; failures: Record<string, number>; p50Ms: number; p99Ms: number; maxMs: number; over100Ms: number; slowest: { atMs: number; path: string; ms: number }[] };
   coordinatorRssMb?: number;
   coordinatorPeakRssMb?: number;
   /** The shard's own count of requests refused on connections past the cap. */
   refusedByConnectionCap?: number;
+  /** Requests the shard's turn budget made wait for a later event-loop turn, and the most waiting at once. */
+  deferredToLaterTurns?: { deferred: number; maxQueued: number };
 }
 
 function count(map: Record<string, number>, key: string): void {
@@ -95,6 +97,7 @@ interface ProberOutput {
   latencies: number[];
   failures: Record<string, number>;
   unanswered: number;
+  slow: { atMs: number; path: string; ms: number }[];
 }
 
 /** Runs overload-prober.js in its own process until `stopAt`; resolves with what it measured. */
@@ -118,8 +121,11 @@ function runProber(urls: string[], stopAt: number, everyMs: number): Promise<Pro
 export async function runOverloadBench(o: OverloadBenchOptions): Promise<OverloadReport> {
   const probePort = o.probePort ? await freePort() : undefined;
   o.out.write(`starting 1 shard (--max-connections ${o.maxConnections}), 4 services (inventory answers in ${o.slowMs} ms), 4 sidecars\n`);
+  // TXMESH_PROFILE_DIR=<dir> writes a V8 CPU profile of every member (as for `txmesh bench`).
+  const profileDir = process.env.TXMESH_PROFILE_DIR;
   const cluster = await Cluster.start({
     catalog: { skus: 50, stockPerSku: 1_000_000, accounts: 50, balancePerAccount: 1_000_000_000 },
+    ...(profileDir ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] } : {}),
     coordinatorArgs: ['--max-connections', String(o.maxConnections), ...(probePort === undefined ? [] : ['--probe-port', String(probePort)])],
     memberEnv: { 'service-inventory': { TXMESH_SLOW_MS: String(o.slowMs), TXMESH_SLOW_CPU_MS: '0' } },
     env: { TXMESH_LOG_LEVEL: 'error' },
@@ -160,7 +166,7 @@ export async function runOverloadBench(o: OverloadBenchOptions): Promise<Overloa
     // The clients' connections go first: past the cap, this request would be refused too.
     agent.destroy();
     await sleep(200);
-    const stats = (await (await fetch(new URL(Paths.COORDINATOR_STATS, base))).json()) as { connections?: { refused: number } };
+    const stats = (await (await fetch(new URL(Paths.COORDINATOR_STATS, base))).json()) as { connections?: { refused: number }; turns?: { deferred: number; maxQueued: number } };
     const latencies = probed.latencies.sort((a, b) => a - b);
     const probesFailed = Object.values(probed.failures).reduce((sum, n) => sum + n, 0);
     const report: OverloadReport = {
@@ -180,6 +186,8 @@ export async function runOverloadBench(o: OverloadBenchOptions): Promise<Overloa
         p99Ms: round(percentile(latencies, 99), 1),
         maxMs: round(latencies.at(-1) ?? 0, 1),
         over100Ms: latencies.filter((ms) => ms > 100).length,
+        // When in the run the worst ones were sent (ms since the prober started): a burst at the start, or all along.
+        slowest: probed.slow.sort((a, b) => b.ms - a.ms).slice(0, 5),
       },
     };
     if (peak) {
@@ -187,6 +195,7 @@ export async function runOverloadBench(o: OverloadBenchOptions): Promise<Overloa
       report.coordinatorPeakRssMb = peak.peakRssMb;
     }
     if (stats.connections) report.refusedByConnectionCap = stats.connections.refused;
+    if (stats.turns) report.deferredToLaterTurns = { deferred: stats.turns.deferred, maxQueued: stats.turns.maxQueued };
     return report;
   } finally {
     agent.destroy();

@@ -44,14 +44,20 @@ const everyMs = Number(interval);
 const latencies: number[] = [];
 /** Probes not answered 200 (a kubelet counts them as failed), by path and status and code or socket error. */
 const failures: Record<string, number> = {};
+/** Probes answered after more than 100 ms: when they were sent (ms since the prober started), path and latency. */
+const slow: { atMs: number; path: string; ms: number }[] = [];
+const startedAt = Date.now();
 let unanswered = 0;
-while (Date.now() < stopAt) {
+// At least one round, even when this process started late (a loaded machine): a run with no probe measured nothing.
+do {
   const tick = new Promise((resolve) => setTimeout(resolve, everyMs));
   for (const url of urls) {
     let failure: string | undefined;
+    const sentAt = Date.now() - startedAt;
     try {
       const answer = await probe(url);
       latencies.push(answer.ms);
+      if (answer.ms > 100) slow.push({ atMs: sentAt, path: new URL(url).pathname, ms: Math.round(answer.ms) });
       if (answer.label !== '200') failure = answer.label;
     } catch (err) {
       unanswered += 1;
@@ -63,5 +69,5 @@ while (Date.now() < stopAt) {
     }
   }
   await tick;
-}
-process.stdout.write(`${JSON.stringify({ latencies, failures, unanswered })}\n`);
+} while (Date.now() < stopAt);
+process.stdout.write(`${JSON.stringify({ latencies, failures, unanswered, slow })}\n`);
