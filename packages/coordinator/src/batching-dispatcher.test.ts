@@ -133,6 +133,36 @@ describe('BatchingDispatcher', () => {
     dispatcher.close();
   });
 
+  it('sends an item marked alone at once as its own request, past a full lane, and without taking its slot', async () => {
+    const answers: (() => void)[] = [];
+    const sent: string[][] = [];
+    const transport = {
+      send: (_url: string, items: BranchItem[]) => {
+        sent.push(items.map((i) => i.txId.slice(-1)));
+        return new Promise<{ protocolVersion: number; results: { txId: string; action: BranchItem['action']; status: 'ok' }[] }>((resolve) =>
+          answers.push(() => resolve({ protocolVersion: PROTOCOL_VERSION, results: items.map((i) => ({ txId: i.txId, action: i.action, status: 'ok' })) })),
+        );
+      },
+    };
+    const dispatcher = new BatchingDispatcher(transport, { maxInFlightBatches: 1, maxWindowMs: 60_000 });
+    const first = dispatcher.submit('http://a', prepareItem(1), 60_000);
+    await first.sent;
+    const held = dispatcher.submit('http://a', prepareItem(2), 60_000);
+    const alone = dispatcher.submit('http://a', prepareItem(3), 60_000, { alone: true });
+    await alone.sent;
+    assert.deepEqual(sent, [['1'], ['3']], 'the lane is full (item 2 waits) but the lone item left at once, by itself');
+    answers[1]!();
+    assert.equal((await alone.result).status, 'ok');
+    for (let turn = 0; turn < 5; turn++) await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(sent, [['1'], ['3']], 'its answer freed no lane slot: item 2 still waits for the first batch');
+    answers[0]!();
+    await held.sent;
+    assert.deepEqual(sent, [['1'], ['3'], ['2']]);
+    answers[2]!();
+    await Promise.all([first.result, held.result]);
+    dispatcher.close();
+  });
+
   it('naive mode sends every item as its own request at once', async () => {
     const transport = new FakeTransport();
     const dispatcher = new BatchingDispatcher(transport, { batching: false });

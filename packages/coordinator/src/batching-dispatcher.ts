@@ -114,18 +114,29 @@ export class BatchingDispatcher {
     this.#inFlight.clear();
   }
 
-  submit(sidecarUrl: string, item: BranchItem, timeoutMs: number): Dispatch {
+  /**
+   * Queues `item` for its sidecar's next batch. `alone`: sent at once as its own request, outside the lane
+   * (neither waiting for nor holding one of its in-flight slots): a prepare known to wait for a lock
+   * answers only when the lock is granted, and must neither delay nor be deferred by other items.
+   */
+  submit(sidecarUrl: string, item: BranchItem, timeoutMs: number, options: { alone?: boolean } = {}): Dispatch {
     if (this.#closed) return { sent: Promise.resolve(), result: Promise.reject(new DispatcherClosedError()) };
     let onSent!: () => void;
     const sent = new Promise<void>((resolve) => (onSent = resolve));
+    let queued!: Queued;
     const result = new Promise<BranchItemResult>((resolve, reject) => {
-      let lane = this.#lanes.get(sidecarUrl);
-      if (!lane) {
-        lane = { queue: [], inFlight: 0, window: undefined };
-        this.#lanes.set(sidecarUrl, lane);
-      }
-      lane.queue.push({ item, timeoutMs, onSent, resolve, reject });
+      queued = { item, timeoutMs, onSent, resolve, reject };
     });
+    if (options.alone) {
+      this.#sendBatch(sidecarUrl, undefined, [queued]);
+      return { sent, result };
+    }
+    let lane = this.#lanes.get(sidecarUrl);
+    if (!lane) {
+      lane = { queue: [], inFlight: 0, window: undefined };
+      this.#lanes.set(sidecarUrl, lane);
+    }
+    lane.queue.push(queued);
     this.#markDirty(sidecarUrl);
     return { sent, result };
   }
@@ -170,14 +181,15 @@ export class BatchingDispatcher {
     }
   }
 
-  #sendBatch(sidecarUrl: string, lane: Lane, batch: Queued[]): void {
+  /** Sends one batch; `lane` undefined for an item sent alone (no in-flight slot taken). */
+  #sendBatch(sidecarUrl: string, lane: Lane | undefined, batch: Queued[]): void {
     const items = batch.map((q) => q.item);
     // A loop, not Math.max(...spread): a large batch must not overflow the call stack.
     let timeoutMs = 1;
     for (const q of batch) if (q.timeoutMs > timeoutMs) timeoutMs = q.timeoutMs;
     this.#batchesSent += 1;
     this.#itemsSent += items.length;
-    lane.inFlight += 1;
+    if (lane) lane.inFlight += 1;
     const flight: { batch: Queued[]; timer: NodeJS.Timeout | undefined } = { batch, timer: undefined };
     this.#inFlight.add(flight);
     // A transport that ignores its timeout must not hold callers forever.
@@ -216,6 +228,7 @@ export class BatchingDispatcher {
       .finally(() => {
         clearTimeout(flight.timer);
         this.#inFlight.delete(flight);
+        if (!lane) return;
         lane.inFlight -= 1;
         // The answer frees a slot: what waited behind it leaves now instead of at the window's end.
         if (lane.queue.length > 0) this.#markDirty(sidecarUrl);

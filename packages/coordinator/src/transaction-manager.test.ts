@@ -1,6 +1,6 @@
 import { describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { TxmeshError, newTxId, type BeginTransactionRequest } from '@txmesh/protocol';
+import { PROTOCOL_VERSION, TxmeshError, newTxId, type BeginTransactionRequest } from '@txmesh/protocol';
 import type { DecisionRecord } from './decision-log.ts';
 import { MemoryDecisionLog, MemoryLogStore } from './memory-decision-log.ts';
 import { FakeTransport, eventually, type FakeHandler } from './testing/fake-transport.ts';
@@ -122,6 +122,40 @@ describe('TransactionManager', () => {
     const result = await manager.begin({ ...order, timeoutMs: 2000 });
     assert.equal(result.outcome, 'committed', 'five deferrals are not three failed attempts');
     assert.equal(transport.count('prepare', 'inventory'), 6);
+  });
+
+  it('re-asks a deferred prepare alone and outside the scheduler: its lock wait holds no slot another transaction needs', async (t) => {
+    // The first order's inventory prepare is deferred, and its re-ask is answered only once the second
+    // order's inventory prepare has arrived: a lock wait that ends when others move on. With one slot for
+    // inventory, a re-ask holding that slot would keep the second prepare out until the first's deadline.
+    let secondArrived!: () => void;
+    const second = new Promise<void>((resolve) => (secondArrived = resolve));
+    let firstTxId: string | undefined;
+    const batches: string[][] = [];
+    const transport = new FakeTransport();
+    transport.send = async (_url, items) => {
+      batches.push(items.map((i) => `${i.action}:${i.service}`));
+      const results = await Promise.all(
+        items.map(async (item) => {
+          if (item.action === 'prepare' && item.service === 'inventory') {
+            firstTxId ??= item.txId;
+            if (item.txId !== firstTxId) secondArrived();
+            else if (batches.filter((b) => b.includes('prepare:inventory')).length === 1) return { txId: item.txId, action: item.action, status: 'error' as const, reason: 'PREPARE_DEFERRED' };
+            else await second;
+          }
+          return { txId: item.txId, action: item.action, status: 'ok' as const };
+        }),
+      );
+      return { protocolVersion: PROTOCOL_VERSION, results };
+    };
+    const { manager } = setup(t, undefined, { transport, scheduler: { initialLimit: 1, minLimit: 1, maxLimit: 1 } });
+    const first = manager.begin({ ...order, timeoutMs: 3000 });
+    await eventually(() => firstTxId !== undefined && batches.length >= 3, 'the first prepare was deferred and asked again');
+    const result = await manager.begin({ ...order, timeoutMs: 3000 });
+    assert.equal(result.outcome, 'committed');
+    assert.equal((await first).outcome, 'committed', 'the re-ask was answered once the second prepare got through');
+    const reask = batches.filter((b) => b.includes('prepare:inventory'))[1];
+    assert.deepEqual(reask, ['prepare:inventory'], 'the re-ask went alone');
   });
 
   it('a prepare deferred until its deadline aborts the transaction with TIMEOUT', async (t) => {

@@ -5,17 +5,20 @@
  * Nothing here writes anything durable.
  */
 import { carrierOf } from '@txmesh/client';
-import { BranchAction, BranchState, Reason, Vote, type BeginTransactionRequest, type BranchItem, type TraceCarrier } from '@txmesh/protocol';
+import { BranchAction, BranchState, Reason, Vote, type BeginTransactionRequest, type BranchItem, type BranchItemResult, type TraceCarrier } from '@txmesh/protocol';
 import { backoffDelayMs } from './backoff.ts';
 import type { BatchingDispatcher } from './batching-dispatcher.ts';
 import { SidecarUnreachableError, branchCallErrorOf } from './branch-errors.ts';
 import type { Branch, LiveTx } from './live-transaction.ts';
 import type { ResolvedManagerOptions } from './manager-options.ts';
-import type { Scheduler } from './scheduler.ts';
+import type { Release, Scheduler } from './scheduler.ts';
 import type { ServiceRegistry } from './service-registry.ts';
 import type { Sleeper } from './sleeper.ts';
 import { CoordinatorSteps, reachStep } from './steps.ts';
 import { endBranchSpan, startBranchSpan } from './transaction-spans.ts';
+
+/** What a prepare that took no scheduler slot gives back: nothing. */
+const IGNORED_SLOT: Release = () => {};
 
 export type Verdict = { commit: true } | { commit: false; reason: string; details?: string };
 
@@ -100,8 +103,11 @@ export class VoteCollector {
     const withdrawn = (): boolean => tx.decided || isClosing() || Date.now() >= deadline;
     let last: Failure = { reason: Reason.UNREACHABLE };
     let deferrals = 0;
+    let reasking = false;
     for (let n = 1; ; n++) {
-      const release = await scheduler.acquire(branch.service, tx.createdAt, withdrawn);
+      // A deferred prepare waits for a business lock at the participant, not for the service's capacity:
+      // its re-ask takes no scheduler slot and its wait is no latency sample (it would shrink the limit).
+      const release = reasking ? IGNORED_SLOT : await scheduler.acquire(branch.service, tx.createdAt, withdrawn);
       // Withdrawn while queued: nothing was sent for this attempt.
       if (!release) return tx.decided || isClosing() ? { vote: Vote.NONE, ...last } : { vote: Vote.NONE, reason: Reason.TIMEOUT };
       // Decided while the slot was being granted: sending now would prepare a branch nobody rolls back.
@@ -118,21 +124,25 @@ export class VoteCollector {
         branch.prepareSent = true;
         const item: BranchItem = { action: BranchAction.PREPARE, txId: tx.txId, service: branch.service, operations: branch.operations, deadline };
         if (trace !== undefined) item.trace = trace;
-        const result = await dispatcher.submit(sidecarUrl, item, Math.max(1, deadline - Date.now())).result;
+        // Re-asked alone: in a batch with other items it would be deferred again as soon as they answer.
+        const result: BranchItemResult = await dispatcher.submit(sidecarUrl, item, Math.max(1, deadline - Date.now()), { alone: reasking }).result;
         answered = true;
         if (result.status === 'ok') return { vote: Vote.YES };
         if (result.status === 'no') return withDetails({ vote: Vote.NO, reason: result.reason ?? Reason.REFUSED }, result.message);
         last = withDetails({ reason: result.reason ?? Reason.ERROR }, result.message);
         if (result.reason === Reason.PREPARE_DEFERRED) deferrals += 1;
+        reasking = result.reason === Reason.PREPARE_DEFERRED;
       } catch (err) {
         const failure = branchCallErrorOf(err);
         last = { reason: failure.reason, details: failure.message };
+        reasking = false;
       } finally {
         release(performance.now() - sentAt, answered);
       }
       if (last.reason === Reason.PREPARE_DEFERRED) {
         // Not a failed attempt: the participant still waits for a lock and answers the next ask with the
-        // vote. Ask again at once, then a little later each time (the deadline bounds the asking).
+        // vote. Ask again at once (alone, so it is answered when the lock is granted), then a little later
+        // each time should it be deferred again (the deadline bounds the asking).
         n -= 1;
         last = { reason: Reason.TIMEOUT };
         if (withdrawn()) break;

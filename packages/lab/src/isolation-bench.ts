@@ -17,6 +17,9 @@ import { seededRandom } from '@txmesh/example-ecommerce';
 export const ISOLATION_WORKLOADS = ['orders', 'transfers'] as const;
 export type IsolationWorkload = (typeof ISOLATION_WORKLOADS)[number];
 
+export const ISOLATION_RETRIES = ['same', 'fresh'] as const;
+export type IsolationRetry = (typeof ISOLATION_RETRIES)[number];
+
 export interface IsolationBenchOptions {
   workloads: readonly IsolationWorkload[];
   modes: readonly DeadlockMode[];
@@ -29,6 +32,8 @@ export interface IsolationBenchOptions {
   theta: number;
   lockWaitMs: number;
   timeoutMs: number;
+  /** After a lock-related abort: place the same transaction again (same) or draw the next one (fresh). */
+  retry: IsolationRetry;
   out: NodeJS.WritableStream;
 }
 
@@ -36,7 +41,10 @@ export interface IsolationRun {
   workload: IsolationWorkload;
   mode: DeadlockMode;
   measuredSec: number;
+  /** Transactions committed in the window (a retried one counts once). */
   committed: number;
+  /** Requests answered in the window: commits, aborted attempts, refusals and errors. */
+  attempts: number;
   goodputPerSec: number;
   aborted: number;
   abortsByReason: Record<string, number>;
@@ -69,6 +77,10 @@ export interface IsolationReport {
   comparison: IsolationComparison[];
 }
 
+/** Pause before a lost transaction is placed again, the same in every mode. */
+const RETRY_BACKOFF_MS = 5;
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
 const LOCK_REASONS = new Set(['LOCK_CONFLICT', 'LOCK_TIMEOUT', 'DEADLOCK', 'TIMEOUT']);
 const SERVICES: Record<IsolationWorkload, string[]> = {
   orders: ['inventory', 'payment', 'order', 'shipping'],
@@ -99,30 +111,37 @@ export class ZipfSampler {
   }
 }
 
-function request(workload: IsolationWorkload, rng: () => number, zipf: ZipfSampler, id: string, timeoutMs: number): BeginTransactionRequest {
+/** One transaction's drawn keys and amount; an attempt turns it into a request with its own fresh keys. */
+type Draw = (attempt: string) => BeginTransactionRequest;
+
+function draw(workload: IsolationWorkload, rng: () => number, zipf: ZipfSampler, timeoutMs: number): Draw {
   const account = (): string => `acct-${zipf.sample(rng)}`;
   const amount = 1 + Math.floor(rng() * 100);
   if (workload === 'orders') {
-    return {
+    const stock = account();
+    const payer = account();
+    return (id) => ({
       timeoutMs,
       participants: [
-        { service: 'inventory', operations: [{ op: 'transfer', args: { account: account(), delta: -1 } }] },
-        { service: 'payment', operations: [{ op: 'transfer', args: { account: account(), delta: -amount } }] },
+        { service: 'inventory', operations: [{ op: 'transfer', args: { account: stock, delta: -1 } }] },
+        { service: 'payment', operations: [{ op: 'transfer', args: { account: payer, delta: -amount } }] },
         { service: 'order', operations: [{ op: 'lock', args: { write: [`order-${id}`] } }] },
         { service: 'shipping', operations: [{ op: 'lock', args: { write: [`shipment-${id}`] } }] },
       ],
-    };
+    });
   }
   const banks = SERVICES.transfers;
   const from = Math.floor(rng() * banks.length);
   const to = (from + 1 + Math.floor(rng() * (banks.length - 1))) % banks.length;
-  return {
+  const source = account();
+  const target = account();
+  return () => ({
     timeoutMs,
     participants: [
-      { service: banks[from]!, operations: [{ op: 'transfer', args: { account: account(), delta: -amount } }] },
-      { service: banks[to]!, operations: [{ op: 'transfer', args: { account: account(), delta: amount } }] },
+      { service: banks[from]!, operations: [{ op: 'transfer', args: { account: source, delta: -amount } }] },
+      { service: banks[to]!, operations: [{ op: 'transfer', args: { account: target, delta: amount } }] },
     ],
-  };
+  });
 }
 
 interface ShardStats {
@@ -150,33 +169,54 @@ async function runOne(workload: IsolationWorkload, mode: DeadlockMode, o: Isolat
     let aborted = 0;
     let errors = 0;
     let refused = 0;
+    let attempts = 0;
     o.out.write(`[${workload}/${mode}] ${o.warmupSec} s warm-up, then ${o.durationSec} s at concurrency ${o.concurrency}, theta ${o.theta} over ${o.accounts} keys\n`);
     await Promise.all(
       Array.from({ length: o.concurrency }, async (_, worker) => {
         // Each worker draws from its own seeded stream, so every mode sees the same sequence of requests.
         const rng = seededRandom(o.seed * 1_000_003 + worker);
         for (let n = 0; Date.now() < stopAt; n++) {
-          const body = request(workload, rng, zipf, `${worker}-${n}`, o.timeoutMs);
+          const next = draw(workload, rng, zipf, o.timeoutMs);
           const began = Date.now();
-          let outcome: { outcome?: string; reason?: string; error?: { code?: string } } | undefined;
-          try {
-            const res = await fetch(`${urls[(worker + n) % urls.length]}/v1/transactions`, { method: 'POST', headers: { 'content-type': 'application/json', ...cluster.credentials.clientHeaders }, body: JSON.stringify(body) });
-            outcome = (await res.json()) as typeof outcome;
-          } catch {
-            outcome = undefined;
+          // retry=same: a transaction that lost a lock (any lock-related abort) is placed again with the same
+          // keys, as a user would place the same order again, until it commits or the run ends; latency counts
+          // from its first attempt. retry=fresh: the next transaction is drawn instead.
+          for (let attempt = 0; Date.now() < stopAt; attempt++) {
+            const body = next(`${worker}-${n}-${attempt}`);
+            let outcome: { outcome?: string; reason?: string; error?: { code?: string } } | undefined;
+            try {
+              const res = await fetch(`${urls[(worker + n + attempt) % urls.length]}/v1/transactions`, { method: 'POST', headers: { 'content-type': 'application/json', ...cluster.credentials.clientHeaders }, body: JSON.stringify(body) });
+              outcome = (await res.json()) as typeof outcome;
+            } catch {
+              outcome = undefined;
+            }
+            const ended = Date.now();
+            // Goodput counts what completed inside the window, whenever it began (closed loop).
+            const inWindow = ended >= measureFrom && ended <= stopAt;
+            if (inWindow) attempts += 1;
+            if (outcome?.outcome === 'committed') {
+              if (inWindow) {
+                committed += 1;
+                latencies.push(ended - began);
+              }
+              break;
+            }
+            if (outcome?.outcome === 'aborted') {
+              const reason = outcome.reason ?? 'UNKNOWN';
+              if (inWindow) {
+                aborted += 1;
+                reasons[reason] = (reasons[reason] ?? 0) + 1;
+              }
+              if (o.retry === 'same' && LOCK_REASONS.has(reason)) {
+                await sleep(RETRY_BACKOFF_MS);
+                continue;
+              }
+              break;
+            }
+            if (inWindow && outcome?.error?.code === 'TXM_OVERLOADED') refused += 1;
+            else if (inWindow) errors += 1;
+            break;
           }
-          const ended = Date.now();
-          // Goodput counts what completed inside the window, whenever it began (closed loop).
-          if (ended < measureFrom || ended > stopAt) continue;
-          if (outcome?.outcome === 'committed') {
-            committed += 1;
-            latencies.push(ended - began);
-          } else if (outcome?.outcome === 'aborted') {
-            aborted += 1;
-            const reason = outcome.reason ?? 'UNKNOWN';
-            reasons[reason] = (reasons[reason] ?? 0) + 1;
-          } else if (outcome?.error?.code === 'TXM_OVERLOADED') refused += 1;
-          else errors += 1;
         }
       }),
     );
@@ -187,6 +227,7 @@ async function runOne(workload: IsolationWorkload, mode: DeadlockMode, o: Isolat
       mode,
       measuredSec: o.durationSec,
       committed,
+      attempts,
       goodputPerSec: Math.round((committed / o.durationSec) * 10) / 10,
       aborted,
       abortsByReason: reasons,

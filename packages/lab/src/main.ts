@@ -10,7 +10,7 @@ import { DEFAULT_CATALOG, ECOMMERCE_SERVICES, slowFromEnv, startEcommerceService
 import { FlagReader, parseArgs, serve, telemetryFlags, UsageError } from 'txmesh';
 import { readFileSync } from 'node:fs';
 import { DeadlockMode, parseKeyList } from '@txmesh/protocol';
-import type { IsolationWorkload } from './isolation-bench.ts';
+import type { IsolationRetry, IsolationWorkload } from './isolation-bench.ts';
 import type { TempPostgresOptions } from './temp-postgres.ts';
 
 /** --key-file of an example service: its participant routes then take only its sidecar. */
@@ -45,6 +45,7 @@ commands:
                --workloads orders,transfers  --modes detect,wait-die,timeout  --concurrency C (32)  --duration SEC (10)
                --warmup SEC (2)  --shards S (2)  --seed N (1)  --accounts N per service (1000)  --theta X (0.99)
                --lock-wait MS (1000)  --timeout MS (5000)  --json
+               --retry same|fresh (same: a transaction that lost a lock is placed again with the same keys; fresh: the next is drawn)
   bench-overload
                more clients than a shard serves, participants answering slowly, probes on fresh connections;
                JSON last line: probe latency, answers by code, requests left unanswered (resets)
@@ -169,7 +170,7 @@ export async function labMain(argv: string[]): Promise<number> {
         return 0;
       }
       case 'bench-isolation': {
-        const { ISOLATION_WORKLOADS, runIsolationBench } = await import('./isolation-bench.ts');
+        const { ISOLATION_RETRIES, ISOLATION_WORKLOADS, runIsolationBench } = await import('./isolation-bench.ts');
         const list = <T extends string>(name: string, allowed: readonly T[], fallback: readonly T[]): T[] => {
           const raw = f.optionalString(name);
           if (raw === undefined) return [...fallback];
@@ -179,6 +180,7 @@ export async function labMain(argv: string[]): Promise<number> {
         };
         const theta = Number(f.string('theta', '0.99'));
         if (!Number.isFinite(theta) || theta < 0 || theta > 5) throw new UsageError('--theta must be a number from 0 to 5');
+        if (!(ISOLATION_RETRIES as readonly string[]).includes(f.string('retry', 'same'))) throw new UsageError(`--retry must be one of ${ISOLATION_RETRIES.join(', ')}`);
         const options = {
           workloads: list<IsolationWorkload>('workloads', ISOLATION_WORKLOADS, ISOLATION_WORKLOADS),
           modes: list<DeadlockMode>('modes', Object.values(DeadlockMode), Object.values(DeadlockMode)),
@@ -191,6 +193,7 @@ export async function labMain(argv: string[]): Promise<number> {
           theta,
           lockWaitMs: f.int('lock-wait', 1000, 0, 600_000),
           timeoutMs: f.int('timeout', 5000, 10, 600_000),
+          retry: f.string('retry', 'same') as IsolationRetry,
         };
         const json = f.bool('json');
         f.done();

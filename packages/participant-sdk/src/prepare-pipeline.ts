@@ -147,7 +147,11 @@ export class PreparePipeline {
           results[e.index] = result;
           if (--left === 0) allAnswered();
         };
+        // One scan per burst of answers (they settle together, one microtask each), not one per answer:
+        // O(n) for a batch of n instead of O(n²).
+        let deferQueued = false;
         const deferBlocked = (): void => {
+          deferQueued = false;
           for (const e of entries) if (!e.done && this.#parts.locks.waitingOn(e.txId).length > 0) finish(e, deferred(e.txId));
         };
         for (const e of entries) {
@@ -155,7 +159,10 @@ export class PreparePipeline {
             if (e.done) return;
             if (result.status === ItemStatus.OK) preparedHere.add(e.txId);
             finish(e, result);
-            deferBlocked();
+            if (left > 0 && !deferQueued) {
+              deferQueued = true;
+              queueMicrotask(deferBlocked);
+            }
           });
         }
       });
