@@ -50,8 +50,6 @@ export interface OverloadReport {
   coordinatorPeakRssMb?: number;
   /** The shard's own count of requests refused on connections past the cap. */
   refusedByConnectionCap?: number;
-  /** Requests the shard's turn budget made wait for a later event-loop turn, and the most waiting at once. */
-  deferredToLaterTurns?: { deferred: number; maxQueued: number };
 }
 
 function count(map: Record<string, number>, key: string): void {
@@ -166,7 +164,7 @@ export async function runOverloadBench(o: OverloadBenchOptions): Promise<Overloa
     // The clients' connections go first: past the cap, this request would be refused too.
     agent.destroy();
     await sleep(200);
-    const stats = (await (await fetch(new URL(Paths.COORDINATOR_STATS, base))).json()) as { connections?: { refused: number }; turns?: { deferred: number; maxQueued: number } };
+    const stats = (await (await fetch(new URL(Paths.COORDINATOR_STATS, base))).json()) as { connections?: { refused: number } };
     const latencies = probed.latencies.sort((a, b) => a - b);
     const probesFailed = Object.values(probed.failures).reduce((sum, n) => sum + n, 0);
     const report: OverloadReport = {
@@ -195,7 +193,6 @@ export async function runOverloadBench(o: OverloadBenchOptions): Promise<Overloa
       report.coordinatorPeakRssMb = peak.peakRssMb;
     }
     if (stats.connections) report.refusedByConnectionCap = stats.connections.refused;
-    if (stats.turns) report.deferredToLaterTurns = { deferred: stats.turns.deferred, maxQueued: stats.turns.maxQueued };
     return report;
   } finally {
     agent.destroy();
