@@ -22,8 +22,8 @@ export interface BenchOptions {
   /** Seconds of a concurrency-1 run after the main window (latency when idle); 0 skips it. */
   probeSec: number;
   /**
-   * Also run with no OpenTelemetry SDK in any member and with every span exported over OTLP to a local
-   * receiver, and report each one's throughput against the main run (metrics served, no tracing).
+   * Also compare, on three clusters taking turns in short windows, metrics served and no tracing (the
+   * default), no OpenTelemetry SDK in any member, and every span exported over OTLP to a local receiver.
    */
   telemetry: boolean;
   /**
@@ -31,6 +31,8 @@ export interface BenchOptions {
    * default) exports every span (always_on), which is what the issue 15 target is stated for.
    */
   traceSamplePercent?: number;
+  /** With `telemetry`: how many windows each mode gets, taking turns; `durationSec` is their total per mode. */
+  telemetryRounds: number;
   /** Rounds of the startup probe before the runs (each role spawned alone, median reported); 0 skips it. */
   startupRounds: number;
   /** Progress and the human summary. */

@@ -102,15 +102,17 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
   }
 
   if (options.telemetry) {
-    report.telemetry = await compareTelemetry(main, nullEcho, options, say);
-    report.invariantsOk &&= (report.telemetry.noSdk.verified?.invariantsOk ?? false) && (report.telemetry.otlp.verified?.invariantsOk ?? false);
-    report.inconsistent ||= isInconsistent(report.telemetry.noSdk) || isInconsistent(report.telemetry.otlp);
+    const telemetry = await compareTelemetry(options, say);
+    const modes = [telemetry.metrics, telemetry.noSdk, telemetry.otlp];
+    report.telemetry = telemetry;
+    report.invariantsOk &&= modes.every((m) => m.verified?.invariantsOk ?? false);
+    report.inconsistent ||= modes.some(isInconsistent);
   }
 
   report.targets = benchTargets(report, options);
   return report;
 }
 
-function isInconsistent(run: RunFigures): boolean {
+function isInconsistent(run: Pick<RunFigures, 'verified'>): boolean {
   return run.verified !== undefined && run.verified.quiesced && !run.verified.invariantsOk;
 }

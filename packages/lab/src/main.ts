@@ -38,7 +38,9 @@ commands:
                --startup-only (only that probe: time and CPU to ready, idle RSS, their targets)
                --loads (instead: concurrency 1 with 1 and 4 services, 64, open loop at 50% and 80% of that peak,
                against the null echo, the physical path and a local SQLite baseline; --duration/--warmup per load)
-               --telemetry (also runs with no OpenTelemetry SDK and with every span exported over OTLP; throughput ratios)
+               --telemetry (three clusters take turns: metrics only, no OpenTelemetry SDK, every span exported over OTLP;
+                 median throughput ratios of the rounds)
+               --telemetry-rounds N (5: windows per mode with --telemetry, together --duration long)
                --trace-sample PERCENT (100: the OTLP run traces that share of transactions, parentbased_traceidratio)
   bench-isolation
                the same contended workloads (Zipf-skewed keys), same seed, under each deadlock mode; JSON last line
@@ -131,6 +133,7 @@ export async function labMain(argv: string[]): Promise<number> {
           startupRounds: f.int('startup-rounds', 5, 0, 100),
           telemetry: f.bool('telemetry'),
           traceSamplePercent: f.int('trace-sample', 100, 1, 100),
+          telemetryRounds: f.int('telemetry-rounds', 5, 1, 100),
           ...(slow !== undefined ? { slowService: slow as EcommerceService } : {}),
         };
         const json = f.bool('json');
