@@ -42,7 +42,7 @@ function only(spans: ReceivedSpan[], what: string): ReceivedSpan {
 
 /**
  * The span tree of one transaction, found from the client span by its txmesh.tx_id, once every process
- * has exported its part: `phases` branch phases, each a coordinator, a sidecar and a hook span.
+ * has exported its part: `phases` branch phases, each a coordinator branch span and a hook span.
  */
 async function transactionTrace(txId: string, phases: number): Promise<{ client: ReceivedSpan; spans: ReceivedSpan[] }> {
   let spans: ReceivedSpan[] = [];
@@ -51,7 +51,7 @@ async function transactionTrace(txId: string, phases: number): Promise<{ client:
     const client = receiver.spans.find((s) => s.name === SpanNames.CLIENT_TRANSACTION && s.attributes[TraceAttributes.TX_ID] === txId);
     if (!client) return false;
     spans = traceOf(client.traceId);
-    return count(SpanNames.HOOK) >= phases && count(SpanNames.SIDECAR_ITEM) >= phases && count(SpanNames.BRANCH) >= phases && count(SpanNames.COORDINATOR_TRANSACTION) === 1;
+    return count(SpanNames.HOOK) >= phases && count(SpanNames.BRANCH) >= phases && count(SpanNames.COORDINATOR_TRANSACTION) === 1;
   }, 20_000);
   const client = receiver.spans.find((s) => s.name === SpanNames.CLIENT_TRANSACTION && s.attributes[TraceAttributes.TX_ID] === txId);
   assert.ok(complete && client, `the trace of ${txId} arrived (spans: ${spans.map((s) => `${s.serviceName}/${s.name}`).join(', ')})`);
@@ -62,32 +62,40 @@ function childrenOf(parent: ReceivedSpan, spans: ReceivedSpan[], name: string): 
   return spans.filter((s) => s.parentSpanId === parent.spanId && s.name === name);
 }
 
-/** prepare (and commit/rollback) of one service: coordinator branch span -> sidecar span -> hook span. */
+/** prepare (and commit/rollback) of one service: coordinator branch span -> hook span in the service. */
 function assertBranchChain(spans: ReceivedSpan[], coordinatorSpan: ReceivedSpan, service: string, action: string): ReceivedSpan {
   const branch = only(
     childrenOf(coordinatorSpan, spans, `${SpanNames.BRANCH} ${action}`).filter((s) => s.attributes[TraceAttributes.SERVICE] === service),
     `${action} branch span of ${service}`,
   );
   assert.equal(branch.serviceName, 'txmesh-coordinator-0');
-  const sidecar = only(childrenOf(branch, spans, `${SpanNames.SIDECAR_ITEM} ${action}`), `sidecar ${action} span of ${service}`);
-  assert.equal(sidecar.serviceName, `txmesh-sidecar-${service}`);
-  const hook = only(childrenOf(sidecar, spans, `${SpanNames.HOOK} ${action}`), `${action} hook span of ${service}`);
+  const hook = only(childrenOf(branch, spans, `${SpanNames.HOOK} ${action}`), `${action} hook span of ${service}`);
   assert.equal(hook.serviceName, `example-${service}`, 'the hook span comes from the service process, in its own provider');
   assert.equal(hook.attributes[TraceAttributes.TX_ID], branch.attributes[TraceAttributes.TX_ID]);
   return branch;
 }
 
-/** Every branch span of these is linked from a batch span that counts its items. */
-function assertBatchLinks(branches: ReceivedSpan[]): void {
+/**
+ * Every branch span of these is linked from a batch span that counts its items, and the sidecar of the
+ * branch's service received that batch in a span of its own, the batch span's child.
+ */
+async function assertBatchLinks(branches: ReceivedSpan[]): Promise<void> {
   for (const branch of branches) {
+    const service = String(branch.attributes[TraceAttributes.SERVICE]);
     const batch = receiver.spans.find((s) => s.name === SpanNames.BATCH && s.links.some((l) => l.spanId === branch.spanId && l.traceId === branch.traceId));
-    assert.ok(batch, `a batch span links to the ${branch.name} span of ${String(branch.attributes[TraceAttributes.SERVICE])}`);
+    assert.ok(batch, `a batch span links to the ${branch.name} span of ${service}`);
     assert.ok(Number(batch.attributes[TraceAttributes.BATCH_ITEMS]) >= 1);
     assert.equal(batch.links.length, batch.attributes[TraceAttributes.BATCH_ITEMS], 'one link per item');
+    let received: ReceivedSpan | undefined;
+    await eventually(async () => (received = receiver.spans.find((s) => s.name === SpanNames.SIDECAR_BATCH && s.parentSpanId === batch.spanId)) !== undefined, 20_000);
+    assert.ok(received, `the ${service} sidecar's span of the batch carrying the ${branch.name} span is the batch span's child`);
+    assert.equal(received.traceId, batch.traceId);
+    assert.equal(received.serviceName, `txmesh-sidecar-${service}`);
+    assert.equal(received.attributes[TraceAttributes.BATCH_ITEMS], batch.attributes[TraceAttributes.BATCH_ITEMS]);
   }
 }
 
-test('a 4-service commit is one trace: client -> coordinator -> branch per phase -> sidecar -> hooks; batches link to branches', async (t) => {
+test('a 4-service commit is one trace: client -> coordinator -> branch per phase -> hooks; batches link to branches, and each sidecar spans the batch it got', async (t) => {
   const cluster = await startTestCluster(t, { env: receiver.exporterEnv() });
   const client: TxmeshClient = createTxmeshClient({ coordinatorUrls: cluster.coordinatorUrls, ...cluster.clientOptions });
   t.after(() => client.close());
@@ -110,7 +118,7 @@ test('a 4-service commit is one trace: client -> coordinator -> branch per phase
     assert.equal(prepare.attributes[TraceAttributes.VOTE], 'yes');
     branches.push(prepare, assertBranchChain(spans, coordinatorSpan, service, 'commit'));
   }
-  assertBatchLinks(branches);
+  await assertBatchLinks(branches);
 });
 
 test('a business refusal: the trace shows the no vote, the abort reason and the rollbacks; the log line names txId, trace_id and span_id', async (t) => {

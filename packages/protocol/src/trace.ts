@@ -62,7 +62,9 @@ export const SpanNames = {
   BRANCH: 'txmesh branch',
   /** One batch request coordinator → sidecar; linked to every branch span in it. */
   BATCH: 'txmesh batch',
-  /** One item at the sidecar. */
+  /** One batch request at the sidecar: the child of the coordinator's batch span. */
+  SIDECAR_BATCH: 'txmesh sidecar batch',
+  /** One item a sidecar's in-doubt round delivers after a restart (inside a recovery span). */
   SIDECAR_ITEM: 'txmesh sidecar',
   /** One hook (prepare, commit, rollback) inside the service process. */
   HOOK: 'txmesh hook',

@@ -16,7 +16,6 @@ import {
   MAX_BATCH_BODY_BYTES,
   Paths,
   PROTOCOL_VERSION,
-  SpanNames,
   SERVER_TIMEOUTS,
   TxmeshError,
   answerClientError,
@@ -31,7 +30,8 @@ import {
   type ReadyAnswer,
 } from '@txmesh/protocol';
 import { handleBatch } from './batch-handler.ts';
-import { traceLogFields, withItemSpans } from '@txmesh/client';
+import { withBatchSpan } from './batch-span.ts';
+import { traceLogFields } from '@txmesh/client';
 import { CoordinatorClient } from './coordinator-client.ts';
 import { InDoubtResolver } from './in-doubt-resolver.ts';
 import { InFlightPrepares } from './in-flight-prepares.ts';
@@ -173,7 +173,8 @@ async function assembleSidecar(opts: SidecarOptions): Promise<AssembledSidecar> 
     let results;
     try {
       // Naive mode (TXMESH_BATCHING=off): every item is its own service call and its own store write.
-      results = await withItemSpans({ scope: '@txmesh/sidecar', name: SpanNames.SIDECAR_ITEM, service: o.service }, batch.items, async (items) =>
+      const items = batch.items;
+      results = await withBatchSpan(o.service, request.headers, items, async () =>
         o.batching ? handleBatch(items, deps) : (await Promise.all(items.map((item) => handleBatch([item], deps)))).flat(),
       );
     } finally {

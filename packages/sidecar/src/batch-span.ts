@@ -1,0 +1,38 @@
+/**
+ * The sidecar's span for a batch request (`txmesh sidecar batch`): one per request, the child of the
+ * coordinator's batch span that the request's traceparent header names (that span links to the branch span
+ * of every item). The items go on to the service with the trace context they came with, so each hook span
+ * is the child of its branch span. A span per item here timed what the hook span times, plus the batch's
+ * prepared-record write that this span shows once, and it was a third of every transaction's spans.
+ */
+import { ROOT_CONTEXT, SpanKind, SpanStatusCode, propagation, trace } from '@opentelemetry/api';
+import { ItemStatus, SpanNames, TraceAttributes, type BranchItem, type BranchItemResult } from '@txmesh/protocol';
+
+const tracer = trace.getTracer('@txmesh/sidecar');
+
+/** Runs `handle` inside the batch's span when any item carries a trace context; untraced batches get none. */
+export async function withBatchSpan(
+  service: string,
+  headers: Record<string, string | string[] | undefined>,
+  items: readonly BranchItem[],
+  handle: () => Promise<BranchItemResult[]>,
+): Promise<BranchItemResult[]> {
+  if (!items.some((item) => item.trace !== undefined)) return handle();
+  const span = tracer.startSpan(
+    SpanNames.SIDECAR_BATCH,
+    { kind: SpanKind.SERVER, attributes: { [TraceAttributes.SERVICE]: service, [TraceAttributes.BATCH_ITEMS]: items.length } },
+    propagation.extract(ROOT_CONTEXT, headers),
+  );
+  try {
+    const results = await handle();
+    let failed = 0;
+    for (const result of results) if (result.status === ItemStatus.ERROR) failed += 1;
+    if (failed > 0) span.setStatus({ code: SpanStatusCode.ERROR, message: `${failed} of ${results.length} items failed` });
+    return results;
+  } catch (err) {
+    span.setStatus({ code: SpanStatusCode.ERROR, message: err instanceof Error ? err.message : String(err) });
+    throw err;
+  } finally {
+    span.end();
+  }
+}
