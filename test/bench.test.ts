@@ -4,59 +4,12 @@
  * itself prints it.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { test } from 'node:test';
 import { processCpuMs, processMemoryMb } from '@txmesh/lab';
-import { TXMESH_BIN } from './helpers.ts';
+import { checkRun, close, median, run } from './bench-run.ts';
 
-
-function run(args: string[], timeoutMs: number): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [TXMESH_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    const timer = setTimeout(() => child.kill('SIGTERM'), timeoutMs);
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
-
-/** Equal up to `relative` of b, plus the rounding of the printed figures. */
-const close = (a: number, b: number, relative: number, rounding = 1e-6): boolean => Math.abs(a - b) <= relative * Math.abs(b) + rounding;
-
-/** Checks one run's figures against each other. */
-function checkRun(name: string, r: Record<string, any>, durationSec: number): void {
-  assert.ok(r.committed > 0, `${name}: some transactions commit`);
-  assert.ok(close(r.committedTps, r.committed / durationSec, 0.001, 0.01), `${name}: committedTps = committed / duration`);
-  assert.equal(r.goodputTps, r.committedTps, `${name}: goodput is committed per second`);
-  assert.ok(r.p50Ms > 0 && r.p99Ms >= r.p50Ms && r.maxMs >= r.p99Ms, `${name}: 0 < p50 <= p99 <= max`);
-  assert.ok(r.coordinatorCommitted > 0, `${name}: the coordinator counted commits in the window`);
-  assert.ok(r.coordinatorFsyncsPerTx > 0, `${name}: a commit needs a forced record`);
-  const { coordinatorToSidecarBatches: batches, sidecarToService, sidecarToCoordinator, sidecarStatsMissing } = r.requests;
-  assert.deepEqual(sidecarStatsMissing, [], `${name}: every sidecar answers its stats`);
-  assert.ok(batches > 0 && sidecarToService > 0, `${name}: batches went out and reached the services`);
-  assert.ok(
-    close(r.requestsPerTx, (batches + sidecarToService + sidecarToCoordinator) / r.coordinatorCommitted, 0.001, 1e-4),
-    `${name}: requestsPerTx is the sum of the counted requests over committed`,
-  );
-  assert.ok(r.cpuMsPerTx > 0, `${name}: the cluster used CPU`);
-  const cpuSum = Object.values(r.cpuMsByMember as Record<string, number>).reduce((a, b) => a + b, 0);
-  assert.ok(close(r.cpuMsPerTx, cpuSum / r.coordinatorCommitted, 0.01, 1e-3), `${name}: cpuMsPerTx is the members' CPU over committed`);
-  assert.equal(Object.keys(r.cpuMsByMember).length, 9, `${name}: 1 coordinator, 4 services, 4 sidecars`);
-  assert.ok(r.coordinatorRssMb > 0, `${name}: coordinator memory read`);
-  for (const service of ['inventory', 'payment', 'order', 'shipping']) {
-    assert.ok(r.memoryMb[`sidecar-${service}`]?.rssMb > 0, `${name}: sidecar-${service} memory read`);
-  }
-  assert.deepEqual(Object.keys(r.startupMs).sort(), Object.keys(r.cpuMsByMember).sort(), `${name}: every member's start was timed`);
-  for (const [member, ms] of Object.entries(r.startupMs as Record<string, number>)) assert.ok(ms > 0, `${name}: ${member} took time to start`);
-}
 
 const ROLES = ['coordinator', 'service', 'sidecar'];
-const median = (values: number[]): number => [...values].sort((a, b) => a - b)[Math.floor((values.length - 1) / 2)]!;
 const largestOf = (r: Record<string, any>, prefix: string): number =>
   Math.max(...Object.entries(r.memoryMb as Record<string, { rssMb: number }>).filter(([n]) => n.startsWith(prefix)).map(([, m]) => m.rssMb));
 
@@ -155,50 +108,6 @@ test('txmesh bench --json: optimised, naive and slow-service runs in one invocat
   const targets = report.targets as { target: string; met: boolean; value: number; limit: number }[];
   assert.equal(targets.length, 12, 'four targets of issue 6, two slow-service ones, six of issue 17');
   for (const t of targets) assert.equal(typeof t.met, 'boolean', t.target);
-});
-
-test('txmesh bench --telemetry: three clusters take turns (metrics, no SDK, every span over OTLP); the ratios are medians of the rounds', async () => {
-  const rounds = 2;
-  const windowSec = 1;
-  const { code, stdout, stderr } = await run(['bench', '--concurrency', '4', '--duration', String(rounds * windowSec), '--warmup', '1', '--probe', '0', '--startup-rounds', '0', '--telemetry', '--telemetry-rounds', String(rounds), '--json'], 200_000);
-  assert.equal(code, 0, `bench failed:\n${stderr}`);
-  const report = JSON.parse(stdout.trim().split('\n').at(-1)!) as Record<string, any>;
-  const { telemetry } = report;
-  assert.equal(telemetry.rounds, rounds);
-  assert.equal(telemetry.windowSec, windowSec);
-  assert.equal(telemetry.metrics.env.OTEL_SDK_DISABLED, undefined);
-  assert.equal(telemetry.metrics.env.OTEL_TRACES_EXPORTER, undefined, 'the default: metrics served, no traces');
-  assert.equal(telemetry.noSdk.env.OTEL_SDK_DISABLED, 'true');
-  assert.equal(telemetry.otlp.env.OTEL_EXPORTER_OTLP_PROTOCOL, 'http/protobuf', 'the SDK default, as a collector gets it');
-  for (const mode of ['metrics', 'noSdk', 'otlp']) {
-    const m = telemetry[mode];
-    assert.equal(m.windows.length, rounds, `${mode}: one window per round`);
-    for (const w of m.windows) checkRun(mode, w, windowSec);
-    assert.equal(m.committedTps, median(m.windows.map((w: { committedTps: number }) => w.committedTps)), `${mode}: committed/s is the windows' median`);
-    assert.equal(m.verified.invariantsOk, true, `${mode}: every service agrees after all its windows`);
-  }
-  assert.equal(report.invariantsOk, true, 'every run, tracing included, leaves every service agreeing');
-  assert.equal(telemetry.perRound.length, rounds);
-  telemetry.perRound.forEach((r: Record<string, any>, i: number) => {
-    assert.equal(r.order[0], ['metrics', 'noSdk', 'otlp'][i % 3], 'the order rotates from round to round');
-    assert.deepEqual([...r.order].sort(), ['metrics', 'noSdk', 'otlp'], 'every mode runs once per round');
-    for (const mode of ['metrics', 'noSdk', 'otlp']) assert.equal(r.committedTps[mode], telemetry[mode].windows[i].committedTps, `round ${i + 1}: ${mode} is its window`);
-    assert.ok(close(r.otlpOverMetrics, r.committedTps.otlp / r.committedTps.metrics, 0.001, 1e-3), 'a round\'s ratio is otlp / metrics of that round');
-    assert.ok(close(r.noSdkOverMetrics, r.committedTps.noSdk / r.committedTps.metrics, 0.001, 1e-3), 'a round\'s ratio is no-sdk / metrics of that round');
-  });
-  assert.equal(telemetry.otlpOverMetrics, median(telemetry.perRound.map((r: { otlpOverMetrics: number }) => r.otlpOverMetrics)));
-  assert.equal(telemetry.noSdkOverMetrics, median(telemetry.perRound.map((r: { noSdkOverMetrics: number }) => r.noSdkOverMetrics)));
-  // A committed 4-service transaction makes 17 spans of its own (coordinate, 4 prepare and 4 commit branch
-  // spans, 8 hook spans) besides the batch spans it shares: every one reached the receiver.
-  const decided = telemetry.otlp.windows.reduce((n: number, w: { committed: number; aborted: number }) => n + w.committed + w.aborted, 0);
-  assert.ok(telemetry.receiver.spans >= 17 * decided, `every span exported: ${telemetry.receiver.spans} spans for ${decided} transactions in the windows alone`);
-  // The SDK exports every 5 s or 512 spans, so a short window may see none arrive; the ratio is what it counted.
-  const { inWindows, perCommittedTx } = telemetry.otlp.spans;
-  const committedInWindows = telemetry.otlp.windows.reduce((n: number, w: { coordinatorCommitted: number }) => n + w.coordinatorCommitted, 0);
-  assert.ok(close(perCommittedTx, inWindows / committedInWindows, 0.01, 0.01), `spans per committed tx is what arrived in the windows over committed: ${JSON.stringify(telemetry.otlp.spans)}`);
-  assert.equal(telemetry.noSdk.spans, undefined, 'nothing exported without an SDK');
-  const targets = (report.targets as { target: string; value: number; limit: number }[]).filter((t) => /OTLP|OpenTelemetry SDK/.test(t.target));
-  assert.deepEqual(targets.map((t) => [t.value, t.limit]), [[telemetry.otlpOverMetrics, 0.85], [telemetry.noSdkOverMetrics, 0.98]]);
 });
 
 test('bench reads CPU time and memory of a process from /proc', { skip: process.platform !== 'linux' }, () => {
