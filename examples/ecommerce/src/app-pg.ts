@@ -4,7 +4,6 @@
  */
 import http from 'node:http';
 import Fastify, { type FastifyInstance } from 'fastify';
-import pg from 'pg';
 import { createPgParticipant, type PgParticipant } from '@txmesh/participant-sdk';
 import { NO_SCHEMA_COMPILERS, SERVER_TIMEOUTS, TxmeshError, answerClientError, installTxmeshErrorHandlers, serverLoggerOptions, type ReadyAnswer } from '@txmesh/protocol';
 import { closeOnce, type BuiltService } from './built-service.ts';
@@ -23,6 +22,9 @@ export interface BuildPgPaymentOptions {
 }
 
 export async function buildPgPaymentService(opts: BuildPgPaymentOptions): Promise<BuiltService> {
+  // Loaded here, not with the module: every example service imports this package, and only this one uses
+  // PostgreSQL (pg and its dependencies are ~40 files a SQLite service read before its ready line).
+  const { default: pg } = await import('pg');
   const pool = new pg.Pool({ connectionString: opts.pgUrl, max: 8 });
   // An idle client's connection dropping (the server restarting) must not crash the service.
   pool.on('error', () => {});
