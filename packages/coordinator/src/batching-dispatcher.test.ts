@@ -163,6 +163,31 @@ describe('BatchingDispatcher', () => {
     dispatcher.close();
   });
 
+  it('lets outcomes alone linger for the next prepare to that sidecar, and sends them on their own when none comes', async () => {
+    const transport = new FakeTransport();
+    const dispatcher = new BatchingDispatcher(transport, { outcomeLingerMs: 60_000 });
+    const commit = dispatcher.submit('http://a', item(1), 1000);
+    const otherSidecar = dispatcher.submit('http://b', prepareItem(9), 1000);
+    await otherSidecar.result;
+    assert.deepEqual(transport.batches.map((b) => b.sidecarUrl), ['http://b'], 'a prepare to another sidecar does not carry the commit');
+    await dispatcher.submit('http://a', prepareItem(2), 1000).result;
+    assert.equal((await commit.result).status, 'ok');
+    assert.deepEqual(transport.batches[1]?.items.map((i) => i.action), ['commit', 'prepare'], 'the commit rode with the next prepare');
+
+    const short = new BatchingDispatcher(transport, { outcomeLingerMs: 20 });
+    const started = performance.now();
+    const alone = short.submit('http://a', item(3), 1000);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    assert.equal(transport.batches.length, 2, 'still lingering');
+    await alone.result;
+    assert.ok(performance.now() - started >= 19, 'left when the linger ended');
+    assert.deepEqual(transport.batches[2]?.items.map((i) => i.action), ['commit']);
+
+    const eager = new BatchingDispatcher(transport, { outcomeLingerMs: 0 });
+    await eager.submit('http://a', item(4), 1000).sent;
+    assert.equal(transport.batches.length, 4, 'no linger: at once');
+  });
+
   it('naive mode sends every item as its own request at once', async () => {
     const transport = new FakeTransport();
     const dispatcher = new BatchingDispatcher(transport, { batching: false });

@@ -5,16 +5,22 @@
  * - otherwise when an outstanding batch comes back, when the queue reaches `maxBatchItems`, or when the
  *   oldest queued item has waited `maxWindowMs`, whichever comes first. Under load batches therefore grow
  *   with the sidecar's round trip, and one HTTP request carries many transactions' prepares and outcomes.
+ * Outcomes (commit, rollback) alone do not open a batch at once: they wait up to `outcomeLingerMs` for the
+ * next prepare to that sidecar and ride with it. A client that runs one transaction after another then
+ * costs one call per service per transaction instead of two (the service applies a batch's outcomes before
+ * its prepares, so the next prepare never waits for a lock the lingering commit still holds). Nobody waits
+ * for an outcome's delivery: the client heard the decision once it was durable.
  * Each caller gets its own item's result. `batching: false` (the naive mode) sends every item as its own
  * request at once.
  */
-import type { BranchItem, BranchItemResult, ResourceReport } from '@txmesh/protocol';
+import { BranchAction, type BranchItem, type BranchItemResult, type ResourceReport } from '@txmesh/protocol';
 import { BadAnswerError, DispatcherClosedError, TransportTimeoutError } from './branch-errors.ts';
 import type { BranchTransport } from './branch-transport.ts';
 
 export const MAX_BATCH_ITEMS = 256;
 export const MAX_WINDOW_MS = 5;
 export const MAX_IN_FLIGHT_BATCHES = 2;
+export const OUTCOME_LINGER_MS = 5;
 
 export interface DispatcherOptions {
   maxBatchItems?: number;
@@ -22,6 +28,8 @@ export interface DispatcherOptions {
   maxWindowMs?: number;
   /** Batches to one sidecar that may await their answer before new items wait for the window. */
   maxInFlightBatches?: number;
+  /** Longest outcomes wait for a prepare to ride with before they leave on their own (0: at once). */
+  outcomeLingerMs?: number;
   /** false: one item per request, sent at once (for comparison). */
   batching?: boolean;
   /** Called with the resource report a sidecar piggybacked on its answer. */
@@ -50,6 +58,8 @@ interface Queued {
 
 interface Lane {
   queue: Queued[];
+  /** Queued prepares: a queue of outcomes only may linger for one. */
+  prepares: number;
   inFlight: number;
   window: NodeJS.Timeout | undefined;
 }
@@ -59,6 +69,7 @@ export class BatchingDispatcher {
   readonly #maxBatchItems: number;
   readonly #maxWindowMs: number;
   readonly #maxInFlightBatches: number;
+  readonly #outcomeLingerMs: number;
   readonly #onReport: ((service: string, report: ResourceReport) => void) | undefined;
   readonly #lanes = new Map<string, Lane>();
   /** Sidecars with queued items to look at in the next flush. */
@@ -80,6 +91,7 @@ export class BatchingDispatcher {
     this.#maxBatchItems = maxBatchItems;
     this.#maxWindowMs = batching ? (o.maxWindowMs ?? MAX_WINDOW_MS) : 0;
     this.#maxInFlightBatches = batching ? (o.maxInFlightBatches ?? MAX_IN_FLIGHT_BATCHES) : Infinity;
+    this.#outcomeLingerMs = batching ? (o.outcomeLingerMs ?? OUTCOME_LINGER_MS) : 0;
     this.#onReport = o.onReport;
   }
 
@@ -105,6 +117,7 @@ export class BatchingDispatcher {
         q.reject(closing);
       }
       lane.queue = [];
+      lane.prepares = 0;
     }
     this.#dirty.clear();
     for (const flight of this.#inFlight) {
@@ -133,10 +146,11 @@ export class BatchingDispatcher {
     }
     let lane = this.#lanes.get(sidecarUrl);
     if (!lane) {
-      lane = { queue: [], inFlight: 0, window: undefined };
+      lane = { queue: [], prepares: 0, inFlight: 0, window: undefined };
       this.#lanes.set(sidecarUrl, lane);
     }
     lane.queue.push(queued);
+    if (item.action === BranchAction.PREPARE) lane.prepares += 1;
     this.#markDirty(sidecarUrl);
     return { sent, result };
   }
@@ -165,7 +179,8 @@ export class BatchingDispatcher {
       this.#sendBatch(sidecarUrl, lane, queue.slice(start, start + this.#maxBatchItems));
       start += this.#maxBatchItems;
     }
-    if (start < queue.length && (idle || windowOver)) {
+    const lingering = lane.prepares === 0 && this.#outcomeLingerMs > 0;
+    if (start < queue.length && (windowOver || (idle && !lingering))) {
       this.#sendBatch(sidecarUrl, lane, queue.slice(start));
       start = queue.length;
     }
@@ -174,16 +189,20 @@ export class BatchingDispatcher {
       clearTimeout(lane.window);
       lane.window = undefined;
     } else if (lane.window === undefined) {
-      lane.window = setTimeout(() => {
-        lane.window = undefined;
-        this.#flushLane(sidecarUrl, true);
-      }, this.#maxWindowMs);
+      lane.window = setTimeout(
+        () => {
+          lane.window = undefined;
+          this.#flushLane(sidecarUrl, true);
+        },
+        idle && lingering ? this.#outcomeLingerMs : this.#maxWindowMs,
+      );
     }
   }
 
   /** Sends one batch; `lane` undefined for an item sent alone (no in-flight slot taken). */
   #sendBatch(sidecarUrl: string, lane: Lane | undefined, batch: Queued[]): void {
     const items = batch.map((q) => q.item);
+    if (lane) for (const item of items) if (item.action === BranchAction.PREPARE) lane.prepares -= 1;
     // A loop, not Math.max(...spread): a large batch must not overflow the call stack.
     let timeoutMs = 1;
     for (const q of batch) if (q.timeoutMs > timeoutMs) timeoutMs = q.timeoutMs;
