@@ -66,9 +66,16 @@ export async function handleBatch(items: readonly BranchItem[], deps: BatchHandl
       toRecord.push({ index, record });
     }
 
+    // The batch's acknowledged branches leave in the records' transaction when there is one (an outcome that
+    // rode with the next transaction's prepare): one write instead of two.
+    let removed = false;
     if (toRecord.length > 0) {
       try {
-        deps.store.put(toRecord.map((r) => r.record));
+        deps.store.put(
+          toRecord.map((r) => r.record),
+          toRemove,
+        );
+        removed = true;
         reachStep(SidecarSteps.AFTER_PREPARED_RECORDED);
       } catch (err) {
         // Without a durable record the yes vote must not leave; the service's own prepared list lets the
@@ -79,7 +86,7 @@ export async function handleBatch(items: readonly BranchItem[], deps: BatchHandl
         }
       }
     }
-    if (toRemove.length > 0) {
+    if (toRemove.length > 0 && !removed) {
       try {
         deps.store.remove(toRemove);
       } catch (err) {

@@ -10,7 +10,8 @@ function copy(record: PreparedRecord): PreparedRecord {
 export class MemoryPreparedStore implements PreparedStore {
   readonly #records = new Map<string, PreparedRecord>();
 
-  put(records: readonly PreparedRecord[]): void {
+  put(records: readonly PreparedRecord[], removing: readonly string[] = []): void {
+    this.remove(removing);
     for (const record of records) {
       if (!this.#records.has(record.txId)) this.#records.set(record.txId, copy(record));
     }
