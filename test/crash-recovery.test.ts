@@ -82,6 +82,31 @@ test('sidecar killed after recording a prepared branch: the transaction aborts e
   assert.equal(again.body.outcome, 'committed');
 });
 
+test('sidecar killed after recording ahead of the service\'s answer: the transaction aborts everywhere and nothing stays prepared', async (t) => {
+  // The records are forced while the service runs its prepare: the sidecar dies holding a record of a branch
+  // the service may or may not have prepared, and no vote left.
+  const cluster = await startTestCluster(t, {
+    memberEnv: { 'sidecar-payment': { TXMESH_CRASH_AT: SidecarSteps.AFTER_RECORDED_AHEAD } },
+  });
+  const sidecar = cluster.sidecars.get('payment')!;
+  const result = await postJson(`${cluster.coordinators[0]!.url}/v1/transactions`, goodOrder('order-crash-ahead', 1500));
+  assert.equal(result.status, 200);
+  assert.equal(result.body.outcome, 'aborted', 'no vote from the dead sidecar means abort');
+  await sidecar.exited();
+  for (const [name, summary] of await summaries(cluster)) assert.equal(summary.committedTxIds.length, 0, name);
+
+  await sidecar.start();
+  assert.ok(await waitForQuiescence(serviceUrls(cluster), cluster.coordinatorUrls, 20_000), 'the record and any prepared branch are resolved');
+  const report = await verifyCluster(serviceUrls(cluster), new Map([[result.body.txId as string, 'aborted' as const]]));
+  assert.deepEqual(report.problems, []);
+  assert.ok(report.invariantsOk);
+  const noRecord = await eventually(async () => ((await (await fetch(`${sidecar.url}/txmesh/v1/health`)).json()) as { prepared: number }).prepared === 0, 20_000);
+  assert.ok(noRecord, 'the restarted sidecar resolved its record ahead (asked the shard: abort) and holds none');
+
+  const again = await postJson(`${cluster.coordinators[0]!.url}/v1/transactions`, goodOrder('order-crash-ahead-b'));
+  assert.equal(again.body.outcome, 'committed');
+});
+
 test('service killed after applying commit, before acknowledging: the retried commit is applied once', async (t) => {
   const cluster = await startTestCluster(t, {
     memberEnv: { 'service-inventory': { TXMESH_CRASH_AT: ParticipantSteps.AFTER_COMMIT } },

@@ -7,7 +7,7 @@
  * - the null echo at concurrency 1 and 64 (the same client, a fastify endpoint that answers at once);
  * - `physicalPathMs`: the client's null round trip + one null round trip through a sidecar to its service
  *   (the coordinator → sidecar → service hops) + one SQLite FULL commit for each forced write on the
- *   critical path (the service's barrier, the sidecar's prepared record, the coordinator's decision);
+ *   critical path (the service's barrier, with the sidecar's record forced beside it, then the coordinator's decision);
  * - the local baseline: the whole order as one SQLite transaction in one process.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -33,8 +33,11 @@ import { Cluster, Member } from './cluster.ts';
 import { ClusterCredentials } from './cluster-credentials.ts';
 import { percentile } from './demo.ts';
 
-/** Forced writes a commit waits for: the service's barrier, the sidecar's prepared record, the coordinator's decision. */
-export const FORCED_WRITES_ON_CRITICAL_PATH = 3;
+/**
+ * Forced writes a commit waits for one after the other: the service's barrier (the sidecar's prepared record is
+ * forced at the same time, "recorded ahead"), then the coordinator's decision.
+ */
+export const FORCED_WRITES_ON_CRITICAL_PATH = 2;
 const HIGH_CONCURRENCY = 64;
 
 export interface LoadRun {

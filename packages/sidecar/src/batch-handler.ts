@@ -1,6 +1,7 @@
 /**
- * One coordinator batch: forward it to the service in one call, make the yes votes durable in one SQLite
- * transaction before anyone hears them, and forget branches whose outcome the service acknowledged.
+ * One coordinator batch: forward it to the service in one call, make its prepares durable in one SQLite
+ * transaction while the service works (so before any yes vote is heard), and forget branches whose outcome
+ * the service acknowledged or whose prepare it did not vote yes on.
  */
 import type { FastifyBaseLogger } from 'fastify';
 import { BranchAction, ItemStatus, shardOfTxId, type BranchItem, type BranchItemResult } from '@txmesh/protocol';
@@ -37,65 +38,79 @@ export async function handleBatch(items: readonly BranchItem[], deps: BatchHandl
     }
   });
 
-  const preparing = forwarded.filter((f) => f.item.action === BranchAction.PREPARE).map((f) => f.item.txId);
+  const prepares = forwarded.filter((f) => f.item.action === BranchAction.PREPARE);
+  const preparing = prepares.map((f) => f.item.txId);
   deps.inFlight.begin(preparing);
   try {
-    const answers = await deps.serviceClient.sendBatch(forwarded.map((f) => f.item));
+    // The prepared records are forced while the service runs its prepares, not after its answer: one forced
+    // write fewer on the commit's critical path. A record ahead of a vote that is not a yes is removed below;
+    // one left by a crash only costs the in-doubt resolver a decision look-up (design.md, "Recorded ahead").
+    const answering = deps.serviceClient.sendBatch(forwarded.map((f) => f.item));
+    const recordedAhead = prepares.length > 0 && (await recordAhead(prepares, now(), deps));
+    const answers = await answering;
 
     // An acknowledged commit or rollback ends the branch whatever its position in the batch (the service
-    // applies outcomes before prepares), so a yes in the same batch is a duplicate and leaves no record.
-    const yes = new Map<string, { item: BranchItem; index: number }>();
+    // applies outcomes before prepares), so a yes in the same batch is a duplicate and keeps no record.
     const decided = new Set<string>();
     forwarded.forEach(({ index, item }, i) => {
       const answer = answers[i];
       results[index] = answer;
-      if (answer?.status !== ItemStatus.OK) return;
-      if (item.action === BranchAction.PREPARE) yes.set(item.txId, { item, index });
-      else decided.add(item.txId);
+      if (answer?.status === ItemStatus.OK && item.action !== BranchAction.PREPARE) decided.add(item.txId);
     });
-    const toRemove = [...decided];
-    deps.inFlight.outcomeAcknowledged(toRemove);
-    const toRecord: { record: PreparedRecord; index: number }[] = [];
-    const at = now();
-    for (const [txId, { item, index }] of yes) {
-      // Also skips a yes whose outcome another batch (or the resolver) had acknowledged while it was on its
-      // way: its record would outlive the branch. The vote itself still goes back; the branch is finished.
-      if (decided.has(txId) || deps.inFlight.isFinished(txId)) continue;
-      const record: PreparedRecord = { txId, service: item.service, operations: item.operations ?? [], preparedAt: at };
-      if (item.trace !== undefined) record.trace = item.trace;
-      toRecord.push({ index, record });
-    }
-
-    // The batch's acknowledged branches leave in the records' transaction when there is one (an outcome that
-    // rode with the next transaction's prepare): one write instead of two.
-    let removed = false;
-    if (toRecord.length > 0) {
-      try {
-        deps.store.put(
-          toRecord.map((r) => r.record),
-          toRemove,
-        );
-        removed = true;
-        reachStep(SidecarSteps.AFTER_PREPARED_RECORDED);
-      } catch (err) {
+    deps.inFlight.outcomeAcknowledged([...decided]);
+    const toRemove = new Set(decided);
+    let votedYes = false;
+    for (const { index, item } of prepares) {
+      const result = results[index];
+      if (result?.status !== ItemStatus.OK) {
+        if (recordedAhead) toRemove.add(item.txId);
+      } else if (decided.has(item.txId) || deps.inFlight.isFinished(item.txId)) {
+        // A yes whose outcome this batch, another one or the resolver acknowledged while it was on its way:
+        // its record would outlive the branch. The vote itself still goes back; the branch is finished.
+        toRemove.add(item.txId);
+      } else if (!recordedAhead) {
         // Without a durable record the yes vote must not leave; the service's own prepared list lets the
-        // in-doubt resolver find these branches later.
-        deps.log.error({ err }, 'could not record prepared branches; answering error instead of yes');
-        for (const { index, record } of toRecord) {
-          results[index] = { txId: record.txId, action: BranchAction.PREPARE, status: ItemStatus.ERROR, reason: 'TXM_INTERNAL', message: 'the sidecar could not record the prepared branch' };
-        }
+        // in-doubt resolver find this branch later.
+        results[index] = { txId: item.txId, action: BranchAction.PREPARE, status: ItemStatus.ERROR, reason: 'TXM_INTERNAL', message: 'the sidecar could not record the prepared branch' };
+      } else {
+        votedYes = true;
       }
     }
-    if (toRemove.length > 0 && !removed) {
+    if (votedYes) reachStep(SidecarSteps.AFTER_PREPARED_RECORDED);
+    if (toRemove.size > 0) {
       try {
-        deps.store.remove(toRemove);
+        deps.store.remove([...toRemove]);
       } catch (err) {
         // A record left behind only costs a later decision look-up and an idempotent resend.
-        deps.log.error({ err }, 'could not remove acknowledged branches from the prepared store');
+        deps.log.error({ err }, 'could not remove finished or refused branches from the prepared store');
       }
     }
   } finally {
     deps.inFlight.end(preparing);
   }
   return results.map((r, i) => r ?? { txId: items[i]!.txId, action: items[i]!.action, status: ItemStatus.ERROR, reason: 'TXM_INTERNAL' });
+}
+
+const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+/**
+ * Forces a record of every prepare of the batch, once the call carrying them to the service has left (its
+ * bytes go out in the microtasks of this turn; the write then blocks this loop while the service works).
+ * False when the records could not be written: then no yes vote of the batch may leave.
+ */
+async function recordAhead(prepares: readonly { item: BranchItem }[], at: number, deps: BatchHandlerDeps): Promise<boolean> {
+  await nextTurn();
+  const records = prepares.map(({ item }): PreparedRecord => {
+    const record: PreparedRecord = { txId: item.txId, service: item.service, operations: item.operations ?? [], preparedAt: at };
+    if (item.trace !== undefined) record.trace = item.trace;
+    return record;
+  });
+  try {
+    deps.store.put(records);
+    reachStep(SidecarSteps.AFTER_RECORDED_AHEAD);
+    return true;
+  } catch (err) {
+    deps.log.error({ err }, 'could not record prepared branches; answering error instead of yes');
+    return false;
+  }
 }

@@ -10,8 +10,7 @@ function copy(record: PreparedRecord): PreparedRecord {
 export class MemoryPreparedStore implements PreparedStore {
   readonly #records = new Map<string, PreparedRecord>();
 
-  put(records: readonly PreparedRecord[], removing: readonly string[] = []): void {
-    this.remove(removing);
+  put(records: readonly PreparedRecord[]): void {
     for (const record of records) {
       if (!this.#records.has(record.txId)) this.#records.set(record.txId, copy(record));
     }

@@ -72,16 +72,6 @@ for (const impl of implementations) {
       assert.deepEqual(store.list().map((r) => r.txId), [b]);
     });
 
-    it('removes the acknowledged ids given with a put in the same write', (t) => {
-      const store = impl.open(t);
-      const [a, b, c] = [newTxId(0), newTxId(0), newTxId(0)];
-      store.put([record(a, 1), record(b, 2)]);
-      store.put([record(c, 3)], [a, newTxId(3)]);
-      assert.deepEqual(store.list().map((r) => r.txId), [b, c]);
-      store.put([], [b]);
-      assert.deepEqual(store.list().map((r) => r.txId), [c], 'with nothing to record the removal still happens');
-    });
-
     it('returns copies, so callers cannot change what is stored', (t) => {
       const store = impl.open(t);
       const tx = newTxId(0);
@@ -132,11 +122,6 @@ describe('SqlitePreparedStore durability', () => {
     assert.deepEqual(store.stats(), { forcedWrites: 1, unforcedWrites: 1, recordsPut: 50, recordsRemoved: 10 });
     assert.equal(store.synchronousLevel(), 2, 'the next yes vote is forced again');
     assert.equal(store.count(), 40);
-    levels.length = 0;
-    store.put([record(newTxId(0, 5000), 99)], ids.slice(10, 20));
-    assert.deepEqual(levels, [{ kind: 'put', synchronous: 2 }], 'removals that ride with a put share its one forced write');
-    assert.deepEqual(store.stats(), { forcedWrites: 2, unforcedWrites: 1, recordsPut: 51, recordsRemoved: 20 });
-    assert.equal(store.count(), 31);
   });
 
   it('with forcePuts off writes the yes-vote records unforced too, and they are still there after reopening', (t) => {

@@ -20,11 +20,8 @@ export interface PreparedRecord {
  * records are durable before it answers.
  */
 export interface PreparedStore {
-  /**
-   * Records all of them atomically (one transaction, one fsync). A txId already present keeps its first record.
-   * `removing` (acknowledged branches of the same batch) leave in that same transaction instead of one of their own.
-   */
-  put(records: readonly PreparedRecord[], removing?: readonly string[]): void;
+  /** Records all of them atomically (one transaction, one fsync). A txId already present keeps its first record. */
+  put(records: readonly PreparedRecord[]): void;
   /** Removes all of them atomically; unknown ids are ignored. */
   remove(txIds: readonly string[]): void;
   get(txId: string): PreparedRecord | undefined;

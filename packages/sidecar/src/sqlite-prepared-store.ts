@@ -5,8 +5,7 @@
  *
  * Removals are not forced (synchronous = NORMAL for that transaction only): losing one in a crash only
  * brings back a record whose outcome the service already applied, which the in-doubt resolver settles by
- * asking the shard and resending an idempotent outcome. The next forced put() carries it to disk anyway;
- * removals of a batch that also records yes votes ride in that put's transaction (one write, not two).
+ * asking the shard and resending an idempotent outcome. The next forced put() carries it to disk anyway.
  */
 import { channel } from 'node:diagnostics_channel';
 import { mkdirSync } from 'node:fs';
@@ -58,7 +57,7 @@ export class SqlitePreparedStore implements PreparedStore {
   readonly #selectOne: Database.Statement<[string], Row>;
   readonly #selectAll: Database.Statement<[], Row>;
   readonly #countAll: Database.Statement<[], { n: number }>;
-  readonly #putAll: (records: readonly PreparedRecord[], removing: readonly string[]) => void;
+  readonly #putAll: (records: readonly PreparedRecord[]) => void;
   readonly #removeAll: (txIds: readonly string[]) => void;
   readonly #counters = { forcedWrites: 0, unforcedWrites: 0, recordsPut: 0, recordsRemoved: 0 };
 
@@ -93,9 +92,8 @@ export class SqlitePreparedStore implements PreparedStore {
     this.#selectOne = this.#db.prepare('SELECT tx_id, service, operations, prepared_at, trace FROM prepared WHERE tx_id = ?');
     this.#selectAll = this.#db.prepare('SELECT tx_id, service, operations, prepared_at, trace FROM prepared ORDER BY prepared_at, tx_id');
     this.#countAll = this.#db.prepare('SELECT COUNT(*) AS n FROM prepared');
-    this.#putAll = this.#db.transaction((records: readonly PreparedRecord[], removing: readonly string[]) => {
+    this.#putAll = this.#db.transaction((records: readonly PreparedRecord[]) => {
       this.#publishWrite('put');
-      for (const txId of removing) this.#deleteOne.run(txId);
       for (const r of records) this.#insertOne.run(r.txId, r.service, JSON.stringify(r.operations), r.preparedAt, r.trace === undefined ? null : JSON.stringify(r.trace));
     });
     this.#removeAll = this.#db.transaction((txIds: readonly string[]) => {
@@ -104,17 +102,17 @@ export class SqlitePreparedStore implements PreparedStore {
     });
   }
 
-  put(records: readonly PreparedRecord[], removing: readonly string[] = []): void {
-    if (records.length === 0) return this.remove(removing);
+  put(records: readonly PreparedRecord[]): void {
+    if (records.length === 0) return;
     if (!this.#forcePuts) {
-      this.#unforced(() => this.#putAll(records, removing));
+      this.#unforced(() => this.#putAll(records));
       this.#counters.unforcedWrites += 1;
-    } else {
-      this.#putAll(records, removing);
-      this.#counters.forcedWrites += 1;
+      this.#counters.recordsPut += records.length;
+      return;
     }
+    this.#putAll(records);
+    this.#counters.forcedWrites += 1;
     this.#counters.recordsPut += records.length;
-    this.#counters.recordsRemoved += removing.length;
   }
 
   remove(txIds: readonly string[]): void {

@@ -6,7 +6,9 @@
 import { channel } from 'node:diagnostics_channel';
 
 export const SidecarSteps = {
-  /** The prepared record is durable, the vote not yet answered. */
+  /** The prepared records are durable and the service has not answered yet (it may not have prepared). */
+  AFTER_RECORDED_AHEAD: 'sidecar.after-recorded-ahead',
+  /** The prepared record is durable, the service voted yes, the vote not yet answered. */
   AFTER_PREPARED_RECORDED: 'sidecar.after-prepared-recorded',
 } as const;
 export type SidecarStep = (typeof SidecarSteps)[keyof typeof SidecarSteps];
