@@ -4,11 +4,11 @@
  * prepared and stock and money conserved.
  */
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
-import { verifyCluster, waitForQuiescence } from '@txmesh/lab';
+import { test, type TestContext } from 'node:test';
+import { verifyCluster, waitForQuiescence, type Cluster } from '@txmesh/lab';
 import { eventually, getWithCredential, goodOrder, postJson, serviceUrls, startTestCluster, summaries } from './helpers.ts';
 import { CoordinatorSteps } from '@txmesh/coordinator';
-import { SidecarSteps } from '@txmesh/sidecar';
+import { SidecarSteps, type SidecarStep } from '@txmesh/sidecar';
 import { ParticipantSteps } from '@txmesh/participant-sdk';
 
 test('coordinator killed after logging COMMIT, before fan-out: after restart every service commits, once', async (t) => {
@@ -58,53 +58,46 @@ test('coordinator killed after logging COMMIT, before fan-out: after restart eve
   assert.ok(report.invariantsOk);
 });
 
-test('sidecar killed after recording a prepared branch: the transaction aborts everywhere and the hold is released', async (t) => {
-  const cluster = await startTestCluster(t, {
-    memberEnv: { 'sidecar-payment': { TXMESH_CRASH_AT: SidecarSteps.AFTER_PREPARED_RECORDED } },
-  });
+/**
+ * Kills the payment sidecar at `step` during one order, which aborts (no vote from the dead sidecar); after the
+ * sidecar's restart every branch and record is resolved, the order is rolled back everywhere, and a new order on
+ * the same keys commits. `whileDead` checks the cluster between the crash and the restart.
+ */
+async function sidecarCrashAborts(t: TestContext, step: SidecarStep, orderId: string, whileDead: (cluster: Cluster) => Promise<void>): Promise<void> {
+  const cluster = await startTestCluster(t, { memberEnv: { 'sidecar-payment': { TXMESH_CRASH_AT: step } } });
   const sidecar = cluster.sidecars.get('payment')!;
-  const result = await postJson(`${cluster.coordinators[0]!.url}/v1/transactions`, goodOrder('order-crash-2', 1500));
+  const result = await postJson(`${cluster.coordinators[0]!.url}/v1/transactions`, goodOrder(orderId, 1500));
   assert.equal(result.status, 200);
   assert.equal(result.body.outcome, 'aborted', 'no vote from the dead sidecar means abort');
   await sidecar.exited();
-
-  const paymentBefore = (await summaries(cluster)).get('payment')!;
-  assert.equal(paymentBefore.preparedBranches, 1, 'payment prepared before its sidecar died');
+  await whileDead(cluster);
 
   await sidecar.start();
   assert.ok(await waitForQuiescence(serviceUrls(cluster), cluster.coordinatorUrls, 20_000), 'the prepared branch is resolved');
   const report = await verifyCluster(serviceUrls(cluster), new Map([[result.body.txId as string, 'aborted' as const]]));
   assert.deepEqual(report.problems, []);
   assert.ok(report.invariantsOk);
+  const noRecord = await eventually(async () => ((await (await fetch(`${sidecar.url}/txmesh/v1/health`)).json()) as { prepared: number }).prepared === 0, 20_000);
+  assert.ok(noRecord, 'the restarted sidecar resolved its record (asked the shard: abort) and holds none');
 
   // The account's hold is gone: a new order on it commits.
-  const again = await postJson(`${cluster.coordinators[0]!.url}/v1/transactions`, goodOrder('order-crash-2b'));
+  const again = await postJson(`${cluster.coordinators[0]!.url}/v1/transactions`, goodOrder(`${orderId}-b`));
   assert.equal(again.body.outcome, 'committed');
+}
+
+test('sidecar killed after recording a prepared branch: the transaction aborts everywhere and the hold is released', async (t) => {
+  await sidecarCrashAborts(t, SidecarSteps.AFTER_PREPARED_RECORDED, 'order-crash-2', async (cluster) => {
+    const paymentBefore = (await summaries(cluster)).get('payment')!;
+    assert.equal(paymentBefore.preparedBranches, 1, 'payment prepared before its sidecar died');
+  });
 });
 
 test('sidecar killed after recording ahead of the service\'s answer: the transaction aborts everywhere and nothing stays prepared', async (t) => {
   // The records are forced while the service runs its prepare: the sidecar dies holding a record of a branch
   // the service may or may not have prepared, and no vote left.
-  const cluster = await startTestCluster(t, {
-    memberEnv: { 'sidecar-payment': { TXMESH_CRASH_AT: SidecarSteps.AFTER_RECORDED_AHEAD } },
+  await sidecarCrashAborts(t, SidecarSteps.AFTER_RECORDED_AHEAD, 'order-crash-ahead', async (cluster) => {
+    for (const [name, summary] of await summaries(cluster)) assert.equal(summary.committedTxIds.length, 0, name);
   });
-  const sidecar = cluster.sidecars.get('payment')!;
-  const result = await postJson(`${cluster.coordinators[0]!.url}/v1/transactions`, goodOrder('order-crash-ahead', 1500));
-  assert.equal(result.status, 200);
-  assert.equal(result.body.outcome, 'aborted', 'no vote from the dead sidecar means abort');
-  await sidecar.exited();
-  for (const [name, summary] of await summaries(cluster)) assert.equal(summary.committedTxIds.length, 0, name);
-
-  await sidecar.start();
-  assert.ok(await waitForQuiescence(serviceUrls(cluster), cluster.coordinatorUrls, 20_000), 'the record and any prepared branch are resolved');
-  const report = await verifyCluster(serviceUrls(cluster), new Map([[result.body.txId as string, 'aborted' as const]]));
-  assert.deepEqual(report.problems, []);
-  assert.ok(report.invariantsOk);
-  const noRecord = await eventually(async () => ((await (await fetch(`${sidecar.url}/txmesh/v1/health`)).json()) as { prepared: number }).prepared === 0, 20_000);
-  assert.ok(noRecord, 'the restarted sidecar resolved its record ahead (asked the shard: abort) and holds none');
-
-  const again = await postJson(`${cluster.coordinators[0]!.url}/v1/transactions`, goodOrder('order-crash-ahead-b'));
-  assert.equal(again.body.outcome, 'committed');
 });
 
 test('service killed after applying commit, before acknowledging: the retried commit is applied once', async (t) => {
