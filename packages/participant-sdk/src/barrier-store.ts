@@ -11,6 +11,9 @@
  * - txm_tombstones: the proof that a pruned branch committed here (its id and when), kept longer than the
  *   branch row: a commit re-sent late (a shard that was down while the row aged out) is acknowledged
  *   from it, and a rollback of it is refused as ALREADY_COMMITTED, instead of either being guessed.
+ * - txm_force_marks: one row, bumped by a forced transaction that must reach the disk even when its other
+ *   writes were all undone (its savepoints rolled back): only a transaction that writes is synced, and
+ *   its sync carries the outcomes written unforced before it (see SqliteStorage).
  */
 import type Database from 'better-sqlite3';
 import { LockMode, type OperationSpec } from '@txmesh/protocol';
@@ -46,6 +49,11 @@ CREATE TABLE IF NOT EXISTS txm_tombstones (
   decided_at INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS txm_tombstones_age ON txm_tombstones (decided_at);
+CREATE TABLE IF NOT EXISTS txm_force_marks (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  marks INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO txm_force_marks (id, marks) VALUES (1, 0);
 `;
 
 /** A database written by an SDK with exclusive locks only keeps its prepared branches' locks. */
@@ -120,6 +128,7 @@ export class BarrierStore {
   readonly #countTombstonesStmt: Database.Statement<[], { n: number }>;
   readonly #deleteBarrierStmt: Database.Statement<[string]>;
   readonly #deleteBranchStmt: Database.Statement<[string]>;
+  readonly #forceMarkStmt: Database.Statement<[]>;
   readonly #pruneTx: Database.Transaction<(before: number, tombstonesBefore: number) => { branches: number; tombstones: number }>;
 
   constructor(db: Database.Database) {
@@ -149,6 +158,7 @@ export class BarrierStore {
     );
     this.#deleteBarrierStmt = db.prepare('DELETE FROM txm_barrier WHERE tx_id = ?');
     this.#deleteBranchStmt = db.prepare('DELETE FROM txm_branches WHERE tx_id = ?');
+    this.#forceMarkStmt = db.prepare('UPDATE txm_force_marks SET marks = marks + 1 WHERE id = 1');
     this.#pruneTx = db.transaction((before: number, tombstonesBefore: number) => {
       const rows = this.#finishedStmt.all(before, PRUNE_BATCH);
       for (const { tx_id, state, decided_at } of rows) {
@@ -198,6 +208,11 @@ export class BarrierStore {
   /** True when this hook has not run yet; the row is the proof that it now has (same transaction). */
   claimHook(txId: string, opIndex: number, phase: HookPhase, now: number): boolean {
     return this.#insertBarrierStmt.run(txId, opIndex, phase, now).changes === 1;
+  }
+
+  /** One write the caller's transaction is sure to contain, so that its commit is synced to disk. */
+  markForced(): void {
+    this.#forceMarkStmt.run();
   }
 
   heldLocks(): HeldLock[] {

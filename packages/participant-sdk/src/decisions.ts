@@ -18,14 +18,19 @@ export class DecisionRunner {
     this.#parts = parts;
   }
 
-  /** Answers items[i] for every i of `indices` into results[i]. */
-  async run(items: readonly BranchItem[], indices: readonly number[], results: BranchItemResult[]): Promise<void> {
+  /**
+   * Answers items[i] for every i of `indices` into results[i]. `unforced`: the storage leaves the sync to
+   * the caller's next forced write (see DecisionWriteOptions); the keys are freed all the same, since any
+   * answer that could reveal what they guarded leaves only after a sync.
+   */
+  async run(items: readonly BranchItem[], indices: readonly number[], results: BranchItemResult[], unforced = false): Promise<void> {
     const { storage, rules, counters, log, locks } = this.#parts;
     const answers = new Map<number, BranchItemResult>();
     try {
       const pending = storage.writeDecisions(
         indices.map((i) => items[i]!),
         rules,
+        unforced ? { unforced } : {},
       );
       // SQLite answers at once: no turn of the event loop between its transaction and the lock release.
       const written = isThenable(pending) ? await pending : pending;

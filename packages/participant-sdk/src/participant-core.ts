@@ -38,11 +38,13 @@ export class ParticipantCore {
   readonly #prepares: PreparePipeline;
   readonly #meter: ResourceUsageMeter | undefined;
   readonly #metrics: ParticipantMetrics;
+  readonly #storage: ParticipantStorage;
   #pruneTimer: NodeJS.Timeout | undefined;
   #closed = false;
 
   constructor(options: ResolvedParticipantOptions, storage: ParticipantStorage, operations: Record<string, OperationParsing<any>>) {
     this.options = options;
+    this.#storage = storage;
     const { service, log, retention } = options;
     const parser = new OperationParser({ service, operations, log });
     const parts = {
@@ -119,14 +121,33 @@ export class ParticipantCore {
       else if (item.action === BranchAction.COMMIT || item.action === BranchAction.ROLLBACK) decisions.push(i);
       else results[i] = itemResult(item, ItemStatus.ERROR, 'TXM_BAD_REQUEST', 'action must be prepare, commit or rollback');
     });
-    if (decisions.length > 0) await this.#decisions.run(req.items, decisions, results);
+    // Outcomes that travel with prepares are written unforced: the prepares' forced write right after carries
+    // both to disk in one sync instead of two in series (a client running one transaction after another
+    // sends each commit with the next prepare).
+    const storage = this.#storage;
+    const unforced = decisions.length > 0 && prepares.length > 0 && storage.forceUnforced !== undefined;
+    if (decisions.length > 0) await this.#decisions.run(req.items, decisions, results, unforced);
     if (prepares.length > 0) await this.#prepares.run(req.items, prepares, results);
+    // Nothing leaves before every outcome it may rest on is durable (usually the prepares' write did it).
+    if (storage.unforcedPending === true) await this.#forceUnforced(req.items, results);
     this.#counters.batches += 1;
     const response: BranchBatchResponse = { protocolVersion: PROTOCOL_VERSION, results };
     const usage = this.#meter?.sample();
     if (usage) response.usage = usage;
     if (this.options.deadlock === DeadlockMode.DETECT) response.waits = this.waits().edges;
     return response;
+  }
+
+  /** Syncs outcomes written unforced; when that fails no answer of the batch may claim anything durable. */
+  async #forceUnforced(items: BranchBatchRequest['items'], results: BranchItemResult[]): Promise<void> {
+    try {
+      await this.#storage.forceUnforced!();
+    } catch (err) {
+      this.options.log({ event: 'force-unforced-failed', error: messageOf(err) });
+      items.forEach((item, i) => {
+        if (results[i]?.status === ItemStatus.OK) results[i] = itemResult(item, ItemStatus.ERROR, 'TXM_INTERNAL', messageOf(err));
+      });
+    }
   }
 }
 

@@ -55,6 +55,8 @@ class SqliteParticipant extends CoreBackedParticipant implements Participant {
   };
 
   preparedList(): PreparedListResponse {
+    // A branch whose outcome is not yet durable must still be listed: after a crash it is prepared again.
+    this.#storage.forceUnforced();
     return { service: this.core.options.service, prepared: this.#storage.preparedBranches() };
   }
 

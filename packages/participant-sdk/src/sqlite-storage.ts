@@ -3,16 +3,36 @@
  * database (its rows: BarrierStore) and every call answers at once. A set of prepares or decisions is one
  * IMMEDIATE transaction (one fsync with synchronous = FULL), each branch in its own savepoint, so one
  * branch's failure undoes only its own writes. Hooks are synchronous and get the same `db`.
+ *
+ * Outcomes may be written unforced (synchronous = NORMAL for that transaction): the WAL is appended in
+ * order and one fsync covers every frame before it, so the next forced transaction makes them durable too.
+ * Until then `unforcedPending` is true and nothing that depends on them may be answered; `forceUnforced()`
+ * syncs them when no forced write came. Losing an unforced outcome in a crash loses nothing decided: the
+ * coordinator keeps its decision until the outcome is acknowledged, and resends it.
  */
+import { channel } from 'node:diagnostics_channel';
 import type Database from 'better-sqlite3';
 import type { BranchItem, BranchItemResult } from '@txmesh/protocol';
 import { BarrierStore, type HookPhase } from './barrier-store.ts';
 import { decisionRule, isolatedPrepareRule } from './branch-rules.ts';
 import type { HookContext, OperationHandlers } from './operation.ts';
-import type { BranchRows, HookCall, ParticipantStorage, PrepareOutcome, PrepareWrite, RuleContext, Written } from './storage-adapter.ts';
+import type { BranchRows, DecisionWriteOptions, HookCall, ParticipantStorage, PrepareOutcome, PrepareWrite, RuleContext, Written } from './storage-adapter.ts';
 import { isThenable, runNow, type Steps } from './steps-runner.ts';
 
 type RunIn = Database.Transaction<(fn: () => unknown) => unknown>;
+
+/**
+ * Published as each write transaction of the SDK runs, with the connection's `synchronous` level then
+ * (2 = FULL: synced on commit, 1 = NORMAL), so tests can see which writes were forced. Nothing subscribes
+ * in production.
+ */
+export const sqliteWriteChannel = channel('txmesh:participant:sqlite-write');
+export interface SqliteWriteEvent {
+  kind: 'prepares' | 'decisions' | 'force';
+  synchronous: number;
+  /** This forced write also carries earlier unforced outcomes to disk. */
+  carriesUnforced: boolean;
+}
 
 /**
  * Hooks must finish inside the SQLite transaction: an async hook would change data after the vote.
@@ -31,6 +51,7 @@ export class SqliteStorage extends BarrierStore implements ParticipantStorage, B
   readonly #inTransaction: RunIn;
   readonly #inSavepoint: RunIn;
   readonly #onLateHookFailure: (call: HookCall, err: unknown) => void;
+  #unforcedPending = false;
 
   constructor(db: Database.Database, onLateHookFailure: (call: HookCall, err: unknown) => void) {
     super(db);
@@ -40,20 +61,64 @@ export class SqliteStorage extends BarrierStore implements ParticipantStorage, B
     this.#onLateHookFailure = onLateHookFailure;
   }
 
+  /** Outcomes were written unforced and no forced transaction has synced them since. */
+  get unforcedPending(): boolean {
+    return this.#unforcedPending;
+  }
+
   writePrepares(works: readonly PrepareWrite[], ctx: RuleContext): Written<PrepareOutcome> {
     const results: PrepareOutcome[] = [];
-    this.#inTransaction.immediate(() => {
+    this.#forced('prepares', () => {
       for (const w of works) results.push(runNow(isolatedPrepareRule(this, w, ctx)));
     });
     return { results, transactions: 1 };
   }
 
-  writeDecisions(items: readonly BranchItem[], ctx: RuleContext): Written<BranchItemResult> {
+  writeDecisions(items: readonly BranchItem[], ctx: RuleContext, options: DecisionWriteOptions = {}): Written<BranchItemResult> {
     const results: BranchItemResult[] = [];
-    this.#inTransaction.immediate(() => {
+    const write = (): void => {
       for (const item of items) results.push(runNow(decisionRule(this, item, ctx)));
-    });
+    };
+    if (options.unforced) this.#unforced(write);
+    else this.#forced('decisions', write);
     return { results, transactions: 1 };
+  }
+
+  forceUnforced(): void {
+    if (this.#unforcedPending) this.#forced('force', () => {});
+  }
+
+  /** One IMMEDIATE transaction synced on commit; it carries to disk any unforced one before it. */
+  #forced(kind: SqliteWriteEvent['kind'], work: () => void): void {
+    const carrying = this.#unforcedPending;
+    this.#inTransaction.immediate(() => {
+      this.#publishWrite(kind, carrying);
+      // A transaction whose writes were all undone commits nothing and is not synced: the mark is a write.
+      if (carrying) this.markForced();
+      work();
+    });
+    if (carrying) this.#unforcedPending = false;
+  }
+
+  #unforced(work: () => void): void {
+    // db.pragma each time, not a kept statement: SQLite applies `synchronous` when the pragma is compiled.
+    const level = this.#db.pragma('synchronous', { simple: true }) as number;
+    this.#db.pragma('synchronous = NORMAL');
+    try {
+      this.#inTransaction.immediate(() => {
+        this.#publishWrite('decisions', false);
+        work();
+      });
+      this.#unforcedPending = true;
+    } finally {
+      this.#db.pragma(`synchronous = ${level}`);
+    }
+  }
+
+  #publishWrite(kind: SqliteWriteEvent['kind'], carriesUnforced: boolean): void {
+    if (!sqliteWriteChannel.hasSubscribers) return;
+    const synchronous = this.#db.pragma('synchronous', { simple: true }) as number;
+    sqliteWriteChannel.publish({ kind, synchronous, carriesUnforced } satisfies SqliteWriteEvent);
   }
 
   isolated<T>(work: () => Steps<T>): T {

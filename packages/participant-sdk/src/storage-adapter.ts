@@ -75,6 +75,14 @@ export interface RuleContext {
 }
 
 /** Results of one unit of work, and how many durable commits (fsyncs) it took. */
+export interface DecisionWriteOptions {
+  /**
+   * Leave the sync to the next forced write or to forceUnforced(): for outcomes that travel with prepares,
+   * whose forced write follows at once and then carries both to disk with one sync.
+   */
+  unforced?: boolean;
+}
+
 export interface Written<T> {
   results: T[];
   transactions: number;
@@ -92,8 +100,18 @@ export interface ParticipantStorage {
   branch(txId: string): MaybePromise<BranchRecord | undefined>;
   /** Writes every prepare with its vote; all of them are durable when this returns. Throws only when none could be. */
   writePrepares(works: readonly PrepareWrite[], ctx: RuleContext): MaybePromise<Written<PrepareOutcome>>;
-  /** Applies every commit/rollback item; all outcomes are durable when this returns. Throws only when none could be. */
-  writeDecisions(items: readonly BranchItem[], ctx: RuleContext): MaybePromise<Written<BranchItemResult>>;
+  /**
+   * Applies every commit/rollback item; all outcomes are durable when this returns (unless written unforced).
+   * Throws only when none could be.
+   */
+  writeDecisions(items: readonly BranchItem[], ctx: RuleContext, options?: DecisionWriteOptions): MaybePromise<Written<BranchItemResult>>;
+  /**
+   * Present when the storage can write outcomes unforced (`options.unforced`): true while some are not yet
+   * durable. The caller must then call forceUnforced() before answering anything.
+   */
+  readonly unforcedPending?: boolean;
+  /** Makes every outcome written unforced durable (nothing to do when a forced write came since). */
+  forceUnforced?(): MaybePromise<void>;
   /** Keys held by prepared, undecided branches: restored into the lock manager before traffic. */
   heldLocks(): MaybePromise<HeldLock[]>;
   preparedBranches(): MaybePromise<PreparedBranch[]>;
