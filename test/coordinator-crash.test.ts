@@ -165,7 +165,8 @@ test('a commit nobody acknowledges is visible: GET /v1/in-doubt, /v1/stats, one 
   assert.ok(
     await eventually(async () => {
       listed = (await getJson(`${coordinator.url}/v1/in-doubt?olderThanMs=0`)).body as InDoubtList;
-      return listed.branches.some((b) => b.attempts >= 2);
+      // The other services' commits may still be on their way on a loaded machine; payment's alone stays.
+      return listed.branches.some((b) => b.attempts >= 2) && listed.branches.every((b) => b.service === 'payment');
     }, 15_000),
     'the unacknowledged branch is listed while delivery retries',
   );
