@@ -60,6 +60,12 @@ export interface LoadsReport {
   warmupSec: number;
   nullEcho: { c1: Pick<NullEchoFigures, 'nullEchoRps' | 'p50Ms' | 'p99Ms'>; c64: Pick<NullEchoFigures, 'nullEchoRps' | 'p50Ms' | 'p99Ms'> };
   physicalPath: { clientRoundTripP50Ms: number; sidecarToServiceRoundTripP50Ms: number; sqliteFullCommitP50Ms: number; forcedWrites: number; physicalPathMs: number };
+  /**
+   * The same null sidecar → service round trip, back to back and then with the processes left asleep between
+   * requests for about one concurrency-1 transaction (`gapMs`), as they are at concurrency 1: what a request
+   * costs a process that was idle, in time and in CPU (sidecar and service together).
+   */
+  pacing: { gapMs: number; backToBack: NullRoundTrips; paced: NullRoundTrips };
   localBaseline: LocalBaseline;
   c1: { oneService: LoadRun; fourServices: LoadRun };
   c64: LoadRun & { overNullEcho: number };
@@ -102,7 +108,7 @@ export async function runLoadsBench(options: BenchOptions, say: (line: string) =
   const client = createTxmeshClient({ coordinatorUrls: cluster.coordinatorUrls, connections: HIGH_CONCURRENCY, overloadRetries: 0, ...cluster.clientOptions });
   let failed = true;
   try {
-    const sidecarToService = await nullRoundTripP50(`${cluster.sidecars.get('inventory')!.url}/health`, 300);
+    const sidecarToService = (await nullRoundTrips(`${cluster.sidecars.get('inventory')!.url}/health`, 300)).p50Ms;
     const physicalPathMs = round(nullEcho.c1.p50Ms + sidecarToService + FORCED_WRITES_ON_CRITICAL_PATH * localBaseline.sqliteFullCommitP50Ms, 3);
     const physicalPath = {
       clientRoundTripP50Ms: nullEcho.c1.p50Ms,
@@ -122,6 +128,11 @@ export async function runLoadsBench(options: BenchOptions, say: (line: string) =
     };
     const oneService = await closed('c1-1svc', 1, true);
     const fourServices = await closed('c1-4svc', 1, false);
+    const pacing = await measurePacing(cluster, Math.max(1, Math.round(fourServices.p50Ms)));
+    say(
+      `[loads] sidecar→service null round trip back to back: p50 ${pacing.backToBack.p50Ms} ms, ${pacing.backToBack.cpuMsPerRequest} ms CPU; ` +
+        `${pacing.gapMs} ms apart: p50 ${pacing.paced.p50Ms} ms, ${pacing.paced.cpuMsPerRequest} ms CPU`,
+    );
     const high = await closed(`c${HIGH_CONCURRENCY}-4svc`, HIGH_CONCURRENCY, false);
     const c64 = { ...high, overNullEcho: round(nullEcho.c64.nullEchoRps > 0 ? high.committedTps / nullEcho.c64.nullEchoRps : 0, 4) };
 
@@ -146,6 +157,7 @@ export async function runLoadsBench(options: BenchOptions, say: (line: string) =
       warmupSec: options.warmupSec,
       nullEcho,
       physicalPath,
+      pacing,
       localBaseline,
       c1: { oneService, fourServices },
       c64,
@@ -261,11 +273,21 @@ function inventoryOnly(item: WorkItem): WorkItem {
 }
 
 /** p50 of `count` sequential GETs on one keep-alive connection. */
-async function nullRoundTripP50(url: string, count: number): Promise<number> {
+export interface NullRoundTrips {
+  p50Ms: number;
+  /** CPU of the measured processes per request (from /proc: 10 ms ticks, so only a few hundred requests are meaningful). */
+  cpuMsPerRequest: number;
+}
+
+/** `count` GETs of `url` one after another, `gapMs` apart (0: back to back), on one kept-alive connection. */
+async function nullRoundTrips(url: string, count: number, gapMs = 0, pids: readonly (number | undefined)[] = []): Promise<NullRoundTrips> {
   const agent = new Agent({ keepAlive: true, maxSockets: 1 });
   const samples: number[] = [];
+  const cpu = (): number => sum(pids.map((pid) => processCpuMs(pid) ?? NaN));
+  let cpuBefore = NaN;
   try {
     for (let i = 0; i < count; i++) {
+      if (i === 1) cpuBefore = cpu(); // the first request opens the connection
       const t0 = performance.now();
       await new Promise<void>((resolve, reject) => {
         const req = request(url, { agent }, (res) => {
@@ -275,13 +297,25 @@ async function nullRoundTripP50(url: string, count: number): Promise<number> {
         req.on('error', reject);
         req.end();
       });
-      samples.push(performance.now() - t0);
+      if (i > 0) samples.push(performance.now() - t0);
+      if (gapMs > 0) await new Promise((resolve) => setTimeout(resolve, gapMs));
     }
   } finally {
     agent.destroy();
   }
+  const cpuMs = cpu() - cpuBefore;
   samples.sort((a, b) => a - b);
-  return round(percentile(samples, 50), 3);
+  return { p50Ms: round(percentile(samples, 50), 3), cpuMsPerRequest: round(samples.length > 0 ? cpuMs / samples.length : 0, 3) };
+}
+
+/** The sidecar → service null round trip of inventory back to back, then `gapMs` apart (see LoadsReport.pacing). */
+async function measurePacing(cluster: Cluster, gapMs: number): Promise<LoadsReport['pacing']> {
+  const sidecar = cluster.sidecars.get('inventory')!;
+  const pids = [sidecar.pid, cluster.services.get('inventory')!.pid];
+  const url = `${sidecar.url}/health`;
+  const backToBack = await nullRoundTrips(url, 400, 0, pids);
+  const paced = await nullRoundTrips(url, 200, gapMs, pids);
+  return { gapMs, backToBack, paced };
 }
 
 /** The targets of issue 18 that these loads measure (the concurrency-1000 ones stay in the main bench). */
