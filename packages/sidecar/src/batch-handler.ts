@@ -3,7 +3,7 @@
  * transaction while the service works (so before any yes vote is heard), and forget branches whose outcome
  * the service acknowledged or whose prepare it did not vote yes on.
  */
-import type { FastifyBaseLogger } from 'fastify';
+import type { Logger } from 'pino';
 import { BranchAction, ItemStatus, shardOfTxId, type BranchItem, type BranchItemResult } from '@txmesh/protocol';
 import { SidecarSteps, reachStep } from './steps.ts';
 import type { InFlightPrepares } from './in-flight-prepares.ts';
@@ -16,7 +16,7 @@ export interface BatchHandlerDeps {
   serviceClient: ServiceClient;
   /** Shared by every batch and the in-doubt resolver of one sidecar. */
   inFlight: InFlightPrepares;
-  log: FastifyBaseLogger;
+  log: Logger;
   now?: () => number;
   /** How many shards the cluster has (this sidecar's coordinator URLs); undefined when it knows none. */
   shards?: number;

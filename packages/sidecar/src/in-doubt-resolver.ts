@@ -4,7 +4,7 @@
  * and from the service itself, which may hold a branch the sidecar never recorded (crash between the
  * service's yes and the sidecar's write).
  */
-import type { FastifyBaseLogger } from 'fastify';
+import type { Logger } from 'pino';
 import { BranchAction, Decision, ItemStatus, SpanNames, shardOfTxId, traceLogFieldsOf, type BranchItem } from '@txmesh/protocol';
 import type { CoordinatorClient } from './coordinator-client.ts';
 import { withItemSpans } from '@txmesh/client';
@@ -24,7 +24,7 @@ export interface InDoubtResolverDeps {
   inFlight: InFlightPrepares;
   /** Later rounds only look at branches prepared at least this long ago, so live transactions are left alone. */
   inDoubtAfterMs: number;
-  log: FastifyBaseLogger;
+  log: Logger;
   now?: () => number;
 }
 

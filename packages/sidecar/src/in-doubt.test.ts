@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { BranchAction, DEFAULT_LIMITS, Decision, ItemStatus, newTxId, PROTOCOL_VERSION, type BranchItem } from '@txmesh/protocol';
 import { buildSidecar } from './sidecar.ts';
 import { SqlitePreparedStore } from './sqlite-prepared-store.ts';
-import { deadUrl, startFakeCoordinator, startFakeService, tempDir, waitFor, type FakeService } from './test-fakes.ts';
+import { deadUrl, listenOn, readJson, startFakeCoordinator, startFakeService, tempDir, waitFor, type FakeService } from './test-fakes.ts';
 
 const ops = [{ op: 'reserve', args: { sku: 'A-1' } }];
 
@@ -26,7 +26,14 @@ function recorded(dataDir: string): string[] {
 async function build(t: TestContext, serviceUrl: string, coordinatorUrls: string[], dataDir: string, inDoubtAfterMs = 3000) {
   const sidecar = await buildSidecar({ service: 'inventory', serviceUrl, coordinatorUrls, dataDir, inDoubtAfterMs, logLevel: 'silent', serviceTimeoutMs: 2000, coordinatorTimeoutMs: 2000 });
   t.after(() => sidecar.close());
-  return sidecar;
+  const url = await listenOn(sidecar.server);
+  return { ...sidecar, url };
+}
+
+/** One batch to the sidecar's control route; the parsed answer. */
+async function postBatch(url: string, items: BranchItem[]) {
+  const res = await fetch(`${url}/txmesh/v1/batch`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ protocolVersion: PROTOCOL_VERSION, items }) });
+  return readJson(res);
 }
 
 function outcomesSent(service: FakeService): [string, string][] {
@@ -94,8 +101,8 @@ describe('in-doubt resolution', () => {
 
     const tx = newTxId(0);
     const prepare: BranchItem = { action: BranchAction.PREPARE, txId: tx, service: 'inventory', operations: ops };
-    const res = await sidecar.app.inject({ method: 'POST', url: '/txmesh/v1/batch', payload: { protocolVersion: PROTOCOL_VERSION, items: [prepare] } });
-    assert.equal(res.json().results[0].status, 'ok');
+    const answer = await postBatch(sidecar.url, [prepare]);
+    assert.equal(answer.results[0].status, 'ok');
     service.prepared = [{ txId: tx, preparedAt: Date.now() }];
     shard0.decisions.set(tx, Decision.COMMIT);
 
@@ -134,12 +141,12 @@ describe('in-doubt resolution', () => {
     const held = new Promise<void>((resolve) => (release = resolve));
     service.before = (batch) => (batch.items[0]?.action === 'prepare' ? held : undefined);
     const prepare: BranchItem = { action: BranchAction.PREPARE, txId: tx, service: 'inventory', operations: ops };
-    const late = sidecar.app.inject({ method: 'POST', url: '/txmesh/v1/batch', payload: { protocolVersion: PROTOCOL_VERSION, items: [prepare] } });
+    const late = postBatch(sidecar.url, [prepare]);
     await waitFor(() => service.batches.length === 1, 3000, 'the prepare to reach the service');
 
     assert.equal(await sidecar.resolveInDoubt(), 1);
     release();
-    assert.equal((await late).json().results[0].status, 'ok');
+    assert.equal((await late).results[0].status, 'ok');
     await sidecar.close();
     assert.deepEqual(recorded(dataDir), []);
   });

@@ -8,7 +8,7 @@
  * that shard remembers the registration (it is in its log), and a readiness probe that failed on every
  * shard hiccup would take the whole service out of its load balancer.
  */
-import type { FastifyBaseLogger } from 'fastify';
+import type { Logger } from 'pino';
 import { TxmeshError } from '@txmesh/protocol';
 import type { CoordinatorClient } from './coordinator-client.ts';
 import type { ResourceMonitor } from './resource-monitor.ts';
@@ -21,7 +21,7 @@ export interface RegistrationDeps {
   monitor: ResourceMonitor;
   /** Asked for the service's usage figures when no batch answer brought them within a heartbeat. */
   refreshUsage?: () => Promise<void>;
-  log: FastifyBaseLogger;
+  log: Logger;
 }
 
 export class Registration {

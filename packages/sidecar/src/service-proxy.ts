@@ -6,7 +6,7 @@ import http from 'node:http';
 import https from 'node:https';
 import httpProxy from 'http-proxy';
 import { TxmeshError } from '@txmesh/protocol';
-import type { FastifyBaseLogger } from 'fastify';
+import type { Logger } from 'pino';
 import type { ResourceMonitor } from './resource-monitor.ts';
 import type { SidecarMetrics } from './sidecar-metrics.ts';
 
@@ -17,7 +17,7 @@ export interface ServiceProxy {
   close(): void;
 }
 
-export function createServiceProxy(serviceUrl: string, monitor: ResourceMonitor, log: FastifyBaseLogger, timeoutMs = 60_000, metrics?: SidecarMetrics): ServiceProxy {
+export function createServiceProxy(serviceUrl: string, monitor: ResourceMonitor, log: Logger, timeoutMs = 60_000, metrics?: SidecarMetrics): ServiceProxy {
   const agent = new URL(serviceUrl).protocol === 'https:' ? new https.Agent({ keepAlive: true }) : new http.Agent({ keepAlive: true });
   // Without proxyTimeout a hung service, or a link that lost its answers, holds the caller's request forever.
   const proxy = httpProxy.createProxyServer({ target: serviceUrl, agent, xfwd: false, changeOrigin: false, proxyTimeout: timeoutMs });

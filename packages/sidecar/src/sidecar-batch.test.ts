@@ -6,12 +6,12 @@ import Database from 'better-sqlite3';
 import { BranchAction, ItemStatus, newTxId, PROTOCOL_VERSION, type BranchBatchResponse, type BranchItem } from '@txmesh/protocol';
 import { buildSidecar } from './sidecar.ts';
 import { SqlitePreparedStore } from './sqlite-prepared-store.ts';
-import { deadUrl, startFakeService, tempDir, readJson, waitFor } from './test-fakes.ts';
+import { deadUrl, startFakeService, tempDir, readJson, waitFor, listenOn } from './test-fakes.ts';
 
 async function startTestSidecar(t: TestContext, serviceUrl: string, dataDir = tempDir(t)) {
   const sidecar = await buildSidecar({ service: 'inventory', serviceUrl, coordinatorUrls: [], dataDir, logLevel: 'silent', serviceTimeoutMs: 2000 });
   t.after(() => sidecar.close());
-  const url = await sidecar.app.listen({ host: '127.0.0.1', port: 0 });
+  const url = await listenOn(sidecar.server);
   return { ...sidecar, url, dataDir };
 }
 
@@ -179,7 +179,7 @@ describe('sidecar batch handling', () => {
     await waitFor(() => service.batches.length === 1, 3000, 'the batch to reach the service');
 
     const closed = sidecar.close();
-    await waitFor(() => !sidecar.app.server.listening, 3000, 'the server to stop listening');
+    await waitFor(() => !sidecar.server.listening, 3000, 'the server to stop listening');
     socket.write('GET /txmesh/v1/health HTTP/1.1\r\nHost: x\r\n\r\n');
     release();
     await closed;
@@ -231,7 +231,7 @@ describe('sidecar refusals of prepares no shard can decide', () => {
     const service = await startFakeService(t);
     const sidecar = await buildSidecar({ service: 'inventory', serviceUrl: service.url, coordinatorUrls: [await deadUrl()], dataDir: tempDir(t), logLevel: 'silent' });
     t.after(() => sidecar.close());
-    const url = await sidecar.app.listen({ host: '127.0.0.1', port: 0 });
+    const url = await listenOn(sidecar.server);
     const [valid, shard7] = [newTxId(0), newTxId(7)];
     const answer = await postBatch(url, { protocolVersion: PROTOCOL_VERSION, items: [prepare(shard7), prepare(valid)] });
     assert.deepEqual(answer.body.results.map((r: { status: string; reason?: string }) => [r.status, r.reason]), [['no', 'TXM_WRONG_SHARD'], ['ok', undefined]]);

@@ -7,7 +7,7 @@ import { Decision, newTxId, PROTOCOL_VERSION } from '@txmesh/protocol';
 import { SidecarSteps } from './steps.ts';
 import { buildSidecar } from './sidecar.ts';
 import { SqlitePreparedStore } from './sqlite-prepared-store.ts';
-import { startFakeCoordinator, startFakeService, tempDir } from './test-fakes.ts';
+import { listenOn, readJson, startFakeCoordinator, startFakeService, tempDir } from './test-fakes.ts';
 
 const sidecarModule = fileURLToPath(new URL('./sidecar.js', import.meta.url));
 /** Arms the crash points named in TXMESH_CRASH_AT (see @txmesh/lab's crash-on-step). */
@@ -59,7 +59,7 @@ describe('sidecar crash after recording a prepared branch', () => {
     t.after(() => restarted.close());
     assert.equal(await restarted.resolveInDoubt(), 1);
     assert.deepEqual(service.batches.at(-1)!.items, [{ action: 'commit', txId: tx, service: 'inventory' }]);
-    const health = await restarted.app.inject({ method: 'GET', url: '/txmesh/v1/health' });
-    assert.equal(health.json().prepared, 0);
+    const health = await readJson(await fetch(`${await listenOn(restarted.server)}/txmesh/v1/health`));
+    assert.equal(health.prepared, 0);
   });
 });

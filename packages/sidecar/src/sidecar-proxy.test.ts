@@ -4,7 +4,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { PROTOCOL_VERSION } from '@txmesh/protocol';
 import { buildSidecar } from './sidecar.ts';
-import { deadUrl, startFakeService, tempDir, readJson } from './test-fakes.ts';
+import { deadUrl, startFakeService, tempDir, readJson, listenOn } from './test-fakes.ts';
 
 /** A plain node:http service, for answers fastify would not give (broken-off bodies, slow answers). */
 async function startRawService(t: TestContext, handler: http.RequestListener): Promise<string> {
@@ -37,7 +37,7 @@ function request(url: string, options: http.RequestOptions, body?: string): Prom
 async function startTestSidecar(t: TestContext, serviceUrl: string) {
   const sidecar = await buildSidecar({ service: 'inventory', serviceUrl, coordinatorUrls: [], dataDir: tempDir(t), logLevel: 'silent' });
   t.after(() => sidecar.close());
-  const url = await sidecar.app.listen({ host: '127.0.0.1', port: 0 });
+  const url = await listenOn(sidecar.server);
   return { ...sidecar, url };
 }
 
@@ -88,7 +88,7 @@ describe('sidecar proxy', () => {
     const serviceUrl = await startRawService(t, () => undefined);
     const sidecar = await buildSidecar({ service: 'inventory', serviceUrl, coordinatorUrls: [], dataDir: tempDir(t), logLevel: 'silent', proxyTimeoutMs: 300 });
     t.after(() => sidecar.close());
-    const url = await sidecar.app.listen({ host: '127.0.0.1', port: 0 });
+    const url = await listenOn(sidecar.server);
     const answer = await request(`${url}/hangs`, { timeout: 20_000 });
     assert.equal(answer.error, undefined, 'the sidecar answered instead of leaving the client to give up');
     assert.equal(answer.status, 502);

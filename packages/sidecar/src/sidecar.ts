@@ -1,13 +1,12 @@
 /**
- * Assembles the sidecar: one HTTP server whose /txmesh/v1/ paths go to fastify (control routes) and
- * everything else to the service proxy, plus the registration heartbeat and the in-doubt resolver loop.
+ * Assembles the sidecar: one HTTP server whose /txmesh/v1/ paths go to the control routes and everything
+ * else to the service proxy, plus the registration heartbeat and the in-doubt resolver loop.
  */
 import http from 'node:http';
 import https from 'node:https';
 import path from 'node:path';
-import Fastify, { type FastifyInstance } from 'fastify';
+import { pino, type Logger } from 'pino';
 import {
-  NO_SCHEMA_COMPILERS,
   CallerRole,
   ConnectionCap,
   LISTEN_BACKLOG,
@@ -21,7 +20,6 @@ import {
   answerClientError,
   assertServiceProof,
   authorizationHeader,
-  installTxmeshErrorHandlers,
   serverLoggerOptions,
   startProbeListener,
   validateBatchRequest,
@@ -32,6 +30,7 @@ import {
 import { handleBatch } from './batch-handler.ts';
 import { withBatchSpan } from './batch-span.ts';
 import { traceLogFields } from '@txmesh/client';
+import { ControlRoutes } from './control-routes.ts';
 import { CoordinatorClient } from './coordinator-client.ts';
 import { InDoubtResolver } from './in-doubt-resolver.ts';
 import { InFlightPrepares } from './in-flight-prepares.ts';
@@ -76,7 +75,9 @@ function refuseParticipantPath(res: http.ServerResponse): void {
 const OPEN_ROUTES = new Set<string>([Paths.SIDECAR_HEALTH, Paths.SIDECAR_READY, Paths.SIDECAR_STATS]);
 
 interface AssembledSidecar {
-  app: FastifyInstance;
+  /** The sidecar's HTTP(S) server, not listening yet. */
+  server: http.Server;
+  log: Logger;
   options: ResolvedOptions;
   /** Liveness and readiness as the routes answer them, for the probe port. */
   probes: readonly ProbeRoute[];
@@ -117,58 +118,49 @@ async function assembleSidecar(opts: SidecarOptions): Promise<AssembledSidecar> 
   const inFlight = new InFlightPrepares();
   const received = { batches: 0, items: 0 };
   const metrics = new SidecarMetrics(o.service, { preparedRecords: () => store.count(), itemsReceived: () => received.items });
-  let proxy: ReturnType<typeof createServiceProxy> | undefined;
 
   const role = `sidecar of ${o.service}`;
   const connections = new ConnectionCap(o.maxConnections, (path) => path === Paths.SIDECAR_HEALTH || path === Paths.SIDECAR_READY);
-  const app = Fastify({
-    // Lines logged inside a transaction's span carry its trace_id and span_id.
-    logger: serverLoggerOptions(`sidecar-${o.service}`, o.logLevel, traceLogFields),
-    schemaController: NO_SCHEMA_COMPILERS,
-    // Batches of a few thousand items with operations exceed fastify's 1 MiB default; the participant takes the same.
+  // Lines logged inside a transaction's span carry its trace_id and span_id.
+  const { stream, ...loggerOptions } = serverLoggerOptions(`sidecar-${o.service}`, o.logLevel, traceLogFields);
+  const log = pino(loggerOptions, stream);
+  const routes = new ControlRoutes({
+    // Batches of a few thousand items with operations exceed 1 MiB; the participant takes the same.
     bodyLimit: MAX_BATCH_BODY_BYTES,
-    // Parser refusals (and a body that trickles in past SERVER_TIMEOUTS, set in the factory) get the catalogue's shape.
-    clientErrorHandler: answerClientError,
-    // Requests arriving while closing get TXM_SHUTTING_DOWN from the hook below, not fastify's code-less 503.
-    return503OnClosing: false,
-    serverFactory: (handler) => {
-      const route: http.RequestListener = (req, res) => {
-        if (isControlPath(req.url) || !proxy) handler(req, res);
-        else if (isParticipantPath(req.url)) refuseParticipantPath(res);
-        else proxy.handle(req, res);
-      };
-      // Past maxConnections a connection's requests (proxied ones too) are refused with a code, probes excepted.
-      const capped = connections.wrap(route);
-      return connections.attach(o.tls ? (https.createServer({ ...o.tls, ...SERVER_TIMEOUTS }, capped) as unknown as http.Server) : http.createServer(SERVER_TIMEOUTS, capped), o.tls !== undefined);
+    log,
+    onRequest: (route, headers) => {
+      if (closing) throw new TxmeshError('TXM_SHUTTING_DOWN', `the sidecar of ${o.service} is closing`);
+      // Only a coordinator may hand this service its branches (the probes and the counters stay open).
+      if (o.keys !== undefined && route !== undefined && !OPEN_ROUTES.has(route)) {
+        assertServiceProof(headers.authorization, CallerRole.COORDINATOR, o.service, o.keys);
+      }
     },
   });
-  proxy = createServiceProxy(o.serviceUrl, monitor, app.log, o.proxyTimeoutMs, metrics);
-
-  app.addHook('onRequest', async (request) => {
-    if (closing) throw new TxmeshError('TXM_SHUTTING_DOWN', `the sidecar of ${o.service} is closing`);
-    // Only a coordinator may hand this service its branches (the probes and the counters stay open).
-    const route = request.routeOptions.url;
-    if (o.keys !== undefined && route !== undefined && !OPEN_ROUTES.has(route)) {
-      assertServiceProof(request.headers.authorization, CallerRole.COORDINATOR, o.service, o.keys);
-    }
-  });
-  // Only JSON: text/plain to the batch route is TXM_UNSUPPORTED_MEDIA_TYPE, as at the coordinator.
-  app.removeContentTypeParser('text/plain');
-  installTxmeshErrorHandlers(app);
+  const proxy = createServiceProxy(o.serviceUrl, monitor, log, o.proxyTimeoutMs, metrics);
+  const route: http.RequestListener = (req, res) => {
+    if (isControlPath(req.url)) routes.handle(req, res);
+    else if (isParticipantPath(req.url)) refuseParticipantPath(res);
+    else proxy.handle(req, res);
+  };
+  // Past maxConnections a connection's requests (proxied ones too) are refused with a code, probes excepted.
+  const capped = connections.wrap(route);
+  const server = connections.attach(o.tls ? (https.createServer({ ...o.tls, ...SERVER_TIMEOUTS }, capped) as unknown as http.Server) : http.createServer(SERVER_TIMEOUTS, capped), o.tls !== undefined);
+  // Parser refusals (and a body that trickles in past SERVER_TIMEOUTS) get the catalogue's shape.
+  server.on('clientError', answerClientError);
 
   waitReporter = new WaitReporter({
     service: o.service,
     shards: coordinator.shards,
     send: (shard, report) => coordinator.reportWaits(shard, report),
     poll: () => serviceClient.waits(),
-    onSendFailed: (shard, err) => app.log.debug({ err, shard }, 'wait report to shard failed'),
+    onSendFailed: (shard, err) => log.debug({ err, shard }, 'wait report to shard failed'),
   });
   const reporter = waitReporter;
-  app.post(Paths.SIDECAR_BATCH, async (request): Promise<BranchBatchResponse> => {
+  routes.post(Paths.SIDECAR_BATCH, async (request): Promise<BranchBatchResponse> => {
     const batch = validateBatchRequest(request.body);
     received.batches += 1;
     received.items += batch.items.length;
-    const deps = { service: o.service, store, serviceClient, inFlight, log: app.log, ...(o.coordinatorUrls.length > 0 ? { shards: o.coordinatorUrls.length } : {}) };
+    const deps = { service: o.service, store, serviceClient, inFlight, log, ...(o.coordinatorUrls.length > 0 ? { shards: o.coordinatorUrls.length } : {}) };
     const ended = reporter.batchStarted();
     let results;
     try {
@@ -190,10 +182,10 @@ async function assembleSidecar(opts: SidecarOptions): Promise<AssembledSidecar> 
     if (!registration?.ready) throw new TxmeshError('TXM_NOT_READY', registration?.notReadyReason() ?? 'the sidecar has not started registering with the shards');
     return { ready: true, role };
   };
-  app.get(Paths.SIDECAR_HEALTH, async () => health());
-  app.get(Paths.SIDECAR_READY, async () => readiness());
+  routes.get(Paths.SIDECAR_HEALTH, health);
+  routes.get(Paths.SIDECAR_READY, readiness);
   // Counters since start, for `txmesh bench` (requests between components per transaction).
-  app.get(Paths.SIDECAR_STATS, async () => ({
+  routes.get(Paths.SIDECAR_STATS, () => ({
     service: o.service,
     batchesReceived: received.batches,
     itemsReceived: received.items,
@@ -204,7 +196,7 @@ async function assembleSidecar(opts: SidecarOptions): Promise<AssembledSidecar> 
     connections: connections.stats(),
   }));
 
-  const resolver = new InDoubtResolver({ service: o.service, store, serviceClient, coordinator, inFlight, inDoubtAfterMs: o.inDoubtAfterMs, log: app.log });
+  const resolver = new InDoubtResolver({ service: o.service, store, serviceClient, coordinator, inFlight, inDoubtAfterMs: o.inDoubtAfterMs, log });
   let registration: Registration | undefined;
   let resolveTimer: NodeJS.Timeout | undefined;
   let closing: Promise<void> | undefined;
@@ -216,7 +208,7 @@ async function assembleSidecar(opts: SidecarOptions): Promise<AssembledSidecar> 
   function scheduleResolve(delayMs: number): void {
     resolveTimer = setTimeout(() => {
       resolveInDoubt()
-        .catch((err: unknown) => app.log.error({ err }, 'in-doubt resolution round failed'))
+        .catch((err: unknown) => log.error({ err }, 'in-doubt resolution round failed'))
         .finally(() => {
           if (!closing) scheduleResolve(o.resolveIntervalMs);
         });
@@ -229,21 +221,23 @@ async function assembleSidecar(opts: SidecarOptions): Promise<AssembledSidecar> 
     registration?.stop();
     reporter.stop();
     if (resolveTimer) clearTimeout(resolveTimer);
-    proxy?.drain();
+    proxy.drain();
+    routes.drain();
     // The server finishes in-flight batches first, so their records are written before the store closes.
-    await app.close();
+    await closeServer(server);
     // Aborting outgoing calls makes a running resolver round end quickly; what it did not finish stays
     // recorded and is resolved after the next start.
     await Promise.all([coordinator.close(), serviceClient.close()]);
     await resolver.idle();
-    proxy?.close();
+    proxy.close();
     monitor.close();
     metrics.close();
     store.close();
   }
 
   return {
-    app,
+    server,
+    log,
     options: o,
     probes: [
       { path: Paths.SIDECAR_HEALTH, answer: health, stallMs: LIVENESS_STALL_MS },
@@ -251,10 +245,10 @@ async function assembleSidecar(opts: SidecarOptions): Promise<AssembledSidecar> 
     ],
     resolveInDoubt,
     startBackground(sidecarUrl) {
-      const started = new Registration({ service: o.service, sidecarUrl, heartbeatMs: o.heartbeatMs, coordinator, monitor, refreshUsage: () => serviceClient.refreshUsage(), log: app.log });
+      const started = new Registration({ service: o.service, sidecarUrl, heartbeatMs: o.heartbeatMs, coordinator, monitor, refreshUsage: () => serviceClient.refreshUsage(), log });
       registration = started;
       void started.whenReady().then(() => {
-        if (!closing) app.log.info({ url: sidecarUrl, service: o.service, shards: o.coordinatorUrls.length }, `${role} ready: every shard (${o.coordinatorUrls.length}) accepted its registration`);
+        if (!closing) log.info({ url: sidecarUrl, service: o.service, shards: o.coordinatorUrls.length }, `${role} ready: every shard (${o.coordinatorUrls.length}) accepted its registration`);
       });
       started.start();
       scheduleResolve(0);
@@ -285,10 +279,41 @@ async function assembleSidecar(opts: SidecarOptions): Promise<AssembledSidecar> 
   };
 }
 
+function listen(server: http.Server, host: string, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ host, port, backlog: LISTEN_BACKLOG }, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+}
+
+/** How often a closing server looks for keep-alive connections whose last request has been answered. */
+const IDLE_SWEEP_MS = 50;
+
+/**
+ * Stops accepting and resolves once the requests in flight have been answered: keep-alive connections are
+ * closed as they fall idle (a request arriving on one while closing is answered, with Connection: close).
+ */
+function closeServer(server: http.Server): Promise<void> {
+  return new Promise((resolve) => {
+    if (!server.listening) {
+      resolve();
+      return;
+    }
+    const sweep = setInterval(() => server.closeIdleConnections(), IDLE_SWEEP_MS);
+    server.close(() => {
+      clearInterval(sweep);
+      resolve();
+    });
+  });
+}
+
 /** Builds the sidecar without listening and without background loops (tests, embedding). */
-export async function buildSidecar(opts: SidecarOptions): Promise<{ app: FastifyInstance; close(): Promise<void>; resolveInDoubt(): Promise<number> }> {
+export async function buildSidecar(opts: SidecarOptions): Promise<{ server: http.Server; close(): Promise<void>; resolveInDoubt(): Promise<number> }> {
   const sidecar = await assembleSidecar(opts);
-  return { app: sidecar.app, close: sidecar.close, resolveInDoubt: sidecar.resolveInDoubt };
+  return { server: sidecar.server, close: sidecar.close, resolveInDoubt: sidecar.resolveInDoubt };
 }
 
 /**
@@ -299,12 +324,12 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
   const sidecar = await assembleSidecar(opts);
   const { host, port: wantedPort, advertiseUrl } = sidecar.options;
   try {
-    await sidecar.app.listen({ host, port: wantedPort, backlog: LISTEN_BACKLOG });
+    await listen(sidecar.server, host, wantedPort);
   } catch (err) {
     await sidecar.close();
     throw err;
   }
-  const address = sidecar.app.server.address();
+  const address = sidecar.server.address();
   const port = typeof address === 'object' && address ? address.port : wantedPort;
   const url = `${sidecar.options.tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`;
   sidecar.startBackground(advertiseUrl ?? url);
@@ -317,7 +342,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<RunningSidecar
       port: sidecar.options.probePort,
       role: `sidecar of ${sidecar.options.service}`,
       probes: sidecar.probes,
-      onError: (err) => sidecar.app.log.error({ err }, 'the probe port failed: the kubelet probes will fail'),
+      onError: (err) => sidecar.log.error({ err }, 'the probe port failed: the kubelet probes will fail'),
     });
   } catch (err) {
     await sidecar.close();

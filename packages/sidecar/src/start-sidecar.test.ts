@@ -134,7 +134,7 @@ describe('startSidecar', () => {
   it('its server takes txmesh\'s socket timeouts (fastify leaves Node\'s defaults behind a serverFactory)', async (t) => {
     const sidecar = await buildSidecar({ service: 'inventory', serviceUrl: 'http://127.0.0.1:1', coordinatorUrls: [], dataDir: tempDir(t), logLevel: 'silent' });
     t.after(() => sidecar.close());
-    const { requestTimeout, headersTimeout, keepAliveTimeout } = sidecar.app.server;
+    const { requestTimeout, headersTimeout, keepAliveTimeout } = sidecar.server;
     assert.deepEqual({ requestTimeout, headersTimeout, keepAliveTimeout }, { requestTimeout: REQUEST_TIMEOUT_MS, headersTimeout: REQUEST_TIMEOUT_MS, keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS });
   });
 

@@ -6,6 +6,8 @@ import type { TestContext } from 'node:test';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import Fastify, { type FastifyInstance } from 'fastify';
 import {
   ItemStatus,
@@ -28,6 +30,14 @@ export function tempDir(t: TestContext): string {
 async function listen(t: TestContext, app: FastifyInstance): Promise<string> {
   t.after(() => app.close());
   return app.listen({ host: '127.0.0.1', port: 0 });
+}
+
+/** Listens on a free loopback port (a sidecar from buildSidecar) and gives its URL; closing the sidecar closes it. */
+export function listenOn(server: Server): Promise<string> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve(`http://127.0.0.1:${(server.address() as AddressInfo).port}`));
+  });
 }
 
 export interface FakeService {
