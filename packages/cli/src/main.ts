@@ -108,7 +108,8 @@ function optionalCoordinatorFlags(f: FlagReader, validateServiceTimeouts: (value
 async function runLab(argv: string[]): Promise<number> {
   let lab: { labMain(argv: string[]): Promise<number> };
   try {
-    lab = (await import('@txmesh/lab' as string)) as typeof lab;
+    // Its entry point alone: the package's index also loads the cluster harness, the bench and pg.
+    lab = (await import('@txmesh/lab/main' as string)) as typeof lab;
   } catch (err) {
     if ((err as { code?: unknown }).code !== 'ERR_MODULE_NOT_FOUND') throw err;
     process.stderr.write(
