@@ -33,6 +33,26 @@ describe('Scheduler', () => {
     assert.ok(await scheduler.acquire('pay', 999));
   });
 
+  it('serves hundreds of waiters in age order, arrival order among equal ages', async () => {
+    const scheduler = new Scheduler({ initialLimit: 1, minLimit: 1, maxLimit: 1 });
+    const first = await scheduler.acquire('inv', 0);
+    const granted: Array<[number, number]> = [];
+    let x = 12345;
+    const waiting = Array.from({ length: 500 }, (_, arrival) => {
+      x = (x * 1103515245 + 12345) % 2147483648;
+      const age = 1 + (x % 97); // many equal ages
+      return scheduler.acquire('inv', age).then((release) => {
+        granted.push([age, arrival]);
+        release!(1, true);
+      });
+    });
+    first!(1, true);
+    await Promise.all(waiting);
+    const expected = [...granted].sort((p, q) => p[0] - q[0] || p[1] - q[1]);
+    assert.equal(granted.length, 500);
+    assert.deepEqual(granted, expected);
+  });
+
   it('gives a withdrawn waiter nothing and passes its turn on', async () => {
     const scheduler = new Scheduler({ initialLimit: 1, minLimit: 1, maxLimit: 1 });
     const first = await scheduler.acquire('inv', 1);

@@ -50,7 +50,10 @@ interface Waiter {
   withdrawn?: () => boolean;
 }
 
-/** Min-heap on (age, seq): the oldest transaction first, arrival order among equals. */
+/**
+ * Min-heap on (age, seq): the oldest transaction first, arrival order among equals. Sifts move a hole rather
+ * than swapping pairs: a destructuring swap allocated an array per level (docs/benchmarks.md, scheduler lanes).
+ */
 class WaiterHeap {
   readonly #items: Waiter[] = [];
 
@@ -60,14 +63,16 @@ class WaiterHeap {
 
   push(w: Waiter): void {
     const a = this.#items;
+    let i = a.length;
     a.push(w);
-    let i = a.length - 1;
     while (i > 0) {
       const parent = (i - 1) >> 1;
-      if (!before(a[i]!, a[parent]!)) break;
-      [a[i], a[parent]] = [a[parent]!, a[i]!];
+      const up = a[parent]!;
+      if (!before(w, up)) break;
+      a[i] = up;
       i = parent;
     }
+    a[i] = w;
   }
 
   pop(): Waiter | undefined {
@@ -75,18 +80,18 @@ class WaiterHeap {
     const top = a[0];
     const last = a.pop();
     if (a.length > 0 && last) {
-      a[0] = last;
       let i = 0;
       for (;;) {
         const l = 2 * i + 1;
+        if (l >= a.length) break;
         const r = l + 1;
-        let m = i;
-        if (l < a.length && before(a[l]!, a[m]!)) m = l;
-        if (r < a.length && before(a[r]!, a[m]!)) m = r;
-        if (m === i) break;
-        [a[i], a[m]] = [a[m]!, a[i]!];
+        const m = r < a.length && before(a[r]!, a[l]!) ? r : l;
+        const child = a[m]!;
+        if (!before(child, last)) break;
+        a[i] = child;
         i = m;
       }
+      a[i] = last;
     }
     return top;
   }
