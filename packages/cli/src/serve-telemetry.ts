@@ -23,7 +23,7 @@ export interface RoleTelemetry {
 
 export async function startRoleTelemetry(options: TelemetryOptions): Promise<RoleTelemetry> {
   if (tracingRequested(options.env ?? process.env)) {
-    const started = await (await import('./telemetry.ts')).startTelemetry(options);
+    const started = await (await import('./telemetry.ts')).startTelemetry(options, { role: true });
     return { metricsUrl: started.metricsUrl!, afterReady: () => {}, shutdown: () => started.shutdown() };
   }
   const deferred = new DeferredMeterProvider();

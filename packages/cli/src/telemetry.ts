@@ -16,6 +16,7 @@ import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import { defaultResource, detectResources, envDetector, resourceFromAttributes } from '@opentelemetry/resources';
 import { metrics } from '@opentelemetry/api';
 import { registerBuildInfo } from './build-info.ts';
+import { SynchronousContextManager } from './synchronous-context-manager.ts';
 import { closeServer, listenMetrics, metricsUrlOf, type MetricsHandler } from './metrics-listener.ts';
 import { sdkDisabled, tracingRequested, type TelemetryOptions } from './telemetry-options.ts';
 
@@ -27,17 +28,26 @@ export interface Telemetry {
   shutdown(): Promise<void>;
 }
 
+/** How a txmesh role's tracing differs from an application's (serve-telemetry.ts passes it). */
+export interface RoleTracing {
+  /**
+   * The role's own context manager and span processor defaults (roleTracingDefaults): no code of a role relies on
+   * a context following a promise, and an application's may, so an application keeps the NodeSDK's.
+   */
+  role?: boolean;
+}
+
 /**
  * Everything at once, registered globally before it returns: what an application that embeds the SDKs may
  * call before building its clients and participants (the txmesh roles defer the metrics SDK, serve-telemetry.ts).
  */
-export async function startTelemetry(options: TelemetryOptions): Promise<Telemetry> {
+export async function startTelemetry(options: TelemetryOptions, how: RoleTracing = {}): Promise<Telemetry> {
   const env = options.env ?? process.env;
   if (sdkDisabled(env)) return { metricsUrl: undefined, tracing: false, shutdown: async () => {} };
   const tracing = tracingRequested(env);
   const prometheus = new PrometheusExporter({ preventServerStart: true });
   let stopProviders: () => Promise<void>;
-  if (tracing) stopProviders = await startNodeSdk(env, options, prometheus);
+  if (tracing) stopProviders = await startNodeSdk(env, options, prometheus, how.role === true);
   else {
     const provider = meterProvider(env, options, prometheus);
     metrics.setGlobalMeterProvider(provider);
@@ -75,16 +85,28 @@ export function startMeterProvider(options: TelemetryOptions): { provider: Meter
  * sampler, resource attributes, batch sizes) and registers the tracer provider, propagators and the
  * context manager. Loaded only then: it is most of the start-up cost of telemetry.
  */
-async function startNodeSdk(env: NodeJS.ProcessEnv, options: TelemetryOptions, prometheus: PrometheusExporter): Promise<() => Promise<void>> {
+async function startNodeSdk(env: NodeJS.ProcessEnv, options: TelemetryOptions, prometheus: PrometheusExporter, role: boolean): Promise<() => Promise<void>> {
   const { NodeSDK } = await import('@opentelemetry/sdk-node');
   // Unset, the SDK would also export logs over OTLP; txmesh logs go to stderr.
   env.OTEL_LOGS_EXPORTER ??= 'none';
+  if (role) roleTracingDefaults(env);
   const sdk = new NodeSDK({
     ...(env.OTEL_SERVICE_NAME ? {} : { serviceName: options.defaultServiceName }),
     metricReaders: [prometheus],
+    ...(role ? { contextManager: new SynchronousContextManager() } : {}),
   });
   sdk.start();
   return () => sdk.shutdown();
+}
+
+/**
+ * What a traced role sets where the environment says nothing (docs/benchmarks.md, issue 15): export batches of 128
+ * spans rather than the SDK's 512. A span waits in the batch until it is exported; a batch of 512 takes long enough to
+ * fill that most of its spans outlive a young-generation collection or two and are copied and promoted, which cost
+ * the traced roles more CPU than the extra export requests of smaller batches.
+ */
+export function roleTracingDefaults(env: NodeJS.ProcessEnv): void {
+  env.OTEL_BSP_MAX_EXPORT_BATCH_SIZE ??= '128';
 }
 
 /** No traces: a MeterProvider for /metrics only. The api's tracer stays the no-op one. */
