@@ -18,6 +18,7 @@ import type { SidecarTemplate } from './injector/sidecar-template.ts';
 import { telemetryFlags } from './telemetry-options.ts';
 import { issueCredential } from './issue-credential.ts';
 import { keyFlags, tlsFlags, warnInsecure } from './security-flags.ts';
+import { applyHeapPolicy } from './heap-policy.ts';
 
 const LAB_COMMANDS = new Set(['demo', 'bench', 'bench-isolation', 'chaos', 'service', 'bank', 'null-echo', 'null-sidecar', 'bench-overload']);
 
@@ -33,6 +34,8 @@ commands:
                --idempotency-retention MS (3600000)  --deadlock detect|wait-die|timeout (detect: abort the
                youngest of each wait-for cycle; wait-die/timeout: ignore wait reports)  --service-timeouts JSON, e.g.
                '{"payment":{"prepareTimeoutMs":800,"deliveryTimeoutMs":2000}}'   env TXMESH_GROUP_COMMIT=off
+               env TXMESH_HEAP_GROWING_PERCENT (0 = V8's own factor, up to 4x on a large host): the old space grows
+               this much past the live heap between full collections (50: less memory, more CPU; docs/benchmarks.md)
                --secret-file FILE (the cluster secret(s); required unless --insecure)
   sidecar      run a sidecar next to a service
                --service NAME  --service-url URL  --coordinator URL[,URL...] (index = shard)
@@ -161,6 +164,8 @@ export async function main(argv: string[]): Promise<number> {
         if (options.shard >= options.shards) throw new UsageError('--shard must be less than --shards');
         const telemetry = telemetryFlags(f, `txmesh-coordinator-${options.shard}`);
         f.done();
+        // Before the shard allocates: with a percentage set, its old space stays nearer what is live.
+        applyHeapPolicy(process.env, onBadEnv);
         if (insecure) warnInsecure(`coordinator-${options.shard}`);
         return await serve(() => startCoordinator({ ...options, ...(keys ? { secrets: keys } : {}) }), { telemetry });
       }

@@ -5,7 +5,9 @@ export { verifyCluster, waitForQuiescence, fetchSummaries, type VerifyReport } f
 export { runDemo, formatSummary, percentile, type DemoOptions, type DemoSummary } from './demo.ts';
 export { runBench } from './bench.ts';
 export { formatTargets } from './bench-format.ts';
-export type { BenchOptions } from './bench-options.ts';
+export { BENCH_CATALOG, OPTIMISED_ENV, type BenchOptions } from './bench-options.ts';
+export { closedLoop, type LoopTally } from './bench-closed-loop.ts';
+export { makeWorkload, type WorkItem } from './bench-workload.ts';
 export { processCpuMs, processMemoryMb } from './bench-process.ts';
 export type { BenchReport, TargetCheck } from './bench-report.ts';
 export { FaultProxy, type Direction, type LinkMode } from './fault-proxy.ts';
