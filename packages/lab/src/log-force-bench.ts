@@ -15,6 +15,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createTxmeshClient, type TxmeshClient } from '@txmesh/client';
+import { CoordinatorMetricNames } from '@txmesh/coordinator';
 import { closedLoop } from './bench-closed-loop.ts';
 import { round } from './bench-math.ts';
 import { BENCH_CATALOG, OPTIMISED_ENV } from './bench-options.ts';
@@ -25,7 +26,7 @@ import { Cluster, Member } from './cluster.ts';
 import { ClusterCredentials } from './cluster-credentials.ts';
 import { percentile } from './demo.ts';
 
-const FORCE_METRIC = 'txmesh_decision_log_force_duration_seconds';
+const FORCE_METRIC = CoordinatorMetricNames.LOG_FORCE_DURATION;
 type Mode = 'alone' | 'cluster';
 
 interface ForceCounters {
@@ -117,6 +118,8 @@ async function measure(mode: Mode, concurrency: number, warmupSec: number, durat
     const cpuSec = (after.cpuMs - before.cpuMs) / 1000;
     // Every transaction answered committed in the window forced one decision record.
     const committed = tally.committed;
+    // Committed transactions without a forced group mean the histogram was not found: a blocked share of 0 would lie.
+    if (committed > 0 && groups === 0) throw new Error(`the coordinator's /metrics has no ${FORCE_METRIC} samples`);
     const sorted = [...tally.latencies].sort((a, b) => a - b);
     return {
       mode,
