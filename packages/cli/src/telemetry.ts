@@ -31,8 +31,8 @@ export interface Telemetry {
 /** How a txmesh role's tracing differs from an application's (serve-telemetry.ts passes it). */
 export interface RoleTracing {
   /**
-   * The role's own context manager and span processor defaults (roleTracingDefaults): no code of a role relies on
-   * a context following a promise, and an application's may, so an application keeps the NodeSDK's.
+   * The role's own context manager (synchronous-context-manager.ts): no code of a role relies on a context
+   * following a promise, and an application's may, so an application keeps the NodeSDK's AsyncLocalStorage.
    */
   role?: boolean;
 }
@@ -89,7 +89,6 @@ async function startNodeSdk(env: NodeJS.ProcessEnv, options: TelemetryOptions, p
   const { NodeSDK } = await import('@opentelemetry/sdk-node');
   // Unset, the SDK would also export logs over OTLP; txmesh logs go to stderr.
   env.OTEL_LOGS_EXPORTER ??= 'none';
-  if (role) roleTracingDefaults(env);
   const sdk = new NodeSDK({
     ...(env.OTEL_SERVICE_NAME ? {} : { serviceName: options.defaultServiceName }),
     metricReaders: [prometheus],
@@ -97,16 +96,6 @@ async function startNodeSdk(env: NodeJS.ProcessEnv, options: TelemetryOptions, p
   });
   sdk.start();
   return () => sdk.shutdown();
-}
-
-/**
- * What a traced role sets where the environment says nothing (docs/benchmarks.md, issue 15): export batches of 128
- * spans rather than the SDK's 512. A span waits in the batch until it is exported; a batch of 512 takes long enough to
- * fill that most of its spans outlive a young-generation collection or two and are copied and promoted, which cost
- * the traced roles more CPU than the extra export requests of smaller batches.
- */
-export function roleTracingDefaults(env: NodeJS.ProcessEnv): void {
-  env.OTEL_BSP_MAX_EXPORT_BATCH_SIZE ??= '128';
 }
 
 /** No traces: a MeterProvider for /metrics only. The api's tracer stays the no-op one. */
