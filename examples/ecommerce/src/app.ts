@@ -92,8 +92,11 @@ export async function buildEcommerceService(
     if (db.open) db.close();
   };
   try {
-    migrateShared(db);
-    definition.migrate(db, catalog);
+    // One transaction, so a fresh database costs one forced write for its whole schema and seed, not one per table.
+    db.transaction(() => {
+      migrateShared(db);
+      definition.migrate(db, catalog);
+    })();
     // The participant restores the locks of prepared-undecided branches before we serve any traffic.
     const created = createParticipant({
       service: name,

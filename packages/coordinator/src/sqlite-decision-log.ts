@@ -151,7 +151,8 @@ export class SqliteDecisionLog extends GroupCommitLog {
     this.#db.pragma('synchronous = FULL');
     if (this.#db.pragma('auto_vacuum', { simple: true }) !== 2) this.#db.exec('VACUUM');
     const existed = this.#db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'decisions'").get() !== undefined;
-    this.#db.exec(SCHEMA);
+    // In one transaction: a fresh log then costs one forced write for the schema, not one per statement.
+    this.#db.transaction(() => this.#db.exec(SCHEMA))();
     // A log written before records carried their trace context gains the column (NULL for old rows).
     const columns = this.#db.prepare("SELECT name FROM pragma_table_info('decisions')").all() as { name: string }[];
     if (!columns.some((c) => c.name === 'trace')) this.#db.exec('ALTER TABLE decisions ADD COLUMN trace TEXT');

@@ -132,7 +132,8 @@ export class BarrierStore {
   readonly #pruneTx: Database.Transaction<(before: number, tombstonesBefore: number) => { branches: number; tombstones: number }>;
 
   constructor(db: Database.Database) {
-    db.exec(SCHEMA);
+    // In one transaction: a fresh database then costs one forced write for the schema, not one per statement.
+    db.transaction(() => db.exec(SCHEMA))();
     migrateExclusiveLocks(db);
     this.#getBranchStmt = db.prepare('SELECT tx_id, state, reason, message, operations, prepared_at FROM txm_branches WHERE tx_id = ?');
     this.#insertPreparedStmt = db.prepare(`INSERT INTO txm_branches (tx_id, state, operations, prepared_at) VALUES (?, 'prepared', ?, ?)`);
