@@ -147,6 +147,10 @@ export class SqliteDecisionLog extends GroupCommitLog {
     // file shrinks with the work instead of keeping its high-water mark. Takes effect on a new file;
     // an older file is converted once by VACUUM.
     this.#db.pragma('auto_vacuum = INCREMENTAL');
+    // Only this process ever opens the log (LogLock above), so it keeps SQLite's file locks for the life of the
+    // connection and the WAL index in its own memory instead of a shared-memory file: no fcntl lock calls and
+    // no shm reads per statement. Must precede the first WAL access; a SIGKILL releases the locks as before.
+    this.#db.pragma('locking_mode = EXCLUSIVE');
     this.#db.pragma('journal_mode = WAL');
     this.#db.pragma('synchronous = FULL');
     if (this.#db.pragma('auto_vacuum', { simple: true }) !== 2) this.#db.exec('VACUUM');
@@ -236,6 +240,7 @@ export class SqliteDecisionLog extends GroupCommitLog {
     // Nothing in this group is awaited (done marks, acks, addresses): no fsync of its own, as the sidecar
     // does for its removals. It reaches the disk with the next decision's fsync of the WAL; a crash of the
     // machine before that loses only writes whose loss recovery already tolerates.
+    // db.pragma() each time, not a statement prepared once: SQLite applies this pragma while compiling it.
     this.#db.pragma('synchronous = NORMAL');
     try {
       this.#writeGroupTx(writes);
