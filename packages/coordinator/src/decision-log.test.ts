@@ -190,6 +190,20 @@ describe('SqliteDecisionLog storage', () => {
 });
 
 describe('SqliteDecisionLog forcing', () => {
+  it('holds the log file itself exclusively while it runs: another connection can read it only after close', async (t) => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'txmesh-log-'));
+    t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+    const file = path.join(dir, 'coordinator-shard-0.db');
+    const log = new SqliteDecisionLog(file);
+    await log.append(record('0-a-00000000000000e1'));
+    const Database = (await import('better-sqlite3')).default;
+    const reader = new Database(file, { readonly: true, timeout: 0 });
+    t.after(() => reader.close());
+    assert.throws(() => reader.prepare('SELECT COUNT(*) AS n FROM decisions').get(), /database is locked/);
+    await log.close();
+    assert.deepEqual(reader.prepare('SELECT COUNT(*) AS n FROM decisions').get(), { n: 1 });
+  });
+
   it('forces a group holding a decision, writes a group of done marks and acks alone without an fsync, and drops acks settled in the same group', async (t) => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'txmesh-log-'));
     t.after(() => fs.rmSync(dir, { recursive: true, force: true }));

@@ -107,20 +107,27 @@ describe('startCoordinator', () => {
     await previous.close();
 
     const coordinator = await startCoordinator({ shard: 0, shards: 1, dataDir });
-    t.after(() => coordinator.close());
+    let closed = false;
+    t.after(() => (closed ? undefined : coordinator.close()));
     await eventually(() => sidecar.batches.some((b) => b.items.some((i) => i.action === 'commit' && i.txId === txId)), 'commit redelivered');
     const decision = await fetch(`${coordinator.url}/v1/transactions/${txId}/decision`).then((r) => r.json());
     assert.deepEqual(decision, { txId, decision: 'commit' });
     const stats = (await fetch(`${coordinator.url}/v1/stats`).then((r) => r.json())) as { recovered: number };
     assert.equal(stats.recovered, 1);
-    // Read through a plain second connection: the running coordinator holds the log's process lock.
-    await eventually(() => {
-      const db = new Database(decisionLogPath(dataDir, 0), { readonly: true });
-      try {
-        return (db.prepare('SELECT state FROM decisions WHERE tx_id = ?').get(txId) as { state: string } | undefined)?.state === 'COMMITTED';
-      } finally {
-        db.close();
-      }
-    }, 'marked done in the log');
+    // The running coordinator holds its log exclusively: its own view first, then the file once it has closed.
+    const deadline = Date.now() + 3000;
+    const stateOf = async (): Promise<unknown> => ((await fetch(`${coordinator.url}/v1/transactions/${txId}`).then((r) => r.json())) as { state?: unknown }).state;
+    while ((await stateOf()) !== 'COMMITTED') {
+      assert.ok(Date.now() < deadline, 'timed out waiting: marked done in the log');
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    closed = true;
+    await coordinator.close();
+    const db = new Database(decisionLogPath(dataDir, 0), { readonly: true });
+    try {
+      assert.equal((db.prepare('SELECT state FROM decisions WHERE tx_id = ?').get(txId) as { state: string } | undefined)?.state, 'COMMITTED');
+    } finally {
+      db.close();
+    }
   });
 });

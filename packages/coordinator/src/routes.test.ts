@@ -3,16 +3,19 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import Database from 'better-sqlite3';
 import type { InjectOptions } from 'fastify';
 import { newTxId } from '@txmesh/protocol';
 import { buildCoordinator, decisionLogPath } from './app.ts';
+import { SqliteDecisionLog } from './sqlite-decision-log.ts';
 import { FakeTransport } from './testing/fake-transport.ts';
 
 async function setup(t: TestContext) {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'txmesh-coord-'));
   const transport = new FakeTransport();
-  const coordinator = await buildCoordinator({ shard: 0, shards: 2, dataDir }, { transport });
+  // The coordinator holds its log exclusively (no second connection can read it while it runs), so the test
+  // hands it the log and counts what it made durable.
+  const log = new SqliteDecisionLog(decisionLogPath(dataDir, 0));
+  const coordinator = await buildCoordinator({ shard: 0, shards: 2, dataDir }, { transport, log });
   t.after(async () => {
     await coordinator.close();
     fs.rmSync(dataDir, { recursive: true, force: true });
@@ -20,17 +23,12 @@ async function setup(t: TestContext) {
   const { app } = coordinator;
   const register = await app.inject({ method: 'POST', url: '/v1/services', payload: { service: 'inventory', sidecarUrl: 'http://127.0.0.1:9001/' } });
   assert.equal(register.statusCode, 200);
-  return { ...coordinator, transport, dataDir };
+  return { ...coordinator, transport, dataDir, log };
 }
 
-/** Rows in the decision table, read through a second connection: refusals must leave none. */
-function decisionRows(dataDir: string): number {
-  const db = new Database(decisionLogPath(dataDir, 0), { readonly: true });
-  try {
-    return (db.prepare('SELECT COUNT(*) AS n FROM decisions').get() as { n: number }).n;
-  } finally {
-    db.close();
-  }
+/** Decision records the shard's (fresh) log made durable: refusals must leave none. */
+function decisionRows(log: SqliteDecisionLog): number {
+  return log.stats().records;
 }
 
 const validBody = { participants: [{ service: 'inventory', operations: [{ op: 'reserve', args: { sku: 'a' } }] }] };
@@ -50,7 +48,7 @@ describe('coordinator routes', () => {
   });
 
   it('refuses bad input with the catalogue code and changes nothing', async (t) => {
-    const { app, transport, manager, dataDir } = await setup(t);
+    const { app, transport, manager, log } = await setup(t);
     const cases: { name: string; request: InjectOptions; status: number; code: string }[] = [
       { name: 'bad JSON', request: { method: 'POST', url: '/v1/transactions', headers: { 'content-type': 'application/json' }, payload: '{"participants": [' }, status: 400, code: 'TXM_BAD_REQUEST' },
       { name: 'empty body', request: { method: 'POST', url: '/v1/transactions', headers: { 'content-type': 'application/json' }, payload: '' }, status: 400, code: 'TXM_BAD_REQUEST' },
@@ -102,13 +100,13 @@ describe('coordinator routes', () => {
     await new Promise((r) => setTimeout(r, 30));
     assert.equal(transport.batches.length, 0, 'nothing was sent to any sidecar');
     assert.equal(manager.stats().inFlight, 0);
-    assert.equal(decisionRows(dataDir), 0, 'no decision record was written');
+    assert.equal(decisionRows(log), 0, 'no decision record was written');
     const services = (await app.inject({ method: 'GET', url: '/v1/services' })).json() as { services: { service: string }[] };
     assert.deepEqual(services.services.map((s) => s.service), ['inventory'], 'a refused registration added nothing');
   });
 
   it('runs a transaction end to end and answers status, decision, services, health and stats', async (t) => {
-    const { app, manager, dataDir } = await setup(t);
+    const { app, manager, log } = await setup(t);
     const registered = await app.inject({
       method: 'POST',
       url: '/v1/services',
@@ -124,7 +122,7 @@ describe('coordinator routes', () => {
     assert.equal(response.statusCode, 200, response.body);
     const result = response.json() as { txId: string; outcome: string };
     assert.equal(result.outcome, 'committed');
-    assert.equal(decisionRows(dataDir), 1);
+    assert.equal(decisionRows(log), 1);
 
     const again = await app.inject({ method: 'POST', url: '/v1/transactions', payload: { participants: validBody.participants, idempotencyKey: 'o-1' } });
     assert.equal(again.statusCode, 409);
@@ -161,9 +159,10 @@ describe('coordinator routes', () => {
     const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'txmesh-coord-'));
     // The first prepare never answers, so it holds the service's only slot.
     const transport = new FakeTransport(() => 'hang');
+    const log = new SqliteDecisionLog(decisionLogPath(dataDir, 0));
     const coordinator = await buildCoordinator(
       { shard: 0, shards: 2, dataDir, scheduler: { initialLimit: 1, minLimit: 1, maxLimit: 1, maxQueueWaitMs: 0 } },
-      { transport },
+      { transport, log },
     );
     t.after(async () => {
       await coordinator.close();
@@ -179,7 +178,7 @@ describe('coordinator routes', () => {
     assert.equal((refused.json() as { error: { code: string } }).error.code, 'TXM_OVERLOADED');
     assert.match(String(refused.headers['retry-after']), /^[1-9][0-9]*$/);
     assert.equal(transport.batches.length, 1, 'nothing was sent for the refused transaction');
-    assert.equal(decisionRows(dataDir), 0);
+    assert.equal(decisionRows(log), 0);
     const stats = (await app.inject({ method: 'GET', url: '/v1/stats' })).json() as { refusedOverloaded: number };
     assert.equal(stats.refusedOverloaded, 1);
     const view = ((await app.inject({ method: 'GET', url: '/v1/services' })).json() as { services: { scheduler: { inFlight: number; limit: number } }[] }).services[0];
