@@ -4,9 +4,10 @@
  * refuses to start, with its code, on a server whose max_prepared_transactions is 0.
  */
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
+import { test, type TestContext } from 'node:test';
 import pg from 'pg';
-import { BusinessRefusal, createPgParticipant, defineNativeOperation, definePgOperation, type PgParticipantOptions } from '@txmesh/participant-sdk';
+import { BusinessRefusal, createPgParticipant, defineNativeOperation, definePgOperation, type PgParticipant, type PgParticipantOptions } from '@txmesh/participant-sdk';
 import { BranchAction, PROTOCOL_VERSION, TxmeshError, newTxId, type BranchItem } from '@txmesh/protocol';
 import { startTempPostgres } from '@txmesh/lab';
 import { usePgServer } from './pg-server.ts';
@@ -133,4 +134,68 @@ test('native mode refuses to start with TXM_PG_NO_PREPARED_TRANSACTIONS when max
   );
   const tentative = await createPgParticipant({ service: LEDGER, pool, mode: 'tentative', operations: tentativeLedger.operations, log: () => {} });
   tentative.close();
+});
+
+/** What the tentative storage published for each write transaction (see pg-tentative-storage.ts). */
+function recordPgWrites(t: TestContext): unknown[] {
+  const writes: unknown[] = [];
+  const listener = (message: unknown): void => void writes.push(message);
+  subscribe('txmesh:participant:pg-write', listener);
+  t.after(() => unsubscribe('txmesh:participant:pg-write', listener));
+  return writes;
+}
+
+async function tentativeParticipant(t: TestContext): Promise<{ participant: PgParticipant; pool: pg.Pool }> {
+  const connectionString = await pgServer.freshDatabase();
+  const pool = new pg.Pool({ connectionString, max: 4 });
+  t.after(() => pool.end());
+  await pool.query(tentativeLedger.schema);
+  const participant = await createPgParticipant({ service: LEDGER, pool, mode: 'tentative', operations: tentativeLedger.operations, log: () => {} });
+  t.after(() => participant.close());
+  return { participant, pool };
+}
+
+const ledgerItem = (action: BranchAction, txId: string, account = 'a', amount = 1): BranchItem =>
+  action === BranchAction.PREPARE
+    ? { action, txId, service: LEDGER, operations: [{ op: 'credit', args: { account, amount } }], deadline: Date.now() + 5_000 }
+    : { action, txId, service: LEDGER };
+
+test('tentative mode: a commit riding with a prepare is committed unforced and flushed by the prepare’s commit', async (t) => {
+  const { participant, pool } = await tentativeParticipant(t);
+  const first = newTxId(0);
+  const second = newTxId(0);
+  assert.equal((await participant.handleBatch({ protocolVersion: PROTOCOL_VERSION, items: [ledgerItem(BranchAction.PREPARE, first, 'a', 5)] })).results[0]?.status, 'ok');
+  const writes = recordPgWrites(t);
+
+  const response = await participant.handleBatch({ protocolVersion: PROTOCOL_VERSION, items: [ledgerItem(BranchAction.COMMIT, first), ledgerItem(BranchAction.PREPARE, second, 'b', 7)] });
+
+  assert.deepEqual(response.results.map((r) => r.status), ['ok', 'ok']);
+  assert.deepEqual(writes, [
+    { kind: 'decisions', synchronousCommit: 'off', carriesUnforced: false },
+    { kind: 'prepares', synchronousCommit: 'on', carriesUnforced: true },
+  ]);
+  const balance = async (id: string): Promise<number> => Number((await pool.query<{ balance: string }>('SELECT balance FROM accounts WHERE id = $1', [id])).rows[0]!.balance);
+  assert.equal(await balance('a'), START_BALANCE + 5, 'the unforced commit applied');
+  assert.equal((await pool.query<{ marks: string }>('SELECT marks FROM txm_force_marks')).rows[0]?.marks, '1', 'the carrying commit wrote the mark');
+  // Outcomes alone are forced as before.
+  await participant.handleBatch({ protocolVersion: PROTOCOL_VERSION, items: [ledgerItem(BranchAction.ROLLBACK, second)] });
+  assert.deepEqual(writes[2], { kind: 'decisions', synchronousCommit: 'on', carriesUnforced: false });
+});
+
+test('tentative mode: a commit riding with a prepare that writes nothing is flushed on its own before the answer', async (t) => {
+  const { participant } = await tentativeParticipant(t);
+  const first = newTxId(0);
+  const second = newTxId(0);
+  const prepared = await participant.handleBatch({ protocolVersion: PROTOCOL_VERSION, items: [ledgerItem(BranchAction.PREPARE, first, 'a'), ledgerItem(BranchAction.PREPARE, second, 'b')] });
+  assert.deepEqual(prepared.results.map((r) => r.status), ['ok', 'ok']);
+  const writes = recordPgWrites(t);
+
+  // The duplicate prepare is answered from its stored branch: no prepare transaction runs.
+  const response = await participant.handleBatch({ protocolVersion: PROTOCOL_VERSION, items: [ledgerItem(BranchAction.COMMIT, first), ledgerItem(BranchAction.PREPARE, second, 'b')] });
+
+  assert.deepEqual(response.results.map((r) => r.status), ['ok', 'ok']);
+  assert.deepEqual(writes, [
+    { kind: 'decisions', synchronousCommit: 'off', carriesUnforced: false },
+    { kind: 'force', synchronousCommit: 'on', carriesUnforced: true },
+  ]);
 });

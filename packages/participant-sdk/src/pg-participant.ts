@@ -106,6 +106,8 @@ class PgParticipantImpl extends CoreBackedParticipant implements PgParticipant {
   };
 
   async preparedList(): Promise<PreparedListResponse> {
+    // A branch whose outcome is not yet durable must still be listed: after a crash it is prepared again.
+    await this.#storage.forceUnforced?.();
     return { service: this.core.options.service, prepared: await this.#storage.preparedBranches() };
   }
 

@@ -36,11 +36,22 @@ CREATE TABLE IF NOT EXISTS txm_tombstones (
   decided_at BIGINT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS txm_tombstones_age ON txm_tombstones (decided_at);
+CREATE TABLE IF NOT EXISTS txm_force_marks (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  marks BIGINT NOT NULL
+);
+INSERT INTO txm_force_marks (id, marks) VALUES (1, 0) ON CONFLICT (id) DO NOTHING;
 `;
 
 /** Two services starting at once on one database: CREATE ... IF NOT EXISTS can still race, so one at a time. */
 const SCHEMA_LOCK = 7_207_001;
-const OBJECTS = ['txm_branches', 'txm_branches_prepared', 'txm_branches_finished', 'txm_barrier', 'txm_key_locks', 'txm_key_locks_by_tx', 'txm_tombstones', 'txm_tombstones_age'];
+const OBJECTS = ['txm_branches', 'txm_branches_prepared', 'txm_branches_finished', 'txm_barrier', 'txm_key_locks', 'txm_key_locks_by_tx', 'txm_tombstones', 'txm_tombstones_age', 'txm_force_marks'];
+
+/**
+ * A write for a transaction that must be synced even when its other writes were all undone: PostgreSQL
+ * flushes the WAL at commit only for a transaction that wrote some (see PgTentativeStorage).
+ */
+export const BUMP_FORCE_MARK = 'UPDATE txm_force_marks SET marks = marks + 1 WHERE id = 1';
 
 /**
  * True when every table and index exists. Checked first because CREATE INDEX IF NOT EXISTS locks its table

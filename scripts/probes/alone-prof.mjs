@@ -1,0 +1,35 @@
+// lead's scratch probe: coordinator alone at concurrency N with --cpu-prof on the coordinator
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createTxmeshClient } from '@txmesh/client';
+import { BENCH_CATALOG, ClusterCredentials, Member, OPTIMISED_ENV, closedLoop, makeWorkload, processCpuMs } from '@txmesh/lab';
+const [concurrency = '64', seconds = '8', profDir = '/tmp/lead/prof'] = process.argv.slice(2);
+const dir = mkdtempSync(join(tmpdir(), 'txmesh-alone-prof-'));
+const credentials = new ClusterCredentials(dir);
+const env = { TXMESH_LOG_LEVEL: 'warn', ...OPTIMISED_ENV, ...(process.env.PROF ? { NODE_OPTIONS: '--import /tmp/lead/cpuprof.mjs' } : {}) };
+const coordinator = new Member('coordinator-0', 'coordinator', (port) => ['--port', String(port), '--data', dir, '--secret-file', credentials.secretFile], join(dir, 'c.log'), env);
+const url = await coordinator.start();
+const participants = new Member('null-sidecar', 'null-sidecar', (port) => ['--port', String(port), '--coordinator', url, '--secret-file', credentials.secretFile], join(dir, 'n.log'), { TXMESH_LOG_LEVEL: 'warn', ...OPTIMISED_ENV });
+await participants.start();
+const client = createTxmeshClient({ coordinatorUrls: [url], connections: Number(concurrency), overloadRetries: 0, credential: credentials.client });
+const { spawn } = await import('node:child_process');
+const tracer = process.env.STRACE ? spawn('strace', ['-c', '-f', '-p', String(coordinator.pid), '-o', process.env.STRACE], { stdio: 'ignore' }) : undefined;
+if (tracer) await new Promise((r) => setTimeout(r, 500));
+const committedNow = async () => (await (await fetch(`${url}/v1/stats`)).json()).committed;
+const c0 = await committedNow();
+const { readFileSync } = await import('node:fs');
+const ut = () => { const f = readFileSync(`/proc/${coordinator.pid}/stat`, 'utf8'); const x = f.slice(f.lastIndexOf(')') + 2).split(' '); return [Number(x[11]) * 10, Number(x[12]) * 10]; };
+const ut0 = ut();
+const cpu0 = processCpuMs(coordinator.pid);
+const tally = await closedLoop({ concurrency: Number(concurrency), warmupMs: 2000, durationMs: Number(seconds) * 1000, client, next: makeWorkload(1, 'alone', BENCH_CATALOG) });
+const cpu = processCpuMs(coordinator.pid) - cpu0;
+const committedTotal = (await committedNow()) - c0;
+const ut1 = ut();
+console.log(JSON.stringify({ userMsPerTx: (ut1[0] - ut0[0]) / committedTotal, sysMsPerTx: (ut1[1] - ut0[1]) / committedTotal }));
+if (tracer) { tracer.kill('SIGINT'); await new Promise((r) => tracer.on('exit', r)); }
+console.log(JSON.stringify({ committedTotal, tps: tally.committed / tally.windowSec, cpuMsPerTxApprox: cpu / (tally.committed * (1 + 2000 / (Number(seconds) * 1000))) }));
+await client.close().catch(() => undefined);
+await participants.stop();
+await coordinator.stop();
+rmSync(dir, { recursive: true, force: true });
