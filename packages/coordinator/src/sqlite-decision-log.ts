@@ -240,12 +240,13 @@ export class SqliteDecisionLog extends GroupCommitLog {
     // Nothing in this group is awaited (done marks, acks, addresses): no fsync of its own, as the sidecar
     // does for its removals. It reaches the disk with the next decision's fsync of the WAL; a crash of the
     // machine before that loses only writes whose loss recovery already tolerates.
-    // db.pragma() each time, not a statement prepared once: SQLite applies this pragma while compiling it.
-    this.#db.pragma('synchronous = NORMAL');
+    // Run as SQL each time, not a statement prepared once: SQLite applies this pragma while compiling it. exec,
+    // not db.pragma(): no statement object and no result rows for a switch made twice per group.
+    this.#db.exec('PRAGMA synchronous = NORMAL');
     try {
       this.#writeGroupTx(writes);
     } finally {
-      this.#db.pragma('synchronous = FULL');
+      this.#db.exec('PRAGMA synchronous = FULL');
     }
   }
 
