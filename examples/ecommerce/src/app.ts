@@ -7,7 +7,7 @@ import http from 'node:http';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { createParticipant, openParticipantDatabase } from '@txmesh/participant-sdk';
 import { NO_SCHEMA_COMPILERS, Paths, SERVER_TIMEOUTS, answerClientError, installTxmeshErrorHandlers, serverLoggerOptions, type ReadyAnswer } from '@txmesh/protocol';
-import { buildPgPaymentService } from './app-pg.ts';
+import type { BuildPgPaymentOptions } from './app-pg.ts';
 import { closeOnce, type BuiltService } from './built-service.ts';
 import { resolveCatalog, type CatalogOptions } from './catalog.ts';
 import { inventoryService } from './inventory.ts';
@@ -158,10 +158,7 @@ export async function buildEcommerceService(
 
 export async function startEcommerceService(name: EcommerceService, opts: StartServiceOptions): Promise<{ url: string; close(): Promise<void> }> {
   if (opts.pgUrl !== undefined && name !== 'payment') throw new RangeError(`only the payment service runs on PostgreSQL, not ${name}`);
-  const service =
-    opts.pgUrl === undefined
-      ? await buildEcommerceService(name, opts)
-      : await buildPgPaymentService({ pgUrl: opts.pgUrl, ...(opts.catalog ? { catalog: opts.catalog } : {}), ...(opts.lockWaitMs !== undefined ? { lockWaitMs: opts.lockWaitMs } : {}), ...(opts.logLevel ? { logLevel: opts.logLevel } : {}), ...(opts.keys !== undefined ? { keys: opts.keys } : {}) });
+  const service = opts.pgUrl === undefined ? await buildEcommerceService(name, opts) : await buildPgPayment({ pgUrl: opts.pgUrl, ...(opts.catalog ? { catalog: opts.catalog } : {}), ...(opts.lockWaitMs !== undefined ? { lockWaitMs: opts.lockWaitMs } : {}), ...(opts.logLevel ? { logLevel: opts.logLevel } : {}), ...(opts.keys !== undefined ? { keys: opts.keys } : {}) });
   try {
     await service.app.listen({ host: opts.host ?? '127.0.0.1', port: opts.port ?? 0 });
   } catch (err) {
@@ -175,4 +172,10 @@ export async function startEcommerceService(name: EcommerceService, opts: StartS
   const url = `http://${host}:${address.port}`;
   service.app.log.info({ url, service: name }, `service ${name} ready`);
   return { url, close: () => service.close() };
+}
+
+/** The PostgreSQL payment service, loaded only when asked for: a SQLite service never reads its modules. */
+async function buildPgPayment(opts: BuildPgPaymentOptions): Promise<BuiltService> {
+  const { buildPgPaymentService } = await import('./app-pg.ts');
+  return buildPgPaymentService(opts);
 }

@@ -10,4 +10,5 @@ export {
   type StartServiceOptions,
 } from './app.ts';
 export { orderRequest, randomOrder, seededRandom, type OrderInput } from './order-workload.ts';
-export { buildPgPaymentService, type BuildPgPaymentOptions } from './app-pg.ts';
+// buildPgPaymentService (app-pg.ts) is reached through startEcommerceService({ pgUrl }), which loads it on demand.
+export type { BuildPgPaymentOptions } from './app-pg.ts';

@@ -11,7 +11,7 @@ import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { ECOMMERCE_SERVICES, type CatalogOptions, type EcommerceService } from '@txmesh/example-ecommerce';
 import pg from 'pg';
-import { METRICS_PREFIX, READY_PREFIX } from 'txmesh';
+import { METRICS_PREFIX, READY_PREFIX } from 'txmesh/roles';
 import { processCpuMs } from './bench-process.ts';
 import { FaultProxy } from './fault-proxy.ts';
 import { startTempPostgres, type TempPostgresOptions, type TempPostgres } from './temp-postgres.ts';

@@ -7,7 +7,8 @@
  * load the bench, the chaos run or the client, so it starts sooner and holds less memory.
  */
 import { DEFAULT_CATALOG, ECOMMERCE_SERVICES, slowFromEnv, startEcommerceService, type EcommerceService } from '@txmesh/example-ecommerce';
-import { FlagReader, parseArgs, serve, telemetryFlags, UsageError } from 'txmesh';
+// The roles' kit alone: the package's index would also load the operator command and the injector.
+import { FlagReader, parseArgs, serve, telemetryFlags, UsageError } from 'txmesh/roles';
 import { readFileSync } from 'node:fs';
 import { DeadlockMode, parseKeyList } from '@txmesh/protocol';
 import type { IsolationRetry, IsolationWorkload } from './isolation-bench.ts';
