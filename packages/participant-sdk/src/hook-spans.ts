@@ -5,7 +5,8 @@
  */
 import { subscribe } from 'node:diagnostics_channel';
 import type { Span } from '@opentelemetry/api';
-import { withItemSpans } from '@txmesh/client';
+// The span helpers alone: the client's index would load its transports into every participant service.
+import { withItemSpans } from '@txmesh/client/spans';
 import { SpanEvents, SpanNames, type BranchBatchRequest, type BranchBatchResponse } from '@txmesh/protocol';
 import { lockWaitChannel, type LockWaitEvent } from './lock-manager.ts';
 

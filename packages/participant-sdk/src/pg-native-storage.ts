@@ -22,20 +22,15 @@ import { decisionFailure, prepareRule, rollbackAfterCommit } from './branch-rule
 import { itemResult } from './item-results.ts';
 import { KeyedMutex } from './keyed-mutex.ts';
 import type { NativeOperationHandlers } from './pg-operation.ts';
+import { gidOf } from './pg-gid.ts';
 import { PgRows, asLockRefusal, hookContext, readBranch } from './pg-rows.ts';
 import { pruneFinishedPg } from './pg-schema.ts';
 import { ParticipantSteps, reachStep } from './steps.ts';
 import type { HookCall, ParticipantStorage, PrepareOutcome, PrepareWrite, PreparedBranch, RuleContext, Written } from './storage-adapter.ts';
 import { runAwaiting, type Steps } from './steps-runner.ts';
 
-const GID_PREFIX = 'txm:';
 /** Branches of one batch written at once, each on its own pooled client. */
 const LANES = 4;
-
-/** The PostgreSQL gid of this service's branch of txId. */
-export function gidOf(service: string, txId: string): string {
-  return `${GID_PREFIX}${service}:${txId}`;
-}
 
 /** A gid is a string literal in COMMIT/ROLLBACK PREPARED (no parameters there). */
 const literal = (gid: string): string => `'${gid.replaceAll("'", "''")}'`;

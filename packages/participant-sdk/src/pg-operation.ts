@@ -10,6 +10,10 @@
 import type { PoolClient } from 'pg';
 import type { OperationParsing } from './operation-parser.ts';
 
+/** How a PostgreSQL participant runs its operations: tentative rows and a barrier, or PREPARE TRANSACTION. */
+export const PgMode = { TENTATIVE: 'tentative', NATIVE: 'native' } as const;
+export type PgMode = (typeof PgMode)[keyof typeof PgMode];
+
 export interface PgHookContext {
   /** The transaction's client: run the business SQL on it (never on the pool). */
   client: PoolClient;

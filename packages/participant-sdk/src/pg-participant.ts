@@ -14,14 +14,12 @@ import { CoreBackedParticipant, ParticipantCore } from './participant-core.ts';
 import { resolveParticipantOptions, type CommonParticipantOptions } from './participant-options.ts';
 import type { ParticipantStats } from './participant-parts.ts';
 import { mountParticipantRoutes } from './participant-routes.ts';
-import type { NativeOperationHandlers, PgOperationHandlers } from './pg-operation.ts';
+import { PgMode, type NativeOperationHandlers, type PgOperationHandlers } from './pg-operation.ts';
 import { PgNativeStorage, assertPreparedTransactionsOn } from './pg-native-storage.ts';
 import { ensurePgSchema } from './pg-schema.ts';
 import { PgTentativeStorage } from './pg-tentative-storage.ts';
 import type { ParticipantStorage } from './storage-adapter.ts';
 
-export const PgMode = { TENTATIVE: 'tentative', NATIVE: 'native' } as const;
-export type PgMode = (typeof PgMode)[keyof typeof PgMode];
 
 interface PgBase extends CommonParticipantOptions {
   /** The service's pool; the SDK borrows a client per unit of work and creates its tables (txm_*) at start. */
