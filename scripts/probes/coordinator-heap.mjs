@@ -1,10 +1,10 @@
-// What a coordinator's heap policy (TXMESH_HEAP_GROWING_PERCENT) does at concurrency 1000, as one measurement:
+// What a coordinator's heap policy (TXMESH_HEAP_GROWING_PERCENT, TXMESH_SEMI_SPACE_MB) does at concurrency 1000, as one measurement:
 // two shards side by side, each with null participants (one process answering every batch at once) and its own
 // closed loop of 4-service orders, one started with each setting, so both see the same machine at the same time.
 // Prints one JSON line: per setting, committed tx/s, the coordinator's CPU per committed transaction, its RSS
 // at the end and its peak in the window, and its garbage collections (count and pause ms, by kind). A probe for
 // docs/benchmarks.md, not part of the product. After `npm run build`:
-//   node scripts/probes/coordinator-heap.mjs [percentA=0] [percentB=50] [concurrency=1000] [seconds=15] [warmup=3]
+//   node scripts/probes/coordinator-heap.mjs [percentA=0] [percentB=50] [concurrency=1000] [seconds=15] [warmup=3] [semiA=4] [semiB=4]
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,12 +12,12 @@ import { fileURLToPath } from 'node:url';
 import { createTxmeshClient } from '@txmesh/client';
 import { BENCH_CATALOG, ClusterCredentials, Member, OPTIMISED_ENV, closedLoop, makeWorkload, processCpuMs, processMemoryMb } from '@txmesh/lab';
 
-const [percentA = '0', percentB = '50', concurrency = '1000', seconds = '15', warmup = '3'] = process.argv.slice(2);
+const [percentA = '0', percentB = '50', concurrency = '1000', seconds = '15', warmup = '3', semiA = '4', semiB = '4'] = process.argv.slice(2);
 const GC_PRELOAD = fileURLToPath(new URL('gc-totals.mjs', import.meta.url));
 
-async function start(percent) {
+async function start(percent, semi) {
   const dir = mkdtempSync(join(tmpdir(), 'txmesh-heap-probe-'));
-  const env = { TXMESH_LOG_LEVEL: 'warn', ...OPTIMISED_ENV, TXMESH_HEAP_GROWING_PERCENT: percent, NODE_OPTIONS: `--import ${GC_PRELOAD}` };
+  const env = { TXMESH_LOG_LEVEL: 'warn', ...OPTIMISED_ENV, TXMESH_HEAP_GROWING_PERCENT: percent, TXMESH_SEMI_SPACE_MB: semi, NODE_OPTIONS: `--import ${GC_PRELOAD}` };
   const credentials = new ClusterCredentials(dir);
   // Room for the loop's connections and the stats calls beside them.
   const coordinator = new Member('coordinator-0', 'coordinator', (port) => ['--port', String(port), '--data', dir, '--secret-file', credentials.secretFile, '--max-connections', String(Number(concurrency) * 2)], join(dir, 'coordinator.log'), env);
@@ -26,7 +26,7 @@ async function start(percent) {
   await participants.start();
   const client = createTxmeshClient({ coordinatorUrls: [url], connections: Number(concurrency), overloadRetries: 0, credential: credentials.client });
   const committed = async () => (await (await fetch(`${url}/v1/stats`)).json()).committed;
-  return { dir, percent, coordinator, participants, client, committed, peakRssMb: 0, inWindow: false };
+  return { dir, percent, semi, coordinator, participants, client, committed, peakRssMb: 0, inWindow: false };
 }
 
 async function measure(shard) {
@@ -45,6 +45,7 @@ async function measure(shard) {
   const committed = (await shard.committed()) - committedBefore;
   return {
     heapGrowingPercent: Number(shard.percent),
+    semiSpaceMb: Number(shard.semi),
     committedTps: Math.round((tally.committed / tally.windowSec) * 10) / 10,
     coordinatorCpuMsPerTx: Math.round((cpuMs / committed) * 1000) / 1000,
     rssEndMb: processMemoryMb(shard.coordinator.pid)?.rssMb,
@@ -52,7 +53,7 @@ async function measure(shard) {
   };
 }
 
-const shards = [await start(percentA), await start(percentB)];
+const shards = [await start(percentA, semiA), await start(percentB, semiB)];
 const sampler = setInterval(() => {
   for (const s of shards) if (s.inWindow) s.peakRssMb = Math.max(s.peakRssMb, processMemoryMb(s.coordinator.pid)?.rssMb ?? 0);
 }, 250);

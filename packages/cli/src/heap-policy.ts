@@ -1,27 +1,57 @@
 /**
- * How far a coordinator's V8 heap may grow between two full collections. V8 sizes that from the machine's
- * memory: on a host with gigabytes free it lets the old space grow up to 4x what survived the last full
- * collection. At concurrency 1000 a shard's in-flight transactions outlive young-generation collections, are
- * promoted and die in the old space, so a shard held 160-240 MB resident with 30 MB live. A fixed growing
- * factor (TXMESH_HEAP_GROWING_PERCENT, one of V8's run-time flags, set by the process itself at start) keeps the
- * heap nearer its live size at the price of more full collections: 50 took a shard from 237 to 177 MB and cost
- * it about a tenth more CPU per transaction in one side-by-side run (docs/benchmarks.md), so V8's own heuristics
- * stay the default and a deployment with a memory limit chooses.
+ * How much memory a coordinator's V8 heap may hold beyond what is live. At concurrency 1000 a shard's in-flight
+ * transactions outlive young-generation collections, are promoted and die in the old space, so with V8's own
+ * sizing a shard held 200-240 MB resident with 20-30 MB live: two 16 MB semi-spaces, and an old space that V8
+ * lets grow up to 4x what survived the last full collection on a host with gigabytes free. Two settings, read
+ * from the environment and applied by the process itself at start (V8 flags that can change at run time):
+ * - TXMESH_SEMI_SPACE_MB: the young generation's semi-spaces grow to at most this size (young-generation-cap.ts);
+ * - TXMESH_HEAP_GROWING_PERCENT: the old space grows this much past the live heap between full collections.
+ * Both on by default (4 MB, 50 %) held a shard at concurrency 1000 at 148-152 MB instead of 241-243 MB, for about a
+ * tenth more of the coordinator's CPU per transaction at 64 and at 1000 (docs/benchmarks.md: alternating pairs in
+ * one quiet window). 0 for both gives V8's own sizing back: throughput first, memory second.
  */
 import { setFlagsFromString } from 'node:v8';
+import { capYoungGeneration, type YoungGenerationCap } from './young-generation-cap.ts';
 
-/** 0: V8's own growing factor (throughput first); a percentage: the old space grows that much past the live heap. */
-export const DEFAULT_HEAP_GROWING_PERCENT = 0;
+/** 0: V8's own growing factor; a percentage: the old space grows that much past the live heap. */
+export const DEFAULT_HEAP_GROWING_PERCENT = 50;
+/** 0: V8's own semi-space growth (to 16 MB); N: a semi-space grows to at most N MB. */
+export const DEFAULT_SEMI_SPACE_MB = 4;
 
 const MAX_PERCENT = 1000;
+/** V8 doubles a semi-space from 1 MB up to 16 MB (64-bit Node 20), so these are the sizes it can hold at. */
+const SEMI_SPACE_SIZES_MB = [0, 1, 2, 4, 8, 16];
 
-/** Applies the policy; returns the percentage set, or 0 when V8's own heuristics stay. */
-export function applyHeapPolicy(env: NodeJS.ProcessEnv, onInvalid: (message: string) => Error): number {
+export interface HeapPolicy {
+  heapGrowingPercent: number;
+  semiSpaceMb: number;
+}
+
+function readGrowingPercent(env: NodeJS.ProcessEnv, onInvalid: (message: string) => Error): number {
   const raw = env.TXMESH_HEAP_GROWING_PERCENT?.trim();
-  const percent = raw === undefined || raw === '' ? DEFAULT_HEAP_GROWING_PERCENT : /^\d{1,4}$/.test(raw) ? Number(raw) : NaN;
-  if (!(percent >= 0 && percent <= MAX_PERCENT)) {
-    throw onInvalid(`TXMESH_HEAP_GROWING_PERCENT must be an integer from 0 to ${MAX_PERCENT}, got "${raw}"`);
-  }
-  if (percent > 0) setFlagsFromString(`--heap-growing-percent=${percent}`);
-  return percent;
+  const value = raw === undefined || raw === '' ? DEFAULT_HEAP_GROWING_PERCENT : /^\d{1,4}$/.test(raw) ? Number(raw) : NaN;
+  if (!(value >= 0 && value <= MAX_PERCENT)) throw onInvalid(`TXMESH_HEAP_GROWING_PERCENT must be an integer from 0 to ${MAX_PERCENT}, got "${raw}"`);
+  return value;
+}
+
+/** The policy the environment asks for; a value out of range is refused through `onInvalid`. */
+export function readHeapPolicy(env: NodeJS.ProcessEnv, onInvalid: (message: string) => Error): HeapPolicy {
+  return {
+    heapGrowingPercent: readGrowingPercent(env, onInvalid),
+    semiSpaceMb: readSemiSpaceMb(env, onInvalid),
+  };
+}
+
+function readSemiSpaceMb(env: NodeJS.ProcessEnv, onInvalid: (message: string) => Error): number {
+  const raw = env.TXMESH_SEMI_SPACE_MB?.trim();
+  const value = raw === undefined || raw === '' ? DEFAULT_SEMI_SPACE_MB : /^\d{1,2}$/.test(raw) ? Number(raw) : NaN;
+  if (!SEMI_SPACE_SIZES_MB.includes(value)) throw onInvalid(`TXMESH_SEMI_SPACE_MB must be one of ${SEMI_SPACE_SIZES_MB.join(', ')} (0: V8's own), got "${raw}"`);
+  return value;
+}
+
+/** Reads and applies the policy to this process; the cap, when one is set, lasts until stopped. */
+export function applyHeapPolicy(env: NodeJS.ProcessEnv, onInvalid: (message: string) => Error): HeapPolicy & { youngGeneration?: YoungGenerationCap } {
+  const policy = readHeapPolicy(env, onInvalid);
+  if (policy.heapGrowingPercent > 0) setFlagsFromString(`--heap-growing-percent=${policy.heapGrowingPercent}`);
+  return policy.semiSpaceMb > 0 ? { ...policy, youngGeneration: capYoungGeneration(policy.semiSpaceMb) } : policy;
 }

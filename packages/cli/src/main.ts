@@ -34,8 +34,10 @@ commands:
                --idempotency-retention MS (3600000)  --deadlock detect|wait-die|timeout (detect: abort the
                youngest of each wait-for cycle; wait-die/timeout: ignore wait reports)  --service-timeouts JSON, e.g.
                '{"payment":{"prepareTimeoutMs":800,"deliveryTimeoutMs":2000}}'   env TXMESH_GROUP_COMMIT=off
-               env TXMESH_HEAP_GROWING_PERCENT (0 = V8's own factor, up to 4x on a large host): the old space grows
-               this much past the live heap between full collections (50: less memory, more CPU; docs/benchmarks.md)
+               env TXMESH_HEAP_GROWING_PERCENT (50; 0 = V8's own factor, up to 4x on a large host): the old space
+               grows this much past the live heap between full collections
+               env TXMESH_SEMI_SPACE_MB (4; 1, 2, 8, 16, or 0 = V8's own, 16): each of the young generation's two
+               semi-spaces grows to at most this size (both 0: more memory, a little less CPU; docs/benchmarks.md)
                --secret-file FILE (the cluster secret(s); required unless --insecure)
   sidecar      run a sidecar next to a service
                --service NAME  --service-url URL  --coordinator URL[,URL...] (index = shard)
@@ -164,7 +166,7 @@ export async function main(argv: string[]): Promise<number> {
         if (options.shard >= options.shards) throw new UsageError('--shard must be less than --shards');
         const telemetry = telemetryFlags(f, `txmesh-coordinator-${options.shard}`);
         f.done();
-        // Before the shard allocates: with a percentage set, its old space stays nearer what is live.
+        // Before the shard allocates: its young generation capped, and with a percentage set its old space nearer what is live.
         applyHeapPolicy(process.env, onBadEnv);
         if (insecure) warnInsecure(`coordinator-${options.shard}`);
         return await serve(() => startCoordinator({ ...options, ...(keys ? { secrets: keys } : {}) }), { telemetry });
