@@ -110,7 +110,7 @@ describe('SqlitePreparedStore durability', () => {
     assert.equal(store.synchronousLevel(), 2);
   });
 
-  it('counts one forced write per put of a whole batch; removals are unforced and leave synchronous = FULL behind', (t) => {
+  it('counts one forced write per put of a whole batch; removals are written unforced before a read and leave synchronous = FULL behind', (t) => {
     const dir = tempDir(t);
     const store = SqlitePreparedStore.forService(dir, 'order');
     t.after(() => store.close());
@@ -118,10 +118,60 @@ describe('SqlitePreparedStore durability', () => {
     store.put(ids.map((id, i) => record(id, i)));
     const levels = watchWrites(t);
     store.remove(ids.slice(0, 10));
-    assert.deepEqual(levels, [{ kind: 'remove', synchronous: 1 }], 'the removal ran with synchronous = NORMAL');
+    assert.deepEqual(levels, [], 'a removal waits for the next write');
+    assert.equal(store.get(ids[0]!), undefined, 'a removed record is gone for get at once');
+    assert.equal(store.count(), 40);
+    assert.deepEqual(levels, [{ kind: 'remove', synchronous: 1, removes: 10 }], 'the removal ran with synchronous = NORMAL');
     assert.deepEqual(store.stats(), { forcedWrites: 1, unforcedWrites: 1, recordsPut: 50, recordsRemoved: 10 });
     assert.equal(store.synchronousLevel(), 2, 'the next yes vote is forced again');
-    assert.equal(store.count(), 40);
+  });
+
+  it('deletes the pending removals in the next put\'s forced write: one write per batch, not two', (t) => {
+    const dir = tempDir(t);
+    const store = SqlitePreparedStore.forService(dir, 'order');
+    t.after(() => store.close());
+    const [previous, next] = [newTxId(0, 1000), newTxId(0, 2000)];
+    store.put([record(previous, 1)]);
+    const levels = watchWrites(t);
+    store.remove([previous]);
+    store.put([record(next, 2)]);
+    assert.deepEqual(levels, [{ kind: 'put', synchronous: 2, removes: 1 }]);
+    assert.deepEqual(store.stats(), { forcedWrites: 2, unforcedWrites: 0, recordsPut: 2, recordsRemoved: 1 });
+    // On disk, not only hidden: another connection sees the file as the put left it.
+    const reader = new Database(store.file, { readonly: true });
+    t.after(() => reader.close());
+    assert.deepEqual(reader.prepare('SELECT tx_id FROM prepared').all(), [{ tx_id: next }]);
+  });
+
+  it('writes removals no put carries once removalLingerMs passes, and those still pending at close', async (t) => {
+    const dir = tempDir(t);
+    const store = SqlitePreparedStore.forService(dir, 'order', { removalLingerMs: 20 });
+    const [a, b] = [newTxId(0, 1000), newTxId(0, 2000)];
+    store.put([record(a, 1), record(b, 2)]);
+    const levels = watchWrites(t);
+    store.remove([a]);
+    const reader = new Database(store.file, { readonly: true });
+    t.after(() => reader.close());
+    const onDisk = (): unknown[] => reader.prepare('SELECT tx_id FROM prepared ORDER BY prepared_at').all().map((row) => (row as { tx_id: string }).tx_id);
+    assert.deepEqual(onDisk(), [a, b]);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    assert.deepEqual(levels, [{ kind: 'remove', synchronous: 1, removes: 1 }]);
+    assert.deepEqual(onDisk(), [b]);
+    store.remove([b]);
+    store.close();
+    assert.deepEqual(onDisk(), []);
+  });
+
+  it('keeps a record put again after its removal (a retried prepare after its outcome was acknowledged)', (t) => {
+    const dir = tempDir(t);
+    const store = SqlitePreparedStore.forService(dir, 'order');
+    t.after(() => store.close());
+    const tx = newTxId(0, 1000);
+    store.put([record(tx, 1)]);
+    store.remove([tx]);
+    store.put([record(tx, 5)]);
+    assert.deepEqual(store.get(tx), record(tx, 5));
+    assert.deepEqual(store.list().map((r) => r.txId), [tx]);
   });
 
   it('with forcePuts off writes the yes-vote records unforced too, and they are still there after reopening', (t) => {
@@ -130,7 +180,7 @@ describe('SqlitePreparedStore durability', () => {
     const levels = watchWrites(t);
     const id = newTxId(0, 5000);
     store.put([record(id, 1)]);
-    assert.deepEqual(levels, [{ kind: 'put', synchronous: 1 }]);
+    assert.deepEqual(levels, [{ kind: 'put', synchronous: 1, removes: 0 }]);
     assert.deepEqual(store.stats(), { forcedWrites: 0, unforcedWrites: 1, recordsPut: 1, recordsRemoved: 0 });
     assert.equal(store.synchronousLevel(), 2);
     store.close();

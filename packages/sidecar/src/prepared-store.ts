@@ -22,7 +22,7 @@ export interface PreparedRecord {
 export interface PreparedStore {
   /** Records all of them atomically (one transaction, one fsync). A txId already present keeps its first record. */
   put(records: readonly PreparedRecord[]): void;
-  /** Removes all of them atomically; unknown ids are ignored. */
+  /** Forgets all of them (get, list and count no longer see them); unknown ids are ignored. */
   remove(txIds: readonly string[]): void;
   get(txId: string): PreparedRecord | undefined;
   /** Every record, oldest first. */
