@@ -101,9 +101,10 @@ export class SqliteStorage extends BarrierStore implements ParticipantStorage, B
   }
 
   #unforced(work: () => void): void {
-    // db.pragma each time, not a kept statement: SQLite applies `synchronous` when the pragma is compiled.
+    // Compiled each time, not a kept statement: SQLite applies `synchronous` when the pragma is compiled
+    // (exec for the two settings: no statement object, no result rows; the read needs db.pragma's value).
     const level = this.#db.pragma('synchronous', { simple: true }) as number;
-    this.#db.pragma('synchronous = NORMAL');
+    this.#db.exec('PRAGMA synchronous = NORMAL');
     try {
       this.#inTransaction.immediate(() => {
         this.#publishWrite('decisions', false);
@@ -111,7 +112,7 @@ export class SqliteStorage extends BarrierStore implements ParticipantStorage, B
       });
       this.#unforcedPending = true;
     } finally {
-      this.#db.pragma(`synchronous = ${level}`);
+      this.#db.exec(`PRAGMA synchronous = ${level}`);
     }
   }
 
