@@ -10,18 +10,15 @@ import { NO_SCHEMA_COMPILERS, Paths, SERVER_TIMEOUTS, answerClientError, install
 import type { BuildPgPaymentOptions } from './app-pg.ts';
 import { closeOnce, type BuiltService } from './built-service.ts';
 import { resolveCatalog, type CatalogOptions } from './catalog.ts';
-import { inventoryService } from './inventory.ts';
 import { migrateShared } from './ledger.ts';
-import { orderService } from './order.ts';
-import { paymentService } from './payment.ts';
 import { ECOMMERCE_SERVICES, type EcommerceService, type ServiceDefinition, type ServiceSummary } from './service-definition.ts';
-import { shippingService } from './shipping.ts';
 
-const DEFINITIONS: Record<EcommerceService, ServiceDefinition> = {
-  inventory: inventoryService,
-  payment: paymentService,
-  order: orderService,
-  shipping: shippingService,
+/** Each service's module is read when that service is built: a process runs one of them. */
+const DEFINITIONS: Record<EcommerceService, () => Promise<ServiceDefinition>> = {
+  inventory: async () => (await import('./inventory.ts')).inventoryService,
+  payment: async () => (await import('./payment.ts')).paymentService,
+  order: async () => (await import('./order.ts')).orderService,
+  shipping: async () => (await import('./shipping.ts')).shippingService,
 };
 
 export interface BuildServiceOptions {
@@ -82,7 +79,7 @@ export async function buildEcommerceService(
   opts: BuildServiceOptions,
 ): Promise<BuiltService> {
   if (!isEcommerceService(name)) throw new RangeError(`unknown e-commerce service ${String(name)}; expected one of ${ECOMMERCE_SERVICES.join(', ')}`);
-  const definition = DEFINITIONS[name];
+  const definition = await DEFINITIONS[name]();
   const catalog = resolveCatalog(opts.catalog);
   const db = openParticipantDatabase(opts.dbPath);
   let participant: ReturnType<typeof createParticipant> | undefined;
