@@ -122,7 +122,8 @@ test('a 4-service commit is one trace: client -> coordinator -> branch per phase
 });
 
 test('a business refusal: the trace shows the no vote, the abort reason and the rollbacks; the log line names txId, trace_id and span_id', async (t) => {
-  const cluster = await startTestCluster(t, { env: receiver.exporterEnv(), memberEnv: { 'coordinator-0': { TXMESH_LOG_LEVEL: 'debug' } } });
+  // The members export OTLP/JSON here, the other tests protobuf: both of txmesh's serializers reach the receiver.
+  const cluster = await startTestCluster(t, { env: receiver.exporterEnv('http/json'), memberEnv: { 'coordinator-0': { TXMESH_LOG_LEVEL: 'debug' } } });
   const client = createTxmeshClient({ coordinatorUrls: cluster.coordinatorUrls, ...cluster.clientOptions });
   t.after(() => client.close());
 

@@ -19,6 +19,7 @@ import { registerBuildInfo } from './build-info.ts';
 import { SynchronousContextManager } from './synchronous-context-manager.ts';
 import { closeServer, listenMetrics, metricsUrlOf, type MetricsHandler } from './metrics-listener.ts';
 import { sdkDisabled, tracingRequested, type TelemetryOptions } from './telemetry-options.ts';
+import { otlpHttpProtocolOf, type OtlpHttpProtocol } from './otlp/span-protocol.ts';
 
 export interface Telemetry {
   /** http://host:port/metrics, or undefined when the SDK is disabled. */
@@ -89,13 +90,28 @@ async function startNodeSdk(env: NodeJS.ProcessEnv, options: TelemetryOptions, p
   const { NodeSDK } = await import('@opentelemetry/sdk-node');
   // Unset, the SDK would also export logs over OTLP; txmesh logs go to stderr.
   env.OTEL_LOGS_EXPORTER ??= 'none';
+  const protocol = role ? ownExporterProtocol(env) : undefined;
+  const traceExporter = protocol === undefined ? undefined : new (await import('./otlp/span-exporter.ts')).OtlpHttpSpanExporter(protocol);
   const sdk = new NodeSDK({
     ...(env.OTEL_SERVICE_NAME ? {} : { serviceName: options.defaultServiceName }),
     metricReaders: [prometheus],
     ...(role ? { contextManager: new SynchronousContextManager() } : {}),
+    // Given an exporter, the NodeSDK wraps it in its batch span processor configured by OTEL_BSP_*.
+    ...(traceExporter ? { traceExporter } : {}),
   });
   sdk.start();
   return () => sdk.shutdown();
+}
+
+/**
+ * A role exports over OTLP/HTTP with txmesh's own exporter (otlp/span-exporter.ts) when OTLP is the one traces
+ * exporter asked for (or none is named) and the protocol is http/protobuf or http/json; any other choice
+ * (grpc, zipkin, console, several exporters) is left to the NodeSDK.
+ */
+function ownExporterProtocol(env: NodeJS.ProcessEnv): OtlpHttpProtocol | undefined {
+  const named = (env.OTEL_TRACES_EXPORTER ?? '').split(',').map((name) => name.trim()).filter((name) => name !== '');
+  if (named.length > 1 || (named.length === 1 && named[0] !== 'otlp')) return undefined;
+  return otlpHttpProtocolOf(env);
 }
 
 /** No traces: a MeterProvider for /metrics only. The api's tracer stays the no-op one. */
@@ -107,3 +123,9 @@ function meterProvider(env: NodeJS.ProcessEnv, options: TelemetryOptions, promet
 }
 
 const prometheusHandler = (prometheus: PrometheusExporter): MetricsHandler => (request, response) => prometheus.getMetricsRequestHandler(request, response);
+
+// txmesh's OTLP/HTTP span exporter and its two encodings, for applications and the lab's tests.
+export { OtlpHttpSpanExporter } from './otlp/span-exporter.ts';
+export { ProtobufSpanSerializer, type TraceExportResponse } from './otlp/span-protobuf.ts';
+export { JsonSpanSerializer } from './otlp/span-json.ts';
+export { OtlpHttpProtocol, otlpHttpProtocolOf } from './otlp/span-protocol.ts';

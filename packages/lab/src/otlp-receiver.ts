@@ -1,13 +1,14 @@
 /**
  * A local OTLP/HTTP trace receiver (POST /v1/traces), so tests can assert the spans txmesh processes export
- * and the benchmark can measure what exporting every span costs. Tests point processes at it with JSON
- * (`exporterEnv`: every span decoded and kept); the benchmark with the SDK's default, protobuf
+ * and the benchmark can measure what exporting every span costs. Tests point processes at it (`exporterEnv`,
+ * JSON or protobuf: every span decoded and kept); the benchmark with the default encoding, protobuf
  * (`benchmarkEnv`: spans only counted).
  */
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { gunzipSync } from 'node:zlib';
-import { countProtobufSpans } from './otlp-protobuf.ts';
+import type { OtlpExport, OtlpKeyValue, OtlpValue } from './otlp-export.ts';
+import { countProtobufSpans, decodeProtobufExport } from './otlp-protobuf.ts';
 
 /** A received span, flattened: ids in hex, attributes as plain values, the exporting process's service.name. */
 export interface ReceivedSpan {
@@ -26,34 +27,6 @@ export interface ReceivedSpan {
   statusCode: number;
 }
 
-interface OtlpValue {
-  stringValue?: string;
-  intValue?: string | number;
-  doubleValue?: number;
-  boolValue?: boolean;
-  arrayValue?: { values?: OtlpValue[] };
-}
-interface OtlpKeyValue {
-  key: string;
-  value?: OtlpValue;
-}
-interface OtlpSpan {
-  traceId: string;
-  spanId: string;
-  parentSpanId?: string;
-  name: string;
-  kind?: number;
-  startTimeUnixNano?: string | number;
-  endTimeUnixNano?: string | number;
-  attributes?: OtlpKeyValue[];
-  events?: { name: string; attributes?: OtlpKeyValue[] }[];
-  links?: { traceId: string; spanId: string; attributes?: OtlpKeyValue[] }[];
-  status?: { code?: number };
-}
-interface OtlpExport {
-  resourceSpans?: { resource?: { attributes?: OtlpKeyValue[] }; scopeSpans?: { spans?: OtlpSpan[] }[] }[];
-}
-
 /** Largest export request accepted; the SDK's batches are far smaller. */
 const MAX_BODY_BYTES = 32 * 1024 * 1024;
 
@@ -61,7 +34,7 @@ function plain(value: OtlpValue | undefined): unknown {
   if (value === undefined) return undefined;
   if (value.stringValue !== undefined) return value.stringValue;
   if (value.intValue !== undefined) return Number(value.intValue);
-  if (value.doubleValue !== undefined) return value.doubleValue;
+  if (value.doubleValue !== undefined) return Number(value.doubleValue);
   if (value.boolValue !== undefined) return value.boolValue;
   if (value.arrayValue !== undefined) return (value.arrayValue.values ?? []).map(plain);
   return undefined;
@@ -133,12 +106,12 @@ export class OtlpReceiver {
     return receiver;
   }
 
-  /** The OTEL_* variables that make a txmesh process export every span here. */
-  exporterEnv(): NodeJS.ProcessEnv {
+  /** The OTEL_* variables that make a txmesh process export every span here, in either OTLP/HTTP encoding. */
+  exporterEnv(protocol: 'http/protobuf' | 'http/json' = 'http/protobuf'): NodeJS.ProcessEnv {
     return {
       OTEL_TRACES_EXPORTER: 'otlp',
       OTEL_EXPORTER_OTLP_ENDPOINT: this.url,
-      OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
+      OTEL_EXPORTER_OTLP_PROTOCOL: protocol,
       OTEL_TRACES_SAMPLER: 'always_on',
       // Short export delay: tests see spans soon after the work.
       OTEL_BSP_SCHEDULE_DELAY: '200',
@@ -191,11 +164,11 @@ export class OtlpReceiver {
     let raw = Buffer.concat(chunks);
     if (req.headers['content-encoding'] === 'gzip') raw = gunzipSync(raw);
     this.#requests += 1;
-    if (!json) {
+    if (!json && !this.#keep) {
       this.#count += countProtobufSpans(raw);
       return 200;
     }
-    const spans = flattenExport(JSON.parse(raw.toString('utf8')) as OtlpExport);
+    const spans = flattenExport(json ? (JSON.parse(raw.toString('utf8')) as OtlpExport) : decodeProtobufExport(raw));
     this.#count += spans.length;
     if (this.#keep) this.#spans.push(...spans);
     return 200;
