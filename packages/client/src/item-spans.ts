@@ -7,7 +7,7 @@
  */
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Link, type Span, type Tracer } from '@opentelemetry/api';
 import { ItemStatus, SpanNames, TraceAttributes, type BranchItem, type BranchItemResult, type TraceCarrier } from '@txmesh/protocol';
-import { carrierOf, contextOf } from './trace-carrier.ts';
+import { carrierOf, contextOf, spanContextOf } from './trace-carrier.ts';
 
 export interface ItemSpanOptions {
   /** The tracer's (instrumentation scope's) name, e.g. "@txmesh/sidecar". */
@@ -34,7 +34,7 @@ export function linksTo(items: readonly { txId: string; trace?: TraceCarrier }[]
   const links: Link[] = [];
   for (const item of items) {
     if (item.trace === undefined) continue;
-    const linked = trace.getSpanContext(contextOf(item.trace));
+    const linked = spanContextOf(item.trace);
     if (linked) links.push(nameTxIds ? { context: linked, attributes: { [TraceAttributes.TX_ID]: item.txId } } : { context: linked });
   }
   return links;
@@ -71,8 +71,8 @@ export async function withItemSpans(
     spans.push(span);
     if (span.isRecording()) {
       span.setAttribute(TraceAttributes.TX_ID, item.txId);
+      // The action is in the span's name: no attribute repeats it.
       span.setAttribute(TraceAttributes.SERVICE, service);
-      span.setAttribute(TraceAttributes.ACTION, item.action);
       if (round) span.addLink({ context: round.spanContext() });
     }
     const carrier = carrierOf(span);

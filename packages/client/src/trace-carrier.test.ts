@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ROOT_CONTEXT, TraceFlags, createTraceState, trace } from '@opentelemetry/api';
-import { carrierOf, contextOf } from './trace-carrier.ts';
+import { carrierOf, contextOf, spanContextOf } from './trace-carrier.ts';
 
 const ids = { traceId: '4bf92f3577b34da6a3ce929d0e0e4736', spanId: '00f067aa0ba902b7' };
 
@@ -23,4 +23,26 @@ test('a span the sampler left out, or one with no valid context, gives its items
 test('no carrier, or one naming an all-zero id, is the root context', () => {
   assert.equal(contextOf(undefined), ROOT_CONTEXT);
   assert.equal(contextOf({ traceparent: `00-${'0'.repeat(32)}-${ids.spanId}-01` }), ROOT_CONTEXT);
+});
+
+test('a carrier is read at its fixed offsets: anything not exactly vv-<32 hex>-<16 hex>-<2 hex> in lower case names no context', () => {
+  const good = `00-${ids.traceId}-${ids.spanId}-01`;
+  assert.deepEqual(spanContextOf({ traceparent: good }), { ...ids, traceFlags: TraceFlags.SAMPLED, isRemote: true });
+  assert.equal(spanContextOf({ traceparent: `00-${ids.traceId}-${ids.spanId}-00` })?.traceFlags, TraceFlags.NONE);
+  assert.equal(spanContextOf({ traceparent: `00-${ids.traceId}-${ids.spanId}-ff` })?.traceFlags, 0xff);
+  for (const traceparent of [
+    '',
+    good.slice(1),
+    `${good}0`,
+    good.toUpperCase(),
+    good.replace(/-/g, '_'),
+    `0g-${ids.traceId}-${ids.spanId}-01`,
+    `00-${ids.traceId.slice(0, 31)}x-${ids.spanId}-01`,
+    `00-${ids.traceId}-${ids.spanId.slice(0, 15)}z-01`,
+    `00-${ids.traceId}-${ids.spanId}-0-`,
+    `00-${ids.traceId}-${'0'.repeat(16)}-01`,
+    `00-${'0'.repeat(32)}-${ids.spanId}-01`,
+  ]) {
+    assert.equal(spanContextOf({ traceparent }), undefined, traceparent);
+  }
 });

@@ -26,11 +26,35 @@ export function carrierOf(span: Span): TraceCarrier | undefined {
   return tracestate ? { traceparent, tracestate } : { traceparent };
 }
 
-/** The remote span context of a well-formed carrier (validTraceCarrier checked its shape), else undefined. */
-function spanContextOf(carrier: TraceCarrier): SpanContext | undefined {
-  const [, traceId, spanId, flags] = carrier.traceparent.split('-');
-  if (traceId === undefined || spanId === undefined || flags === undefined) return undefined;
-  const spanContext: SpanContext = { traceId, spanId, traceFlags: Number.parseInt(flags, 16), isRemote: true };
+/** A traceparent is `vv-<32 hex trace id>-<16 hex span id>-<2 hex flags>`: 55 characters, dashes at fixed places. */
+const TRACEPARENT_LENGTH = 55;
+const DASH = 45;
+const INVALID_TRACE_ID = '00000000000000000000000000000000';
+const INVALID_SPAN_ID = '0000000000000000';
+
+/** Hex digit values by character code, -1 for anything else (W3C allows lower case only). */
+const HEX_DIGIT = new Int8Array(128).fill(-1);
+for (let digit = 0; digit < 16; digit++) HEX_DIGIT['0123456789abcdef'.charCodeAt(digit)] = digit;
+
+function hexAt(text: string, from: number, to: number): boolean {
+  for (let i = from; i < to; i++) if ((HEX_DIGIT[text.charCodeAt(i)] ?? -1) < 0) return false;
+  return true;
+}
+
+/**
+ * The remote span context a carrier names, else undefined (malformed, or an all-zero id). Read at fixed
+ * offsets, without splitting the string or the api's regular expressions: every batch item's carrier is read
+ * once per hop (its span's parent, or a batch span's link), several times per transaction.
+ */
+export function spanContextOf(carrier: TraceCarrier): SpanContext | undefined {
+  const traceparent = carrier.traceparent;
+  if (traceparent.length !== TRACEPARENT_LENGTH || traceparent.charCodeAt(2) !== DASH || traceparent.charCodeAt(35) !== DASH || traceparent.charCodeAt(52) !== DASH) return undefined;
+  if (!hexAt(traceparent, 0, 2) || !hexAt(traceparent, 3, 35) || !hexAt(traceparent, 36, 52) || !hexAt(traceparent, 53, 55)) return undefined;
+  const traceId = traceparent.slice(3, 35);
+  const spanId = traceparent.slice(36, 52);
+  if (traceId === INVALID_TRACE_ID || spanId === INVALID_SPAN_ID) return undefined;
+  const traceFlags = (HEX_DIGIT[traceparent.charCodeAt(53)]! << 4) | HEX_DIGIT[traceparent.charCodeAt(54)]!;
+  const spanContext: SpanContext = { traceId, spanId, traceFlags, isRemote: true };
   if (carrier.tracestate !== undefined) spanContext.traceState = createTraceState(carrier.tracestate);
-  return isSpanContextValid(spanContext) ? spanContext : undefined;
+  return spanContext;
 }

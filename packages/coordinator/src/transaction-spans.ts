@@ -69,8 +69,8 @@ export function startBranchSpan(t: TransactionTrace, txId: string, service: stri
   const span = tracer.startSpan(`${SpanNames.BRANCH} ${action}`, { kind: SpanKind.INTERNAL }, t.context);
   if (span.isRecording()) {
     span.setAttribute(TraceAttributes.TX_ID, txId);
+    // The action is in the span's name: no attribute repeats it.
     span.setAttribute(TraceAttributes.SERVICE, service);
-    span.setAttribute(TraceAttributes.ACTION, action);
   }
   return span;
 }

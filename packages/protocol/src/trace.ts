@@ -41,7 +41,6 @@ export const TraceAttributes = {
   SHARD: 'txmesh.shard',
   SERVICE: 'txmesh.service',
   /** prepare, commit or rollback. */
-  ACTION: 'txmesh.action',
   OUTCOME: 'txmesh.outcome',
   ABORT_REASON: 'txmesh.abort_reason',
   /** A prepare's answer: yes, no, or none (timed out, unreachable). */

@@ -23,11 +23,14 @@ function varintSize(value: number): number {
   return 5;
 }
 
-/** 0-9, a-f, A-F to its value; anything else to 0 (ids come from the SDK's generator or a validated traceparent). */
-function nibble(code: number): number {
-  if (code <= 57) return code - 48;
-  if (code >= 97) return code - 87;
-  return code - 55;
+/**
+ * Hex digit values by character code (0-9, a-f, A-F; anything else 0: ids come from the SDK's generator or a
+ * validated traceparent). A table beat both a branch per digit and Buffer's native hex decoder per id.
+ */
+const HEX_VALUE = new Uint8Array(128);
+for (let digit = 0; digit < 16; digit++) {
+  HEX_VALUE['0123456789abcdef'.charCodeAt(digit)] = digit;
+  HEX_VALUE['0123456789ABCDEF'.charCodeAt(digit)] = digit;
 }
 
 export class ProtobufBuffer {
@@ -159,7 +162,7 @@ export class ProtobufBuffer {
     this.varint32(bytes);
     const buf = this.#buf;
     let at = this.#pos;
-    for (let i = 0; i < hex.length; i += 2) buf[at++] = (nibble(hex.charCodeAt(i)) << 4) | nibble(hex.charCodeAt(i + 1));
+    for (let i = 0; i < hex.length; i += 2) buf[at++] = ((HEX_VALUE[hex.charCodeAt(i)] ?? 0) << 4) | (HEX_VALUE[hex.charCodeAt(i + 1)] ?? 0);
     this.#pos = at;
   }
 
