@@ -130,6 +130,9 @@ const idle = async (seconds) => {
 try {
   for (let i = 0; i < WARMUP; i++) await sendBatch(nextBatch());
   const result = { checkout, batches: count, backToBack: await run(0), paced: await run(gapMs), idle: await idle(Number(process.env.PROBE_IDLE_SECONDS ?? 5)) };
+  // The sidecar's SQLite write transactions over every batch sent (warm-up, both runs, the last commit).
+  const { store } = await (await fetch(`${sidecar.url}${Paths.SIDECAR_STATS}`)).json();
+  result.sidecarWritesPerBatch = Number(((store.forcedWrites + store.unforcedWrites) / n).toFixed(3));
   console.log(JSON.stringify(result));
 } finally {
   agent.destroy();
