@@ -4,7 +4,7 @@
  * A warn line every `warnEvery` failed attempts; the branch's last failure stays on it for the in-doubt list.
  */
 import { carrierOf } from '@txmesh/client';
-import { BranchAction, BranchState, Reason, traceLogFieldsOf, type BranchItem, type TraceCarrier } from '@txmesh/protocol';
+import { BranchAction, BranchState, Reason, traceLogFieldsOf, type BranchItem } from '@txmesh/protocol';
 import { backoffDelayMs } from './backoff.ts';
 import type { BatchingDispatcher } from './batching-dispatcher.ts';
 import { branchCallErrorOf } from './branch-errors.ts';
@@ -16,6 +16,12 @@ import { CoordinatorSteps, reachStep } from './steps.ts';
 import { endBranchSpan, startBranchSpan } from './transaction-spans.ts';
 
 export type OutcomeAction = typeof BranchAction.COMMIT | typeof BranchAction.ROLLBACK;
+
+/** A delivery's branches and how many acknowledged so far (the crash point between the first and the rest). */
+interface Fanout {
+  acks: number;
+  branches: number;
+}
 
 export interface OutcomeDeliveryParts {
   dispatcher: BatchingDispatcher;
@@ -45,18 +51,8 @@ export class OutcomeDelivery {
     // forgotten the branch.
     const targets = (action === BranchAction.COMMIT ? tx.branches : tx.branches.filter((b) => b.prepareSent && !b.refused)).filter((b) => !b.acked);
     for (const b of targets) b.delivering = true;
-    let acks = 0;
-    const deliverOne = async (b: Branch): Promise<boolean> => {
-      const acked = await this.#deliverBranch(tx, b, action);
-      b.delivering = false;
-      if (acked) {
-        b.acked = true;
-        if (tx.logged) this.#parts.recordAck?.(tx.txId, b.service);
-      }
-      if (acked && action === BranchAction.COMMIT && ++acks === 1 && targets.length > 1) reachStep(CoordinatorSteps.MID_FANOUT);
-      return acked;
-    };
-    const delivery = Promise.all(targets.map(deliverOne)).then((acked) => {
+    const fanout: Fanout = { acks: 0, branches: targets.length };
+    const delivery = Promise.all(targets.map((b) => this.#deliverBranch(tx, b, action, fanout))).then((acked) => {
       if (acked.every(Boolean)) onAcknowledged();
     });
     this.#running.add(delivery);
@@ -68,19 +64,18 @@ export class OutcomeDelivery {
     while (this.#running.size > 0) await Promise.allSettled([...this.#running]);
   }
 
-  /** Retries until the branch acknowledges; false only when the manager is closing. One span for all attempts. */
-  async #deliverBranch(tx: LiveTx, branch: Branch, action: OutcomeAction): Promise<boolean> {
-    const span = startBranchSpan(tx.trace, tx.txId, branch.service, action);
-    const acked = await this.#deliveryAttempts(tx.txId, branch, action, carrierOf(span));
-    endBranchSpan(span, branch.attempts, acked ? {} : { failed: branch.lastError ?? 'not acknowledged before shutdown' });
-    return acked;
-  }
-
-  async #deliveryAttempts(txId: string, branch: Branch, action: OutcomeAction, trace: TraceCarrier | undefined): Promise<boolean> {
+  /**
+   * Retries until the branch acknowledges; false only when the manager is closing. One span for all attempts.
+   * One async function per branch, not three nested ones: a shard at concurrency 1000 holds a thousand deliveries
+   * for about a second, long enough for their frames and promises to be promoted and die in the old space.
+   */
+  async #deliverBranch(tx: LiveTx, branch: Branch, action: OutcomeAction, fanout: Fanout): Promise<boolean> {
     const { dispatcher, registry, sleeper, options, isClosing } = this.#parts;
+    const span = startBranchSpan(tx.trace, tx.txId, branch.service, action);
+    const trace = carrierOf(span);
+    let acked = false;
     branch.attempts = 0;
-    for (let n = 1; ; n++) {
-      if (isClosing()) return false;
+    for (let n = 1; !isClosing(); n++) {
       branch.attempts = n;
       let reason: string;
       let details: string | undefined;
@@ -91,12 +86,13 @@ export class OutcomeDelivery {
       } else {
         try {
           const timeoutMs = options.serviceTimeouts[branch.service]?.deliveryTimeoutMs ?? options.deliveryTimeoutMs;
-          const item: BranchItem = { action, txId, service: branch.service };
+          const item: BranchItem = { action, txId: tx.txId, service: branch.service };
           if (trace !== undefined) item.trace = trace;
           const result = await dispatcher.submit(sidecarUrl, item, timeoutMs).result;
           if (result.status === 'ok') {
             branch.state = action === BranchAction.COMMIT ? BranchState.COMMITTED : BranchState.ROLLED_BACK;
-            return true;
+            acked = true;
+            break;
           }
           reason = result.reason ?? (result.status === 'no' ? Reason.REFUSED : Reason.ERROR);
           details = result.message;
@@ -109,12 +105,20 @@ export class OutcomeDelivery {
       branch.lastError = reason;
       if (details === undefined) delete branch.lastErrorDetails;
       else branch.lastErrorDetails = details;
-      if (isClosing()) return false;
+      if (isClosing()) break;
       if (n % options.warnEvery === 0) {
         const failure = details === undefined ? reason : `${reason} (${details})`;
-        options.logger.warn({ txId, ...traceLogFieldsOf(trace), service: branch.service, action, attempts: n, failure }, 'branch has not acknowledged the outcome yet; still retrying');
+        options.logger.warn({ txId: tx.txId, ...traceLogFieldsOf(trace), service: branch.service, action, attempts: n, failure }, 'branch has not acknowledged the outcome yet; still retrying');
       }
       await sleeper.sleep(backoffDelayMs(options.deliveryBackoff, n, options.random));
     }
+    endBranchSpan(span, branch.attempts, acked ? {} : { failed: branch.lastError ?? 'not acknowledged before shutdown' });
+    branch.delivering = false;
+    if (acked) {
+      branch.acked = true;
+      if (tx.logged) this.#parts.recordAck?.(tx.txId, branch.service);
+      if (action === BranchAction.COMMIT && ++fanout.acks === 1 && fanout.branches > 1) reachStep(CoordinatorSteps.MID_FANOUT);
+    }
+    return acked;
   }
 }
