@@ -95,16 +95,23 @@ function backend(mode: 'tentative' | 'native'): ContractBackend {
   };
 }
 
+/** A ledger participant on a fresh database, closed with the test. */
+async function ledgerParticipant(t: TestContext, mode: 'tentative' | 'native'): Promise<{ participant: PgParticipant; pool: pg.Pool }> {
+  const ledger = mode === 'native' ? nativeLedger : tentativeLedger;
+  const connectionString = await pgServer.freshDatabase();
+  const pool = new pg.Pool({ connectionString, max: 4 });
+  t.after(() => pool.end());
+  await pool.query(ledger.schema);
+  const participant = await createPgParticipant({ service: LEDGER, pool, mode, operations: ledger.operations, log: () => {} } as PgParticipantOptions);
+  t.after(() => participant.close());
+  return { participant, pool };
+}
+
 storageContract(backend('tentative'));
 storageContract(backend('native'));
 
 test('native mode leaves nothing of its own in pg_prepared_xacts once every branch is decided, and names its gids txm:<service>:<txId>', async (t) => {
-  const connectionString = await pgServer.freshDatabase();
-  const pool = new pg.Pool({ connectionString, max: 2 });
-  t.after(() => pool.end());
-  await pool.query(nativeLedger.schema);
-  const participant = await createPgParticipant({ service: LEDGER, pool, mode: 'native', operations: nativeLedger.operations, log: () => {} });
-  t.after(() => participant.close());
+  const { participant, pool } = await ledgerParticipant(t, 'native');
   // One account each: branches of one batch on the same key would lose to each other (LOCK_CONFLICT). A
   // prepare carries its deadline, as the coordinator sends it.
   const prepare = (i: number) => ({ operations: [{ op: 'credit', args: { account: 'abc'[i]!, amount: 1 } }], deadline: Date.now() + 5_000 });
@@ -145,15 +152,6 @@ function recordPgWrites(t: TestContext): unknown[] {
   return writes;
 }
 
-async function tentativeParticipant(t: TestContext): Promise<{ participant: PgParticipant; pool: pg.Pool }> {
-  const connectionString = await pgServer.freshDatabase();
-  const pool = new pg.Pool({ connectionString, max: 4 });
-  t.after(() => pool.end());
-  await pool.query(tentativeLedger.schema);
-  const participant = await createPgParticipant({ service: LEDGER, pool, mode: 'tentative', operations: tentativeLedger.operations, log: () => {} });
-  t.after(() => participant.close());
-  return { participant, pool };
-}
 
 const ledgerItem = (action: BranchAction, txId: string, account = 'a', amount = 1): BranchItem =>
   action === BranchAction.PREPARE
@@ -161,7 +159,7 @@ const ledgerItem = (action: BranchAction, txId: string, account = 'a', amount = 
     : { action, txId, service: LEDGER };
 
 test('tentative mode: a commit riding with a prepare is committed unforced and flushed by the prepare’s commit', async (t) => {
-  const { participant, pool } = await tentativeParticipant(t);
+  const { participant, pool } = await ledgerParticipant(t, 'tentative');
   const first = newTxId(0);
   const second = newTxId(0);
   assert.equal((await participant.handleBatch({ protocolVersion: PROTOCOL_VERSION, items: [ledgerItem(BranchAction.PREPARE, first, 'a', 5)] })).results[0]?.status, 'ok');
@@ -183,7 +181,7 @@ test('tentative mode: a commit riding with a prepare is committed unforced and f
 });
 
 test('tentative mode: a commit riding with a prepare that writes nothing is flushed on its own before the answer', async (t) => {
-  const { participant } = await tentativeParticipant(t);
+  const { participant } = await ledgerParticipant(t, 'tentative');
   const first = newTxId(0);
   const second = newTxId(0);
   const prepared = await participant.handleBatch({ protocolVersion: PROTOCOL_VERSION, items: [ledgerItem(BranchAction.PREPARE, first, 'a'), ledgerItem(BranchAction.PREPARE, second, 'b')] });
