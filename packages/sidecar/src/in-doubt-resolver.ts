@@ -15,6 +15,13 @@ import type { ServiceClient } from './service-client.ts';
 /** Candidates looked up and sent per service batch: well under the batch item limit (DEFAULT_LIMITS.maxBatchItems). */
 export const RESOLVE_PAGE_ITEMS = 1000;
 
+/**
+ * Decision look-ups in flight at once. Each look-up's timeout starts when it is issued, so a page issued all
+ * at once would queue a thousand calls on the client's few connections and time out the tail of the queue
+ * on a busy shard; a bounded set keeps every call's wait its own.
+ */
+export const DECISION_LOOKUPS_IN_FLIGHT = 8;
+
 export interface InDoubtResolverDeps {
   service: string;
   store: PreparedStore;
@@ -76,8 +83,7 @@ export class InDoubtResolver {
 
   async #resolvePage(txIds: string[]): Promise<number> {
     const { store, serviceClient, log } = this.#deps;
-    const decided = await Promise.all(txIds.map((txId) => this.#decide(txId)));
-    const items: BranchItem[] = decided.filter((item): item is BranchItem => item !== undefined);
+    const items = await this.#decideAll(txIds);
     if (items.length === 0) return 0;
 
     // Delivered by this process for a transaction decided earlier, maybe before a crash: the recovery span
@@ -90,6 +96,20 @@ export class InDoubtResolver {
     this.#deps.inFlight.outcomeAcknowledged(acked);
     store.remove(acked);
     return acked.length;
+  }
+
+  /** The outcome items of `txIds` that their shards have decided, looked up DECISION_LOOKUPS_IN_FLIGHT at a time. */
+  async #decideAll(txIds: readonly string[]): Promise<BranchItem[]> {
+    const items: BranchItem[] = [];
+    let next = 0;
+    const lane = async (): Promise<void> => {
+      while (next < txIds.length) {
+        const item = await this.#decide(txIds[next++] as string);
+        if (item !== undefined) items.push(item);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(DECISION_LOOKUPS_IN_FLIGHT, txIds.length) }, lane));
+    return items;
   }
 
   /** The outcome item to send for `txId`, or undefined to leave it for a later round. */

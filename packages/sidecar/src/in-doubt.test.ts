@@ -23,8 +23,8 @@ function recorded(dataDir: string): string[] {
   }
 }
 
-async function build(t: TestContext, serviceUrl: string, coordinatorUrls: string[], dataDir: string, inDoubtAfterMs = 3000) {
-  const sidecar = await buildSidecar({ service: 'inventory', serviceUrl, coordinatorUrls, dataDir, inDoubtAfterMs, logLevel: 'silent', serviceTimeoutMs: 2000, coordinatorTimeoutMs: 2000 });
+async function build(t: TestContext, serviceUrl: string, coordinatorUrls: string[], dataDir: string, inDoubtAfterMs = 3000, coordinatorTimeoutMs = 2000) {
+  const sidecar = await buildSidecar({ service: 'inventory', serviceUrl, coordinatorUrls, dataDir, inDoubtAfterMs, logLevel: 'silent', serviceTimeoutMs: 2000, coordinatorTimeoutMs });
   t.after(() => sidecar.close());
   const url = await listenOn(sidecar.server);
   return { ...sidecar, url };
@@ -181,5 +181,20 @@ describe('in-doubt resolution in pages', () => {
     assert.ok(service.batches.every((b) => b.items.length <= DEFAULT_LIMITS.maxBatchItems), 'no batch above the limit');
     await sidecar.close();
     assert.deepEqual(recorded(dataDir), []);
+  });
+
+  it('looks decisions up a few at a time, so a busy shard does not time out the end of a long page', async (t) => {
+    const shard0 = await startFakeCoordinator(t, 0);
+    // 200 look-ups issued at once would queue 50 deep on each of the client's 4 connections: 1.5 s at 30 ms
+    // an answer, well past the 400 ms timeout. Issued a few at a time, each waits for at most a couple.
+    shard0.decisionDelayMs = 30;
+    const service = await startFakeService(t);
+    const dataDir = tempDir(t);
+    const txIds = Array.from({ length: 200 }, () => newTxId(0));
+    seedRecords(dataDir, txIds);
+    for (const txId of txIds) shard0.decisions.set(txId, Decision.COMMIT);
+    const sidecar = await build(t, service.url, [shard0.url], dataDir, 3000, 400);
+    assert.equal(await sidecar.resolveInDoubt(), txIds.length);
+    assert.deepEqual(outcomesSent(service), txIds.map((txId): [string, string] => [txId, 'commit']).sort());
   });
 });

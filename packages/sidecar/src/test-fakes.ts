@@ -85,12 +85,14 @@ export interface FakeCoordinator {
   registrations: RegisterServiceRequest[];
   decisions: Map<string, Decision>;
   decisionQueries: string[];
+  /** How long each decision answer takes: a busy shard. */
+  decisionDelayMs: number;
 }
 
 /** Unknown transactions answer "pending", so a test only decides what it names. */
 export async function startFakeCoordinator(t: TestContext, shard = 0): Promise<FakeCoordinator> {
   const app = Fastify();
-  const fake: FakeCoordinator = { url: '', accepting: true, registrations: [], decisions: new Map(), decisionQueries: [] };
+  const fake: FakeCoordinator = { url: '', accepting: true, registrations: [], decisions: new Map(), decisionQueries: [], decisionDelayMs: 0 };
   app.post(Paths.SERVICES, async (request, reply) => {
     fake.registrations.push(request.body as RegisterServiceRequest);
     if (!fake.accepting) return reply.code(421).send(new TxmeshError('TXM_WRONG_SHARD', `this is shard ${shard}`).toBody());
@@ -98,6 +100,7 @@ export async function startFakeCoordinator(t: TestContext, shard = 0): Promise<F
   });
   app.get<{ Params: { txId: string } }>(Paths.TRANSACTION_DECISION, async (request) => {
     fake.decisionQueries.push(request.params.txId);
+    if (fake.decisionDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, fake.decisionDelayMs));
     return { txId: request.params.txId, decision: fake.decisions.get(request.params.txId) ?? 'pending' };
   });
   fake.url = await listen(t, app);
