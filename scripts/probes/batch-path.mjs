@@ -5,6 +5,8 @@
 // wall p50 per batch and each process's CPU per batch (/proc), back to back and GAP ms apart.
 //   node scripts/probes/batch-path.mjs [N=1000] [GAP=10]
 // Then both processes left idle for PROBE_IDLE_SECONDS (5): their CPU per second without any request.
+// PROBE_ITEMS=K (1) sends K transactions per batch (K commits of the previous batch's prepares, K new prepares),
+// as a coordinator does under load (about 14 at concurrency 64 with the 4-service order); figures stay per batch.
 // TXMESH_MEMBERS_CHECKOUT=<a built checkout> runs that checkout's sidecar and service (before/after pairs);
 // PROBE_NODE_ARGS='--cpu-prof --cpu-prof-dir DIR' (or any node flags, e.g. --perf-basic-prof for perf) go to
 // both processes.
@@ -19,6 +21,7 @@ import { CallerRole, PROTOCOL_VERSION, Paths, authorizationHeader, deriveService
 const count = Number(process.argv[2] ?? 1000);
 const gapMs = Number(process.argv[3] ?? 10);
 const WARMUP = 500;
+const ITEMS = Math.max(1, Number(process.env.PROBE_ITEMS ?? 1));
 const SERVICE = 'inventory';
 const SKUS = 1000;
 const checkout = process.env.TXMESH_MEMBERS_CHECKOUT || join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -89,13 +92,19 @@ const sendBatch = (items) =>
     req.end(body);
   });
 
-let previous;
+let previous = [];
 let n = 0;
+let t = 0;
 const nextBatch = () => {
-  const items = previous ? [{ action: 'commit', txId: previous, service: SERVICE }] : [];
-  previous = newTxId(0);
+  const items = previous.map((txId) => ({ action: 'commit', txId, service: SERVICE }));
+  previous = [];
   n += 1;
-  items.push({ action: 'prepare', txId: previous, service: SERVICE, deadline: Date.now() + 5000, operations: [{ op: 'reserve', args: { sku: `sku-${1 + (n % SKUS)}`, qty: 1 } }] });
+  for (let k = 0; k < ITEMS; k++) {
+    const txId = newTxId(0);
+    previous.push(txId);
+    t += 1;
+    items.push({ action: 'prepare', txId, service: SERVICE, deadline: Date.now() + 5000, operations: [{ op: 'reserve', args: { sku: `sku-${1 + (t % SKUS)}`, qty: 1 } }] });
+  }
   return items;
 };
 const run = async (gap) => {
@@ -118,7 +127,7 @@ const run = async (gap) => {
 /** CPU each process burns per second with no request at all (timers, monitors, heartbeats). */
 const idle = async (seconds) => {
   // The last prepare's commit first, or the sidecar's in-doubt resolver would be asking the stand-in coordinator.
-  await sendBatch([{ action: 'commit', txId: previous, service: SERVICE }]);
+  await sendBatch(previous.map((txId) => ({ action: 'commit', txId, service: SERVICE })));
   const before = { sidecar: cpuOf(sidecar.pid), service: cpuOf(service.pid) };
   await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
   const perSecond = (pid, was) => {
@@ -129,7 +138,7 @@ const idle = async (seconds) => {
 };
 try {
   for (let i = 0; i < WARMUP; i++) await sendBatch(nextBatch());
-  const result = { checkout, batches: count, backToBack: await run(0), paced: await run(gapMs), idle: await idle(Number(process.env.PROBE_IDLE_SECONDS ?? 5)) };
+  const result = { checkout, batches: count, itemsPerBatch: ITEMS, backToBack: await run(0), paced: await run(gapMs), idle: await idle(Number(process.env.PROBE_IDLE_SECONDS ?? 5)) };
   // The sidecar's SQLite write transactions over every batch sent (warm-up, both runs, the last commit).
   const { store } = await (await fetch(`${sidecar.url}${Paths.SIDECAR_STATS}`)).json();
   result.sidecarWritesPerBatch = Number(((store.forcedWrites + store.unforcedWrites) / n).toFixed(3));

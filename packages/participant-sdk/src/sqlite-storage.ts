@@ -9,6 +9,13 @@
  * Until then `unforcedPending` is true and nothing that depends on them may be answered; `forceUnforced()`
  * syncs them when no forced write came. Losing an unforced outcome in a crash loses nothing decided: the
  * coordinator keeps its decision until the outcome is acknowledged, and resends it.
+ *
+ * Two connection settings are the storage's business: `synchronous` is read once, here (each unforced write
+ * switches to NORMAL and back to it; reading it per batch cost more than the statements of a branch), so a
+ * service sets it before creating the participant; and `temp_store` goes to MEMORY unless the service chose
+ * one. Every branch has its own savepoint, and a savepoint journals each page it changes first: with 14
+ * branches per batch that journal outgrew SQLite's 64 KiB in-memory spill limit and went to a temporary
+ * file, one write system call per page (docs/benchmarks.md).
  */
 import { channel } from 'node:diagnostics_channel';
 import type Database from 'better-sqlite3';
@@ -51,6 +58,8 @@ export class SqliteStorage extends BarrierStore implements ParticipantStorage, B
   readonly #inTransaction: RunIn;
   readonly #inSavepoint: RunIn;
   readonly #onLateHookFailure: (call: HookCall, err: unknown) => void;
+  /** The connection's `synchronous` level, restored after each unforced write. */
+  readonly #synchronous: number;
   #unforcedPending = false;
 
   constructor(db: Database.Database, onLateHookFailure: (call: HookCall, err: unknown) => void) {
@@ -59,6 +68,9 @@ export class SqliteStorage extends BarrierStore implements ParticipantStorage, B
     this.#inTransaction = db.transaction((fn: () => unknown) => fn());
     this.#inSavepoint = db.transaction((fn: () => unknown) => fn());
     this.#onLateHookFailure = onLateHookFailure;
+    this.#synchronous = db.pragma('synchronous', { simple: true }) as number;
+    // 0 = SQLite's default (a file for this build); 1 (FILE) or 2 (MEMORY) is the service's own choice.
+    if (db.pragma('temp_store', { simple: true }) === 0) db.pragma('temp_store = MEMORY');
   }
 
   /** Outcomes were written unforced and no forced transaction has synced them since. */
@@ -102,8 +114,7 @@ export class SqliteStorage extends BarrierStore implements ParticipantStorage, B
 
   #unforced(work: () => void): void {
     // Compiled each time, not a kept statement: SQLite applies `synchronous` when the pragma is compiled
-    // (exec for the two settings: no statement object, no result rows; the read needs db.pragma's value).
-    const level = this.#db.pragma('synchronous', { simple: true }) as number;
+    // (exec: no statement object, no result rows).
     this.#db.exec('PRAGMA synchronous = NORMAL');
     try {
       this.#inTransaction.immediate(() => {
@@ -112,7 +123,7 @@ export class SqliteStorage extends BarrierStore implements ParticipantStorage, B
       });
       this.#unforcedPending = true;
     } finally {
-      this.#db.exec(`PRAGMA synchronous = ${level}`);
+      this.#db.exec(`PRAGMA synchronous = ${this.#synchronous}`);
     }
   }
 
