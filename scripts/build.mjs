@@ -1,11 +1,13 @@
 #!/usr/bin/env node
-// `npm run build`: removes compiled files whose TypeScript source is gone, then runs `tsc -b`.
+// `npm run build`: removes compiled files whose TypeScript source is gone, runs `tsc -b`, then bundles the
+// process entry points (scripts/bundle.mjs).
 // tsc never deletes outputs of a deleted or renamed source, and a stale dist/*.js would still be packed into
 // a tarball (`files: ["dist"]`) and could still be imported by a test.
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { bundleAll } from './bundle.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const OUTPUT = /\.(js|d\.ts)(\.map)?$/;
@@ -37,4 +39,5 @@ for (const parent of ['packages', 'examples']) {
 }
 if (removed > 0) console.error(`build: removed ${removed} compiled files whose source is gone`);
 const tsc = spawnSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-b'], { cwd: root, stdio: 'inherit' });
-process.exit(tsc.status ?? 1);
+if (tsc.status !== 0) process.exit(tsc.status ?? 1);
+await bundleAll();

@@ -6,6 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { bundleAll } from './bundle.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const only = process.argv.slice(2); // optional substrings to pick files, e.g. `npm test -- sidecar`
@@ -32,6 +33,9 @@ if (files.length === 0) {
   console.error('no compiled test files found: run `npm run build` first');
   process.exit(1);
 }
+// The cross-process tests spawn the bins, which run the bundles: bundle again what a `tsc -b` made stale, so
+// the tests run what ships.
+await bundleAll({ ifStale: true });
 // Node 20 applies --test-timeout to a whole file as well as to each test. A file that installs packages from
 // npm (the consumer test compiles better-sqlite3, about 1.5 minutes on an idle 2-core machine) gets a longer budget.
 const LONG_FILES = ['dist/test/consumer.test.js'];

@@ -42,6 +42,7 @@ const TYPECHECK_TIMEOUT_MS = 60_000;
 const FIXTURES = join(REPO_ROOT, 'test', 'fixtures');
 const FILE_TIMEOUT_MS = 14 * 60_000;
 const TSC = join(REPO_ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
+const esbuildInstalled = await import('esbuild').then(() => true, () => false);
 
 describe('a consumer outside the repository', { timeout: FILE_TIMEOUT_MS }, () => {
   const root = mkdtempSync(join(tmpdir(), 'txmesh-consumer-'));
@@ -92,6 +93,10 @@ describe('a consumer outside the repository', { timeout: FILE_TIMEOUT_MS }, () =
       assert.ok(has('README.md'), `${tarball.name}: README.md`);
       for (const js of paths.filter((p) => p.startsWith('dist/') && p.endsWith('.js'))) {
         assert.ok(has(js.replace(/\.js$/, '.d.ts')), `${tarball.name}: ${js} ships without its .d.ts`);
+      }
+      // The bin runs its bundle (scripts/bundle.mjs), which `npm run build` makes wherever esbuild is installed (as in CI).
+      if (tarball.name === 'txmesh' && esbuildInstalled) {
+        assert.ok(has('bundle/main.js') && has('bundle/probe-worker.js') && has('bundle/THIRD-PARTY-NOTICES.txt'), 'txmesh: its bundle, worker and notices');
       }
       const leaked = paths.filter((p) => /\.test\.|\.fixture\.|(^|\/)test-[^/]*$|(^|\/)testing\/|tsbuildinfo/.test(p));
       assert.deepEqual(leaked, [], `${tarball.name} carries test files`);

@@ -1,7 +1,8 @@
 import { createRequire } from 'node:module';
 import { metrics } from '@opentelemetry/api';
 
-const TXMESH_VERSION = (createRequire(import.meta.url)('../package.json') as { version: string }).version;
+// By the package's name, not a relative path: the same code runs from dist/ and from a bundle (scripts/bundle.mjs).
+const TXMESH_VERSION = (createRequire(import.meta.url)('txmesh/package.json') as { version: string }).version;
 
 /**
  * A constant series naming the running version (Prometheus' *_build_info convention), on the global meter
