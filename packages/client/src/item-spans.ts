@@ -40,9 +40,14 @@ export function linksTo(items: readonly { txId: string; trace?: TraceCarrier }[]
   return links;
 }
 
-/** The tracer of each instrumentation scope, looked up once, not through the global provider on every batch. */
+/**
+ * The tracer of each instrumentation scope, looked up once, not through the global provider on every span, and
+ * not before the first span: a bin's bundle (scripts/bundle.mjs) carries its own copy of the api, whose proxy
+ * tracers never learn of the provider an external OpenTelemetry SDK registers through the other copy, while a
+ * lookup after the SDK started gets that provider's tracer from the global registry both copies share.
+ */
 const tracers = new Map<string, Tracer>();
-function tracerOf(scope: string): Tracer {
+export function tracerOf(scope: string): Tracer {
   let tracer = tracers.get(scope);
   if (tracer === undefined) tracers.set(scope, (tracer = trace.getTracer(scope)));
   return tracer;

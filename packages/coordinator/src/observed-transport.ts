@@ -5,12 +5,12 @@
  * Wraps whichever transport the coordinator uses.
  */
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, context, trace } from '@opentelemetry/api';
-import { linksTo } from '@txmesh/client';
+import { linksTo, tracerOf } from '@txmesh/client';
 import { BranchAction, SpanNames, TraceAttributes, type BranchBatchResponse, type BranchItem } from '@txmesh/protocol';
 import type { BranchTransport } from './branch-transport.ts';
 import type { CoordinatorMetrics } from './coordinator-metrics.ts';
 
-const tracer = trace.getTracer('@txmesh/coordinator');
+const SCOPE = '@txmesh/coordinator';
 
 export class ObservedTransport implements BranchTransport {
   readonly #inner: BranchTransport & { close?(): Promise<void> };
@@ -33,7 +33,7 @@ export class ObservedTransport implements BranchTransport {
 
   /** Sends inside the batch span, so the request's traceparent header names it. */
   async #traced(sidecarUrl: string, items: BranchItem[], timeoutMs: number): Promise<BranchBatchResponse> {
-    const span = tracer.startSpan(
+    const span = tracerOf(SCOPE).startSpan(
       SpanNames.BATCH,
       { kind: SpanKind.CLIENT, links: linksTo(items), attributes: { [TraceAttributes.SERVICE]: items[0]?.service ?? 'unknown', [TraceAttributes.BATCH_ITEMS]: items.length } },
       ROOT_CONTEXT,

@@ -5,10 +5,10 @@
  * non-recording span and nothing else is allocated: attributes are set only on recording spans.
  */
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, context, isSpanContextValid, propagation, trace, type Context, type Span } from '@opentelemetry/api';
-import { carrierOf, contextOf, linksTo } from '@txmesh/client';
+import { carrierOf, contextOf, linksTo, tracerOf } from '@txmesh/client';
 import { SpanNames, TraceAttributes, type TraceCarrier, type TransactionResult } from '@txmesh/protocol';
 
-const tracer = trace.getTracer('@txmesh/coordinator');
+const SCOPE = '@txmesh/coordinator';
 
 /** A transaction's span (absent for one resumed after a restart) and the context its branch spans start from. */
 export interface TransactionTrace {
@@ -22,7 +22,7 @@ export function requestContext(headers: Record<string, string | string[] | undef
 }
 
 export function startTransactionSpan(parent: Context, shard: number): TransactionTrace {
-  const span = tracer.startSpan(SpanNames.COORDINATOR_TRANSACTION, { kind: SpanKind.SERVER }, parent);
+  const span = tracerOf(SCOPE).startSpan(SpanNames.COORDINATOR_TRANSACTION, { kind: SpanKind.SERVER }, parent);
   if (span.isRecording()) span.setAttribute(TraceAttributes.SHARD, shard);
   return { span, context: trace.setSpan(parent, span) };
 }
@@ -66,7 +66,7 @@ export function transactionCarrier(t: TransactionTrace): TraceCarrier | undefine
 
 /** One branch's phase (every attempt of its prepare, or of its commit/rollback delivery). */
 export function startBranchSpan(t: TransactionTrace, txId: string, service: string, action: string): Span {
-  const span = tracer.startSpan(`${SpanNames.BRANCH} ${action}`, { kind: SpanKind.INTERNAL }, t.context);
+  const span = tracerOf(SCOPE).startSpan(`${SpanNames.BRANCH} ${action}`, { kind: SpanKind.INTERNAL }, t.context);
   if (span.isRecording()) {
     span.setAttribute(TraceAttributes.TX_ID, txId);
     // The action is in the span's name: no attribute repeats it.
@@ -93,7 +93,7 @@ export function endBranchSpan(span: Span, attempts: number, answer: { vote?: str
  */
 export function inRecoverySpan<T>(shard: number, resumed: readonly { txId: string; trace?: TraceCarrier }[], resume: () => T): T {
   if (!resumed.some((r) => r.trace !== undefined)) return resume();
-  const span = tracer.startSpan(SpanNames.RECOVERY, { kind: SpanKind.INTERNAL, links: linksTo(resumed, true), attributes: { [TraceAttributes.SHARD]: shard, 'txmesh.recovered': resumed.length } }, ROOT_CONTEXT);
+  const span = tracerOf(SCOPE).startSpan(SpanNames.RECOVERY, { kind: SpanKind.INTERNAL, links: linksTo(resumed, true), attributes: { [TraceAttributes.SHARD]: shard, 'txmesh.recovered': resumed.length } }, ROOT_CONTEXT);
   try {
     return context.with(trace.setSpan(ROOT_CONTEXT, span), resume);
   } finally {

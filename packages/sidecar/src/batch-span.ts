@@ -5,10 +5,11 @@
  * is the child of its branch span. A span per item here timed what the hook span times, plus the batch's
  * prepared-record write that this span shows once, and it was a third of every transaction's spans.
  */
-import { ROOT_CONTEXT, SpanKind, SpanStatusCode, propagation, trace } from '@opentelemetry/api';
+import { ROOT_CONTEXT, SpanKind, SpanStatusCode, propagation } from '@opentelemetry/api';
+import { tracerOf } from '@txmesh/client/spans';
 import { ItemStatus, SpanNames, TraceAttributes, type BranchItem, type BranchItemResult } from '@txmesh/protocol';
 
-const tracer = trace.getTracer('@txmesh/sidecar');
+const SCOPE = '@txmesh/sidecar';
 
 /** Runs `handle` inside the batch's span when any item carries a trace context; untraced batches get none. */
 export async function withBatchSpan(
@@ -18,7 +19,7 @@ export async function withBatchSpan(
   handle: () => Promise<BranchItemResult[]>,
 ): Promise<BranchItemResult[]> {
   if (!items.some((item) => item.trace !== undefined)) return handle();
-  const span = tracer.startSpan(
+  const span = tracerOf(SCOPE).startSpan(
     SpanNames.SIDECAR_BATCH,
     { kind: SpanKind.SERVER, attributes: { [TraceAttributes.SERVICE]: service, [TraceAttributes.BATCH_ITEMS]: items.length } },
     propagation.extract(ROOT_CONTEXT, headers),
