@@ -26,6 +26,16 @@ export const BUNDLES = [
   { packageDir: 'packages/lab', entryPoints: { main: 'packages/lab/dist/main.js', 'probe-worker': PROBE_WORKER } },
 ];
 
+// fastify's `require('semver')` gets only the three functions it calls, each loaded on first use
+// (bundle-shims/fastify-semver.cjs); every other importer of semver keeps the real one.
+const FASTIFY_SEMVER = join(root, 'scripts', 'bundle-shims', 'fastify-semver.cjs');
+const fastifySemver = {
+  name: 'fastify-semver',
+  setup(build) {
+    build.onResolve({ filter: /^semver$/ }, (args) => (args.importer.includes(`${sep}node_modules${sep}fastify${sep}lib${sep}`) ? { path: FASTIFY_SEMVER } : undefined));
+  },
+};
+
 const packageOfInput = (input) => /^(?:packages|examples)\/[^/]+/.exec(input)?.[0];
 const nodeModuleOfInput = (input) => /node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(input)?.[1];
 
@@ -69,6 +79,7 @@ async function bundleOne(esbuild, { packageDir, entryPoints }) {
     platform: 'node',
     target: 'node20',
     external: EXTERNAL,
+    plugins: [fastifySemver],
     sourcemap: true,
     sourcesContent: false,
     legalComments: 'none', // every bundled package's licence is in THIRD-PARTY-NOTICES.txt

@@ -20,9 +20,13 @@ function shippedFiles(dir: string, out: string[] = []): string[] {
   return out;
 }
 
-/** Module specifiers of static imports, re-exports and dynamic imports with a literal. */
+/**
+ * Module specifiers of static imports, re-exports and dynamic imports with a literal, outside comment lines: a
+ * bundle carries its dependencies' JSDoc, e.g. fastify's `@param {import('../fastify').FastifyInstance}`.
+ */
 function specifiers(source: string): string[] {
-  return [...source.matchAll(/(?:\bfrom\s*|\bimport\s*\(?\s*)['"]([^'"\s]+)['"]/g)].map((m) => m[1] ?? '');
+  const code = source.split('\n').filter((line) => !/^\s*(\*|\/\*|\/\/)/.test(line)).join('\n');
+  return [...code.matchAll(/(?:\bfrom\s*|\bimport\s*\(?\s*)['"]([^'"\s]+)['"]/g)].map((m) => m[1] ?? '');
 }
 
 /** '@scope/name/sub' -> '@scope/name', 'name/sub' -> 'name'. */
