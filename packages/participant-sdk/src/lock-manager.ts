@@ -176,6 +176,28 @@ export class LockManager {
     }
   }
 
+  /**
+   * Whether `txId` could have all its keys at once, without queueing, once every transaction of `leaving`
+   * has released its keys: nobody is queued for any of them (no waiter is overtaken), every other holder
+   * is leaving or shares the key, and `claimed` (keys promised to other branches of the same write, which
+   * this call extends when it answers true) does not conflict. Changes no lock.
+   */
+  grantableWhenLeft(requests: readonly LockRequest[], txId: string, leaving: ReadonlySet<string>, claimed: Map<string, LockMode>): boolean {
+    const merged = mergeLockRequests(requests);
+    for (const { key, mode } of merged) {
+      const promised = claimed.get(key);
+      if (promised !== undefined && conflicts(promised, mode)) return false;
+      const state = this.#keys.get(key);
+      if (!state) continue;
+      if (state.queue.length > 0) return false;
+      for (const owner of state.owners) {
+        if (owner !== txId && !leaving.has(owner) && conflicts(state.mode, mode)) return false;
+      }
+    }
+    for (const { key, mode } of merged) if (claimed.get(key) !== LockMode.EXCLUSIVE) claimed.set(key, mode);
+    return true;
+  }
+
   /** Releases every key the transaction holds and hands each to the waiters now compatible. */
   release(txId: string): void {
     const keys = this.#held.get(txId);

@@ -21,6 +21,7 @@ import { BatchWaits } from './batch-waits.ts';
 import { DecisionRunner } from './decisions.ts';
 import { itemResult, messageOf } from './item-results.ts';
 import { LockManager } from './lock-manager.ts';
+import { MixedBatchWriter } from './mixed-batch.ts';
 import { OperationParser, type OperationParsing } from './operation-parser.ts';
 import type { ResolvedParticipantOptions } from './participant-options.ts';
 import { ParticipantMetrics } from './participant-metrics.ts';
@@ -33,9 +34,10 @@ export class ParticipantCore {
   readonly options: ResolvedParticipantOptions;
   readonly #locks = new LockManager();
   readonly #batchWaits = new BatchWaits();
-  readonly #counters: ParticipantStats = { batches: 0, prepareTransactions: 0, preparesWritten: 0, decisionTransactions: 0, decisionsWritten: 0, rollbacksAfterCommit: 0 };
+  readonly #counters: ParticipantStats = { batches: 0, prepareTransactions: 0, preparesWritten: 0, decisionTransactions: 0, decisionsWritten: 0, batchTransactions: 0, rollbacksAfterCommit: 0 };
   readonly #decisions: DecisionRunner;
   readonly #prepares: PreparePipeline;
+  readonly #mixed: MixedBatchWriter;
   readonly #meter: ResourceUsageMeter | undefined;
   readonly #metrics: ParticipantMetrics;
   readonly #storage: ParticipantStorage;
@@ -64,6 +66,7 @@ export class ParticipantCore {
       clockSkewAllowanceMs: retention.clockSkewAllowanceMs,
       isClosed: () => this.#closed,
     });
+    this.#mixed = new MixedBatchWriter(parts, this.#decisions, this.#prepares);
     if (options.resourceUsage) this.#meter = new ResourceUsageMeter();
     this.#metrics = new ParticipantMetrics(service, () => this.#locks.heldCount);
   }
@@ -121,13 +124,18 @@ export class ParticipantCore {
       else if (item.action === BranchAction.COMMIT || item.action === BranchAction.ROLLBACK) decisions.push(i);
       else results[i] = itemResult(item, ItemStatus.ERROR, 'TXM_BAD_REQUEST', 'action must be prepare, commit or rollback');
     });
-    // Outcomes that travel with prepares are written unforced: the prepares' forced write right after carries
-    // both to disk in one sync instead of two in series (a client running one transaction after another
-    // sends each commit with the next prepare).
+    // Outcomes that travel with prepares (a client running one transaction after another sends each commit
+    // with the next prepare) go in the prepares' forced transaction when the storage can (mixed-batch.ts);
+    // otherwise they are written unforced, and the prepares' forced write right after carries both to disk
+    // in one sync instead of two in series.
     const storage = this.#storage;
-    const unforced = decisions.length > 0 && prepares.length > 0 && storage.forceUnforced !== undefined;
-    if (decisions.length > 0) await this.#decisions.run(req.items, decisions, results, unforced);
-    if (prepares.length > 0) await this.#prepares.run(req.items, prepares, results);
+    const together = decisions.length > 0 && prepares.length > 0 ? this.#mixed.run(req.items, decisions, prepares, results) : undefined;
+    if (together === undefined) {
+      const unforced = decisions.length > 0 && prepares.length > 0 && storage.forceUnforced !== undefined;
+      if (decisions.length > 0) await this.#decisions.run(req.items, decisions, results, unforced);
+    }
+    const preparesLeft = together ?? prepares;
+    if (preparesLeft.length > 0) await this.#prepares.run(req.items, preparesLeft, results);
     // Nothing leaves before every outcome it may rest on is durable (usually the prepares' write did it).
     if (storage.unforcedPending === true) await this.#forceUnforced(req.items, results);
     this.#counters.batches += 1;

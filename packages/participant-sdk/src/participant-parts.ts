@@ -11,6 +11,8 @@ export interface ParticipantStats {
   preparesWritten: number;
   decisionTransactions: number;
   decisionsWritten: number;
+  /** Forced transactions that carried a batch's outcomes and its prepares together (see mixed-batch.ts). */
+  batchTransactions: number;
   /**
    * Rollbacks that found their branch already committed (acknowledged as ALREADY_COMMITTED, each also an
    * error log line). Non-zero means a stale presumed-abort look-up or a forged or misrouted rollback: look.

@@ -14,7 +14,7 @@ import type { BatchWaits } from './batch-waits.ts';
 import { deadlinePassed } from './branch-rules.ts';
 import type { BranchRecord } from './barrier-store.ts';
 import { ItemReasons, answerFromStored, itemResult, messageOf } from './item-results.ts';
-import { LockWaitError } from './lock-manager.ts';
+import { LockWaitError, mergeLockRequests } from './lock-manager.ts';
 import type { ParticipantParts } from './participant-parts.ts';
 import { ParticipantSteps, reachStep } from './steps.ts';
 import type { PrepareOutcome, PrepareWrite, Written } from './storage-adapter.ts';
@@ -34,7 +34,7 @@ export interface PreparePipelineOptions {
 const FUTURE_ID_ALLOWANCE_MS = 60_000;
 
 /** One prepare branch of a batch, from its arrival to its vote. */
-interface PrepareWork extends PrepareWrite {
+export interface PrepareWork extends PrepareWrite {
   /** Answer known from the stored branch before doing anything (duplicate, prepare after rollback). */
   answer?: BranchItemResult;
   settled: boolean;
@@ -191,9 +191,30 @@ export class PreparePipeline {
     }
   }
 
-  /** Everything up to the lock wait: stored answer, argument parsing, lock keys, deadline. */
+  /** Everything up to the lock wait: stored answer, argument parsing, lock keys, deadline; then the wait. */
   #start(item: BranchItem, stored: BranchRecord | undefined): PrepareWork {
-    const { operations, locks } = this.#parts;
+    const { locks } = this.#parts;
+    const work = this.#plan(item, stored);
+    let acquisition = Promise.resolve();
+    if (!work.answer && !work.refusal) {
+      const budget = Math.min(this.#options.lockWaitMs, work.deadline === undefined ? Infinity : work.deadline + this.#options.clockSkewAllowanceMs - Date.now());
+      const grace = this.#options.deadlock === DeadlockMode.WAIT_DIE ? this.#options.lockGraceMs : budget;
+      acquisition = locks.acquireAll(work.locks, work.txId, budget, grace);
+    }
+    work.whenSettled = acquisition.then(
+      () => {
+        work.settled = true;
+      },
+      (err: unknown) => {
+        work.settled = true;
+        work.lockFailure = err instanceof LockWaitError ? err.failure : 'cancelled';
+      },
+    );
+    return work;
+  }
+
+  /** Stored answer, deadline and timing checks, arguments and lock keys: what a prepare is before its locks. */
+  #plan(item: BranchItem, stored: BranchRecord | undefined): PrepareWork {
     const work: PrepareWork = {
       txId: item.txId,
       operations: item.operations ?? [],
@@ -211,30 +232,65 @@ export class PreparePipeline {
     else if (implausible) work.refusal = implausible;
     else if (deadlinePassed(work.deadline, now, this.#options.clockSkewAllowanceMs)) work.refusal = { reason: ItemReasons.DEADLINE_PASSED };
     else {
-      const parsed = operations.parse(work.txId, work.operations);
+      const parsed = this.#parts.operations.parse(work.txId, work.operations);
       if ('refusal' in parsed) work.refusal = parsed.refusal;
       else {
         work.parsed = parsed.parsed;
         work.locks = parsed.locks;
       }
     }
-
-    let acquisition = Promise.resolve();
-    if (!work.answer && !work.refusal) {
-      const budget = Math.min(this.#options.lockWaitMs, work.deadline === undefined ? Infinity : work.deadline + this.#options.clockSkewAllowanceMs - Date.now());
-      const grace = this.#options.deadlock === DeadlockMode.WAIT_DIE ? this.#options.lockGraceMs : budget;
-      acquisition = locks.acquireAll(work.locks, work.txId, budget, grace);
-    }
-    work.whenSettled = acquisition.then(
-      () => {
-        work.settled = true;
-      },
-      (err: unknown) => {
-        work.settled = true;
-        work.lockFailure = err instanceof LockWaitError ? err.failure : 'cancelled';
-      },
-    );
     return work;
+  }
+
+  /**
+   * The prepares of a batch that also carries outcomes, planned to be written in the outcomes' transaction
+   * (see mixed-batch.ts). Undefined, and the batch takes the usual path, when one of them is under way
+   * already (a deferred prepare asked again), is named twice, has an outcome in the same batch (that
+   * outcome must be applied before its first look), or when the participant is closing. The storage must
+   * answer at once.
+   */
+  planWithOutcomes(items: readonly BranchItem[], indices: readonly number[], decided: ReadonlySet<string>): PrepareWork[] | undefined {
+    if (this.#options.isClosed()) return undefined;
+    const named = new Set<string>();
+    const works: PrepareWork[] = [];
+    for (const i of indices) {
+      const txId = items[i]!.txId;
+      if (this.#inflight.has(txId) || decided.has(txId) || named.has(txId)) return undefined;
+      named.add(txId);
+      let stored: BranchRecord | undefined;
+      try {
+        const looked = this.#parts.storage.branch(txId);
+        if (isThenable(looked)) throw new TypeError('a storage that writes outcomes and prepares together must answer at once');
+        stored = looked;
+      } catch (err) {
+        this.#parts.log({ event: 'prepare-start-failed', txId, error: messageOf(err) });
+        return undefined;
+      }
+      works.push(this.#plan(items[i]!, stored));
+    }
+    return works;
+  }
+
+  /**
+   * After the transaction that wrote `works` with the batch's outcomes is durable (`outcomes`: one per work
+   * without a stored answer, in order): every answer goes into results, and each branch that prepared takes
+   * its keys, which their holders' outcomes, applied in the same transaction, have just released.
+   */
+  settleWritten(indices: readonly number[], works: readonly PrepareWork[], outcomes: readonly PrepareOutcome[], results: BranchItemResult[]): void {
+    const { locks, counters } = this.#parts;
+    let written = 0;
+    indices.forEach((i, n) => {
+      const work = works[n]!;
+      if (work.answer) {
+        results[i] = work.answer;
+        return;
+      }
+      const outcome = outcomes[written++]!;
+      results[i] = outcome.answer;
+      if (outcome.holdsLocks) for (const { key, mode } of mergeLockRequests(work.locks)) locks.hold(key, work.txId, mode);
+    });
+    counters.preparesWritten += written;
+    if (written > 0) reachStep(ParticipantSteps.AFTER_PREPARE);
   }
 
   /** One write of the storage for all ready branches; returns their answers in order. */

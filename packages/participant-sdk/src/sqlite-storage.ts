@@ -23,7 +23,7 @@ import type { BranchItem, BranchItemResult } from '@txmesh/protocol';
 import { BarrierStore, type HookPhase } from './barrier-store.ts';
 import { decisionRule, isolatedPrepareRule } from './branch-rules.ts';
 import type { HookContext, OperationHandlers } from './operation.ts';
-import type { BranchRows, DecisionWriteOptions, HookCall, ParticipantStorage, PrepareOutcome, PrepareWrite, RuleContext, Written } from './storage-adapter.ts';
+import type { BranchRows, DecisionWriteOptions, HookCall, ParticipantStorage, PrepareOutcome, PrepareWrite, RuleContext, TogetherWritten, Written } from './storage-adapter.ts';
 import { isThenable, runNow, type Steps } from './steps-runner.ts';
 
 type RunIn = Database.Transaction<(fn: () => unknown) => unknown>;
@@ -35,7 +35,7 @@ type RunIn = Database.Transaction<(fn: () => unknown) => unknown>;
  */
 export const sqliteWriteChannel = channel('txmesh:participant:sqlite-write');
 export interface SqliteWriteEvent {
-  kind: 'prepares' | 'decisions' | 'force';
+  kind: 'prepares' | 'decisions' | 'together' | 'force';
   synchronous: number;
   /** This forced write also carries earlier unforced outcomes to disk. */
   carriesUnforced: boolean;
@@ -94,6 +94,19 @@ export class SqliteStorage extends BarrierStore implements ParticipantStorage, B
     if (options.unforced) this.#unforced(write);
     else this.#forced('decisions', write);
     return { results, transactions: 1 };
+  }
+
+  writeTogether(items: readonly BranchItem[], ctx: RuleContext, prepares: (decided: readonly BranchItemResult[]) => readonly PrepareWrite[] | undefined): TogetherWritten {
+    const decisions: BranchItemResult[] = [];
+    let outcomes: PrepareOutcome[] | undefined;
+    this.#forced('together', () => {
+      for (const item of items) decisions.push(runNow(decisionRule(this, item, ctx)));
+      const works = prepares(decisions);
+      if (works === undefined) return;
+      outcomes = [];
+      for (const w of works) outcomes.push(runNow(isolatedPrepareRule(this, w, ctx)));
+    });
+    return { decisions, prepares: outcomes };
   }
 
   forceUnforced(): void {

@@ -88,6 +88,13 @@ export interface Written<T> {
   transactions: number;
 }
 
+/** What one transaction of outcomes and prepares wrote. */
+export interface TogetherWritten {
+  decisions: BranchItemResult[];
+  /** Undefined when no prepare was written. */
+  prepares: PrepareOutcome[] | undefined;
+}
+
 export interface PreparedBranch {
   txId: string;
   preparedAt: number;
@@ -112,6 +119,14 @@ export interface ParticipantStorage {
   readonly unforcedPending?: boolean;
   /** Makes every outcome written unforced durable (nothing to do when a forced write came since). */
   forceUnforced?(): MaybePromise<void>;
+  /**
+   * Present when the storage answers every call at once (SQLite): writes a batch's outcomes and then its
+   * prepares in one forced transaction. `prepares` is called inside it, once the outcomes are written, with
+   * their answers in order; it returns the prepares to write after them, or undefined for none (the
+   * transaction then carries the outcomes alone). All of it is durable when this returns; a throw means
+   * none of it is.
+   */
+  writeTogether?(decisions: readonly BranchItem[], ctx: RuleContext, prepares: (decided: readonly BranchItemResult[]) => readonly PrepareWrite[] | undefined): TogetherWritten;
   /** Keys held by prepared, undecided branches: restored into the lock manager before traffic. */
   heldLocks(): MaybePromise<HeldLock[]>;
   preparedBranches(): MaybePromise<PreparedBranch[]>;

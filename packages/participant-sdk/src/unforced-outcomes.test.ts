@@ -1,6 +1,7 @@
 /**
- * Outcomes that travel with prepares are written unforced and reach the disk with the prepares' forced
- * write: one sync per batch instead of two in series. Nothing is answered before that sync.
+ * Outcomes that travel with prepares go in the prepares' forced transaction when every prepare can have its
+ * keys at once (mixed-batch.test.ts); otherwise they are written unforced and reach the disk with the
+ * prepares' forced write: one sync per batch instead of two in series. Nothing is answered before that sync.
  */
 import assert from 'node:assert/strict';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
@@ -21,7 +22,7 @@ function recordWrites(t: TestContext): SqliteWriteEvent[] {
 
 const synchronousNow = (db: import('better-sqlite3').Database): number => db.pragma('synchronous', { simple: true }) as number;
 
-test('a commit riding with a prepare is written unforced and synced by the prepare’s write', async (t) => {
+test('a commit riding with a prepare goes in the prepare’s forced transaction', async (t) => {
   const f = startParticipant(t);
   addStock(f.db, 'a', 5);
   addStock(f.db, 'b', 5);
@@ -33,11 +34,8 @@ test('a commit riding with a prepare is written unforced and synced by the prepa
   const response = await f.participant.handleBatch(batch(commit(first), prepare(second, [reserveOp('b', 1)])));
 
   assert.deepEqual(response.results.map((r) => r.status), ['ok', 'ok']);
-  assert.deepEqual(writes, [
-    { kind: 'decisions', synchronous: NORMAL, carriesUnforced: false },
-    { kind: 'prepares', synchronous: FULL, carriesUnforced: true },
-  ]);
-  assert.equal(synchronousNow(f.db), FULL, 'the connection is back to FULL');
+  assert.deepEqual(writes, [{ kind: 'together', synchronous: FULL, carriesUnforced: false }]);
+  assert.equal(synchronousNow(f.db), FULL, 'the connection stays FULL');
   assert.deepEqual(f.calls.commit, [`${first}#0`]);
 });
 
