@@ -17,7 +17,24 @@ import { dirname, join, relative, sep } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
-const EXTERNAL = ['better-sqlite3', 'pg', 'undici', '@opentelemetry/sdk-*', '@opentelemetry/exporter-*', '@opentelemetry/core', '@opentelemetry/resources', '@opentelemetry/otlp-*', '@txmesh/lab', '@txmesh/lab/*'];
+const EXTERNAL = [
+  'better-sqlite3',
+  'pg',
+  'undici',
+  '@opentelemetry/sdk-*',
+  '@opentelemetry/exporter-*',
+  '@opentelemetry/core',
+  '@opentelemetry/resources',
+  '@opentelemetry/otlp-*',
+  '@txmesh/lab',
+  '@txmesh/lab/*',
+  // What fastify requires only when it builds a schema compiler (every txmesh server passes protocol's
+  // NO_SCHEMA_COMPILERS) or injects a request (tests, against dist/): ajv, fast-json-stringify and
+  // light-my-request, half of the fastify chunk's 1.4 MB, which each role compiled at start for nothing.
+  '@fastify/ajv-compiler',
+  '@fastify/fast-json-stringify-compiler',
+  'light-my-request',
+];
 // A worker the protocol package starts from a file next to the module that starts it (probe-listener.ts).
 const PROBE_WORKER = 'packages/protocol/dist/probe-worker.js';
 

@@ -12,7 +12,7 @@ import { median, round } from './bench-math.ts';
 import { OPTIMISED_ENV } from './bench-options.ts';
 import { processMemoryMb } from './bench-process.ts';
 import { PROCESS_ROLES, type ProcessRole } from './bench-roles.ts';
-import { Member, sleep } from './cluster.ts';
+import { Member, memberBuilds, sleep } from './cluster.ts';
 import { ClusterCredentials } from './cluster-credentials.ts';
 
 /** How long each role sits idle after the last one is ready, before its memory is read. */
@@ -22,6 +22,8 @@ const PROBE_SERVICE = 'inventory';
 
 export interface StartupFigures {
   rounds: number;
+  /** Which build the members ran: their package's bundle or dist/ (scripts/bundle.mjs). */
+  builds: { txmesh: 'bundle' | 'dist'; lab: 'bundle' | 'dist' };
   /** Each round's spawn → TXMESH_READY, ms, per role. */
   samplesMs: Record<ProcessRole, number[]>;
   /** The median of the rounds, per role. */
@@ -37,7 +39,8 @@ export interface StartupFigures {
 const perRole = <T>(make: () => T): Record<ProcessRole, T> => ({ coordinator: make(), sidecar: make(), service: make() });
 
 export async function probeStartup(rounds: number, say: (line: string) => void): Promise<StartupFigures> {
-  say(`[startup] spawning a coordinator, a service and a sidecar, one at a time, ${rounds} time(s) ...`);
+  const builds = memberBuilds();
+  say(`[startup] spawning a coordinator, a service and a sidecar, one at a time, ${rounds} time(s) (txmesh runs its ${builds.txmesh}, the lab its ${builds.lab}) ...`);
   const samplesMs = perRole<number[]>(() => []);
   const cpuMs = perRole<number[]>(() => []);
   const rssMb = perRole<number[]>(() => []);
@@ -51,6 +54,7 @@ export async function probeStartup(rounds: number, say: (line: string) => void):
   }
   const figures: StartupFigures = {
     rounds,
+    builds,
     samplesMs: perRole<number[]>(() => []),
     startupMs: perRole(() => 0),
     cpuSamplesMs: perRole<number[]>(() => []),

@@ -8,10 +8,11 @@ import { createWriteStream, mkdirSync, mkdtempSync, rmSync, type WriteStream } f
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { ECOMMERCE_SERVICES, type CatalogOptions, type EcommerceService } from '@txmesh/example-ecommerce';
 import pg from 'pg';
 import { METRICS_PREFIX, READY_PREFIX } from 'txmesh/roles';
+import { entryPoint } from 'txmesh/bundle-entry';
 import { processCpuMs } from './bench-process.ts';
 import { FaultProxy } from './fault-proxy.ts';
 import { startTempPostgres, type TempPostgresOptions, type TempPostgres } from './temp-postgres.ts';
@@ -27,6 +28,11 @@ const TXMESH_BIN = MEMBERS_CHECKOUT
   ? join(MEMBERS_CHECKOUT, 'packages', 'cli', 'bin', 'txmesh.mjs')
   : join(dirname(createRequire(import.meta.url).resolve('txmesh/package.json')), 'bin', 'txmesh.mjs');
 const LAB_BIN = MEMBERS_CHECKOUT ? join(MEMBERS_CHECKOUT, 'packages', 'lab', 'bin', 'txmesh-lab.mjs') : fileURLToPath(new URL('../bin/txmesh-lab.mjs', import.meta.url));
+/** Which build the members' bins run (packages/cli/src/bundle-entry.ts): a figure of start-up depends on it. */
+export function memberBuilds(): { txmesh: 'bundle' | 'dist'; lab: 'bundle' | 'dist' } {
+  const runs = (bin: string): 'bundle' | 'dist' => (entryPoint(pathToFileURL(join(dirname(bin), '..', '/')), 'main.js').pathname.includes('/bundle/') ? 'bundle' : 'dist');
+  return { txmesh: runs(TXMESH_BIN), lab: runs(LAB_BIN) };
+}
 const CRASH_PRELOAD = fileURLToPath(new URL('./crash-on-step.js', import.meta.url));
 const START_TIMEOUT_MS = 30_000;
 
