@@ -19,6 +19,7 @@ import { registerBuildInfo } from './build-info.ts';
 import { SynchronousContextManager } from './synchronous-context-manager.ts';
 import { closeServer, listenMetrics, metricsUrlOf, type MetricsHandler } from './metrics-listener.ts';
 import { sdkDisabled, tracingRequested, type TelemetryOptions } from './telemetry-options.ts';
+import type { SpanProcessor } from '@opentelemetry/sdk-trace';
 import { otlpHttpProtocolOf, type OtlpHttpProtocol } from './otlp/span-protocol.ts';
 
 export interface Telemetry {
@@ -91,16 +92,38 @@ async function startNodeSdk(env: NodeJS.ProcessEnv, options: TelemetryOptions, p
   // Unset, the SDK would also export logs over OTLP; txmesh logs go to stderr.
   env.OTEL_LOGS_EXPORTER ??= 'none';
   const protocol = role ? ownExporterProtocol(env) : undefined;
-  const traceExporter = protocol === undefined ? undefined : new (await import('./otlp/span-exporter.ts')).OtlpHttpSpanExporter(protocol);
+  const spanProcessor = protocol === undefined ? undefined : await roleSpanProcessor(env, protocol);
   const sdk = new NodeSDK({
     ...(env.OTEL_SERVICE_NAME ? {} : { serviceName: options.defaultServiceName }),
     metricReaders: [prometheus],
     ...(role ? { contextManager: new SynchronousContextManager() } : {}),
-    // Given an exporter, the NodeSDK wraps it in its batch span processor configured by OTEL_BSP_*.
-    ...(traceExporter ? { traceExporter } : {}),
+    // Otherwise the NodeSDK builds the exporters OTEL_TRACES_EXPORTER names, each in its batch span processor.
+    ...(spanProcessor ? { spanProcessors: [spanProcessor] } : {}),
   });
   sdk.start();
-  return () => sdk.shutdown();
+  // A process stops cleanly whatever the collector does: what failed is said, never thrown.
+  return () =>
+    sdk.shutdown().catch((err: unknown) => {
+      process.stderr.write(`txmesh: OpenTelemetry did not shut down cleanly: ${err instanceof Error ? err.message : String(err)}\n`);
+    });
+}
+
+/**
+ * A role's spans are encoded as each ends and sent with txmesh's own OTLP/HTTP exporter (otlp/span-processor.ts),
+ * under the OTEL_BSP_* limits a batch span processor would use.
+ */
+async function roleSpanProcessor(env: NodeJS.ProcessEnv, protocol: OtlpHttpProtocol): Promise<SpanProcessor> {
+  const [{ EncodingSpanProcessor }, { OtlpHttpRequestExporter, spanBatchFor }, { batchLimitsFrom }] = await Promise.all([
+    import('./otlp/span-processor.ts'),
+    import('./otlp/span-exporter.ts'),
+    import('./otlp/batch-limits.ts'),
+  ]);
+  return new EncodingSpanProcessor({
+    batch: spanBatchFor(protocol),
+    exporter: new OtlpHttpRequestExporter(protocol),
+    limits: batchLimitsFrom(env),
+    onLost: (spans, reason) => process.stderr.write(`txmesh: ${spans} spans could not be exported: ${reason}\n`),
+  });
 }
 
 /**
@@ -124,8 +147,11 @@ function meterProvider(env: NodeJS.ProcessEnv, options: TelemetryOptions, promet
 
 const prometheusHandler = (prometheus: PrometheusExporter): MetricsHandler => (request, response) => prometheus.getMetricsRequestHandler(request, response);
 
-// txmesh's OTLP/HTTP span exporter and its two encodings, for applications and the lab's tests.
-export { OtlpHttpSpanExporter } from './otlp/span-exporter.ts';
-export { ProtobufSpanSerializer, type TraceExportResponse } from './otlp/span-protobuf.ts';
-export { JsonSpanSerializer } from './otlp/span-json.ts';
+// txmesh's OTLP/HTTP span exporters, span processor and two encodings, for applications and the lab's tests.
+export { OtlpHttpSpanExporter, OtlpHttpRequestExporter, spanBatchFor, type EncodedSpanRequest } from './otlp/span-exporter.ts';
+export { EncodingSpanProcessor, type EncodedSpanExporter, type SpanProcessorOptions } from './otlp/span-processor.ts';
+export { batchLimitsFrom, type BatchLimits } from './otlp/batch-limits.ts';
+export { ProtobufSpanSerializer, ProtobufSpanBatch, type TraceExportResponse } from './otlp/span-protobuf.ts';
+export { JsonSpanSerializer, JsonSpanBatch } from './otlp/span-json.ts';
+export type { SpanBatch, SealedSpans } from './otlp/span-grouping.ts';
 export { OtlpHttpProtocol, otlpHttpProtocolOf } from './otlp/span-protocol.ts';

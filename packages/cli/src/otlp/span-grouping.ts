@@ -1,6 +1,7 @@
 /**
- * What both OTLP encodings (span-protobuf.ts, span-json.ts) share: spans grouped as the export request nests
- * them (resource, then instrumentation scope, in the order they first appear), and the span flags field.
+ * What both OTLP encodings (span-protobuf.ts, span-json.ts) share: spans encoded one at a time as they end and
+ * kept grouped as the export request nests them (resource, then instrumentation scope, in the order they first
+ * appear), the sealed batch the span processor exports, and the span flags field.
  */
 import type { InstrumentationScope } from '@opentelemetry/core';
 import type { Resource } from '@opentelemetry/resources';
@@ -14,18 +15,46 @@ export function spanFlags(traceFlags: number, parentIsRemote: boolean | undefine
   return (traceFlags & 0xff) | HAS_IS_REMOTE | (parentIsRemote ? IS_REMOTE : 0);
 }
 
+/** Spans encoded and taken out of a batch: what one export request carries. */
+export interface SealedSpans {
+  readonly count: number;
+  /** The resources of its spans: the request is written once their asynchronous attributes settled. */
+  readonly resources: readonly Resource[];
+  /** The ExportTraceServiceRequest's bytes. */
+  request(): Uint8Array;
+}
+
+/** Spans encoded as they are added, so a span object need not outlive its end (span-processor.ts). */
+export interface SpanBatch {
+  readonly count: number;
+  add(span: ReadableSpan): void;
+  /** Takes every span added since the last seal; the batch starts empty again. */
+  seal(): SealedSpans;
+}
+
 /**
- * Spans by resource, then by scope object. A process has one resource and a few tracers, so a batch makes
- * two or three maps; the SDK hands the same scope object with every span of a tracer.
+ * Encoded spans by resource, then by scope object, in the order they first appear. A process has one resource
+ * and a few tracers, and the SDK hands the same scope object with every span of a tracer.
  */
-export function groupByResourceAndScope(spans: readonly ReadableSpan[]): Map<Resource, Map<InstrumentationScope, ReadableSpan[]>> {
-  const byResource = new Map<Resource, Map<InstrumentationScope, ReadableSpan[]>>();
-  for (const span of spans) {
-    let byScope = byResource.get(span.resource);
-    if (byScope === undefined) byResource.set(span.resource, (byScope = new Map()));
-    const list = byScope.get(span.instrumentationScope);
-    if (list === undefined) byScope.set(span.instrumentationScope, [span]);
-    else list.push(span);
+export class SpanGroups<G> {
+  #groups = new Map<Resource, Map<InstrumentationScope, G>>();
+  readonly #newGroup: () => G;
+
+  constructor(newGroup: () => G) {
+    this.#newGroup = newGroup;
   }
-  return byResource;
+
+  of(span: ReadableSpan): G {
+    let byScope = this.#groups.get(span.resource);
+    if (byScope === undefined) this.#groups.set(span.resource, (byScope = new Map()));
+    let group = byScope.get(span.instrumentationScope);
+    if (group === undefined) byScope.set(span.instrumentationScope, (group = this.#newGroup()));
+    return group;
+  }
+
+  take(): Map<Resource, Map<InstrumentationScope, G>> {
+    const groups = this.#groups;
+    this.#groups = new Map();
+    return groups;
+  }
 }

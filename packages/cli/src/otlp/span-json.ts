@@ -1,14 +1,14 @@
 /**
- * OTLP's ExportTraceServiceRequest in its JSON encoding (OTEL_EXPORTER_OTLP_PROTOCOL=http/json), built as one
- * string from the spans: no intermediate object per span, attribute and id as the SDK's JSON serializer makes
- * before JSON.stringify. Ids are hex as the OTLP/JSON mapping says, times decimal strings of nanoseconds,
+ * OTLP's ExportTraceServiceRequest in its JSON encoding (OTEL_EXPORTER_OTLP_PROTOCOL=http/json): each span
+ * becomes its string as it is added, and the request one string around them: no intermediate object per span,
+ * attribute and id as the SDK's JSON serializer makes before JSON.stringify. Ids are hex as the OTLP/JSON mapping says, times decimal strings of nanoseconds,
  * enums numbers; the resource and each scope are encoded once per object.
  */
 import type { Attributes, HrTime, Link } from '@opentelemetry/api';
 import type { InstrumentationScope } from '@opentelemetry/core';
 import type { Resource } from '@opentelemetry/resources';
 import type { ReadableSpan, TimedEvent } from '@opentelemetry/sdk-trace';
-import { groupByResourceAndScope, spanFlags } from './span-grouping.ts';
+import { SpanGroups, spanFlags, type SealedSpans, type SpanBatch } from './span-grouping.ts';
 import type { TraceExportResponse } from './span-protobuf.ts';
 
 const quote = JSON.stringify as (value: string) => string;
@@ -89,28 +89,41 @@ function scopeJson(scope: InstrumentationScope & { attributes?: Attributes }): s
   return `{"name":${quote(scope.name)}${version}${scopeAttributes}}`;
 }
 
-export class JsonSpanSerializer {
+/** Spans encoded as they are added (span-grouping.ts): one string per span, joined when the request is written. */
+export class JsonSpanBatch implements SpanBatch {
+  readonly #groups = new SpanGroups<string[]>(() => []);
   readonly #resources = new WeakMap<Resource, string>();
   readonly #scopes = new WeakMap<InstrumentationScope, string>();
+  #count = 0;
 
-  serializeRequest(spans: ReadableSpan[]): Uint8Array {
+  get count(): number {
+    return this.#count;
+  }
+
+  add(s: ReadableSpan): void {
+    this.#groups.of(s).push(span(s));
+    this.#count += 1;
+  }
+
+  seal(): SealedSpans {
+    const groups = this.#groups.take();
+    const count = this.#count;
+    this.#count = 0;
+    return { count, resources: [...groups.keys()], request: () => this.#write(groups) };
+  }
+
+  #write(groups: Map<Resource, Map<InstrumentationScope, string[]>>): Uint8Array {
     const resourceSpans: string[] = [];
-    for (const [resource, scopes] of groupByResourceAndScope(spans)) {
+    for (const [resource, scopes] of groups) {
       const scopeSpans: string[] = [];
       for (const [scope, list] of scopes) {
         const schema = scope.schemaUrl ? `,"schemaUrl":${quote(scope.schemaUrl)}` : '';
-        scopeSpans.push(`{"scope":${this.#scope(scope)},"spans":[${list.map(span).join(',')}]${schema}}`);
+        scopeSpans.push(`{"scope":${this.#scope(scope)},"spans":[${list.join(',')}]${schema}}`);
       }
       const schema = resource.schemaUrl ? `,"schemaUrl":${quote(resource.schemaUrl)}` : '';
       resourceSpans.push(`{"resource":${this.#resource(resource)},"scopeSpans":[${scopeSpans.join(',')}]${schema}}`);
     }
     return Buffer.from(`{"resourceSpans":[${resourceSpans.join(',')}]}`, 'utf8');
-  }
-
-  /** An empty body is a success; a body that is not JSON throws (the SDK logs it and counts the export a success). */
-  deserializeResponse(data: Uint8Array): TraceExportResponse {
-    if (data.length === 0) return {};
-    return JSON.parse(Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('utf8')) as TraceExportResponse;
   }
 
   #resource(resource: Resource): string {
@@ -126,5 +139,25 @@ export class JsonSpanSerializer {
     let encoded = this.#scopes.get(scope);
     if (encoded === undefined) this.#scopes.set(scope, (encoded = scopeJson(scope)));
     return encoded;
+  }
+}
+
+/** An empty body is a success; a body that is not JSON throws (the SDK logs it and counts the export a success). */
+export function readJsonTraceExportResponse(data: Uint8Array): TraceExportResponse {
+  if (data.length === 0) return {};
+  return JSON.parse(Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('utf8')) as TraceExportResponse;
+}
+
+/** The serializer of the exporter an application hands to a span processor of its own: a whole batch at once. */
+export class JsonSpanSerializer {
+  readonly #batch = new JsonSpanBatch();
+
+  serializeRequest(spans: ReadableSpan[]): Uint8Array {
+    for (const s of spans) this.#batch.add(s);
+    return this.#batch.seal().request();
+  }
+
+  deserializeResponse(data: Uint8Array): TraceExportResponse {
+    return readJsonTraceExportResponse(data);
   }
 }

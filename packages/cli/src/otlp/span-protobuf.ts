@@ -1,16 +1,18 @@
 /**
- * OTLP's ExportTraceServiceRequest in protobuf (opentelemetry-proto, collector/trace/v1 and trace/v1), written
- * in one pass into the exporter's reused buffer. What it saves over the SDK's serializer, which a profile of
- * a traced coordinator showed as about 40 % of OpenTelemetry's own CPU there (docs/benchmarks.md): no size
- * estimating pass, no Uint8Array per trace, span and parent id, and the resource and scope written once per
- * process rather than once per batch. Fields at their default (0, empty) are left out, as proto3 allows.
+ * OTLP's ExportTraceServiceRequest in protobuf (opentelemetry-proto, collector/trace/v1 and trace/v1). Each span
+ * is written as it is added, into a reused buffer per resource and scope (the span processor adds it at its
+ * end, so the span object dies young); sealing copies those bytes out and the request is written around them.
+ * What it saves over the SDK's serializer, which a profile of a traced coordinator showed as about 40 % of
+ * OpenTelemetry's own CPU there (docs/benchmarks.md): no size estimating pass, no Uint8Array per trace, span
+ * and parent id, and the resource and scope written once per process rather than once per batch. Fields at
+ * their default (0, empty) are left out, as proto3 allows.
  */
 import type { Attributes, AttributeValue, HrTime, Link, SpanContext } from '@opentelemetry/api';
 import type { InstrumentationScope } from '@opentelemetry/core';
 import type { Resource } from '@opentelemetry/resources';
 import type { ReadableSpan, TimedEvent } from '@opentelemetry/sdk-trace';
 import { ProtobufBuffer, Wire } from './protobuf-buffer.ts';
-import { groupByResourceAndScope, spanFlags } from './span-grouping.ts';
+import { SpanGroups, spanFlags, type SealedSpans, type SpanBatch } from './span-grouping.ts';
 
 /** Field numbers of opentelemetry-proto's messages that a trace export uses. */
 const Request = { RESOURCE_SPANS: 1 } as const;
@@ -51,6 +53,9 @@ const INT64_LIMIT = 2 ** 63;
 const RESERVE_SMALL = 1; // key-value pairs, status, values
 const RESERVE_SPAN = 2; // spans, events, links: under 16 KiB
 const RESERVE_LARGE = 3; // resource spans and scope spans: under 2 MiB
+
+/** First size of the buffer of one scope's spans: a batch of 512 coordinator spans takes about 100 KB. */
+const SCOPE_BUFFER_BYTES = 16 * 1024;
 
 /** The parsed ExportTraceServiceResponse: what the SDK's response handler logs when spans were rejected. */
 export interface TraceExportResponse {
@@ -211,21 +216,51 @@ class EncodedOnce<T extends object> {
   }
 }
 
-export class ProtobufSpanSerializer {
-  readonly #out = new ProtobufBuffer();
+/** Spans encoded as they are added (span-grouping.ts); each scope's spans go into a buffer reused from batch to batch. */
+export class ProtobufSpanBatch implements SpanBatch {
+  readonly #spare: ProtobufBuffer[] = [];
+  readonly #groups = new SpanGroups<ProtobufBuffer>(() => this.#spare.pop() ?? new ProtobufBuffer(SCOPE_BUFFER_BYTES));
+  readonly #request = new ProtobufBuffer();
   readonly #resources = new EncodedOnce<Resource>(writeResource);
   readonly #scopes = new EncodedOnce<InstrumentationScope>(writeScope);
+  #count = 0;
 
-  serializeRequest(spans: ReadableSpan[]): Uint8Array {
-    const out = this.#out;
+  get count(): number {
+    return this.#count;
+  }
+
+  add(span: ReadableSpan): void {
+    writeSpan(this.#groups.of(span), span);
+    this.#count += 1;
+  }
+
+  seal(): SealedSpans {
+    const chunks = new Map<Resource, [InstrumentationScope, Uint8Array][]>();
+    for (const [resource, scopes] of this.#groups.take()) {
+      const list: [InstrumentationScope, Uint8Array][] = [];
+      for (const [scope, spans] of scopes) {
+        list.push([scope, spans.take()]);
+        spans.reset();
+        this.#spare.push(spans);
+      }
+      chunks.set(resource, list);
+    }
+    const count = this.#count;
+    this.#count = 0;
+    return { count, resources: [...chunks.keys()], request: () => this.#write(chunks) };
+  }
+
+  /** The request around the sealed spans, in the request buffer (one export is written at a time). */
+  #write(chunks: Map<Resource, [InstrumentationScope, Uint8Array][]>): Uint8Array {
+    const out = this.#request;
     out.reset();
-    for (const [resource, scopes] of groupByResourceAndScope(spans)) {
+    for (const [resource, scopes] of chunks) {
       const resourceAt = out.begin(Request.RESOURCE_SPANS, RESERVE_LARGE);
       this.#resources.writeTo(out, resource, resource.asyncAttributesPending !== true);
-      for (const [scope, scopeSpans] of scopes) {
+      for (const [scope, spans] of scopes) {
         const scopeAt = out.begin(ResourceSpans.SCOPE_SPANS, RESERVE_LARGE);
         this.#scopes.writeTo(out, scope, true);
-        for (const span of scopeSpans) writeSpan(out, span);
+        out.raw(spans);
         if (scope.schemaUrl) out.string(ScopeSpans.SCHEMA_URL, scope.schemaUrl);
         out.end(scopeAt, RESERVE_LARGE);
       }
@@ -234,21 +269,35 @@ export class ProtobufSpanSerializer {
     }
     return out.take();
   }
+}
 
-  /** ExportTraceServiceResponse: partial_success (1) { rejected_spans (1), error_message (2) }; an empty body is success. */
-  deserializeResponse(data: Uint8Array): TraceExportResponse {
-    const response: TraceExportResponse = {};
-    eachField(data, 0, data.length, (field, wire, from, to) => {
-      if (field !== 1 || wire !== Wire.LENGTH) return;
-      const partial: NonNullable<TraceExportResponse['partialSuccess']> = {};
-      eachField(data, from, to, (inner, innerWire, innerFrom, innerTo, innerValue) => {
-        if (inner === PartialSuccessField.REJECTED_SPANS && innerWire === Wire.VARINT) partial.rejectedSpans = innerValue;
-        else if (inner === PartialSuccessField.ERROR_MESSAGE && innerWire === Wire.LENGTH) partial.errorMessage = Buffer.from(data.buffer, data.byteOffset + innerFrom, innerTo - innerFrom).toString('utf8');
-      });
-      response.partialSuccess = partial;
-    });
-    return response;
+/** The serializer of the exporter an application hands to a span processor of its own: a whole batch at once. */
+export class ProtobufSpanSerializer {
+  readonly #batch = new ProtobufSpanBatch();
+
+  serializeRequest(spans: ReadableSpan[]): Uint8Array {
+    for (const span of spans) this.#batch.add(span);
+    return this.#batch.seal().request();
   }
+
+  deserializeResponse(data: Uint8Array): TraceExportResponse {
+    return readTraceExportResponse(data);
+  }
+}
+
+/** ExportTraceServiceResponse: partial_success (1) { rejected_spans (1), error_message (2) }; an empty body is success. */
+export function readTraceExportResponse(data: Uint8Array): TraceExportResponse {
+  const response: TraceExportResponse = {};
+  eachField(data, 0, data.length, (field, wire, from, to) => {
+    if (field !== 1 || wire !== Wire.LENGTH) return;
+    const partial: NonNullable<TraceExportResponse['partialSuccess']> = {};
+    eachField(data, from, to, (inner, innerWire, innerFrom, innerTo, innerValue) => {
+      if (inner === PartialSuccessField.REJECTED_SPANS && innerWire === Wire.VARINT) partial.rejectedSpans = innerValue;
+      else if (inner === PartialSuccessField.ERROR_MESSAGE && innerWire === Wire.LENGTH) partial.errorMessage = Buffer.from(data.buffer, data.byteOffset + innerFrom, innerTo - innerFrom).toString('utf8');
+    });
+    response.partialSuccess = partial;
+  });
+  return response;
 }
 
 /** Walks the fields of one message; throws on bytes that are not protobuf (the SDK logs it and counts the export a success). */
