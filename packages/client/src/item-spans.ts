@@ -20,6 +20,12 @@ export interface ItemSpanOptions {
    * transaction's trace, so the delivery can be found from either side.
    */
   recovery?: boolean;
+  /**
+   * Whether the items handed to `handle` carry their new spans' trace contexts (the default), for a process
+   * that sends them on. A participant's hooks are the last hop: `false` hands the items on as they came and
+   * spares a carrier string and an item copy per span.
+   */
+  handOn?: boolean;
 }
 
 /** The span of each item handed to `handle` (undefined for untraced items), in item order. */
@@ -66,6 +72,7 @@ export async function withItemSpans(
   if (options.recovery === true) {
     round = tracer.startSpan(SpanNames.RECOVERY, { kind: SpanKind.INTERNAL, links: linksTo(items, true), attributes: { [TraceAttributes.SERVICE]: service, [TraceAttributes.BATCH_ITEMS]: items.length } }, ROOT_CONTEXT);
   }
+  const handOn = options.handOn !== false;
   const spans: (Span | undefined)[] = [];
   const forwarded = items.map((item) => {
     if (item.trace === undefined) {
@@ -80,6 +87,7 @@ export async function withItemSpans(
       span.setAttribute(TraceAttributes.SERVICE, service);
       if (round) span.addLink({ context: round.spanContext() });
     }
+    if (!handOn) return item;
     const carrier = carrierOf(span);
     return carrier === undefined ? item : { ...item, trace: carrier };
   });

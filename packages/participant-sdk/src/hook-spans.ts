@@ -30,7 +30,8 @@ function onLockWait(message: unknown): void {
 
 export async function withHookSpans(service: string, batch: BranchBatchRequest, handle: (batch: BranchBatchRequest) => Promise<BranchBatchResponse>): Promise<BranchBatchResponse> {
   let response: BranchBatchResponse | undefined;
-  await withItemSpans({ scope: '@txmesh/participant-sdk', name: SpanNames.HOOK, service }, batch.items, async (items, spans) => {
+  // The hooks are the last hop: the items go on as they came (handOn: false), so the batch does too.
+  await withItemSpans({ scope: '@txmesh/participant-sdk', name: SpanNames.HOOK, service, handOn: false }, batch.items, async (items, spans) => {
     const mine: string[] = [];
     spans.forEach((span, i) => {
       if (!span?.isRecording()) return;
@@ -43,7 +44,7 @@ export async function withHookSpans(service: string, batch: BranchBatchRequest, 
       subscribe(lockWaitChannel.name, onLockWait);
     }
     try {
-      response = await handle(mine.length === 0 && items === batch.items ? batch : { ...batch, items });
+      response = await handle(batch);
     } finally {
       for (const txId of mine) running.delete(txId);
     }
