@@ -44,6 +44,8 @@ export class EncodingSpanProcessor implements SpanProcessor {
   #stopping = false;
   #shutdown: Promise<void> | undefined;
   #dropped = 0;
+  /** An export failed after shutdown began: what is still waiting is given up, not sent. */
+  #givingUp = false;
   #lost = 0;
   #lastFailure = '';
 
@@ -98,7 +100,9 @@ export class EncodingSpanProcessor implements SpanProcessor {
     await this.#flush();
     this.#stopping = true;
     // Anything ended while the last export ran.
-    await this.#flush();
+    this.#seal();
+    if (this.#givingUp) this.#giveUpQueued();
+    else await this.#flush();
     try {
       await this.#exporter.shutdown();
     } catch (err) {
@@ -143,7 +147,10 @@ export class EncodingSpanProcessor implements SpanProcessor {
         this.#lastFailure = failure.message;
         globalErrorHandler(failure);
         // The collector did not take this batch: at shutdown the others would only wait as long again.
-        if (this.#shutdown !== undefined) this.#giveUpQueued();
+        if (this.#shutdown !== undefined) {
+          this.#givingUp = true;
+          this.#giveUpQueued();
+        }
       }
       this.#next();
     });
