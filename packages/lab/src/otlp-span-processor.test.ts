@@ -146,6 +146,30 @@ describe('txmesh span processor', () => {
     assert.match(lost[0]![1], /OTEL_BSP_MAX_QUEUE_SIZE/);
   });
 
+  it('a span that cannot be encoded is counted as lost, never thrown into end(), and leaves its batch well formed', async () => {
+    const exporter = new HeldExporter();
+    const lost: [number, string][] = [];
+    const processor = new EncodingSpanProcessor({ batch: spanBatchFor(OtlpHttpProtocol.PROTOBUF), exporter, limits: LIMITS, onLost: (spans, reason) => lost.push([spans, reason]) });
+    const tracer = tracerWith(processor);
+    const broken = tracer.startSpan('broken', { attributes: { 'txmesh.before': 'written first' } });
+    // Its events are read after the span's ids, name, times and attributes were written.
+    Object.defineProperty(broken, 'events', {
+      get() {
+        throw new Error('unreadable events');
+      },
+    });
+    assert.doesNotThrow(() => broken.end());
+    tracer.startSpan('fine').end();
+    const flushed = processor.forceFlush();
+    const decoded = decodeProtobufExport(exporter.requests[0]!.request.bytes);
+    assert.deepEqual(decoded.resourceSpans![0]!.scopeSpans![0]!.spans!.map((s) => s.name), ['fine']);
+    assert.equal(exporter.requests[0]!.request.count, 1);
+    exporter.requests[0]!.done(SUCCESS);
+    await flushed;
+    await processor.shutdown();
+    assert.deepEqual(lost, [[1, 'a span could not be encoded: unreadable events']]);
+  });
+
   it('exports only sampled spans', async () => {
     const exporter = new HeldExporter();
     const processor = new EncodingSpanProcessor({ batch: spanBatchFor(OtlpHttpProtocol.PROTOBUF), exporter, limits: LIMITS });

@@ -50,6 +50,11 @@ export class ProtobufBuffer {
     this.#pos = 0;
   }
 
+  /** Forgets what was written after `length` (a message that could not be finished). */
+  truncate(length: number): void {
+    if (length < this.#pos) this.#pos = length;
+  }
+
   /** A copy of what was written since reset(): the transport may still hold it when the next request is written. */
   take(): Uint8Array {
     return new Uint8Array(this.#buf.subarray(0, this.#pos));

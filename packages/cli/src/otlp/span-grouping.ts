@@ -27,6 +27,7 @@ export interface SealedSpans {
 /** Spans encoded as they are added, so a span object need not outlive its end (span-processor.ts). */
 export interface SpanBatch {
   readonly count: number;
+  /** Encodes the span into the batch; when that throws, the batch is left as it was. */
   add(span: ReadableSpan): void;
   /** Takes every span added since the last seal; the batch starts empty again. */
   seal(): SealedSpans;

@@ -71,7 +71,15 @@ export class EncodingSpanProcessor implements SpanProcessor {
       diag.warn(`Dropped ${this.#dropped} spans because maxQueueSize reached`);
       this.#dropped = 0;
     }
-    this.#batch.add(span);
+    try {
+      this.#batch.add(span);
+    } catch (err) {
+      // Never into the caller's span.end(): the span is counted as lost.
+      this.#lost += 1;
+      this.#lastFailure = `a span could not be encoded: ${asError(err).message}`;
+      globalErrorHandler(asError(err));
+      return;
+    }
     if (this.#batch.count >= this.#limits.maxExportBatchSize) {
       this.#seal();
       this.#next();

@@ -229,8 +229,16 @@ export class ProtobufSpanBatch implements SpanBatch {
     return this.#count;
   }
 
+  /** Writes the span, or nothing if it cannot be written (the batch stays well formed). */
   add(span: ReadableSpan): void {
-    writeSpan(this.#groups.of(span), span);
+    const out = this.#groups.of(span);
+    const mark = out.length;
+    try {
+      writeSpan(out, span);
+    } catch (err) {
+      out.truncate(mark);
+      throw err;
+    }
     this.#count += 1;
   }
 
