@@ -43,13 +43,33 @@ export const BUNDLES = [
   { packageDir: 'packages/lab', entryPoints: { main: 'packages/lab/dist/main.js', 'probe-worker': PROBE_WORKER } },
 ];
 
-// fastify's `require('semver')` gets only the three functions it calls, each loaded on first use
-// (bundle-shims/fastify-semver.cjs); every other importer of semver keeps the real one.
-const FASTIFY_SEMVER = join(root, 'scripts', 'bundle-shims', 'fastify-semver.cjs');
-const fastifySemver = {
-  name: 'fastify-semver',
+// Modules fastify requires at load but uses only on paths txmesh servers never take: in the bundles each is a
+// stand-in that loads the real module on its first property read (bundle-shims/lazy-module.cjs). Paths are
+// fastify's files; every other importer of these modules gets them as they are.
+const LAZY_IN_FASTIFY = {
+  // Used only with `http2: true`; loading it sets up nghttp2's binding, about 15 ms of a coordinator's start.
+  'lib/server.js': ['node:http2'],
+  // Used only for a plugin that declares the fastify versions it supports; semver's index builds every range
+  // and comparator at load, compiling its largest regular expressions: about 40 ms.
+  'lib/plugin-utils.js': ['semver'],
+};
+const LAZY_MODULE = join(root, 'scripts', 'bundle-shims', 'lazy-module.cjs');
+const FASTIFY_DIR = `${sep}node_modules${sep}fastify${sep}`;
+const lazyInFastify = {
+  name: 'lazy-in-fastify',
   setup(build) {
-    build.onResolve({ filter: /^semver$/ }, (args) => (args.importer.includes(`${sep}node_modules${sep}fastify${sep}lib${sep}`) ? { path: FASTIFY_SEMVER } : undefined));
+    const specifiers = new Set(Object.values(LAZY_IN_FASTIFY).flat());
+    build.onResolve({ filter: /^(node:http2|semver)$/ }, (args) => {
+      const at = args.importer.lastIndexOf(FASTIFY_DIR);
+      const file = at < 0 ? undefined : args.importer.slice(at + FASTIFY_DIR.length).split(sep).join('/');
+      if (!specifiers.has(args.path) || file === undefined || !LAZY_IN_FASTIFY[file]?.includes(args.path)) return undefined;
+      return { path: args.path, namespace: 'lazy', pluginData: { resolveDir: dirname(args.importer) } };
+    });
+    build.onLoad({ filter: /.*/, namespace: 'lazy' }, (args) => ({
+      contents: `module.exports = require(${JSON.stringify(LAZY_MODULE)})(() => require(${JSON.stringify(args.path)}));`,
+      loader: 'js',
+      resolveDir: args.pluginData.resolveDir,
+    }));
   },
 };
 
@@ -96,7 +116,7 @@ async function bundleOne(esbuild, { packageDir, entryPoints }) {
     platform: 'node',
     target: 'node20',
     external: EXTERNAL,
-    plugins: [fastifySemver],
+    plugins: [lazyInFastify],
     sourcemap: true,
     sourcesContent: false,
     legalComments: 'none', // every bundled package's licence is in THIRD-PARTY-NOTICES.txt
