@@ -4,41 +4,35 @@
  * overtaken.
  */
 import assert from 'node:assert/strict';
-import { subscribe, unsubscribe } from 'node:diagnostics_channel';
-import { test, type TestContext } from 'node:test';
+import { test } from 'node:test';
 import { createParticipant } from './participant.ts';
 import { defineOperation } from './operation.ts';
-import { sqliteWriteChannel, type SqliteWriteEvent } from './sqlite-storage.ts';
-import { addStock, batch, commit, countRows, inventoryOperations, newCalls, openTempDatabase, prepare, reserveOp, rollback, SERVICE, startParticipant, stock, txId } from './test-support.ts';
+import { addStock, batch, commit, countRows, inventoryOperations, newCalls, openTempDatabase, prepare, recordWrites, reserveOp, rollback, SERVICE, startParticipant, stock, txId } from './test-support.ts';
 
 const FULL = 2;
 const NORMAL = 1;
 
-function recordWrites(t: TestContext): SqliteWriteEvent[] {
-  const writes: SqliteWriteEvent[] = [];
-  const listener = (message: unknown): void => void writes.push(message as SqliteWriteEvent);
-  subscribe(sqliteWriteChannel.name, listener);
-  t.after(() => unsubscribe(sqliteWriteChannel.name, listener));
-  return writes;
-}
-
 const lockRowsOf = (db: import('better-sqlite3').Database, id: string): number =>
   (db.prepare('SELECT COUNT(*) AS n FROM txm_key_locks WHERE tx_id = ?').get(id) as { n: number }).n;
 
-test('a prepare takes over the key its neighbour’s commit frees, in one forced transaction', async (t) => {
+test('a commit and the prepares riding with it go in one forced transaction, one of them taking over the key the commit frees', async (t) => {
   const f = startParticipant(t, { lockWaitMs: 100 });
   addStock(f.db, 'a', 5);
+  addStock(f.db, 'b', 5);
   const first = txId();
   assert.equal((await f.one(prepare(first, [reserveOp('a', 1)]))).status, 'ok');
   const writes = recordWrites(t);
 
   const second = txId();
-  const response = await f.participant.handleBatch(batch(commit(first), prepare(second, [reserveOp('a', 1)])));
+  const response = await f.participant.handleBatch(batch(commit(first), prepare(second, [reserveOp('a', 1)]), prepare(txId(), [reserveOp('b', 1)])));
 
-  assert.deepEqual(response.results.map((r) => r.status), ['ok', 'ok']);
+  assert.deepEqual(response.results.map((r) => r.status), ['ok', 'ok', 'ok']);
   assert.deepEqual(writes, [{ kind: 'together', synchronous: FULL, carriesUnforced: false }]);
+  assert.equal(f.db.pragma('synchronous', { simple: true }), FULL, 'the connection stays FULL');
   assert.equal(f.participant.stats().batchTransactions, 1);
+  assert.deepEqual(f.calls.commit, [`${first}#0`]);
   assert.deepEqual(stock(f.db, 'a'), { qty: 4, reserved: 1 });
+  assert.deepEqual(stock(f.db, 'b'), { qty: 5, reserved: 1 });
   assert.equal(lockRowsOf(f.db, first), 0);
   assert.equal(lockRowsOf(f.db, second), 1);
   // `second` holds the key in memory too: a third branch waits for it and gives up.

@@ -2,6 +2,7 @@
  * Shared fixtures for this package's tests: a temp database and a small inventory service whose hooks
  * count their calls, so tests can assert "ran exactly once" and "never ran".
  */
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -19,6 +20,7 @@ import {
 import { openParticipantDatabase } from './database.ts';
 import { BusinessRefusal, defineOperation, type OperationHandlers } from './operation.ts';
 import { createParticipant, type Participant } from './participant.ts';
+import { sqliteWriteChannel, type SqliteWriteEvent } from './sqlite-storage.ts';
 
 export const SERVICE = 'inventory';
 
@@ -190,4 +192,13 @@ export function startParticipant(t: TestContext, options: { file?: string; lockW
 
 export function countRows(db: Database.Database, table: string): number {
   return (db.prepare(`SELECT COUNT(*) AS n FROM ${table}`).get() as { n: number }).n;
+}
+
+/** The SQLite write transactions the SDK runs from now on until the test ends (kind, synchronous level). */
+export function recordWrites(t: TestContext): SqliteWriteEvent[] {
+  const writes: SqliteWriteEvent[] = [];
+  const listener = (message: unknown): void => void writes.push(message as SqliteWriteEvent);
+  subscribe(sqliteWriteChannel.name, listener);
+  t.after(() => unsubscribe(sqliteWriteChannel.name, listener));
+  return writes;
 }

@@ -4,40 +4,11 @@
  * prepares' forced write: one sync per batch instead of two in series. Nothing is answered before that sync.
  */
 import assert from 'node:assert/strict';
-import { subscribe, unsubscribe } from 'node:diagnostics_channel';
-import { test, type TestContext } from 'node:test';
-import { sqliteWriteChannel, type SqliteWriteEvent } from './sqlite-storage.ts';
-import { addStock, batch, commit, prepare, reserveOp, rollback, startParticipant, txId } from './test-support.ts';
+import { test } from 'node:test';
+import { addStock, batch, commit, prepare, recordWrites, reserveOp, rollback, startParticipant, txId } from './test-support.ts';
 
 const FULL = 2;
 const NORMAL = 1;
-
-function recordWrites(t: TestContext): SqliteWriteEvent[] {
-  const writes: SqliteWriteEvent[] = [];
-  const listener = (message: unknown): void => void writes.push(message as SqliteWriteEvent);
-  subscribe(sqliteWriteChannel.name, listener);
-  t.after(() => unsubscribe(sqliteWriteChannel.name, listener));
-  return writes;
-}
-
-const synchronousNow = (db: import('better-sqlite3').Database): number => db.pragma('synchronous', { simple: true }) as number;
-
-test('a commit riding with a prepare goes in the prepare’s forced transaction', async (t) => {
-  const f = startParticipant(t);
-  addStock(f.db, 'a', 5);
-  addStock(f.db, 'b', 5);
-  const first = txId();
-  assert.equal((await f.one(prepare(first, [reserveOp('a', 1)]))).status, 'ok');
-  const writes = recordWrites(t);
-
-  const second = txId();
-  const response = await f.participant.handleBatch(batch(commit(first), prepare(second, [reserveOp('b', 1)])));
-
-  assert.deepEqual(response.results.map((r) => r.status), ['ok', 'ok']);
-  assert.deepEqual(writes, [{ kind: 'together', synchronous: FULL, carriesUnforced: false }]);
-  assert.equal(synchronousNow(f.db), FULL, 'the connection stays FULL');
-  assert.deepEqual(f.calls.commit, [`${first}#0`]);
-});
 
 test('a commit riding with a prepare that writes nothing is synced on its own before the answer', async (t) => {
   const f = startParticipant(t);
