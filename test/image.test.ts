@@ -96,6 +96,27 @@ describe('container image', () => {
     assert.deepEqual(installArgs(stage('lab-files')).sort(), runtimeWorkspaces('packages/lab'));
   });
 
+  it('every workspace an image installs ships what its manifest points at (main, exports, bin)', () => {
+    const workspaces = [...new Set([...installArgs(stage('operator-files')), ...installArgs(stage('lab-files'))])];
+    // What install-production.mjs copies: the files `npm pack` would put in each workspace's tarball.
+    const pack = spawnSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts', ...workspaces.map((w) => `--workspace=${w}`)], { cwd: ROOT, encoding: 'utf8' });
+    assert.equal(pack.status, 0, pack.stderr);
+    const packed = JSON.parse(pack.stdout) as { name: string; files: { path: string }[] }[];
+    assert.equal(packed.length, workspaces.length);
+    for (const w of workspaces) {
+      const manifest = JSON.parse(readFileSync(join(ROOT, w, 'package.json'), 'utf8')) as { name: string; main?: string; exports?: unknown; bin?: Record<string, string> };
+      const files = new Set(packed.find((p) => p.name === manifest.name)!.files.map((f) => f.path));
+      const targets = new Set<string>();
+      const collect = (value: unknown): void => {
+        if (typeof value === 'string') targets.add(value.replace(/^\.\//, ''));
+        else if (value !== null && typeof value === 'object') Object.values(value).forEach(collect);
+      };
+      collect([manifest.main, manifest.exports, manifest.bin]);
+      assert.ok(targets.size > 0, `${w} names its entry points`);
+      assert.deepEqual([...targets].filter((target) => !files.has(target)), [], `${w}: entry points missing from what the image copies`);
+    }
+  });
+
   it('.dockerignore keeps build output and installed modules out of the context', () => {
     const ignored = readFileSync(join(ROOT, '.dockerignore'), 'utf8').split('\n').map((l) => l.trim());
     for (const pattern of ['**/node_modules', '**/dist', '.git', '.tools']) assert.ok(ignored.includes(pattern), pattern);
