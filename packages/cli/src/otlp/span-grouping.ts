@@ -6,6 +6,7 @@
 import type { InstrumentationScope } from '@opentelemetry/core';
 import type { Resource } from '@opentelemetry/resources';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace';
+import type { TraceExportResponse } from './span-protobuf.ts';
 
 /** The W3C trace flags in the low byte; bit 8 says whether the parent's remoteness is known, bit 9 that it is remote. */
 const HAS_IS_REMOTE = 0x100;
@@ -57,5 +58,28 @@ export class SpanGroups<G> {
     const groups = this.#groups;
     this.#groups = new Map();
     return groups;
+  }
+}
+
+/**
+ * The serializer of the exporter an application hands to a span processor of its own: a whole batch at once,
+ * encoded by `batch` (protobuf or JSON) and its answers read by `readResponse`.
+ */
+export class WholeBatchSerializer {
+  readonly #batch: SpanBatch;
+  readonly #readResponse: (data: Uint8Array) => TraceExportResponse;
+
+  constructor(batch: SpanBatch, readResponse: (data: Uint8Array) => TraceExportResponse) {
+    this.#batch = batch;
+    this.#readResponse = readResponse;
+  }
+
+  serializeRequest(spans: ReadableSpan[]): Uint8Array {
+    for (const span of spans) this.#batch.add(span);
+    return this.#batch.seal().request();
+  }
+
+  deserializeResponse(data: Uint8Array): TraceExportResponse {
+    return this.#readResponse(data);
   }
 }

@@ -8,7 +8,7 @@ import type { Attributes, HrTime, Link } from '@opentelemetry/api';
 import type { InstrumentationScope } from '@opentelemetry/core';
 import type { Resource } from '@opentelemetry/resources';
 import type { ReadableSpan, TimedEvent } from '@opentelemetry/sdk-trace';
-import { SpanGroups, spanFlags, type SealedSpans, type SpanBatch } from './span-grouping.ts';
+import { SpanGroups, WholeBatchSerializer, spanFlags, type SealedSpans, type SpanBatch } from './span-grouping.ts';
 import type { TraceExportResponse } from './span-protobuf.ts';
 
 const quote = JSON.stringify as (value: string) => string;
@@ -148,16 +148,9 @@ export function readJsonTraceExportResponse(data: Uint8Array): TraceExportRespon
   return JSON.parse(Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('utf8')) as TraceExportResponse;
 }
 
-/** The serializer of the exporter an application hands to a span processor of its own: a whole batch at once. */
-export class JsonSpanSerializer {
-  readonly #batch = new JsonSpanBatch();
-
-  serializeRequest(spans: ReadableSpan[]): Uint8Array {
-    for (const s of spans) this.#batch.add(s);
-    return this.#batch.seal().request();
-  }
-
-  deserializeResponse(data: Uint8Array): TraceExportResponse {
-    return readJsonTraceExportResponse(data);
+/** The serializer of the exporter an application hands to a span processor of its own, in JSON. */
+export class JsonSpanSerializer extends WholeBatchSerializer {
+  constructor() {
+    super(new JsonSpanBatch(), readJsonTraceExportResponse);
   }
 }

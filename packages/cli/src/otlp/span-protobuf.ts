@@ -12,7 +12,7 @@ import type { InstrumentationScope } from '@opentelemetry/core';
 import type { Resource } from '@opentelemetry/resources';
 import type { ReadableSpan, TimedEvent } from '@opentelemetry/sdk-trace';
 import { ProtobufBuffer, Wire } from './protobuf-buffer.ts';
-import { SpanGroups, spanFlags, type SealedSpans, type SpanBatch } from './span-grouping.ts';
+import { SpanGroups, WholeBatchSerializer, spanFlags, type SealedSpans, type SpanBatch } from './span-grouping.ts';
 
 /** Field numbers of opentelemetry-proto's messages that a trace export uses. */
 const Request = { RESOURCE_SPANS: 1 } as const;
@@ -279,17 +279,10 @@ export class ProtobufSpanBatch implements SpanBatch {
   }
 }
 
-/** The serializer of the exporter an application hands to a span processor of its own: a whole batch at once. */
-export class ProtobufSpanSerializer {
-  readonly #batch = new ProtobufSpanBatch();
-
-  serializeRequest(spans: ReadableSpan[]): Uint8Array {
-    for (const span of spans) this.#batch.add(span);
-    return this.#batch.seal().request();
-  }
-
-  deserializeResponse(data: Uint8Array): TraceExportResponse {
-    return readTraceExportResponse(data);
+/** The serializer of the exporter an application hands to a span processor of its own, in protobuf. */
+export class ProtobufSpanSerializer extends WholeBatchSerializer {
+  constructor() {
+    super(new ProtobufSpanBatch(), readTraceExportResponse);
   }
 }
 
