@@ -8,10 +8,10 @@ module.exports = function lazyModule(load) {
   return new Proxy(
     {},
     {
-      get: (_stub, key) => target()[key],
-      has: (_stub, key) => key in target(),
+      get: (_emptyTarget, key) => target()[key],
+      has: (_emptyTarget, key) => key in target(),
       ownKeys: () => Reflect.ownKeys(target()),
-      getOwnPropertyDescriptor: (_stub, key) => {
+      getOwnPropertyDescriptor: (_emptyTarget, key) => {
         const descriptor = Reflect.getOwnPropertyDescriptor(target(), key);
         // A proxy may not report a property its (empty) target lacks as non-configurable.
         return descriptor && { ...descriptor, configurable: true };
