@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { BUNDLE_MANIFEST, bundleIsFresh, entryPoint } from './bundle-entry.ts';
+import { BUNDLE_MANIFEST, BundleSwitchError, bundleIsFresh, entryPoint } from './bundle-entry.ts';
 
 const PACKAGE_ROOT = new URL('../', import.meta.url);
 
@@ -43,6 +43,17 @@ describe('which build a bin runs', () => {
     const fresh = fakePackage(root, 'switched-off');
     assert.equal(entryPoint(fresh.url, 'main.js', { TXMESH_BUNDLE: ' OFF ' }).href, new URL('dist/main.js', fresh.url).href);
     assert.equal(entryPoint(fresh.url, 'main.js', { TXMESH_BUNDLE: 'on' }).href, new URL('bundle/main.js', fresh.url).href);
+    assert.equal(entryPoint(fresh.url, 'main.js', { TXMESH_BUNDLE: '0' }).href, new URL('dist/main.js', fresh.url).href);
+  });
+
+  it('refuses a TXMESH_BUNDLE that is neither on nor off, in the function and at the bin, before loading anything', () => {
+    const fresh = fakePackage(root, 'typo');
+    assert.throws(() => entryPoint(fresh.url, 'main.js', { TXMESH_BUNDLE: 'of' }), (err: unknown) => err instanceof BundleSwitchError && /TXMESH_BUNDLE must be on or off.*"of"/.test(err.message));
+    const bin = fileURLToPath(new URL('bin/txmesh.mjs', PACKAGE_ROOT));
+    const run = spawnSync(process.execPath, [bin, 'help'], { env: { ...process.env, TXMESH_BUNDLE: 'dsit' }, encoding: 'utf8', timeout: 30_000 });
+    assert.equal(run.status, 2, run.stderr);
+    assert.equal(run.stdout, '');
+    assert.match(run.stderr, /^txmesh: TXMESH_BUNDLE must be on or off \(or unset\), got "dsit"/);
   });
 
   it('the repository\'s own txmesh bundle, after a build, is fresh and answers like dist/', (t) => {
