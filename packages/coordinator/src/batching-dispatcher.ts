@@ -48,12 +48,40 @@ export interface Dispatch {
   result: Promise<BranchItemResult>;
 }
 
-interface Queued {
-  item: BranchItem;
-  timeoutMs: number;
-  onSent: () => void;
-  resolve: (result: BranchItemResult) => void;
-  reject: (err: unknown) => void;
+/**
+ * One submitted item and its caller's side. It is its own Dispatch: `sent` is made only when someone asks for
+ * it (the tests; nothing in the shard does), so an item costs one promise, not two.
+ */
+class Queued implements Dispatch {
+  readonly item: BranchItem;
+  readonly timeoutMs: number;
+  readonly result: Promise<BranchItemResult>;
+  resolve!: (result: BranchItemResult) => void;
+  reject!: (err: unknown) => void;
+  #handedOver = false;
+  #onSent: (() => void) | undefined;
+  #sent: Promise<void> | undefined;
+
+  constructor(item: BranchItem, timeoutMs: number) {
+    this.item = item;
+    this.timeoutMs = timeoutMs;
+    this.result = new Promise<BranchItemResult>((resolve, reject) => {
+      this.resolve = resolve;
+      this.reject = reject;
+    });
+  }
+
+  get sent(): Promise<void> {
+    this.#sent ??= this.#handedOver ? Promise.resolve() : new Promise<void>((resolve) => (this.#onSent = resolve));
+    return this.#sent;
+  }
+
+  /** Its batch went to the transport (or the dispatcher closed). */
+  onSent(): void {
+    this.#handedOver = true;
+    this.#onSent?.();
+    this.#onSent = undefined;
+  }
 }
 
 interface Lane {
@@ -132,17 +160,12 @@ export class BatchingDispatcher {
    * (neither waiting for nor holding one of its in-flight slots): a prepare known to wait for a lock
    * answers only when the lock is granted, and must neither delay nor be deferred by other items.
    */
-  submit(sidecarUrl: string, item: BranchItem, timeoutMs: number, options: { alone?: boolean } = {}): Dispatch {
+  submit(sidecarUrl: string, item: BranchItem, timeoutMs: number, options?: { alone?: boolean }): Dispatch {
     if (this.#closed) return { sent: Promise.resolve(), result: Promise.reject(new DispatcherClosedError()) };
-    let onSent!: () => void;
-    const sent = new Promise<void>((resolve) => (onSent = resolve));
-    let queued!: Queued;
-    const result = new Promise<BranchItemResult>((resolve, reject) => {
-      queued = { item, timeoutMs, onSent, resolve, reject };
-    });
-    if (options.alone) {
+    const queued = new Queued(item, timeoutMs);
+    if (options?.alone) {
       this.#sendBatch(sidecarUrl, undefined, [queued]);
-      return { sent, result };
+      return queued;
     }
     let lane = this.#lanes.get(sidecarUrl);
     if (!lane) {
@@ -152,7 +175,7 @@ export class BatchingDispatcher {
     lane.queue.push(queued);
     if (item.action === BranchAction.PREPARE) lane.prepares += 1;
     this.#markDirty(sidecarUrl);
-    return { sent, result };
+    return queued;
   }
 
   #markDirty(sidecarUrl: string): void {

@@ -15,12 +15,39 @@ import type { Sleeper } from './sleeper.ts';
 import { CoordinatorSteps, reachStep } from './steps.ts';
 import { endBranchSpan, startBranchSpan } from './transaction-spans.ts';
 
+/** How an acknowledged branch's span ends: nothing to add. */
+const ACKNOWLEDGED = {};
+
 export type OutcomeAction = typeof BranchAction.COMMIT | typeof BranchAction.ROLLBACK;
 
-/** A delivery's branches and how many acknowledged so far (the crash point between the first and the rest). */
-interface Fanout {
-  acks: number;
-  branches: number;
+/**
+ * One transaction's delivery: its branches, how many acknowledged (the crash point between the first and the
+ * rest) and how many finished, acknowledged or not. The last branch to finish ends it: counted, not a
+ * Promise.all over the branches with a then and a finally (a shard holds one per transaction it delivers).
+ */
+class Fanout {
+  readonly branches: number;
+  acks = 0;
+  #finished = 0;
+  readonly #onAcknowledged: () => void;
+  readonly #onEnd: () => void;
+
+  constructor(branches: number, onAcknowledged: () => void, onEnd: () => void) {
+    this.branches = branches;
+    this.#onAcknowledged = onAcknowledged;
+    this.#onEnd = onEnd;
+  }
+
+  /** A branch's delivery ended, acknowledged or not (the manager closed). */
+  finished(): void {
+    this.#finished += 1;
+    if (this.#finished < this.branches) return;
+    try {
+      if (this.acks === this.branches) this.#onAcknowledged();
+    } finally {
+      this.#onEnd();
+    }
+  }
 }
 
 export interface OutcomeDeliveryParts {
@@ -35,7 +62,16 @@ export interface OutcomeDeliveryParts {
 
 export class OutcomeDelivery {
   readonly #parts: OutcomeDeliveryParts;
-  readonly #running = new Set<Promise<void>>();
+  /** Deliveries not yet ended, and who waits for none to be left. */
+  #running = 0;
+  #idle: (() => void)[] = [];
+  readonly #ended = (): void => {
+    this.#running -= 1;
+    if (this.#running > 0) return;
+    const idle = this.#idle;
+    this.#idle = [];
+    for (const resolve of idle) resolve();
+  };
 
   constructor(parts: OutcomeDeliveryParts) {
     this.#parts = parts;
@@ -51,74 +87,78 @@ export class OutcomeDelivery {
     // forgotten the branch.
     const targets = (action === BranchAction.COMMIT ? tx.branches : tx.branches.filter((b) => b.prepareSent && !b.refused)).filter((b) => !b.acked);
     for (const b of targets) b.delivering = true;
-    const fanout: Fanout = { acks: 0, branches: targets.length };
-    const delivery = Promise.all(targets.map((b) => this.#deliverBranch(tx, b, action, fanout))).then((acked) => {
-      if (acked.every(Boolean)) onAcknowledged();
-    });
-    this.#running.add(delivery);
-    void delivery.finally(() => this.#running.delete(delivery));
+    this.#running += 1;
+    const fanout = new Fanout(targets.length, onAcknowledged, this.#ended);
+    // Nothing left to deliver (every branch acknowledged before a restart): finished, on a later turn as if delivered.
+    if (targets.length === 0) queueMicrotask(() => fanout.finished());
+    for (const b of targets) void this.#deliverBranch(tx, b, action, fanout);
   }
 
-  /** Resolves when every delivery running now has finished. */
-  async settled(): Promise<void> {
-    while (this.#running.size > 0) await Promise.allSettled([...this.#running]);
+  /** Resolves when no delivery is running any more. */
+  settled(): Promise<void> {
+    if (this.#running === 0) return Promise.resolve();
+    return new Promise<void>((resolve) => this.#idle.push(resolve));
   }
 
   /**
-   * Retries until the branch acknowledges; false only when the manager is closing. One span for all attempts.
-   * One async function per branch, not three nested ones: a shard at concurrency 1000 holds a thousand deliveries
-   * for about a second, long enough for their frames and promises to be promoted and die in the old space.
+   * Retries until the branch acknowledges or the manager closes; one span for all attempts; tells the fanout when
+   * it ends, whatever happened. One async function per branch, not three nested ones: a shard at concurrency
+   * 1000 holds a thousand deliveries for about a second, long enough for their frames and promises to be
+   * promoted and die in the old space.
    */
-  async #deliverBranch(tx: LiveTx, branch: Branch, action: OutcomeAction, fanout: Fanout): Promise<boolean> {
-    const { dispatcher, registry, sleeper, options, isClosing } = this.#parts;
-    const span = startBranchSpan(tx.trace, tx.txId, branch.service, action);
-    const trace = carrierOf(span);
-    let acked = false;
-    branch.attempts = 0;
-    for (let n = 1; !isClosing(); n++) {
-      branch.attempts = n;
-      let reason: string;
-      let details: string | undefined;
-      const sidecarUrl = registry.sidecarUrl(branch.service);
-      if (sidecarUrl === undefined) {
-        reason = Reason.UNREACHABLE;
-        details = `no sidecar address known for ${branch.service}`;
-      } else {
-        try {
-          const timeoutMs = options.serviceTimeouts[branch.service]?.deliveryTimeoutMs ?? options.deliveryTimeoutMs;
-          const item: BranchItem = { action, txId: tx.txId, service: branch.service };
-          if (trace !== undefined) item.trace = trace;
-          const result = await dispatcher.submit(sidecarUrl, item, timeoutMs).result;
-          if (result.status === 'ok') {
-            branch.state = action === BranchAction.COMMIT ? BranchState.COMMITTED : BranchState.ROLLED_BACK;
-            acked = true;
-            break;
+  async #deliverBranch(tx: LiveTx, branch: Branch, action: OutcomeAction, fanout: Fanout): Promise<void> {
+    try {
+      const { dispatcher, registry, sleeper, options, isClosing } = this.#parts;
+      const span = startBranchSpan(tx.trace, tx.txId, branch.service, action);
+      const trace = carrierOf(span);
+      let acked = false;
+      branch.attempts = 0;
+      for (let n = 1; !isClosing(); n++) {
+        branch.attempts = n;
+        let reason: string;
+        let details: string | undefined;
+        const sidecarUrl = registry.sidecarUrl(branch.service);
+        if (sidecarUrl === undefined) {
+          reason = Reason.UNREACHABLE;
+          details = `no sidecar address known for ${branch.service}`;
+        } else {
+          try {
+            const timeoutMs = options.serviceTimeouts[branch.service]?.deliveryTimeoutMs ?? options.deliveryTimeoutMs;
+            const item: BranchItem = { action, txId: tx.txId, service: branch.service };
+            if (trace !== undefined) item.trace = trace;
+            const result = await dispatcher.submit(sidecarUrl, item, timeoutMs).result;
+            if (result.status === 'ok') {
+              branch.state = action === BranchAction.COMMIT ? BranchState.COMMITTED : BranchState.ROLLED_BACK;
+              acked = true;
+              break;
+            }
+            reason = result.reason ?? (result.status === 'no' ? Reason.REFUSED : Reason.ERROR);
+            details = result.message;
+          } catch (err) {
+            const failure = branchCallErrorOf(err);
+            reason = failure.reason;
+            details = failure.message;
           }
-          reason = result.reason ?? (result.status === 'no' ? Reason.REFUSED : Reason.ERROR);
-          details = result.message;
-        } catch (err) {
-          const failure = branchCallErrorOf(err);
-          reason = failure.reason;
-          details = failure.message;
         }
+        branch.lastError = reason;
+        if (details === undefined) delete branch.lastErrorDetails;
+        else branch.lastErrorDetails = details;
+        if (isClosing()) break;
+        if (n % options.warnEvery === 0) {
+          const failure = details === undefined ? reason : `${reason} (${details})`;
+          options.logger.warn({ txId: tx.txId, ...traceLogFieldsOf(trace), service: branch.service, action, attempts: n, failure }, 'branch has not acknowledged the outcome yet; still retrying');
+        }
+        await sleeper.sleep(backoffDelayMs(options.deliveryBackoff, n, options.random));
       }
-      branch.lastError = reason;
-      if (details === undefined) delete branch.lastErrorDetails;
-      else branch.lastErrorDetails = details;
-      if (isClosing()) break;
-      if (n % options.warnEvery === 0) {
-        const failure = details === undefined ? reason : `${reason} (${details})`;
-        options.logger.warn({ txId: tx.txId, ...traceLogFieldsOf(trace), service: branch.service, action, attempts: n, failure }, 'branch has not acknowledged the outcome yet; still retrying');
+      endBranchSpan(span, branch.attempts, acked ? ACKNOWLEDGED : { failed: branch.lastError ?? 'not acknowledged before shutdown' });
+      branch.delivering = false;
+      if (acked) {
+        branch.acked = true;
+        if (tx.logged) this.#parts.recordAck?.(tx.txId, branch.service);
+        if (++fanout.acks === 1 && action === BranchAction.COMMIT && fanout.branches > 1) reachStep(CoordinatorSteps.MID_FANOUT);
       }
-      await sleeper.sleep(backoffDelayMs(options.deliveryBackoff, n, options.random));
+    } finally {
+      fanout.finished();
     }
-    endBranchSpan(span, branch.attempts, acked ? {} : { failed: branch.lastError ?? 'not acknowledged before shutdown' });
-    branch.delivering = false;
-    if (acked) {
-      branch.acked = true;
-      if (tx.logged) this.#parts.recordAck?.(tx.txId, branch.service);
-      if (action === BranchAction.COMMIT && ++fanout.acks === 1 && fanout.branches > 1) reachStep(CoordinatorSteps.MID_FANOUT);
-    }
-    return acked;
   }
 }

@@ -54,4 +54,16 @@ describe('the request hash', () => {
     assert.notEqual(requestHash({ participants, timeoutMs: 500 }), known);
     assert.notEqual(requestHash({ participants: [{ service: 'inventory', operations: [{ op: 'reserve', args: { sku: 's1', qty: 3 } }] }] }), known);
   });
+
+  it('hashes the text of { participants, prepareTimeoutMs, timeoutMs } as the hashes logged so far were made', () => {
+    const participants = [{ service: 'order', operations: [{ op: 'create', args: { orderId: 'o1', lines: [{ sku: 's', qty: 1 }] } }] }];
+    const asked = (timeoutMs?: number, prepareTimeoutMs?: number): string =>
+      createHash('sha256')
+        .update(canonicalJson({ participants, timeoutMs: timeoutMs ?? null, ...(prepareTimeoutMs !== undefined ? { prepareTimeoutMs } : {}) })!)
+        .digest('hex');
+    assert.equal(requestHash({ participants }), asked());
+    assert.equal(requestHash({ participants, timeoutMs: 900 }), asked(900));
+    assert.equal(requestHash({ participants, prepareTimeoutMs: 300 }), asked(undefined, 300));
+    assert.equal(requestHash({ participants, timeoutMs: 900, prepareTimeoutMs: 300 }), asked(900, 300));
+  });
 });

@@ -3,7 +3,7 @@
  * a different request reusing the key. Object keys are sorted: the same JSON written in another key
  * order is the same request.
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { BeginTransactionRequest } from '@txmesh/protocol';
 
 /** Up to this many keys an object's keys are sorted in place by insertion; more go to Array.prototype.sort. */
@@ -43,25 +43,72 @@ function orderedKeys(keys: string[]): string[] {
  */
 export function canonicalJson(value: unknown): string | undefined {
   if (value === null || typeof value !== 'object') return JSON.stringify(value);
-  if (Array.isArray(value)) {
-    let out = '[';
-    for (let i = 0; i < value.length; i++) out += `${i === 0 ? '' : ','}${canonicalJson(value[i]) ?? 'null'}`;
-    return `${out}]`;
+  const out: string[] = [];
+  writeObjectOrArray(value, out);
+  return out.join('');
+}
+
+/**
+ * Appends the pieces of `value`'s text to `out`, joined once at the end: building each level's text as a string
+ * of its own and pasting it into its parent's was most of what a keyed begin allocated (a busy shard's profile).
+ * False when the value writes nothing (undefined, a function, a symbol).
+ */
+function write(value: unknown, out: string[]): boolean {
+  if (value === null || typeof value !== 'object') {
+    const text = JSON.stringify(value) as string | undefined;
+    if (text === undefined) return false;
+    out.push(text);
+    return true;
   }
-  let out = '{';
+  writeObjectOrArray(value, out);
+  return true;
+}
+
+function writeObjectOrArray(value: object, out: string[]): void {
+  if (Array.isArray(value)) {
+    out.push('[');
+    for (let i = 0; i < value.length; i++) {
+      if (i > 0) out.push(',');
+      if (!write(value[i], out)) out.push('null');
+    }
+    out.push(']');
+    return;
+  }
+  out.push('{');
   let first = true;
   for (const key of orderedKeys(Object.keys(value))) {
-    const written = canonicalJson((value as Record<string, unknown>)[key]);
-    if (written === undefined) continue;
-    out += `${first ? '' : ','}${JSON.stringify(key)}:${written}`;
-    first = false;
+    // The separator and the key go in before the value is known to write anything; taken back if it writes nothing.
+    const mark = out.length;
+    if (!first) out.push(',');
+    out.push(quotedKey(key));
+    if (write((value as Record<string, unknown>)[key], out)) first = false;
+    else out.length = mark;
   }
-  return `${out}}`;
+  out.push('}');
+}
+
+/** JSON text of a key and its colon, kept for the keys seen most (a request repeats the same few names). */
+const QUOTED_KEYS = new Map<string, string>();
+const MAX_QUOTED_KEYS = 512;
+
+function quotedKey(key: string): string {
+  let quoted = QUOTED_KEYS.get(key);
+  if (quoted === undefined) {
+    quoted = `${JSON.stringify(key)}:`;
+    if (QUOTED_KEYS.size >= MAX_QUOTED_KEYS) QUOTED_KEYS.clear();
+    QUOTED_KEYS.set(key, quoted);
+  }
+  return quoted;
 }
 
 export function requestHash(request: BeginTransactionRequest): string {
   const { participants, timeoutMs, prepareTimeoutMs } = request;
+  // The text of { participants, prepareTimeoutMs, timeoutMs } in key order, written without building that object;
   // prepareTimeoutMs only when given, so keys logged before it existed keep their hash.
-  const asked = { participants, timeoutMs: timeoutMs ?? null, ...(prepareTimeoutMs !== undefined ? { prepareTimeoutMs } : {}) };
-  return createHash('sha256').update(canonicalJson(asked)!).digest('hex');
+  const out: string[] = ['{"participants":'];
+  write(participants, out);
+  if (prepareTimeoutMs !== undefined) out.push(',"prepareTimeoutMs":', JSON.stringify(prepareTimeoutMs));
+  out.push(',"timeoutMs":', JSON.stringify(timeoutMs ?? null), '}');
+  // One call, no Hash object per request.
+  return hash('sha256', out.join(''), 'hex');
 }

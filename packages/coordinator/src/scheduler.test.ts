@@ -33,6 +33,27 @@ describe('Scheduler', () => {
     assert.ok(await scheduler.acquire('pay', 999));
   });
 
+  it('tryAcquire grants a free slot at once and nothing while the lane is full or has waiters; disabled, always', async () => {
+    const scheduler = new Scheduler({ initialLimit: 1, minLimit: 1, maxLimit: 1 });
+    const first = scheduler.tryAcquire('inv');
+    assert.ok(first, 'a free slot is granted without a promise');
+    assert.equal(scheduler.view('inv').inFlight, 1);
+    assert.equal(scheduler.tryAcquire('inv'), undefined, 'the lane is full');
+    const waiting = scheduler.acquire('inv', 5);
+    first(1, true);
+    const second = await waiting;
+    assert.ok(second, 'the waiter got the freed slot');
+    assert.equal(scheduler.tryAcquire('inv'), undefined, 'the waiter holds it now');
+    const queued = scheduler.acquire('inv', 6);
+    second(1, true);
+    // The slot goes to the queued waiter, never to a caller that jumps the queue.
+    assert.equal(scheduler.tryAcquire('inv'), undefined);
+    (await queued)?.(1, true);
+    assert.ok(scheduler.tryAcquire('inv'), 'free again once everyone released');
+    const off = new Scheduler({ enabled: false, initialLimit: 1, minLimit: 1, maxLimit: 1 });
+    assert.ok(off.tryAcquire('inv') && off.tryAcquire('inv'), 'a disabled scheduler never holds a prepare');
+  });
+
   it('serves hundreds of waiters in age order, arrival order among equal ages', async () => {
     const scheduler = new Scheduler({ initialLimit: 1, minLimit: 1, maxLimit: 1 });
     const first = await scheduler.acquire('inv', 0);

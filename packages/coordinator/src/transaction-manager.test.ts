@@ -378,6 +378,39 @@ describe('TransactionManager', () => {
     assert.equal(manager.status(txId).state, 'COMMITTED');
   });
 
+  it('a resumed decision whose every branch acknowledged before the restart sends nothing and is marked done', async (t) => {
+    const store = new MemoryLogStore();
+    const txId = '1-abc-00000000000000cc';
+    const previous = new MemoryDecisionLog(store);
+    await previous.append({
+      txId,
+      state: 'COMMITTING',
+      participants: [
+        { service: 'inventory', operations: [{ op: 'reserve' }], vote: 'yes' },
+        { service: 'shipping', operations: [{ op: 'book' }], vote: 'yes' },
+      ],
+      result: { txId, outcome: 'committed', participants: [], durationMs: 4 },
+      createdAt: 10,
+      decidedAt: 11,
+    });
+    previous.markAcked(txId, 'inventory', 12);
+    previous.markAcked(txId, 'shipping', 13);
+    await previous.close();
+    const transport = new FakeTransport();
+    const log = new MemoryDecisionLog(store);
+    const manager = new TransactionManager({ shard: 1, shards: 4, log, transport, deliveryBackoff: FAST_DELIVERY });
+    t.after(async () => {
+      manager.close();
+      await log.close();
+    });
+    assert.equal(manager.recover(), 1);
+    await manager.settled();
+    assert.equal(transport.batches.length, 0, 'an acknowledged branch may have forgotten it: never asked again');
+    assert.equal(manager.status(txId).state, 'COMMITTED');
+    assert.equal(manager.inFlight, 0);
+    await eventually(() => store.records.get(txId)?.state === 'COMMITTED', 'marked done');
+  });
+
   it('recover() does not deliver again what this process finished while its done mark is still unwritten', async (t) => {
     const { manager, transport, store } = setup(t);
     const result = await manager.begin(order);

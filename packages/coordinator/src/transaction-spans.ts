@@ -4,7 +4,7 @@
  * the trace stored with the decision record. With no SDK registered every call returns the api's
  * non-recording span and nothing else is allocated: attributes are set only on recording spans.
  */
-import { ROOT_CONTEXT, SpanKind, SpanStatusCode, context, isSpanContextValid, propagation, trace, type Context, type Span } from '@opentelemetry/api';
+import { INVALID_SPAN_CONTEXT, ROOT_CONTEXT, SpanKind, SpanStatusCode, context, isSpanContextValid, propagation, trace, type Context, type Span } from '@opentelemetry/api';
 import { carrierOf, contextOf, linksTo, tracerOf } from '@txmesh/client';
 import { SpanNames, TraceAttributes, type TraceCarrier, type TransactionResult } from '@txmesh/protocol';
 
@@ -24,8 +24,16 @@ export function requestContext(headers: Record<string, string | string[] | undef
 export function startTransactionSpan(parent: Context, shard: number): TransactionTrace {
   const span = tracerOf(SCOPE).startSpan(SpanNames.COORDINATOR_TRANSACTION, { kind: SpanKind.SERVER }, parent);
   if (span.isRecording()) span.setAttribute(TraceAttributes.SHARD, shard);
-  return { span, context: trace.setSpan(parent, span) };
+  // An invalid span (no SDK, no caller's trace) parents nothing: its branches get NO_SPAN, and no context is made for it.
+  return { span, context: isSpanContextValid(span.spanContext()) ? trace.setSpan(parent, span) : parent };
 }
+
+/**
+ * Every branch span of a transaction whose own span is invalid: only the api's no-op tracer makes one (an SDK
+ * gives every span ids), and that tracer would make an invalid non-recording span per branch and phase, eight
+ * objects and eight names per order for nothing.
+ */
+const NO_SPAN: Span = trace.wrapSpanContext(INVALID_SPAN_CONTEXT);
 
 /** A transaction resumed from its decision record after a restart: its spans join the stored trace. */
 export function resumedTransactionTrace(stored: TraceCarrier | undefined): TransactionTrace {
@@ -66,6 +74,7 @@ export function transactionCarrier(t: TransactionTrace): TraceCarrier | undefine
 
 /** One branch's phase (every attempt of its prepare, or of its commit/rollback delivery). */
 export function startBranchSpan(t: TransactionTrace, txId: string, service: string, action: string): Span {
+  if (t.span !== undefined && !isSpanContextValid(t.span.spanContext())) return NO_SPAN;
   const span = tracerOf(SCOPE).startSpan(`${SpanNames.BRANCH} ${action}`, { kind: SpanKind.INTERNAL }, t.context);
   if (span.isRecording()) {
     span.setAttribute(TraceAttributes.TX_ID, txId);

@@ -18,6 +18,8 @@ import {
   installTxmeshErrorHandlers,
   validateBatchRequest,
   validateBeginRequest,
+  nestsDeeperThan,
+  MAX_ARGS_DEPTH,
   PROTOCOL_VERSION,
 } from './index.ts';
 
@@ -104,6 +106,36 @@ test('begin requests: each kind of bad input is refused with its code', () => {
   const ops = (n: number) => Array.from({ length: n }, (_, i) => ({ op: `op${i}` }));
   assert.equal(code({ participants: [{ service: 'inventory', operations: ops(DEFAULT_LIMITS.maxOperationsPerParticipant) }] }), 'accepted');
   assert.equal(code({ participants: [{ service: 'inventory', operations: ops(DEFAULT_LIMITS.maxOperationsPerParticipant + 1) }] }), 'TXM_BAD_REQUEST');
+});
+
+test('operation args: nesting is bounded at MAX_ARGS_DEPTH levels, in objects and arrays alike, and a refusal names the place', () => {
+  const nested = (levels: number, inArrays: boolean): Record<string, unknown> => {
+    let value: unknown = 1;
+    for (let i = 0; i < levels; i++) value = inArrays && i % 2 === 0 ? [value] : { v: value };
+    return { top: value };
+  };
+  assert.equal(nestsDeeperThan({ a: 1, b: 'x', c: null }, 1), false);
+  assert.equal(nestsDeeperThan({ a: {} }, 1), true);
+  for (const inArrays of [false, true]) {
+    assert.equal(nestsDeeperThan(nested(MAX_ARGS_DEPTH - 1, inArrays), MAX_ARGS_DEPTH), false);
+    assert.equal(nestsDeeperThan(nested(MAX_ARGS_DEPTH, inArrays), MAX_ARGS_DEPTH), true);
+  }
+  // Inherited enumerable keys are not the object's own: not walked.
+  const inherits = Object.create({ deep: nested(MAX_ARGS_DEPTH * 2, false) }) as object;
+  assert.equal(nestsDeeperThan(inherits, MAX_ARGS_DEPTH), false);
+  const message = (body: unknown): string => {
+    try {
+      validateBeginRequest(body);
+      return 'accepted';
+    } catch (err) {
+      return (err as TxmeshError).message;
+    }
+  };
+  const fine = { service: 'inventory', operations: [{ op: 'reserve', args: nested(MAX_ARGS_DEPTH - 1, true) }] };
+  assert.equal(message({ participants: [fine] }), 'accepted');
+  const tooDeep = { service: 'payment', operations: [{ op: 'charge' }, { op: 'charge', args: nested(MAX_ARGS_DEPTH, true) }] };
+  assert.match(message({ participants: [fine, tooDeep] }), /participants\[1\]\.operations\[1\]\.args nest deeper than 32 levels/);
+  assert.match(message({ participants: [fine, { service: 'order', operations: [{ op: 'bad op' }] }] }), /participants\[1\]\.operations\[0\]\.op must be a name/);
 });
 
 test('batch requests: version, actions and ids are checked', () => {

@@ -66,30 +66,41 @@ export function isValidName(value: unknown): value is string {
   return typeof value === 'string' && NAME_PATTERN.test(value);
 }
 
-/** True when `value` nests objects/arrays deeper than `max` levels. Iterative: deep input cannot overflow it. */
+/**
+ * True when `value` nests objects/arrays deeper than `max` levels. The walk stops at `max` levels, so deep input
+ * cannot overflow the stack; it allocates nothing (every begin walks every operation's args).
+ */
 export function nestsDeeperThan(value: unknown, max: number): boolean {
-  const stack: { node: unknown; depth: number }[] = [{ node: value, depth: 0 }];
-  while (stack.length > 0) {
-    const { node, depth } = stack.pop()!;
-    if (node === null || typeof node !== 'object') continue;
-    if (depth >= max) return true;
-    for (const child of Object.values(node)) stack.push({ node: child, depth: depth + 1 });
+  return deeperThan(value, 0, max);
+}
+
+function deeperThan(node: unknown, depth: number, max: number): boolean {
+  if (node === null || typeof node !== 'object') return false;
+  if (depth >= max) return true;
+  if (Array.isArray(node)) {
+    for (let i = 0; i < node.length; i++) if (deeperThan(node[i], depth + 1, max)) return true;
+    return false;
+  }
+  // Own enumerable keys, as Object.values, without its array.
+  for (const key in node) {
+    if (Object.hasOwn(node, key) && deeperThan((node as Record<string, unknown>)[key], depth + 1, max)) return true;
   }
   return false;
 }
 
-function operation(value: unknown, where: string): OperationSpec {
-  if (!isPlainObject(value)) bad(`${where} must be an object`);
-  if (!isValidName(value.op)) bad(`${where}.op must be a name of letters, digits, . _ - (1-63 chars)`);
+/** `list`[i].operations[j]: the operation's place in a refusal's message, written only when there is one. */
+function operation(value: unknown, list: 'participants' | 'items', i: number, j: number): OperationSpec {
+  if (!isPlainObject(value)) bad(`${list}[${i}].operations[${j}] must be an object`);
+  if (!isValidName(value.op)) bad(`${list}[${i}].operations[${j}].op must be a name of letters, digits, . _ - (1-63 chars)`);
   const spec: OperationSpec = { op: value.op };
   if (value.args !== undefined) {
-    if (!isPlainObject(value.args)) bad(`${where}.args must be a JSON object`);
-    if (nestsDeeperThan(value.args, MAX_ARGS_DEPTH)) bad(`${where}.args nest deeper than ${MAX_ARGS_DEPTH} levels`);
+    if (!isPlainObject(value.args)) bad(`${list}[${i}].operations[${j}].args must be a JSON object`);
+    if (nestsDeeperThan(value.args, MAX_ARGS_DEPTH)) bad(`${list}[${i}].operations[${j}].args nest deeper than ${MAX_ARGS_DEPTH} levels`);
     spec.args = value.args as JsonObject;
   }
   if (value.expectVersion !== undefined) {
     if (typeof value.expectVersion !== 'number' || !Number.isSafeInteger(value.expectVersion) || value.expectVersion < 0) {
-      bad(`${where}.expectVersion must be a non-negative integer`);
+      bad(`${list}[${i}].operations[${j}].expectVersion must be a non-negative integer`);
     }
     spec.expectVersion = value.expectVersion;
   }
@@ -107,18 +118,23 @@ export function validateBeginRequest(body: unknown, limits: RequestLimits = DEFA
     throw new TxmeshError('TXM_TOO_MANY_PARTICIPANTS', `${participants.length} > ${limits.maxParticipants}`);
   }
   const seen = new Set<string>();
-  const clean: ParticipantSpec[] = participants.map((p: unknown, i: number) => {
-    const where = `participants[${i}]`;
-    if (!isPlainObject(p)) bad(`${where} must be an object`);
-    if (!isValidName(p.service)) bad(`${where}.service must be a service name of letters, digits, . _ - (1-63 chars)`);
+  // Loops rather than map callbacks, and the place of a field written only into a refusal: every begin runs this.
+  const clean: ParticipantSpec[] = [];
+  for (let i = 0; i < participants.length; i++) {
+    const p: unknown = participants[i];
+    if (!isPlainObject(p)) bad(`participants[${i}] must be an object`);
+    if (!isValidName(p.service)) bad(`participants[${i}].service must be a service name of letters, digits, . _ - (1-63 chars)`);
     if (seen.has(p.service)) throw new TxmeshError('TXM_DUPLICATE_PARTICIPANT', p.service);
     seen.add(p.service);
-    if (!Array.isArray(p.operations) || p.operations.length === 0) bad(`${where}.operations must be a non-empty array`);
-    if (p.operations.length > limits.maxOperationsPerParticipant) {
-      bad(`${where}.operations has ${p.operations.length} entries, more than ${limits.maxOperationsPerParticipant}`);
+    const raw = p.operations;
+    if (!Array.isArray(raw) || raw.length === 0) bad(`participants[${i}].operations must be a non-empty array`);
+    if (raw.length > limits.maxOperationsPerParticipant) {
+      bad(`participants[${i}].operations has ${raw.length} entries, more than ${limits.maxOperationsPerParticipant}`);
     }
-    return { service: p.service, operations: p.operations.map((o: unknown, j: number) => operation(o, `${where}.operations[${j}]`)) };
-  });
+    const operations: OperationSpec[] = [];
+    for (let j = 0; j < raw.length; j++) operations.push(operation(raw[j], 'participants', i, j));
+    clean.push({ service: p.service, operations });
+  }
   const request: BeginTransactionRequest = { participants: clean };
   if (timeoutMs !== undefined) {
     if (typeof timeoutMs !== 'number' || !Number.isInteger(timeoutMs) || timeoutMs < limits.minTimeoutMs || timeoutMs > limits.maxTimeoutMs) {
@@ -171,7 +187,7 @@ export function validateBatchRequest(body: unknown, limits: RequestLimits = DEFA
     if (raw.action === BranchAction.PREPARE) {
       if (!Array.isArray(raw.operations) || raw.operations.length === 0) bad(`${where}.operations must be a non-empty array`);
       if (raw.operations.length > limits.maxOperationsPerParticipant) bad(`${where}.operations has more than ${limits.maxOperationsPerParticipant} entries`);
-      item.operations = raw.operations.map((o: unknown, j: number) => operation(o, `${where}.operations[${j}]`));
+      item.operations = raw.operations.map((o: unknown, j: number) => operation(o, 'items', i, j));
       if (raw.deadline !== undefined) {
         if (typeof raw.deadline !== 'number' || !Number.isFinite(raw.deadline)) bad(`${where}.deadline must be epoch milliseconds`);
         item.deadline = raw.deadline;
