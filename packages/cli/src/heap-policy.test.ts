@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { DEFAULT_HEAP_GROWING_PERCENT, DEFAULT_SEMI_SPACE_MB, readHeapPolicy } from './heap-policy.ts';
+import { DEFAULT_HEAP_GROWING_PERCENT, DEFAULT_SEMI_SPACE_MB, DEFAULT_TRACED_SEMI_SPACE_MB, readHeapPolicy } from './heap-policy.ts';
 
 const BIN = fileURLToPath(new URL('../bin/txmesh.mjs', import.meta.url));
 const refuse = (message: string): Error => new RangeError(message);
@@ -15,6 +15,15 @@ describe('the coordinator heap policy', () => {
     assert.deepEqual(readHeapPolicy({ TXMESH_HEAP_GROWING_PERCENT: ' 30 ', TXMESH_SEMI_SPACE_MB: '16' }, refuse), { heapGrowingPercent: 30, semiSpaceMb: 16 });
     assert.deepEqual(readHeapPolicy({ TXMESH_HEAP_GROWING_PERCENT: '0', TXMESH_SEMI_SPACE_MB: '0' }, refuse), { heapGrowingPercent: 0, semiSpaceMb: 0 });
     assert.deepEqual(readHeapPolicy({ TXMESH_HEAP_GROWING_PERCENT: '', TXMESH_SEMI_SPACE_MB: ' ' }, refuse), { heapGrowingPercent: 50, semiSpaceMb: 4 });
+  });
+
+  it('caps the semi-spaces at 8 MB when the coordinator exports traces, unless the operator set a size or the SDK is disabled', () => {
+    assert.equal(DEFAULT_TRACED_SEMI_SPACE_MB, 8);
+    assert.equal(readHeapPolicy({ OTEL_TRACES_EXPORTER: 'otlp' }, refuse).semiSpaceMb, 8);
+    assert.equal(readHeapPolicy({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318' }, refuse).semiSpaceMb, 8);
+    assert.equal(readHeapPolicy({ OTEL_TRACES_EXPORTER: 'otlp', TXMESH_SEMI_SPACE_MB: '4' }, refuse).semiSpaceMb, 4);
+    assert.equal(readHeapPolicy({ OTEL_TRACES_EXPORTER: 'none', OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318' }, refuse).semiSpaceMb, 4);
+    assert.equal(readHeapPolicy({ OTEL_TRACES_EXPORTER: 'otlp', OTEL_SDK_DISABLED: 'true' }, refuse).semiSpaceMb, 4);
   });
 
   it('refuses what is not a percentage from 0 to 1000', () => {

@@ -9,14 +9,21 @@
  * Both on by default (4 MB, 50 %) held a shard at concurrency 1000 at 148-152 MB instead of 241-243 MB, for about a
  * tenth more of the coordinator's CPU per transaction at 64 and at 1000 (docs/benchmarks.md: alternating pairs in
  * one quiet window). 0 for both gives V8's own sizing back: throughput first, memory second.
+ * A coordinator that exports traces allocates about a kilobyte more per span (the SDK's span objects), so at 4 MB
+ * its scavenges came that much more often, each copying the shard's live transactions and their spans again: the
+ * cap doubled what tracing cost the shard's CPU (docs/benchmarks.md, issue 15). Its semi-spaces stop at 8 MB by
+ * default instead.
  */
 import { setFlagsFromString } from 'node:v8';
+import { sdkDisabled, tracingRequested } from './telemetry-options.ts';
 import { capYoungGeneration, type YoungGenerationCap } from './young-generation-cap.ts';
 
 /** 0: V8's own growing factor; a percentage: the old space grows that much past the live heap. */
 export const DEFAULT_HEAP_GROWING_PERCENT = 50;
 /** 0: V8's own semi-space growth (to 16 MB); N: a semi-space grows to at most N MB. */
 export const DEFAULT_SEMI_SPACE_MB = 4;
+/** The default when the environment asks for traces (OTEL_TRACES_EXPORTER, an OTLP endpoint) and the SDK is on. */
+export const DEFAULT_TRACED_SEMI_SPACE_MB = 8;
 
 const MAX_PERCENT = 1000;
 /** V8 doubles a semi-space from 1 MB up to 16 MB (64-bit Node 20), so these are the sizes it can hold at. */
@@ -44,7 +51,8 @@ export function readHeapPolicy(env: NodeJS.ProcessEnv, onInvalid: (message: stri
 
 function readSemiSpaceMb(env: NodeJS.ProcessEnv, onInvalid: (message: string) => Error): number {
   const raw = env.TXMESH_SEMI_SPACE_MB?.trim();
-  const value = raw === undefined || raw === '' ? DEFAULT_SEMI_SPACE_MB : /^\d{1,2}$/.test(raw) ? Number(raw) : NaN;
+  const byDefault = tracingRequested(env) && !sdkDisabled(env) ? DEFAULT_TRACED_SEMI_SPACE_MB : DEFAULT_SEMI_SPACE_MB;
+  const value = raw === undefined || raw === '' ? byDefault : /^\d{1,2}$/.test(raw) ? Number(raw) : NaN;
   if (!SEMI_SPACE_SIZES_MB.includes(value)) throw onInvalid(`TXMESH_SEMI_SPACE_MB must be one of ${SEMI_SPACE_SIZES_MB.join(', ')} (0: V8's own), got "${raw}"`);
   return value;
 }

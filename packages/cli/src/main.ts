@@ -36,8 +36,9 @@ commands:
                '{"payment":{"prepareTimeoutMs":800,"deliveryTimeoutMs":2000}}'   env TXMESH_GROUP_COMMIT=off
                env TXMESH_HEAP_GROWING_PERCENT (50; 0 = V8's own factor, up to 4x on a large host): the old space
                grows this much past the live heap between full collections
-               env TXMESH_SEMI_SPACE_MB (4; 1, 2, 8, 16, or 0 = V8's own, 16): each of the young generation's two
-               semi-spaces grows to at most this size (both 0: more memory, a little less CPU; docs/benchmarks.md)
+               env TXMESH_SEMI_SPACE_MB (4, 8 when it exports traces; 1, 2, 8, 16, or 0 = V8's own, 16): each of the
+               young generation's two semi-spaces grows to at most this size (both 0: more memory, a little less CPU;
+               docs/benchmarks.md)
                --secret-file FILE (the cluster secret(s); required unless --insecure)
   sidecar      run a sidecar next to a service
                --service NAME  --service-url URL  --coordinator URL[,URL...] (index = shard)
