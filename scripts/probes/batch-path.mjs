@@ -10,6 +10,9 @@
 // TXMESH_MEMBERS_CHECKOUT=<a built checkout> runs that checkout's sidecar and service (before/after pairs);
 // PROBE_NODE_ARGS='--cpu-prof --cpu-prof-dir DIR' (or any node flags, e.g. --perf-basic-prof for perf) go to
 // both processes.
+// PROBE_TRACE=1: every item carries a trace context (as a traced coordinator's do) and both processes export every
+// span over OTLP/HTTP protobuf to a receiver in this process (what tracing costs them, issue 15);
+// PROBE_TRACE=carriers: the items carry their trace contexts but the processes trace nothing.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
@@ -31,6 +34,14 @@ const key = deriveServiceKey(newClusterSecret(), SERVICE);
 const keyFile = join(dir, `${SERVICE}.key`);
 writeFileSync(keyFile, `${key}\n`, { mode: 0o600 });
 const coordinatorAuth = authorizationHeader(CallerRole.COORDINATOR, SERVICE, key);
+const TRACE = process.env.PROBE_TRACE === '1' || process.env.PROBE_TRACE === 'carriers';
+const receiver = process.env.PROBE_TRACE === '1' ? await (await import('@txmesh/lab')).OtlpReceiver.start({ keepSpans: false }) : undefined;
+const hex = (digits) => {
+  let out = '';
+  while (out.length < digits) out += Math.floor(Math.random() * 0x100000000).toString(16).padStart(8, '0');
+  return out.slice(0, digits);
+};
+const traceOf = () => (TRACE ? { trace: { traceparent: `00-${hex(32)}-${hex(16)}-01` } } : {});
 
 // The stand-in coordinator: it only has to accept the registration and its heartbeats.
 const coordinator = http.createServer((req, res) => {
@@ -46,7 +57,7 @@ const coordinatorUrl = `http://127.0.0.1:${coordinator.address().port}`;
 
 const children = [];
 function start(bin, args) {
-  const child = spawn(process.execPath, [...nodeArgs, bin, ...args, '--metrics-port', '0'], { stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, TXMESH_EXIT_WITH_PARENT: '1' } });
+  const child = spawn(process.execPath, [...nodeArgs, bin, ...args, '--metrics-port', '0'], { stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, ...receiver?.benchmarkEnv(), TXMESH_EXIT_WITH_PARENT: '1' } });
   children.push(child);
   return new Promise((resolve, reject) => {
     let buffered = '';
@@ -96,14 +107,14 @@ let previous = [];
 let n = 0;
 let t = 0;
 const nextBatch = () => {
-  const items = previous.map((txId) => ({ action: 'commit', txId, service: SERVICE }));
+  const items = previous.map((txId) => ({ action: 'commit', txId, service: SERVICE, ...traceOf() }));
   previous = [];
   n += 1;
   for (let k = 0; k < ITEMS; k++) {
     const txId = newTxId(0);
     previous.push(txId);
     t += 1;
-    items.push({ action: 'prepare', txId, service: SERVICE, deadline: Date.now() + 5000, operations: [{ op: 'reserve', args: { sku: `sku-${1 + (t % SKUS)}`, qty: 1 } }] });
+    items.push({ action: 'prepare', txId, service: SERVICE, deadline: Date.now() + 5000, operations: [{ op: 'reserve', args: { sku: `sku-${1 + (t % SKUS)}`, qty: 1 } }], ...traceOf() });
   }
   return items;
 };
@@ -142,6 +153,7 @@ try {
   // The sidecar's SQLite write transactions over every batch sent (warm-up, both runs, the last commit).
   const { store } = await (await fetch(`${sidecar.url}${Paths.SIDECAR_STATS}`)).json();
   result.sidecarWritesPerBatch = Number(((store.forcedWrites + store.unforcedWrites) / n).toFixed(3));
+  if (receiver) result.spansReceived = receiver.count;
   console.log(JSON.stringify(result));
 } finally {
   agent.destroy();
@@ -153,5 +165,6 @@ try {
     child.kill('SIGINT');
   })));
   coordinator.close();
+  await receiver?.close();
   rmSync(dir, { recursive: true, force: true });
 }
