@@ -5,6 +5,7 @@
  * 110 modules to the process that loads it (see JsonHttpClientOptions.stack).
  */
 import type { IncomingHttpHeaders } from 'node:http';
+import type { CallDeadline } from './call-deadline.ts';
 import type { CallFailure } from './call-failure.ts';
 
 export interface TransportRequest {
@@ -13,9 +14,9 @@ export interface TransportRequest {
   path: string;
   headers: Record<string, string>;
   body: string | undefined;
-  /** The call's time bound; the client's own timer aborts `signal` when it passes. */
+  /** The call's time bound; `deadline` runs what the transport registered when it passes. */
   timeoutMs: number;
-  signal: AbortSignal;
+  deadline: CallDeadline;
 }
 
 export interface RawAnswer {

@@ -5,6 +5,7 @@
  * What an answer means (an error body, a status) is left to the caller: see TxmeshError.fromBody.
  */
 import type { IncomingHttpHeaders } from 'node:http';
+import { CallDeadline } from './call-deadline.ts';
 import { CallFailure } from './call-failure.ts';
 import { CallEnded, type HttpTransport } from './http-transport.ts';
 import { NodeHttpTransport } from './node-http-transport.ts';
@@ -127,8 +128,7 @@ export class JsonHttpClient {
    * HttpCallError when there is no answer to read.
    */
   async request(baseUrl: string, path: string, call: JsonCall = {}): Promise<JsonAnswer> {
-    const url = `${baseUrl.replace(/\/+$/, '')}${path}`;
-    if (this.#closed) throw new HttpCallError(CallFailure.CLOSED, url, 'the client is closed', true);
+    if (this.#closed) throw new HttpCallError(CallFailure.CLOSED, urlOf(baseUrl, path), 'the client is closed', true);
     const target = this.#target(baseUrl);
     this.#sweepIdleOrigins(Date.now());
     const use = this.#uses.get(target.origin) ?? { inFlight: 0, lastUsed: 0 };
@@ -136,9 +136,8 @@ export class JsonHttpClient {
     use.inFlight += 1;
     const timeoutMs = call.timeoutMs ?? this.#options.timeoutMs;
     const headers = call.body === undefined ? { ...this.#options.headers, ...call.headers } : { ...this.#options.headers, 'content-type': 'application/json', ...call.headers };
-    // One timer bounds the whole call: connect, send, headers and body.
-    const controller = new AbortController();
-    const timer = setTimeout(() => controller.abort(), timeoutMs);
+    // One deadline bounds the whole call: connect, send, headers and body.
+    const deadline = new CallDeadline(timeoutMs);
     this.requests += 1;
     try {
       const transport = await this.#openTransport();
@@ -148,13 +147,13 @@ export class JsonHttpClient {
         headers,
         body: call.body === undefined ? undefined : JSON.stringify(call.body),
         timeoutMs,
-        signal: controller.signal,
+        deadline,
       });
       return { ...answer, body: parseJson(answer.text) };
     } catch (err) {
-      throw this.#failure(err, url, timeoutMs, controller.signal.aborted);
+      throw this.#failure(err, urlOf(baseUrl, path), timeoutMs, deadline.passed);
     } finally {
-      clearTimeout(timer);
+      deadline.clear();
       use.inFlight -= 1;
       use.lastUsed = Date.now();
     }
@@ -210,6 +209,11 @@ export class JsonHttpClient {
     const detail = code === '' || message.includes(code) ? message || 'failed' : `${code} (${message})`;
     return new HttpCallError(CallFailure.UNREACHABLE, url, detail, NOTHING_SENT.has(code), err);
   }
+}
+
+/** The URL a call went to, for its error message (built only when one is needed). */
+function urlOf(baseUrl: string, path: string): string {
+  return `${baseUrl.replace(/\/+$/, '')}${path}`;
 }
 
 function parseJson(text: string): unknown {

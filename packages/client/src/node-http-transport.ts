@@ -57,7 +57,7 @@ export class NodeHttpTransport implements HttpTransport {
     const tooLarge = (): CallEnded => new CallEnded(CallFailure.ANSWER_TOO_LARGE, `the answer is larger than ${maxBytes} bytes`);
     return new Promise<RawAnswer>((resolve, reject) => {
       const headers = req.body === undefined ? req.headers : { ...req.headers, 'content-length': String(Buffer.byteLength(req.body)) };
-      const request = target.request({ agent: target.agent, host: target.host, port: target.port, method: req.method, path: req.path, headers, signal: req.signal }, (res: IncomingMessage) => {
+      const request = target.request({ agent: target.agent, host: target.host, port: target.port, method: req.method, path: req.path, headers }, (res: IncomingMessage) => {
         if (Number(res.headers['content-length'] ?? 0) > maxBytes) {
           res.destroy(tooLarge());
           return;
@@ -74,6 +74,8 @@ export class NodeHttpTransport implements HttpTransport {
         // The connection closed before the end of the body: the answer is incomplete (a settled call ignores this).
         res.on('close', () => reject(Object.assign(new Error('the connection closed before the answer was complete'), { code: 'ECONNRESET' })));
       });
+      // No AbortSignal on the request: node:http ties one to the request, its socket and its streams per call.
+      req.deadline.onPass(() => request.destroy(new CallEnded(CallFailure.TIMEOUT, `no complete answer within ${req.timeoutMs} ms`)));
       this.#inFlight.add(request);
       request.on('close', () => this.#inFlight.delete(request));
       request.on('error', reject);

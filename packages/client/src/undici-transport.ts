@@ -28,6 +28,9 @@ export class UndiciTransport implements HttpTransport {
   }
 
   async send(origin: string, req: TransportRequest): Promise<RawAnswer> {
+    // undici ends a call through a signal; this stack is the application's, where calls are few per transaction.
+    const controller = new AbortController();
+    req.deadline.onPass(() => controller.abort());
     try {
       const answer = await this.#pool(origin).request({
         method: req.method,
@@ -37,7 +40,7 @@ export class UndiciTransport implements HttpTransport {
         // The client's timer bounds the whole call; undici's phase timeouts are a second line.
         headersTimeout: req.timeoutMs,
         bodyTimeout: req.timeoutMs,
-        signal: req.signal,
+        signal: controller.signal,
       });
       return { status: answer.statusCode, headers: answer.headers, text: await answer.body.text() };
     } catch (err) {
