@@ -46,6 +46,24 @@ test('wait reporter: a batch call outstanding longer than the poll interval make
   r.stop();
 });
 
+test('wait reporter: once the last quick call ended and no edge stands, nothing wakes it (no poll timer left)', async () => {
+  let clockReads = 0;
+  let polls = 0;
+  const r = new WaitReporter({ service: 'inventory', shards: 1, send: async () => undefined, poll: async () => (polls++, []), pollMs: 10, refreshMs: 60_000, now: () => (clockReads++, 1_000) });
+  const first = r.batchStarted();
+  const second = r.batchStarted();
+  first();
+  const readsWhileOneIsOut = clockReads;
+  await sleep(30);
+  assert.ok(clockReads > readsWhileOneIsOut, 'a call still out keeps the poll timer: it ran');
+  second();
+  const readsAfterLast = clockReads;
+  await sleep(40);
+  assert.equal(clockReads, readsAfterLast, 'no timer ran after the last call ended');
+  assert.equal(polls, 0, 'no call was slow by the clock, so the service was never asked');
+  r.stop();
+});
+
 test('wait reporter: a wait younger than minWaitMs is not reported; once it has lasted, the next poll reports it', async () => {
   let clock = 1_000;
   const young: WaitEdge = { ...edge, since: 990 };

@@ -82,13 +82,20 @@ export class WaitReporter {
     this.#schedulePoll();
     return () => {
       this.#outstanding.delete(call);
+      // With no call out and no edge standing a poll would do nothing: its timer goes rather than wake the
+      // process for nothing (at concurrency 1 that was a wake-up per batch, 20 ms after each).
+      if (this.#outstanding.size === 0 && this.#latest.length === 0) this.#cancelPoll();
     };
+  }
+
+  #cancelPoll(): void {
+    if (this.#pollTimer) clearTimeout(this.#pollTimer);
+    this.#pollTimer = undefined;
   }
 
   stop(): void {
     this.#stopped = true;
-    if (this.#pollTimer) clearTimeout(this.#pollTimer);
-    this.#pollTimer = undefined;
+    this.#cancelPoll();
   }
 
   #schedulePoll(): void {
