@@ -1,13 +1,13 @@
 /**
  * The service process measuring itself, for the sidecar's resource report: CPU as a share of what it may
  * use (its cgroup quota, else all cores), resident memory and the container's memory limit, and event-loop
- * delay. The figures are recomputed at most every `minIntervalMs` (CPU use needs an interval anyway), so
- * attaching them to every batch answer costs nothing under load.
+ * delay (loop-delay-gauge.ts). The figures are recomputed at most every `minIntervalMs` (CPU use needs an
+ * interval anyway), so attaching them to every batch answer costs nothing under load.
  */
 import { availableParallelism } from 'node:os';
-import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import type { ServiceUsage } from '@txmesh/protocol';
 import { CgroupReader, type CgroupReaderOptions } from './cgroup.ts';
+import { LoopDelayGauge, type LoopDelayGaugeOptions } from './loop-delay-gauge.ts';
 
 export interface ResourceUsageOptions {
   cgroup?: CgroupReaderOptions;
@@ -17,6 +17,7 @@ export interface ResourceUsageOptions {
   processCpuMicros?: () => number;
   rssBytes?: () => number;
   cores?: number;
+  loopDelay?: LoopDelayGaugeOptions;
 }
 
 export class ResourceUsageMeter {
@@ -28,7 +29,7 @@ export class ResourceUsageMeter {
   readonly #now: () => number;
   readonly #processCpuMicros: () => number;
   readonly #rssBytes: () => number;
-  readonly #loopDelay: IntervalHistogram;
+  readonly #loopDelay: LoopDelayGauge;
   #lastAt: number;
   #lastCpuMicros: number;
   #cached: ServiceUsage | undefined;
@@ -48,8 +49,7 @@ export class ResourceUsageMeter {
         return u.user + u.system;
       });
     this.#rssBytes = options.rssBytes ?? (() => process.memoryUsage.rss());
-    this.#loopDelay = monitorEventLoopDelay({ resolution: 10 });
-    this.#loopDelay.enable();
+    this.#loopDelay = new LoopDelayGauge(options.loopDelay);
     this.#lastAt = this.#now();
     this.#lastCpuMicros = this.#cpuMicros();
   }
@@ -74,10 +74,9 @@ export class ResourceUsageMeter {
       usage.cpuPercent = round(Math.max(0, share * 100));
     }
     if (this.#memoryLimitBytes !== undefined) usage.memoryLimitBytes = this.#memoryLimitBytes;
-    const delayNs = this.#loopDelay.percentile(99);
-    if (Number.isFinite(delayNs) && delayNs > 0) usage.eventLoopDelayMs = round(delayNs / 1e6);
     // Each sample describes the interval since the previous one.
-    this.#loopDelay.reset();
+    const delayMs = this.#loopDelay.take();
+    if (delayMs !== undefined) usage.eventLoopDelayMs = round(delayMs);
     this.#lastAt = now;
     this.#lastCpuMicros = cpuMicros;
     this.#cached = usage;
@@ -85,7 +84,7 @@ export class ResourceUsageMeter {
   }
 
   close(): void {
-    this.#loopDelay.disable();
+    this.#loopDelay.close();
   }
 }
 
