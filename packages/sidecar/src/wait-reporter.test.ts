@@ -28,17 +28,27 @@ test('wait reporter: every shard hears a changed edge set once, an unchanged one
   r.stop();
 });
 
-test('wait reporter: a batch call outstanding longer than the poll interval makes it ask the service; a quick one does not', async () => {
+test('wait reporter: a batch call outstanding for minWaitMs makes it ask the service; a quick one does not, nor one younger than minWaitMs', async () => {
   let polls = 0;
-  const { r, sent } = reporter(async () => {
-    polls += 1;
-    return [edge];
+  let clock = 1_000;
+  const sent: WaitReport[] = [];
+  const r = new WaitReporter({
+    service: 'inventory', shards: 2, send: async (_shard, report) => void sent.push(report), pollMs: 10, refreshMs: 60_000, minWaitMs: 100, now: () => clock,
+    poll: async () => {
+      polls += 1;
+      return [edge];
+    },
   });
   const quick = r.batchStarted();
+  clock += 30;
   quick();
   await sleep(40);
   assert.equal(polls, 0, 'no call was slow');
   const slow = r.batchStarted();
+  clock += 60;
+  await sleep(40);
+  assert.equal(polls, 0, 'out for several poll intervals but younger than minWaitMs: no wait in it could be reported yet');
+  clock += 40;
   await sleep(40);
   assert.ok(polls >= 1, 'the slow call made it ask');
   assert.equal(sent.length, 2, 'the edges went to both shards once');

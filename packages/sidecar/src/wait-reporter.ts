@@ -1,8 +1,8 @@
 /**
  * Relays the service's wait-for edges to every shard, for deadlock detection. The edges come with the
- * service's batch answers; while a batch call is outstanding longer than `pollMs` (its prepares are
- * probably waiting for locks) the reporter also asks the service every `pollMs`, because a waiting
- * batch answers nothing until its waits end. A shard hears a report when the edges changed, and again
+ * service's batch answers; while a batch call is outstanding longer than `minWaitMs` (its prepares are
+ * probably waiting for locks, and only a wait that old is reported) the reporter also asks the service every
+ * `pollMs`, because a waiting batch answers nothing until its waits end. A shard hears a report when the edges changed, and again
  * every `refreshMs` while they stand, so a restarted shard learns them and an old report never expires
  * under a wait still going on. One report at a time; a change seen meanwhile is sent next.
  */
@@ -39,6 +39,8 @@ export class WaitReporter {
   readonly #pollMs: number;
   readonly #refreshMs: number;
   readonly #minWaitMs: number;
+  /** How long a call is out before the service is asked for its edges. */
+  readonly #slowCallMs: number;
   readonly #now: () => number;
   #latest: WaitEdge[] = [];
   /** When the edges were last heard of (a batch answer or a poll). */
@@ -59,6 +61,7 @@ export class WaitReporter {
     this.#pollMs = deps.pollMs ?? 20;
     this.#refreshMs = deps.refreshMs ?? 1000;
     this.#minWaitMs = deps.minWaitMs ?? 100;
+    this.#slowCallMs = Math.max(this.#pollMs, this.#minWaitMs);
     this.#now = deps.now ?? Date.now;
   }
 
@@ -107,10 +110,11 @@ export class WaitReporter {
   async #poll(): Promise<void> {
     this.#pollTimer = undefined;
     if (this.#stopped || this.#polling) return;
-    // Only a call outstanding for a whole poll interval is probably waiting for locks; standing edges
-    // are asked for again so that their end is reported.
+    // Only a call outstanding for minWaitMs can hold a wait worth a report: a wait inside it began after it
+    // did, so it is younger. (A deferred prepare's wait outlives its first call, but that call's answer
+    // brought its edge, which then stands.) Standing edges are asked for again so that their end is reported.
     const now = this.#now();
-    const slowCall = [...this.#outstanding].some((call) => now - call.at >= this.#pollMs);
+    const slowCall = [...this.#outstanding].some((call) => now - call.at >= this.#slowCallMs);
     // Under load batch answers bring the edges more often than a poll would: ask only when they went quiet.
     const fresh = now - this.#notedAt < this.#pollMs;
     if (!fresh && (slowCall || this.#latest.length > 0)) {
