@@ -12,7 +12,7 @@ const ROLES = ['coordinator', 'service', 'sidecar'];
 
 test('txmesh bench --loads: concurrency 1 (1 and 4 services), 64, open loop, the coordinator alone, against the null echo, the physical path and a local baseline', async () => {
   // The bench exits non-zero on a failure; run() then rejects with its output.
-  const { stdout } = await run(process.execPath, [TXMESH_BIN, 'bench', '--loads', '--duration', '2', '--warmup', '1', '--json'], { cwd: process.cwd(), timeoutMs: 200_000 });
+  const { stdout } = await run(process.execPath, [TXMESH_BIN, 'bench', '--loads', '--duration', '2', '--warmup', '1', '--loads-warmup', '2', '--json'], { cwd: process.cwd(), timeoutMs: 200_000 });
   const r = JSON.parse(stdout.trim().split('\n').at(-1)!) as Record<string, any>;
   const path = r.physicalPath;
   assert.ok(path.clientRoundTripP50Ms > 0 && path.sidecarToServiceRoundTripP50Ms > 0 && path.sqliteFullCommitP50Ms > 0);
@@ -21,6 +21,7 @@ test('txmesh bench --loads: concurrency 1 (1 and 4 services), 64, open loop, the
   const pacing = r.pacing;
   assert.equal(pacing.gapMs, 10, 'asleep for about one concurrency-1 transaction');
   for (const trips of [pacing.backToBack, pacing.paced]) assert.ok(trips.p50Ms > 0 && trips.cpuMsPerRequest >= 0);
+  assert.equal(r.clusterWarmupSec, 2);
   assert.ok(r.localBaseline.perCommit.ordersPerSec > 0 && r.localBaseline.batched64.ordersPerSec > 0);
   for (const [name, load, participants, concurrency] of [['c1 one', r.c1.oneService, 1, 1], ['c1 four', r.c1.fourServices, 4, 1], ['c64', r.c64, 4, 64]] as const) {
     assert.equal(load.participants, participants, name);

@@ -39,6 +39,8 @@ import { percentile } from './demo.ts';
  */
 export const FORCED_WRITES_ON_CRITICAL_PATH = 2;
 const HIGH_CONCURRENCY = 64;
+/** Small batches, many calls: the warm-up exercises the per-call path that concurrency 1 runs on. */
+const CLUSTER_WARMUP_CONCURRENCY = 8;
 /**
  * How long the paced round trips leave the processes asleep: about one concurrency-1 transaction on an idle
  * machine, and short enough that their timers' background work adds little to the CPU per request.
@@ -63,6 +65,8 @@ export interface LoadsReport {
   machine: { cpus: number; loadavg1m: number };
   durationSec: number;
   warmupSec: number;
+  /** Unmeasured seconds of orders at concurrency 8 on the fresh cluster before its first load (`--loads-warmup`). */
+  clusterWarmupSec: number;
   nullEcho: { c1: Pick<NullEchoFigures, 'nullEchoRps' | 'p50Ms' | 'p99Ms'>; c64: Pick<NullEchoFigures, 'nullEchoRps' | 'p50Ms' | 'p99Ms'> };
   physicalPath: { clientRoundTripP50Ms: number; sidecarToServiceRoundTripP50Ms: number; sqliteFullCommitP50Ms: number; forcedWrites: number; physicalPathMs: number };
   /**
@@ -113,6 +117,11 @@ export async function runLoadsBench(options: BenchOptions, say: (line: string) =
   const client = createTxmeshClient({ coordinatorUrls: cluster.coordinatorUrls, connections: HIGH_CONCURRENCY, overloadRetries: 0, ...cluster.clientOptions });
   let failed = true;
   try {
+    if (options.loadsWarmupSec > 0) {
+      say(`[loads] warming the cluster: ${options.loadsWarmupSec} s of 4-service orders at concurrency ${CLUSTER_WARMUP_CONCURRENCY}, not measured`);
+      await closedLoop({ concurrency: CLUSTER_WARMUP_CONCURRENCY, warmupMs: 0, durationMs: options.loadsWarmupSec * 1000, client, next: makeWorkload(options.seed, 'cluster-warmup', BENCH_CATALOG) });
+      await waitForDrain(cluster, 60_000);
+    }
     const sidecarToService = (await nullRoundTrips(`${cluster.sidecars.get('inventory')!.url}/health`, 300)).p50Ms;
     const physicalPathMs = round(nullEcho.c1.p50Ms + sidecarToService + FORCED_WRITES_ON_CRITICAL_PATH * localBaseline.sqliteFullCommitP50Ms, 3);
     const physicalPath = {
@@ -160,6 +169,7 @@ export async function runLoadsBench(options: BenchOptions, say: (line: string) =
       machine,
       durationSec: options.durationSec,
       warmupSec: options.warmupSec,
+      clusterWarmupSec: options.loadsWarmupSec,
       nullEcho,
       physicalPath,
       pacing,

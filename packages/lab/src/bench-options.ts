@@ -33,6 +33,12 @@ export interface BenchOptions {
   traceSamplePercent?: number;
   /** With `telemetry`: how many windows each mode gets, taking turns; `durationSec` is their total per mode. */
   telemetryRounds: number;
+  /**
+   * With `--loads`: seconds of unmeasured 4-service orders at concurrency 8 on the fresh cluster before its first
+   * load, so every member's request path is compiled by V8's optimising tier as in a service that has been up a
+   * while (a fresh member needs some thousands of calls; 2 s at concurrency 1 left half of its CPU in cold code).
+   */
+  loadsWarmupSec: number;
   /** Rounds of the startup probe before the runs (each role spawned alone, median reported); 0 skips it. */
   startupRounds: number;
   /** Progress and the human summary. */

@@ -42,6 +42,7 @@ commands:
                --telemetry (three clusters take turns: metrics only, no OpenTelemetry SDK, every span exported over OTLP;
                  median throughput ratios of the rounds)
                --telemetry-rounds N (5: windows per mode with --telemetry, together --duration long)
+               --loads-warmup SEC (20: unmeasured orders at concurrency 8 on the --loads cluster before its first load)
                --trace-sample PERCENT (100: the OTLP run traces that share of transactions, parentbased_traceidratio)
   bench-isolation
                the same contended workloads (Zipf-skewed keys), same seed, under each deadlock mode; JSON last line
@@ -135,6 +136,7 @@ export async function labMain(argv: string[]): Promise<number> {
           telemetry: f.bool('telemetry'),
           traceSamplePercent: f.int('trace-sample', 100, 1, 100),
           telemetryRounds: f.int('telemetry-rounds', 5, 1, 100),
+          loadsWarmupSec: f.int('loads-warmup', 20, 0, 600),
           ...(slow !== undefined ? { slowService: slow as EcommerceService } : {}),
         };
         const json = f.bool('json');
