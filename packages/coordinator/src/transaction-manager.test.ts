@@ -8,6 +8,21 @@ import { TransactionManager, type TransactionManagerOptions } from './transactio
 
 const FAST_DELIVERY = { baseMs: 1, capMs: 5 };
 
+/** A decided commit of inventory and shipping, as a process that died before delivering it left it in its log. */
+function committingRecord(txId: string): DecisionRecord {
+  return {
+    txId,
+    state: 'COMMITTING',
+    participants: [
+      { service: 'inventory', operations: [{ op: 'reserve' }], vote: 'yes' },
+      { service: 'shipping', operations: [{ op: 'book' }], vote: 'yes' },
+    ],
+    result: { txId, outcome: 'committed', participants: [], durationMs: 4 },
+    createdAt: 10,
+    decidedAt: 11,
+  };
+}
+
 function setup(t: TestContext, handler?: FakeHandler, overrides: Partial<TransactionManagerOptions> = {}, store = new MemoryLogStore()) {
   const transport = new FakeTransport(handler);
   const log = new MemoryDecisionLog(store);
@@ -322,17 +337,7 @@ describe('TransactionManager', () => {
     const store = new MemoryLogStore();
     const txId = '1-abc-00000000000000aa';
     const abortId = '1-abc-00000000000000bb';
-    const committing: DecisionRecord = {
-      txId,
-      state: 'COMMITTING',
-      participants: [
-        { service: 'inventory', operations: [{ op: 'reserve' }], vote: 'yes' },
-        { service: 'shipping', operations: [{ op: 'book' }], vote: 'yes' },
-      ],
-      result: { txId, outcome: 'committed', participants: [], durationMs: 4 },
-      createdAt: 10,
-      decidedAt: 11,
-    };
+    const committing = committingRecord(txId);
     const aborting: DecisionRecord = {
       txId: abortId,
       state: 'ABORTING',
@@ -382,17 +387,7 @@ describe('TransactionManager', () => {
     const store = new MemoryLogStore();
     const txId = '1-abc-00000000000000cc';
     const previous = new MemoryDecisionLog(store);
-    await previous.append({
-      txId,
-      state: 'COMMITTING',
-      participants: [
-        { service: 'inventory', operations: [{ op: 'reserve' }], vote: 'yes' },
-        { service: 'shipping', operations: [{ op: 'book' }], vote: 'yes' },
-      ],
-      result: { txId, outcome: 'committed', participants: [], durationMs: 4 },
-      createdAt: 10,
-      decidedAt: 11,
-    });
+    await previous.append(committingRecord(txId));
     previous.markAcked(txId, 'inventory', 12);
     previous.markAcked(txId, 'shipping', 13);
     await previous.close();
