@@ -8,6 +8,18 @@ import { TransactionManager, type TransactionManagerOptions } from './transactio
 
 const FAST_DELIVERY = { baseMs: 1, capMs: 5 };
 
+/** A manager restarted on the log a dead process left in `store`, delivering to a fake transport. */
+function restartedManager(t: TestContext, store: MemoryLogStore): { transport: FakeTransport; manager: TransactionManager } {
+  const transport = new FakeTransport();
+  const log = new MemoryDecisionLog(store);
+  const manager = new TransactionManager({ shard: 1, shards: 4, log, transport, deliveryBackoff: FAST_DELIVERY });
+  t.after(async () => {
+    manager.close();
+    await log.close();
+  });
+  return { transport, manager };
+}
+
 /** A decided commit of inventory and shipping, as a process that died before delivering it left it in its log. */
 function committingRecord(txId: string): DecisionRecord {
   return {
@@ -359,13 +371,7 @@ describe('TransactionManager', () => {
     previous.saveService({ service: 'payment', sidecarUrl: 'http://127.0.0.1:7/pay', registeredAt: 1 });
     await previous.close();
 
-    const transport = new FakeTransport();
-    const log = new MemoryDecisionLog(store);
-    const manager = new TransactionManager({ shard: 1, shards: 4, log, transport, deliveryBackoff: FAST_DELIVERY });
-    t.after(async () => {
-      manager.close();
-      await log.close();
-    });
+    const { transport, manager } = restartedManager(t, store);
     assert.equal(manager.decision(txId).decision, 'commit');
     assert.equal(manager.recover(), 2);
     assert.equal(manager.status(txId).state === 'COMMITTING' || manager.status(txId).state === 'COMMITTED', true);
@@ -391,13 +397,7 @@ describe('TransactionManager', () => {
     previous.markAcked(txId, 'inventory', 12);
     previous.markAcked(txId, 'shipping', 13);
     await previous.close();
-    const transport = new FakeTransport();
-    const log = new MemoryDecisionLog(store);
-    const manager = new TransactionManager({ shard: 1, shards: 4, log, transport, deliveryBackoff: FAST_DELIVERY });
-    t.after(async () => {
-      manager.close();
-      await log.close();
-    });
+    const { transport, manager } = restartedManager(t, store);
     assert.equal(manager.recover(), 1);
     await manager.settled();
     assert.equal(transport.batches.length, 0, 'an acknowledged branch may have forgotten it: never asked again');
