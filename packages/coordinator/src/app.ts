@@ -45,6 +45,7 @@ import { registerDashboardRoutes } from './dashboard/dashboard-routes.ts';
 import { requestContext } from './transaction-spans.ts';
 import { traceLogFields } from '@txmesh/client';
 import { callerOf, requireCallers } from './caller-access.ts';
+import { BeginFastPath } from './begin-fast-path.ts';
 
 export interface CoordinatorOptions {
   shard: number;
@@ -147,6 +148,13 @@ export async function buildCoordinator(opts: CoordinatorOptions, parts: Coordina
   let phase: 'recovering' | 'ready' | 'closing' = 'recovering';
   const tls = opts.tls;
   const connections = new ConnectionCap(opts.maxConnections ?? DEFAULT_MAX_CONNECTIONS, servedPastTheCap);
+  // Set once the manager exists; a request that arrives before (none can: nothing listens yet) goes to fastify.
+  let fastBegin: BeginFastPath | undefined;
+  const serve =
+    (handler: http.RequestListener): http.RequestListener =>
+    (req, res) => {
+      if (fastBegin?.take(req, res) !== true) handler(req, res);
+    };
   const app = Fastify({
     // Lines logged inside a transaction's span carry its trace_id and span_id.
     logger: serverLoggerOptions(`coordinator-${opts.shard}`, opts.logLevel, traceLogFields),
@@ -158,7 +166,7 @@ export async function buildCoordinator(opts: CoordinatorOptions, parts: Coordina
     // excepted); a TLS listener through the same factory keeps one instance type for both.
     serverFactory: (handler: http.RequestListener) =>
       connections.attach(
-        tls ? (https.createServer({ ...tls, ...SERVER_TIMEOUTS }, connections.wrap(handler)) as unknown as http.Server) : http.createServer(SERVER_TIMEOUTS, connections.wrap(handler)),
+        tls ? (https.createServer({ ...tls, ...SERVER_TIMEOUTS }, connections.wrap(serve(handler))) as unknown as http.Server) : http.createServer(SERVER_TIMEOUTS, connections.wrap(serve(handler))),
         tls !== undefined,
       ),
     // Requests arriving while closing get TXM_SHUTTING_DOWN from the hook below, not fastify's code-less 503.
@@ -225,12 +233,18 @@ export async function buildCoordinator(opts: CoordinatorOptions, parts: Coordina
     });
     if (opts.secrets !== undefined) requireCallers(app, opts.secrets);
     const activity = new RecentActivity();
-    registerRoutes(app, running, {
-      connections,
-      onDecided: (result) => {
-        metrics.recordOutcome(result);
-        activity.note(result);
-      },
+    const onDecided = (result: TransactionResult): void => {
+      metrics.recordOutcome(result);
+      activity.note(result);
+    };
+    registerRoutes(app, running, { connections, onDecided });
+    fastBegin = new BeginFastPath({
+      manager: running,
+      ...(opts.secrets !== undefined ? { secrets: opts.secrets } : {}),
+      bodyLimit: BODY_LIMIT_BYTES,
+      isOpen: () => phase !== 'closing',
+      onDecided,
+      log: app.log,
     });
     registerDashboardRoutes(app, running, activity);
     await app.ready();
