@@ -1,7 +1,7 @@
 /**
  * POST /v1/transactions on plain node:http, ahead of fastify. The begin route is nearly every request a busy
  * shard serves, and fastify's request pipeline (request and reply objects, child logger, hooks, content-type
- * parser, serialisation hooks) was about a fifth of its cost (docs/benchmarks.md). This path takes only the
+ * parser, serialisation hooks) was about 7 % of a busy shard's time (docs/benchmarks.md). This path takes only the
  * well-formed shape: a JSON body with a Content-Length within the limit and, when credentials are on, a client's
  * credential that verifies. Everything else (a closing shard, another content type, a chunked or oversized body,
  * a caller that is not a proven client) goes to fastify's route, whose answers it therefore keeps; what this
