@@ -99,8 +99,7 @@ function migrate(db: Database.Database, catalog: CatalogOptions): void {
       status TEXT NOT NULL,
       created_at INTEGER NOT NULL,
       PRIMARY KEY (tx_id, op_index)
-    );
-    CREATE INDEX IF NOT EXISTS inventory_reservations_sku ON inventory_reservations (sku, status);
+    ) WITHOUT ROWID;
   `);
   seedOnce(db, () => {
     const insert = db.prepare(`INSERT INTO inventory_items (sku, initial_stock, stock, reserved) VALUES (?, ?, ?, 0)`);

@@ -9,7 +9,7 @@ import type { ServiceCheck } from './service-definition.ts';
 export function migrateShared(db: Database.Database): void {
   db.exec(`
     CREATE TABLE IF NOT EXISTS shop_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-    CREATE TABLE IF NOT EXISTS shop_committed_branches (tx_id TEXT PRIMARY KEY, committed_at INTEGER NOT NULL);
+    CREATE TABLE IF NOT EXISTS shop_committed_branches (tx_id TEXT PRIMARY KEY, committed_at INTEGER NOT NULL) WITHOUT ROWID;
   `);
 }
 

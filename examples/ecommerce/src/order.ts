@@ -78,7 +78,7 @@ const create = defineOperation<CreateArgs>({
 function migrate(db: Database.Database): void {
   db.exec(`
     CREATE TABLE IF NOT EXISTS orders (
-      order_id TEXT PRIMARY KEY,
+      order_id TEXT NOT NULL UNIQUE,
       tx_id TEXT NOT NULL,
       op_index INTEGER NOT NULL,
       sku TEXT NOT NULL,
@@ -87,9 +87,9 @@ function migrate(db: Database.Database): void {
       amount INTEGER NOT NULL,
       status TEXT NOT NULL,
       created_at INTEGER NOT NULL,
-      confirmed_at INTEGER
-    );
-    CREATE UNIQUE INDEX IF NOT EXISTS orders_branch ON orders (tx_id, op_index);
+      confirmed_at INTEGER,
+      PRIMARY KEY (tx_id, op_index)
+    ) WITHOUT ROWID;
   `);
 }
 

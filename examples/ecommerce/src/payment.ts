@@ -98,8 +98,7 @@ function migrate(db: Database.Database, catalog: CatalogOptions): void {
       status TEXT NOT NULL,
       created_at INTEGER NOT NULL,
       PRIMARY KEY (tx_id, op_index)
-    );
-    CREATE INDEX IF NOT EXISTS payment_holds_account ON payment_holds (account, status);
+    ) WITHOUT ROWID;
   `);
   seedOnce(db, () => {
     const insert = db.prepare(`INSERT INTO payment_accounts (id, initial_balance, balance, held) VALUES (?, ?, ?, 0)`);

@@ -72,15 +72,15 @@ const schedule = defineOperation<ScheduleArgs>({
 function migrate(db: Database.Database): void {
   db.exec(`
     CREATE TABLE IF NOT EXISTS shipments (
-      order_id TEXT PRIMARY KEY,
+      order_id TEXT NOT NULL UNIQUE,
       tx_id TEXT NOT NULL,
       op_index INTEGER NOT NULL,
       address TEXT NOT NULL,
       status TEXT NOT NULL,
       created_at INTEGER NOT NULL,
-      scheduled_at INTEGER
-    );
-    CREATE UNIQUE INDEX IF NOT EXISTS shipments_branch ON shipments (tx_id, op_index);
+      scheduled_at INTEGER,
+      PRIMARY KEY (tx_id, op_index)
+    ) WITHOUT ROWID;
   `);
 }
 

@@ -8,6 +8,9 @@
  *   as the hook's business change: a hook runs only if its row could be inserted, hence at most once.
  * - txm_key_locks: the business keys a prepared branch holds and how (shared or exclusive), so a
  *   restarted service gets them back. It replaces txm_locks (exclusive only), whose rows move over once.
+ *   Keyed by (tx_id, key): a prepare inserts and an outcome deletes one branch's rows, which then sit on one
+ *   page of one b-tree (ids are time-ordered, so the next prepare's rows land on the same page). Keyed by
+ *   (key, tx_id) with an index by tx_id, as an earlier SDK wrote it, each batch changed a page of each.
  * - txm_tombstones: the proof that a pruned branch committed here (its id and when), kept longer than the
  *   branch row: a commit re-sent late (a shard that was down while the row aged out) is acknowledged
  *   from it, and a rollback of it is refused as ALREADY_COMMITTED, instead of either being guessed.
@@ -38,12 +41,11 @@ CREATE TABLE IF NOT EXISTS txm_barrier (
   PRIMARY KEY (tx_id, op_index, phase)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS txm_key_locks (
-  key TEXT NOT NULL,
   tx_id TEXT NOT NULL,
+  key TEXT NOT NULL,
   mode TEXT NOT NULL CHECK (mode IN ('shared', 'exclusive')),
-  PRIMARY KEY (key, tx_id)
+  PRIMARY KEY (tx_id, key)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS txm_key_locks_by_tx ON txm_key_locks (tx_id);
 CREATE TABLE IF NOT EXISTS txm_tombstones (
   tx_id TEXT PRIMARY KEY,
   decided_at INTEGER NOT NULL
@@ -63,6 +65,28 @@ function migrateExclusiveLocks(db: Database.Database): void {
   db.transaction(() => {
     db.exec(`INSERT OR IGNORE INTO txm_key_locks (key, tx_id, mode) SELECT key, tx_id, 'exclusive' FROM txm_locks`);
     db.exec('DROP TABLE txm_locks');
+  }).immediate();
+}
+
+/**
+ * A database whose txm_key_locks is keyed (key, tx_id) with its by-tx index (an earlier SDK) is rewritten
+ * keyed (tx_id, key), its rows kept, in one transaction (the table holds only prepared branches' locks).
+ */
+function migrateLocksByTx(db: Database.Database): void {
+  const old = db.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'txm_key_locks_by_tx'`).get();
+  if (!old) return;
+  db.transaction(() => {
+    db.exec(`
+      CREATE TABLE txm_key_locks_by_tx_first (
+        tx_id TEXT NOT NULL,
+        key TEXT NOT NULL,
+        mode TEXT NOT NULL CHECK (mode IN ('shared', 'exclusive')),
+        PRIMARY KEY (tx_id, key)
+      ) WITHOUT ROWID;
+      INSERT INTO txm_key_locks_by_tx_first (tx_id, key, mode) SELECT tx_id, key, mode FROM txm_key_locks;
+      DROP TABLE txm_key_locks;
+      ALTER TABLE txm_key_locks_by_tx_first RENAME TO txm_key_locks;
+    `);
   }).immediate();
 }
 
@@ -134,6 +158,7 @@ export class BarrierStore {
   constructor(db: Database.Database) {
     // In one transaction: a fresh database then costs one forced write for the schema, not one per statement.
     db.transaction(() => db.exec(SCHEMA))();
+    migrateLocksByTx(db);
     migrateExclusiveLocks(db);
     this.#getBranchStmt = db.prepare('SELECT tx_id, state, reason, message, operations, prepared_at FROM txm_branches WHERE tx_id = ?');
     this.#insertPreparedStmt = db.prepare(`INSERT INTO txm_branches (tx_id, state, operations, prepared_at) VALUES (?, 'prepared', ?, ?)`);

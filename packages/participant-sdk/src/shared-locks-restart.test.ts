@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { commit, peekOp, prepare, settledWithin, startParticipant, tempDatabasePath, txId, writeOp } from './test-support.ts';
+import { commit, countRows, peekOp, prepare, settledWithin, startParticipant, tempDatabasePath, txId, writeOp } from './test-support.ts';
 
 const pairs = (edges: { waiter: string; holder: string }[]): string[] => edges.map((e) => `${e.waiter}->${e.holder}`).sort();
 
@@ -36,4 +36,38 @@ test('readers share a key across prepares; a writer and a later reader queue; a 
   assert.equal((await after.one(commit(w))).status, 'ok');
   assert.equal((await readerAgain).status, 'ok');
   assert.deepEqual(after.participant.waits().edges, []);
+});
+
+test('a database whose locks an earlier SDK keyed (key, tx_id) with a by-tx index keeps its locks, keyed by tx_id from then on', async (t) => {
+  const file = tempDatabasePath(t);
+  const before = startParticipant(t, { file, lockWaitMs: 5_000 });
+  const [reader, writer] = [txId(), txId()];
+  assert.equal((await before.one(prepare(reader, [peekOp('a', 'b')]))).status, 'ok');
+  assert.equal((await before.one(prepare(writer, [writeOp('c')]))).status, 'ok');
+  before.participant.close();
+  // The earlier layout, rows kept: what a service upgraded in place opens.
+  before.db.exec(`
+    CREATE TABLE old_locks (key TEXT NOT NULL, tx_id TEXT NOT NULL, mode TEXT NOT NULL CHECK (mode IN ('shared', 'exclusive')), PRIMARY KEY (key, tx_id)) WITHOUT ROWID;
+    INSERT INTO old_locks (key, tx_id, mode) SELECT key, tx_id, mode FROM txm_key_locks;
+    DROP TABLE txm_key_locks;
+    ALTER TABLE old_locks RENAME TO txm_key_locks;
+    CREATE INDEX txm_key_locks_by_tx ON txm_key_locks (tx_id);
+  `);
+  before.db.close();
+
+  const after = startParticipant(t, { file, lockWaitMs: 5_000 });
+  assert.deepEqual(after.db.prepare(`SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'txm_key_locks'`).all(), [], 'the by-tx index is gone');
+  const key = after.db.prepare(`SELECT name FROM pragma_table_info('txm_key_locks') WHERE pk > 0 ORDER BY pk`).all() as { name: string }[];
+  assert.deepEqual(key.map((c) => c.name), ['tx_id', 'key'], 'the primary key leads with tx_id');
+  const rows = after.db.prepare('SELECT tx_id, key, mode FROM txm_key_locks ORDER BY key').all();
+  assert.deepEqual(rows, [
+    { tx_id: reader, key: 'a', mode: 'shared' },
+    { tx_id: reader, key: 'b', mode: 'shared' },
+    { tx_id: writer, key: 'c', mode: 'exclusive' },
+  ]);
+  const blocked = after.one(prepare(txId(), [writeOp('b')]));
+  assert.equal(await settledWithin(blocked, 50), 'pending', 'the restored shared lock keeps a writer out');
+  assert.equal((await after.one(commit(reader))).status, 'ok');
+  assert.equal((await blocked).status, 'ok');
+  assert.equal(countRows(after.db, 'txm_key_locks'), 2, "the reader's rows went with its commit");
 });
