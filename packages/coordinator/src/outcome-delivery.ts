@@ -4,7 +4,8 @@
  * A warn line every `warnEvery` failed attempts; the branch's last failure stays on it for the in-doubt list.
  */
 import { carrierOf } from '@txmesh/client';
-import { BranchAction, BranchState, Reason, traceLogFieldsOf, type BranchItem } from '@txmesh/protocol';
+import { BranchAction, BranchState, Reason, traceLogFieldsOf, type BranchItem, type BranchItemResult, type TraceCarrier } from '@txmesh/protocol';
+import type { Span } from '@opentelemetry/api';
 import { backoffDelayMs } from './backoff.ts';
 import type { BatchingDispatcher } from './batching-dispatcher.ts';
 import { branchCallErrorOf } from './branch-errors.ts';
@@ -91,7 +92,7 @@ export class OutcomeDelivery {
     const fanout = new Fanout(targets.length, onAcknowledged, this.#ended);
     // Nothing left to deliver (every branch acknowledged before a restart): finished, on a later turn as if delivered.
     if (targets.length === 0) queueMicrotask(() => fanout.finished());
-    for (const b of targets) void this.#deliverBranch(tx, b, action, fanout);
+    for (const b of targets) this.#deliverBranch(tx, b, action, fanout);
   }
 
   /** Resolves when no delivery is running any more. */
@@ -101,56 +102,94 @@ export class OutcomeDelivery {
   }
 
   /**
-   * Retries until the branch acknowledges or the manager closes; one span for all attempts; tells the fanout when
-   * it ends, whatever happened. One async function per branch, not three nested ones: a shard at concurrency
-   * 1000 holds a thousand deliveries for about a second, long enough for their frames and promises to be
-   * promoted and die in the old space.
+   * Delivers to one branch and tells the fanout when that ended, whatever happened; one span for all attempts.
+   * The first attempt is sent and answered by plain callbacks: nearly every branch acknowledges it, and an async
+   * function per branch (its frame holding every local of the retry loop) was a large share of what a busy shard
+   * allocated per transaction (docs/benchmarks.md). A branch that did not acknowledge it goes on in #retry.
    */
-  async #deliverBranch(tx: LiveTx, branch: Branch, action: OutcomeAction, fanout: Fanout): Promise<void> {
+  #deliverBranch(tx: LiveTx, branch: Branch, action: OutcomeAction, fanout: Fanout): void {
+    const run = new DeliveryRun(tx, branch, action, fanout);
+    branch.attempts = 0;
+    const { registry, isClosing } = this.#parts;
+    const sidecarUrl = isClosing() ? undefined : registry.sidecarUrl(branch.service);
+    if (sidecarUrl === undefined) return void this.#retry(run, 1, undefined);
+    branch.attempts = 1;
+    let answer: Promise<BranchItemResult>;
     try {
-      const { dispatcher, registry, sleeper, options, isClosing } = this.#parts;
-      const span = startBranchSpan(tx.trace, tx.txId, branch.service, action);
-      const trace = carrierOf(span);
-      let acked = false;
-      branch.attempts = 0;
-      for (let n = 1; !isClosing(); n++) {
-        branch.attempts = n;
-        let reason: string;
-        let details: string | undefined;
-        const sidecarUrl = registry.sidecarUrl(branch.service);
-        if (sidecarUrl === undefined) {
-          reason = Reason.UNREACHABLE;
-          details = `no sidecar address known for ${branch.service}`;
-        } else {
-          try {
-            const timeoutMs = options.serviceTimeouts[branch.service]?.deliveryTimeoutMs ?? options.deliveryTimeoutMs;
-            const item: BranchItem = { action, txId: tx.txId, service: branch.service };
-            if (trace !== undefined) item.trace = trace;
-            const result = await dispatcher.submit(sidecarUrl, item, timeoutMs).result;
-            if (result.status === 'ok') {
-              branch.state = action === BranchAction.COMMIT ? BranchState.COMMITTED : BranchState.ROLLED_BACK;
-              acked = true;
-              break;
+      answer = this.#submit(run, sidecarUrl);
+    } catch (err) {
+      return void this.#retry(run, 1, branchCallErrorOf(err));
+    }
+    answer.then(
+      (result) => {
+        if (result.status === 'ok') this.#end(run, true);
+        else void this.#retry(run, 1, { reason: result.reason ?? (result.status === 'no' ? Reason.REFUSED : Reason.ERROR), message: result.message });
+      },
+      (err: unknown) => void this.#retry(run, 1, branchCallErrorOf(err)),
+    );
+  }
+
+  #submit(run: DeliveryRun, sidecarUrl: string): Promise<BranchItemResult> {
+    const { dispatcher, options } = this.#parts;
+    const { tx, branch, action } = run;
+    const timeoutMs = options.serviceTimeouts[branch.service]?.deliveryTimeoutMs ?? options.deliveryTimeoutMs;
+    const item: BranchItem = { action, txId: tx.txId, service: branch.service };
+    if (run.trace !== undefined) item.trace = run.trace;
+    return dispatcher.submit(sidecarUrl, item, timeoutMs).result;
+  }
+
+  /**
+   * Retries until the branch acknowledges or the manager closes. `failed`: attempt `n` was made and brought no
+   * acknowledgement, for that reason (else attempt `n` is still to be made).
+   */
+  async #retry(run: DeliveryRun, first: number, failed: { reason: string; message?: string | undefined } | undefined): Promise<void> {
+    let acked = false;
+    try {
+      const { registry, sleeper, options, isClosing } = this.#parts;
+      const { tx, branch, action } = run;
+      let failure = failed;
+      for (let n = first; !isClosing(); n++) {
+        if (failure === undefined) {
+          branch.attempts = n;
+          const sidecarUrl = registry.sidecarUrl(branch.service);
+          if (sidecarUrl === undefined) {
+            failure = { reason: Reason.UNREACHABLE, message: `no sidecar address known for ${branch.service}` };
+          } else {
+            try {
+              const result = await this.#submit(run, sidecarUrl);
+              if (result.status === 'ok') {
+                acked = true;
+                break;
+              }
+              failure = { reason: result.reason ?? (result.status === 'no' ? Reason.REFUSED : Reason.ERROR), message: result.message };
+            } catch (err) {
+              failure = branchCallErrorOf(err);
             }
-            reason = result.reason ?? (result.status === 'no' ? Reason.REFUSED : Reason.ERROR);
-            details = result.message;
-          } catch (err) {
-            const failure = branchCallErrorOf(err);
-            reason = failure.reason;
-            details = failure.message;
           }
         }
+        const { reason, message: details } = failure;
+        failure = undefined;
         branch.lastError = reason;
         if (details === undefined) delete branch.lastErrorDetails;
         else branch.lastErrorDetails = details;
         if (isClosing()) break;
         if (n % options.warnEvery === 0) {
-          const failure = details === undefined ? reason : `${reason} (${details})`;
-          options.logger.warn({ txId: tx.txId, ...traceLogFieldsOf(trace), service: branch.service, action, attempts: n, failure }, 'branch has not acknowledged the outcome yet; still retrying');
+          const shown = details === undefined ? reason : `${reason} (${details})`;
+          options.logger.warn({ txId: tx.txId, ...traceLogFieldsOf(run.trace), service: branch.service, action, attempts: n, failure: shown }, 'branch has not acknowledged the outcome yet; still retrying');
         }
         await sleeper.sleep(backoffDelayMs(options.deliveryBackoff, n, options.random));
       }
-      endBranchSpan(span, branch.attempts, acked ? ACKNOWLEDGED : { failed: branch.lastError ?? 'not acknowledged before shutdown' });
+    } finally {
+      this.#end(run, acked);
+    }
+  }
+
+  /** The branch's delivery ended: acknowledged, or not before the manager closed. The fanout hears it whatever happens here. */
+  #end(run: DeliveryRun, acked: boolean): void {
+    const { tx, branch, action, fanout } = run;
+    try {
+      if (acked) branch.state = action === BranchAction.COMMIT ? BranchState.COMMITTED : BranchState.ROLLED_BACK;
+      endBranchSpan(run.span, branch.attempts, acked ? ACKNOWLEDGED : { failed: branch.lastError ?? 'not acknowledged before shutdown' });
       branch.delivering = false;
       if (acked) {
         branch.acked = true;
@@ -160,5 +199,24 @@ export class OutcomeDelivery {
     } finally {
       fanout.finished();
     }
+  }
+}
+
+/** One branch's delivery: what it delivers, where its end is counted, and its span. */
+class DeliveryRun {
+  readonly tx: LiveTx;
+  readonly branch: Branch;
+  readonly action: OutcomeAction;
+  readonly fanout: Fanout;
+  readonly span: Span;
+  readonly trace: TraceCarrier | undefined;
+
+  constructor(tx: LiveTx, branch: Branch, action: OutcomeAction, fanout: Fanout) {
+    this.tx = tx;
+    this.branch = branch;
+    this.action = action;
+    this.fanout = fanout;
+    this.span = startBranchSpan(tx.trace, tx.txId, branch.service, action);
+    this.trace = carrierOf(this.span);
   }
 }

@@ -46,7 +46,7 @@ import { ServiceRegistry } from './service-registry.ts';
 import { Sleeper } from './sleeper.ts';
 import { decisionOf, inDoubtBranches, snapshotOf, statusFromRecord } from './status-views.ts';
 import { CoordinatorSteps, reachStep } from './steps.ts';
-import { endTransactionSpan, inRecoverySpan, noteTxId, startTransactionSpan, transactionLogFields, type TransactionTrace } from './transaction-spans.ts';
+import { endTransactionSpan, inRecoverySpan, noteTxId, startTransactionSpan, transactionLogFields } from './transaction-spans.ts';
 import { VoteCollector } from './vote-collector.ts';
 import { DeadlockDetector, type DeadlockStats } from './deadlock-detector.ts';
 
@@ -200,11 +200,23 @@ export class TransactionManager {
     );
   }
 
-  /** Runs in the transaction's span: its branch spans start from it and its log lines name it. */
+  /**
+   * Runs in the transaction's span (its branch spans start from it and its log lines name it) to its decision.
+   * One async function from the span's start to the decision, not one per step: a shard holds one per transaction
+   * in flight.
+   */
   async #run(request: BeginTransactionRequest, keyed: KeyedRequest | undefined, parent: Context): Promise<TransactionResult> {
     const trace = startTransactionSpan(parent, this.shard);
     try {
-      const result = await this.#decide(request, keyed, trace);
+      const createdAt = Date.now();
+      const deadline = createdAt + (request.timeoutMs ?? this.#options.defaultTimeoutMs);
+      const tx = newLiveTx(newTxId(this.shard, createdAt), createdAt, request.participants, trace);
+      noteTxId(trace, tx.txId);
+      this.#active.set(tx.txId, tx);
+      reachStep(CoordinatorSteps.BEFORE_PREPARES_SENT);
+      const verdict = await this.#votes.collect(tx, request, deadline);
+      tx.decided = true;
+      const result = await (verdict.commit ? this.#commit(tx, keyed) : this.#abort(tx, verdict.reason, verdict.details, keyed));
       this.#options.logger.debug?.({ txId: result.txId, ...transactionLogFields(trace), outcome: result.outcome, reason: result.reason }, 'transaction decided');
       endTransactionSpan(trace, result);
       return result;
@@ -212,19 +224,6 @@ export class TransactionManager {
       endTransactionSpan(trace, undefined, err);
       throw err;
     }
-  }
-
-  async #decide(request: BeginTransactionRequest, keyed: KeyedRequest | undefined, trace: TransactionTrace): Promise<TransactionResult> {
-    const createdAt = Date.now();
-    const deadline = createdAt + (request.timeoutMs ?? this.#options.defaultTimeoutMs);
-    const tx = newLiveTx(newTxId(this.shard, createdAt), createdAt, request.participants, trace);
-    noteTxId(trace, tx.txId);
-    this.#active.set(tx.txId, tx);
-    reachStep(CoordinatorSteps.BEFORE_PREPARES_SENT);
-    const verdict = await this.#votes.collect(tx, request, deadline);
-    tx.decided = true;
-    if (verdict.commit) return this.#commit(tx, keyed);
-    return this.#abort(tx, verdict.reason, verdict.details, keyed);
   }
 
   async #commit(tx: LiveTx, keyed: KeyedRequest | undefined): Promise<TransactionResult> {

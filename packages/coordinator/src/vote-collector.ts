@@ -5,7 +5,8 @@
  * Nothing here writes anything durable.
  */
 import { carrierOf } from '@txmesh/client';
-import { BranchAction, BranchState, Reason, Vote, type BeginTransactionRequest, type BranchItem, type BranchItemResult } from '@txmesh/protocol';
+import { BranchAction, BranchState, Reason, Vote, type BeginTransactionRequest, type BranchItem, type BranchItemResult, type TraceCarrier } from '@txmesh/protocol';
+import type { Span } from '@opentelemetry/api';
 import { backoffDelayMs } from './backoff.ts';
 import type { BatchingDispatcher } from './batching-dispatcher.ts';
 import { SidecarUnreachableError, branchCallErrorOf } from './branch-errors.ts';
@@ -62,7 +63,7 @@ export class VoteCollector {
     const count = new VoteCount(tx, deadline);
     for (const i of this.#slowestFirst(tx.branches)) {
       const branch = tx.branches[i]!;
-      void this.#prepare(tx, i, this.#prepareDeadline(branch.service, tx.createdAt, deadline, request.prepareTimeoutMs), count);
+      this.#prepare(tx, i, this.#prepareDeadline(branch.service, tx.createdAt, deadline, request.prepareTimeoutMs), count);
     }
     return count.verdict;
   }
@@ -99,78 +100,172 @@ export class VoteCollector {
   }
 
   /**
-   * Sends a prepare and retries transient failures, then hands the vote to the count; never rejects. Each
-   * attempt first takes a slot of the service's scheduler lane (oldest transaction first); the slot's latency
-   * feeds the service's adaptive limit. One span for every attempt; its context travels in each item. One async
-   * function per branch, the vote handed on by a call: a shard holds these for every prepare in flight.
+   * Sends a prepare and retries transient failures, then hands the vote to the count; never throws. Each attempt
+   * first takes a slot of the service's scheduler lane (oldest transaction first); the slot's latency feeds the
+   * service's adaptive limit. One span for every attempt; its context travels in each item. The first attempt,
+   * when its lane has a free slot, is sent and answered by plain callbacks: most prepares end there, and an async
+   * function per branch (its frame holds every local of the retry loop) was the largest share of what a busy shard
+   * allocated per transaction (docs/benchmarks.md). Whatever is left (a queued slot, a failure, a deferral)
+   * continues in #retry.
    */
-  async #prepare(tx: LiveTx, index: number, deadline: number, count: VoteCount): Promise<void> {
-    const branch = tx.branches[index]!;
-    const span = startBranchSpan(tx.trace, tx.txId, branch.service, BranchAction.PREPARE);
-    const trace = carrierOf(span);
-    const voted = (outcome: VoteOutcome): void => {
-      endBranchSpan(span, branch.attempts, outcome);
-      count.note(index, outcome);
-    };
-    const { dispatcher, registry, scheduler, sleeper, options, isClosing } = this.#parts;
-    let last: Failure = { reason: Reason.UNREACHABLE };
-    let deferrals = 0;
-    let reasking = false;
-    for (let n = 1; ; n++) {
+  #prepare(tx: LiveTx, index: number, deadline: number, count: VoteCount): void {
+    const run = new PrepareRun(tx, index, deadline, count);
+    const { dispatcher, scheduler, isClosing } = this.#parts;
+    const service = run.branch.service;
+    // Most prepares find a free slot: no promise and no turn for them, and no closure to ask whether they were withdrawn.
+    const release = scheduler.tryAcquire(service);
+    if (release === undefined) return void this.#retry(run, false);
+    // Decided while the slot was being granted: sending now would prepare a branch nobody rolls back.
+    if (tx.decided || isClosing()) {
+      release(0, false);
+      return run.voted({ vote: Vote.NONE, ...run.last });
+    }
+    const sentAt = performance.now();
+    let answer: Promise<BranchItemResult>;
+    try {
+      answer = dispatcher.submit(this.#sidecarOf(service), run.item(), Math.max(1, deadline - Date.now())).result;
+    } catch (err) {
+      run.failed(err);
+      release(performance.now() - sentAt, false);
+      return void this.#retry(run, true);
+    }
+    answer.then(
+      (result) => {
+        const voted = run.answered(result);
+        release(performance.now() - sentAt, true);
+        if (!voted) void this.#retry(run, true);
+      },
+      (err: unknown) => {
+        run.failed(err);
+        release(performance.now() - sentAt, false);
+        void this.#retry(run, true);
+      },
+    );
+  }
+
+  #sidecarOf(service: string): string {
+    const sidecarUrl = this.#parts.registry.sidecarUrl(service);
+    if (sidecarUrl === undefined) throw new SidecarUnreachableError(`no sidecar address known for ${service}`);
+    return sidecarUrl;
+  }
+
+  /**
+   * The rest of a prepare's attempts. `afterAttempt`: one attempt was made and brought no vote (its outcome is in
+   * `run`), so first decide whether and when to try again; else start with an attempt.
+   */
+  async #retry(run: PrepareRun, afterAttempt: boolean): Promise<void> {
+    const { tx, branch, deadline } = run;
+    const { dispatcher, scheduler, sleeper, options, isClosing } = this.#parts;
+    for (let attempted = afterAttempt; ; attempted = true) {
+      if (attempted) {
+        if (run.last.reason === Reason.PREPARE_DEFERRED) {
+          // Not a failed attempt: the participant still waits for a lock and answers the next ask with the
+          // vote. Ask again at once (alone, so it is answered when the lock is granted), then a little later
+          // each time should it be deferred again (the deadline bounds the asking).
+          run.last = { reason: Reason.TIMEOUT };
+          if (tx.decided || isClosing() || Date.now() >= deadline) break;
+          if (run.deferrals > 1) await sleeper.sleep(Math.min(run.deferrals, 20));
+        } else {
+          if (tx.decided || isClosing() || run.n >= options.maxPrepareAttempts) break;
+          const wait = backoffDelayMs(options.prepareBackoff, run.n, options.random);
+          if (Date.now() + wait >= deadline) return run.voted(withDetails({ vote: Vote.NONE, reason: Reason.TIMEOUT }, run.last.details));
+          await sleeper.sleep(wait);
+          if (tx.decided || isClosing()) break;
+          run.n += 1;
+        }
+      }
       // A deferred prepare waits for a business lock at the participant, not for the service's capacity:
       // its re-ask takes no scheduler slot and its wait is no latency sample (it would shrink the limit).
-      // Most prepares find a free slot: no promise and no turn for them, and no closure to ask whether they were withdrawn.
-      const release = reasking
+      const release = run.reasking
         ? IGNORED_SLOT
         : (scheduler.tryAcquire(branch.service) ?? (await scheduler.acquire(branch.service, tx.createdAt, () => tx.decided || isClosing() || Date.now() >= deadline)));
       // Withdrawn while queued: nothing was sent for this attempt.
-      if (!release) return voted(tx.decided || isClosing() ? { vote: Vote.NONE, ...last } : { vote: Vote.NONE, reason: Reason.TIMEOUT });
+      if (!release) return run.voted(tx.decided || isClosing() ? { vote: Vote.NONE, ...run.last } : { vote: Vote.NONE, reason: Reason.TIMEOUT });
       // Decided while the slot was being granted: sending now would prepare a branch nobody rolls back.
       if (tx.decided || isClosing()) {
         release(0, false);
-        return voted({ vote: Vote.NONE, ...last });
+        return run.voted({ vote: Vote.NONE, ...run.last });
       }
       const sentAt = performance.now();
       let answered = false;
       try {
-        const sidecarUrl = registry.sidecarUrl(branch.service);
-        if (sidecarUrl === undefined) throw new SidecarUnreachableError(`no sidecar address known for ${branch.service}`);
-        branch.attempts += 1;
-        branch.prepareSent = true;
-        const item: BranchItem = { action: BranchAction.PREPARE, txId: tx.txId, service: branch.service, operations: branch.operations, deadline };
-        if (trace !== undefined) item.trace = trace;
         // Re-asked alone: in a batch with other items it would be deferred again as soon as they answer.
-        const result: BranchItemResult = await dispatcher.submit(sidecarUrl, item, Math.max(1, deadline - Date.now()), reasking ? ALONE : undefined).result;
+        const result = await dispatcher.submit(this.#sidecarOf(branch.service), run.item(), Math.max(1, deadline - Date.now()), run.reasking ? ALONE : undefined).result;
         answered = true;
-        if (result.status === 'ok') return voted(YES);
-        if (result.status === 'no') return voted(withDetails({ vote: Vote.NO, reason: result.reason ?? Reason.REFUSED }, result.message));
-        last = withDetails({ reason: result.reason ?? Reason.ERROR }, result.message);
-        if (result.reason === Reason.PREPARE_DEFERRED) deferrals += 1;
-        reasking = result.reason === Reason.PREPARE_DEFERRED;
+        if (run.answered(result)) return;
       } catch (err) {
-        const failure = branchCallErrorOf(err);
-        last = { reason: failure.reason, details: failure.message };
-        reasking = false;
+        run.failed(err);
       } finally {
         release(performance.now() - sentAt, answered);
       }
-      if (last.reason === Reason.PREPARE_DEFERRED) {
-        // Not a failed attempt: the participant still waits for a lock and answers the next ask with the
-        // vote. Ask again at once (alone, so it is answered when the lock is granted), then a little later
-        // each time should it be deferred again (the deadline bounds the asking).
-        n -= 1;
-        last = { reason: Reason.TIMEOUT };
-        if (tx.decided || isClosing() || Date.now() >= deadline) break;
-        if (deferrals > 1) await sleeper.sleep(Math.min(deferrals, 20));
-        continue;
-      }
-      if (tx.decided || isClosing() || n >= options.maxPrepareAttempts) break;
-      const wait = backoffDelayMs(options.prepareBackoff, n, options.random);
-      if (Date.now() + wait >= deadline) return voted(withDetails({ vote: Vote.NONE, reason: Reason.TIMEOUT }, last.details));
-      await sleeper.sleep(wait);
-      if (tx.decided || isClosing()) break;
     }
-    return voted({ vote: Vote.NONE, ...last });
+    return run.voted({ vote: Vote.NONE, ...run.last });
+  }
+}
+
+/** One branch's prepare: where its vote goes, its span, and the state of its attempts. */
+class PrepareRun {
+  readonly tx: LiveTx;
+  readonly branch: Branch;
+  readonly deadline: number;
+  readonly #index: number;
+  readonly #count: VoteCount;
+  readonly #span: Span;
+  readonly #trace: TraceCarrier | undefined;
+  /** Attempts made (a deferral is not one). */
+  n = 1;
+  /** Why the latest attempt did not bring a vote. */
+  last: Failure = { reason: Reason.UNREACHABLE };
+  deferrals = 0;
+  /** The latest attempt was deferred: the next one is a re-ask, sent alone and without a slot. */
+  reasking = false;
+
+  constructor(tx: LiveTx, index: number, deadline: number, count: VoteCount) {
+    this.tx = tx;
+    this.branch = tx.branches[index]!;
+    this.deadline = deadline;
+    this.#index = index;
+    this.#count = count;
+    this.#span = startBranchSpan(tx.trace, tx.txId, this.branch.service, BranchAction.PREPARE);
+    this.#trace = carrierOf(this.#span);
+  }
+
+  /** The item of the next attempt, counted as sent. */
+  item(): BranchItem {
+    const branch = this.branch;
+    branch.attempts += 1;
+    branch.prepareSent = true;
+    const item: BranchItem = { action: BranchAction.PREPARE, txId: this.tx.txId, service: branch.service, operations: branch.operations, deadline: this.deadline };
+    if (this.#trace !== undefined) item.trace = this.#trace;
+    return item;
+  }
+
+  /** An attempt's answer: true when it is the vote (handed on), false when it asks for another attempt. */
+  answered(result: BranchItemResult): boolean {
+    if (result.status === 'ok') {
+      this.voted(YES);
+      return true;
+    }
+    if (result.status === 'no') {
+      this.voted(withDetails({ vote: Vote.NO, reason: result.reason ?? Reason.REFUSED }, result.message));
+      return true;
+    }
+    this.last = withDetails({ reason: result.reason ?? Reason.ERROR }, result.message);
+    if (result.reason === Reason.PREPARE_DEFERRED) this.deferrals += 1;
+    this.reasking = result.reason === Reason.PREPARE_DEFERRED;
+    return false;
+  }
+
+  /** An attempt brought no answer (unreachable, timed out, a bad answer). */
+  failed(err: unknown): void {
+    const failure = branchCallErrorOf(err);
+    this.last = { reason: failure.reason, details: failure.message };
+    this.reasking = false;
+  }
+
+  voted(outcome: VoteOutcome): void {
+    endBranchSpan(this.#span, this.branch.attempts, outcome);
+    this.#count.note(this.#index, outcome);
   }
 }
 
