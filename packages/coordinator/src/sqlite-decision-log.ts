@@ -173,9 +173,10 @@ export class SqliteDecisionLog extends GroupCommitLog {
     this.#unfinishedAcks = this.#db.prepare<[], { tx_id: string; service: string }>(
       "SELECT a.tx_id, a.service FROM decision_acks a JOIN decisions d ON d.tx_id = a.tx_id WHERE d.state IN ('COMMITTING', 'ABORTING')",
     );
+    // Positional parameters: named ones cost an object per record and a property look-up per column.
     this.#insert = this.#db.prepare(
       `INSERT INTO decisions (tx_id, state, idempotency_key, request_hash, participants, result, created_at, decided_at, done_at, trace)
-       VALUES (@txId, @state, @idempotencyKey, @requestHash, @participants, @result, @createdAt, @decidedAt, @doneAt, @trace)`,
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     this.#markDone = this.#db.prepare('UPDATE decisions SET state = ?, done_at = ? WHERE tx_id = ?');
     this.#upsertService = this.#db.prepare(
@@ -205,18 +206,18 @@ export class SqliteDecisionLog extends GroupCommitLog {
       for (const write of writes) {
         if (write.kind === 'append') {
           const r = write.record;
-          this.#insert.run({
-            txId: r.txId,
-            state: r.state,
-            idempotencyKey: r.idempotencyKey ?? null,
-            requestHash: r.requestHash ?? null,
-            participants: JSON.stringify(r.participants),
-            result: JSON.stringify(r.result),
-            createdAt: r.createdAt,
-            decidedAt: r.decidedAt,
-            doneAt: r.doneAt ?? null,
-            trace: r.trace === undefined ? null : JSON.stringify(r.trace),
-          });
+          this.#insert.run(
+            r.txId,
+            r.state,
+            r.idempotencyKey ?? null,
+            r.requestHash ?? null,
+            JSON.stringify(r.participants),
+            JSON.stringify(r.result),
+            r.createdAt,
+            r.decidedAt,
+            r.doneAt ?? null,
+            r.trace === undefined ? null : JSON.stringify(r.trace),
+          );
         } else if (write.kind === 'done') {
           this.#markDone.run(write.state, write.at, write.txId);
           // Finished: nothing will be re-sent, so its acknowledgements are no longer needed.
