@@ -50,6 +50,11 @@ test('batch answers: shape and version are checked; a free-text reason becomes B
   assert.throws(() => validateBatchResponse({ ...ok, protocolVersion: 2 }), { code: 'TXM_PROTOCOL_VERSION' });
   assert.throws(() => validateBatchResponse({ protocolVersion: PROTOCOL_VERSION }), { code: 'TXM_BAD_REQUEST' });
   assert.throws(() => validateBatchResponse({ protocolVersion: PROTOCOL_VERSION, results: [{ txId, action: 'prepare', status: 'maybe' }] }), { code: 'TXM_BAD_REQUEST' });
+  // The refusal names the item it is about.
+  assert.throws(() => validateBatchResponse({ protocolVersion: PROTOCOL_VERSION, results: [{ txId, action: 'prepare', status: 'ok' }, { txId, action: 'prepare', status: 'maybe' }] }), {
+    code: 'TXM_BAD_REQUEST',
+    details: 'results[1].status must be ok, no or error',
+  });
   assert.throws(() => validateBatchResponse({ protocolVersion: PROTOCOL_VERSION, results: [{ txId, action: 'prepare', status: 'no', reason: 7 }] }), { code: 'TXM_BAD_REQUEST' });
   const free = validateBatchResponse({ protocolVersion: PROTOCOL_VERSION, results: [{ txId, action: 'prepare', status: 'error', reason: 'connect ECONNREFUSED 127.0.0.1:9' }] });
   assert.equal(free.results[0]?.status, 'error');
