@@ -151,8 +151,10 @@ try {
   for (let i = 0; i < WARMUP; i++) await sendBatch(nextBatch());
   const result = { checkout, batches: count, itemsPerBatch: ITEMS, backToBack: await run(0), paced: await run(gapMs), idle: await idle(Number(process.env.PROBE_IDLE_SECONDS ?? 5)) };
   // The sidecar's SQLite write transactions over every batch sent (warm-up, both runs, the last commit).
-  const { store } = await (await fetch(`${sidecar.url}${Paths.SIDECAR_STATS}`)).json();
+  const { store, serviceCalls, serviceCallsOverChannel } = await (await fetch(`${sidecar.url}${Paths.SIDECAR_STATS}`)).json();
   result.sidecarWritesPerBatch = Number(((store.forcedWrites + store.unforcedWrites) / n).toFixed(3));
+  // The share of the sidecar's calls to the service that went over the batch channel (absent before it existed).
+  if (serviceCallsOverChannel !== undefined) result.overChannel = Number((serviceCallsOverChannel / serviceCalls).toFixed(3));
   if (receiver) result.spansReceived = receiver.count;
   console.log(JSON.stringify(result));
 } finally {

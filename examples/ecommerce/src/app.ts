@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net';
 import http from 'node:http';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { createParticipant, openParticipantDatabase } from '@txmesh/participant-sdk';
-import { NO_SCHEMA_COMPILERS, Paths, SERVER_TIMEOUTS, answerClientError, installTxmeshErrorHandlers, serverLoggerOptions, type ReadyAnswer } from '@txmesh/protocol';
+import { NO_SCHEMA_COMPILERS, SERVER_TIMEOUTS, answerClientError, installTxmeshErrorHandlers, serverLoggerOptions, type ReadyAnswer } from '@txmesh/protocol';
 import type { BuildPgPaymentOptions } from './app-pg.ts';
 import { closeOnce, type BuiltService } from './built-service.ts';
 import { resolveCatalog, type CatalogOptions } from './catalog.ts';
@@ -115,13 +115,14 @@ export async function buildEcommerceService(
     installTxmeshErrorHandlers(server);
     const slow = opts.slow;
     if (slow) {
-      // Root-level hook, so it also runs for the SDK's batch route registered below.
-      server.addHook('preHandler', async (req) => {
-        if (req.url !== Paths.PARTICIPANT_BATCH) return;
-        const items = (req.body as { items?: unknown[] } | undefined)?.items?.length ?? 1;
-        burnCpu(slow.cpuMsPerItem * items);
+      // Around the participant's own handler, so batches are slowed whether they come over the HTTP route or
+      // over the batch channel a sidecar opens (which runs no fastify hook).
+      const handleBatch = created.handleBatch.bind(created);
+      created.handleBatch = async (batch) => {
+        burnCpu(slow.cpuMsPerItem * batch.items.length);
         if (slow.latencyMs > 0) await new Promise((resolve) => setTimeout(resolve, slow.latencyMs));
-      });
+        return handleBatch(batch);
+      };
     }
     // Liveness, and readiness: the participant restored the locks of prepared branches above, before
     // the server listens, so a service that answers is ready.

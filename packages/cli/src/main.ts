@@ -185,6 +185,7 @@ export async function main(argv: string[]): Promise<number> {
           logLevel: f.logLevel(),
           batching: envSwitch('TXMESH_BATCHING', onBadEnv),
           forcePreparedRecords: envSwitch('TXMESH_SIDECAR_FORCED_RECORDS', onBadEnv),
+          batchChannel: envSwitch('TXMESH_BATCH_CHANNEL', onBadEnv),
           maxConnections: f.int('max-connections', DEFAULT_MAX_CONNECTIONS, 1, 1_000_000),
           ...(f.optionalString('probe-port') === undefined ? {} : { probePort: f.int('probe-port', 0, 0, 65535) }),
           ...tlsFlags(f),

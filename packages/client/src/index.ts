@@ -1,3 +1,4 @@
+export { CallDeadline } from './call-deadline.ts';
 export { RetryLaterError, createTxmeshClient, type ShardAnswer, type TxmeshClient, type TxmeshClientOptions } from './txmesh-client.ts';
 export {
   CallFailure,

@@ -1,6 +1,8 @@
 /**
  * HTTP face of a participant, mounted on the service's own fastify app. The routes live in their own
- * encapsulated scope so their error handler (TxmeshError bodies) does not replace the service's.
+ * encapsulated scope so their error handler (TxmeshError bodies) does not replace the service's. Batches also
+ * come over the batch channel (participant-channel.ts) that a sidecar opens on the same server, and are
+ * answered there by the same checks and handler as on the route.
  */
 import type { FastifyInstance } from 'fastify';
 import {
@@ -17,6 +19,7 @@ import {
   type WaitReport,
 } from '@txmesh/protocol';
 import { withHookSpans } from './hook-spans.ts';
+import { ParticipantChannels } from './participant-channel.ts';
 
 export interface BatchHandler {
   handleBatch(req: BranchBatchRequest): Promise<BranchBatchResponse>;
@@ -32,19 +35,33 @@ export interface ParticipantAccess {
   keys: readonly string[];
 }
 
+/** A batch body checked and handled: what the route and the channel answer. */
+function answerBatch(participant: BatchHandler, body: unknown): Promise<BranchBatchResponse> {
+  const batch = validateBatchRequest(body);
+  // A sidecar sends only its own service's items; the first names it.
+  return withHookSpans(batch.items[0]?.service ?? 'unknown', batch, (traced) => participant.handleBatch(traced));
+}
+
 export function mountParticipantRoutes(app: FastifyInstance, participant: BatchHandler, access?: ParticipantAccess): void {
   app.register(async (scope) => {
+    const channels = new ParticipantChannels({
+      answer: (body) => answerBatch(participant, body),
+      access,
+      onInternalError: (err) => scope.log.error({ err }, 'a batch over the batch channel failed unexpectedly'),
+    });
+    channels.attach(scope.server);
+    // Before the server stops listening: open channels end once their calls are answered, or closing would wait for them.
+    scope.addHook('preClose', (done) => {
+      channels.close(scope.server);
+      done();
+    });
     if (access !== undefined) {
       scope.addHook('onRequest', async (request) => assertServiceProof(request.headers.authorization, CallerRole.SIDECAR, access.service, access.keys));
     }
     setTxmeshErrorHandler(scope);
     // Only JSON, and the same body limit as the sidecar that forwards the batches (not the service's default).
     scope.removeContentTypeParser('text/plain');
-    scope.post(Paths.PARTICIPANT_BATCH, { bodyLimit: MAX_BATCH_BODY_BYTES }, async (request) => {
-      const batch = validateBatchRequest(request.body);
-      // A sidecar sends only its own service's items; the first names it.
-      return withHookSpans(batch.items[0]?.service ?? 'unknown', batch, (traced) => participant.handleBatch(traced));
-    });
+    scope.post(Paths.PARTICIPANT_BATCH, { bodyLimit: MAX_BATCH_BODY_BYTES }, async (request) => answerBatch(participant, request.body));
     scope.get(Paths.PARTICIPANT_PREPARED, async () => participant.preparedList());
     // The sidecar asks when the service has been idle, so its report to the shards stays current.
     scope.get(Paths.PARTICIPANT_USAGE, async () => participant.usage?.() ?? { at: Date.now() });

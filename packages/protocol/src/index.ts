@@ -14,3 +14,5 @@ export * from './client-error-answer.ts';
 export * from './connection-cap.ts';
 export * from './probe-listener.ts';
 export * from './server-timeouts.ts';
+export * from './json-text.ts';
+export * from './batch-frames.ts';

@@ -48,6 +48,8 @@ export const Paths = {
   PARTICIPANT_STATS: '/txmesh/participant/v1/stats',
   /** The service's current wait-for edges (WaitReport). */
   PARTICIPANT_WAITS: '/txmesh/participant/v1/waits',
+  /** The batch channel: a GET with `Upgrade: txmesh-batch/1` (batch-frames.ts). */
+  PARTICIPANT_CHANNEL: '/txmesh/participant/v1/channel',
   SIDECAR_STATS: '/txmesh/v1/stats',
 } as const;
 

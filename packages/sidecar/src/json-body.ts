@@ -3,7 +3,7 @@
  * read; one past the limit as soon as the limit is passed, not after it has all arrived.
  */
 import type { IncomingMessage } from 'node:http';
-import { TxmeshError } from '@txmesh/protocol';
+import { TxmeshError, parseJsonRefusingPrototypeKeys } from '@txmesh/protocol';
 
 /** undefined when the request carries no body at all (no Content-Length, or 0, and not chunked). */
 export async function readJsonBody(req: IncomingMessage, limit: number): Promise<unknown> {
@@ -15,7 +15,7 @@ export async function readJsonBody(req: IncomingMessage, limit: number): Promise
   if (length !== undefined && Number(length) > limit) throw new TxmeshError('TXM_BODY_TOO_LARGE');
   const text = await readText(req, limit);
   if (text.length === 0) throw new TxmeshError('TXM_BAD_REQUEST', 'the body is empty');
-  return parseJson(text);
+  return parseJsonRefusingPrototypeKeys(text);
 }
 
 function mediaType(header: string | undefined): string | undefined {
@@ -43,24 +43,4 @@ function readText(req: IncomingMessage, limit: number): Promise<string> {
       if (!req.complete) reject(new Error('the request was broken off while its body arrived'));
     });
   });
-}
-
-/** Keys that would reach an object's prototype if the body were ever merged into one. */
-const PROTOTYPE_HINT = /__proto__|constructor|\\u/;
-
-function parseJson(text: string): unknown {
-  try {
-    // Checked key by key only when the text could hold such a key (escaped or not): batches are large.
-    return PROTOTYPE_HINT.test(text) ? JSON.parse(text, refusePrototypeKeys) : JSON.parse(text);
-  } catch (err) {
-    if (err instanceof TxmeshError) throw err;
-    throw new TxmeshError('TXM_BAD_REQUEST', 'the body is not valid JSON');
-  }
-}
-
-function refusePrototypeKeys(this: unknown, key: string, value: unknown): unknown {
-  if (key === '__proto__' || (key === 'constructor' && typeof value === 'object' && value !== null && Object.hasOwn(value, 'prototype'))) {
-    throw new TxmeshError('TXM_BAD_REQUEST', 'the body holds a __proto__ or constructor.prototype key');
-  }
-  return value;
 }

@@ -33,6 +33,11 @@ export interface SidecarOptions {
    */
   forcePreparedRecords?: boolean;
   /**
+   * Default true: batches go to the service over the batch channel (one upgraded connection, a frame per call)
+   * while the service takes it, else over HTTP. false (TXMESH_BATCH_CHANNEL=off): always over HTTP.
+   */
+  batchChannel?: boolean;
+  /**
    * The service key(s) of `service` (hex; the first signs): when given, batches are taken only from a
    * coordinator, and calls to the shards and to the service carry this sidecar's proofs. Omitted: no checks.
    */
@@ -110,6 +115,7 @@ export function resolveOptions(opts: SidecarOptions): ResolvedOptions {
     logLevel: opts.logLevel ?? DEFAULT_LOG_LEVEL,
     batching: opts.batching ?? true,
     forcePreparedRecords: opts.forcePreparedRecords ?? true,
+    batchChannel: opts.batchChannel ?? true,
     maxConnections: positiveCount(opts.maxConnections, DEFAULT_MAX_CONNECTIONS, 'maxConnections'),
     keys: resolveKeys(opts.keys),
     tls: opts.tls,

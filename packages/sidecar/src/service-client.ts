@@ -2,7 +2,7 @@
  * Talks to the service's participant routes. A batch call never throws: when the service cannot give a
  * usable answer every item becomes an `error` result, which tells the coordinator to retry it.
  */
-import { JsonHttpClient, describeAnswer, type JsonAnswer } from '@txmesh/client';
+import { DEFAULT_MAX_ANSWER_BYTES, JsonHttpClient, describeAnswer, type JsonAnswer } from '@txmesh/client';
 import {
   ItemStatus,
   Paths,
@@ -15,6 +15,7 @@ import {
   type BranchItemResult,
   type WaitEdge,
 } from '@txmesh/protocol';
+import { ServiceChannel } from './service-channel.ts';
 
 export interface PreparedBranch {
   txId: string;
@@ -60,18 +61,28 @@ export class ServiceClient {
   readonly #http: JsonHttpClient;
   readonly #serviceUrl: string;
   readonly #observer: ServiceObserver | undefined;
+  readonly #timeoutMs: number;
+  /** Batches go over the batch channel while the service takes it (service-channel.ts), else over HTTP. */
+  readonly #channel: ServiceChannel | undefined;
   /** Calls made to the service (GET /txmesh/v1/stats; the benchmark's requests per transaction). */
   requests = 0;
+  /** Of those, batch calls answered over the batch channel. */
+  channelCalls = 0;
 
   /**
    * `observer` sees every call to the service (its latency, for the resource report) and the usage figures
    * the participant SDK attaches to its batch answers.
    */
-  /** `authorization`: this sidecar's proof to the service's participant routes, when credentials are on. */
-  constructor(serviceUrl: string, timeoutMs: number, observer?: ServiceObserver, authorization?: string) {
+  /**
+   * `authorization`: this sidecar's proof to the service's participant routes, when credentials are on.
+   * `batchChannel: false` sends every batch over HTTP (TXMESH_BATCH_CHANNEL=off).
+   */
+  constructor(serviceUrl: string, timeoutMs: number, observer?: ServiceObserver, authorization?: string, options: { batchChannel?: boolean } = {}) {
     this.#serviceUrl = serviceUrl;
     this.#observer = observer;
+    this.#timeoutMs = timeoutMs;
     this.#http = new JsonHttpClient({ timeoutMs, connections: 16, headers: authorization === undefined ? {} : { authorization } });
+    this.#channel = options.batchChannel === false ? undefined : new ServiceChannel({ serviceUrl, authorization, maxAnswerBytes: DEFAULT_MAX_ANSWER_BYTES });
   }
 
   /** Sends the whole batch in one call; the results are in the order of `items`. */
@@ -82,7 +93,9 @@ export class ServiceClient {
     this.requests += 1;
     const ended = this.#observer?.requestStarted();
     try {
-      answer = await this.#http.request(this.#serviceUrl, Paths.PARTICIPANT_BATCH, { body: request });
+      const overChannel = this.#channel === undefined ? undefined : await this.#channel.call(JSON.stringify(request), this.#timeoutMs);
+      if (overChannel !== undefined) this.channelCalls += 1;
+      answer = overChannel ?? (await this.#http.request(this.#serviceUrl, Paths.PARTICIPANT_BATCH, { body: request }));
     } catch (err) {
       return failAll(items, 'TXM_SERVICE_UNREACHABLE', `the service did not answer: ${(err as Error).message}`);
     } finally {
@@ -142,6 +155,7 @@ export class ServiceClient {
 
   /** Aborts calls in flight: their items become error results, which the coordinator retries. */
   async close(): Promise<void> {
+    this.#channel?.destroy();
     await this.#http.destroy();
   }
 }

@@ -114,7 +114,7 @@ async function assembleSidecar(opts: SidecarOptions): Promise<AssembledSidecar> 
     requestStarted: () => monitor.requestStarted(),
     serviceUsage: (usage) => monitor.serviceUsage(usage),
     serviceWaits: (edges) => waitReporter?.note(edges),
-  }, signingKey && authorizationHeader(CallerRole.SIDECAR, o.service, signingKey));
+  }, signingKey && authorizationHeader(CallerRole.SIDECAR, o.service, signingKey), { batchChannel: o.batchChannel });
   const inFlight = new InFlightPrepares();
   const received = { batches: 0, items: 0 };
   const metrics = new SidecarMetrics(o.service, { preparedRecords: () => store.count(), itemsReceived: () => received.items });
@@ -190,6 +190,7 @@ async function assembleSidecar(opts: SidecarOptions): Promise<AssembledSidecar> 
     batchesReceived: received.batches,
     itemsReceived: received.items,
     serviceCalls: serviceClient.requests,
+    serviceCallsOverChannel: serviceClient.channelCalls,
     store: store.stats(),
     coordinatorCalls: coordinator.requests,
     waitReportsSent: reporter.reportsSent,
