@@ -63,6 +63,8 @@ async function startLedgerService(name: string, dir: string, options: LedgerClus
     lockWaitMs: options.lockWaitMs,
     accounts: options.accounts ?? { count: 0, balance: 0 },
     locking: options.locking ?? true,
+    // The hold-backs below are a hook on the batch route: every batch must come through it.
+    batchChannel: false,
     beforeRoutes(app) {
       app.addHook('preHandler', async (request) => {
         const held = service.db.prepare<[string], { n: number }>('SELECT COUNT(*) AS n FROM txm_key_locks WHERE key = ?');

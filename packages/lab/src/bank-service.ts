@@ -32,6 +32,8 @@ export interface BankServiceOptions {
   keys?: readonly string[];
   /** Called with the app before the routes are added (tests hold batches back with a hook). */
   beforeRoutes?: (app: FastifyInstance) => void;
+  /** false: batches only through the HTTP route (a test whose hook in beforeRoutes must see every batch). */
+  batchChannel?: boolean;
 }
 
 export interface BankService {
@@ -139,6 +141,7 @@ export function buildBankService(name: string, options: BankServiceOptions): Ban
     deadlock: options.deadlock,
     log: () => {},
     ...(options.keys !== undefined ? { keys: options.keys } : {}),
+    ...(options.batchChannel !== undefined ? { batchChannel: options.batchChannel } : {}),
   });
   const app = Fastify({ logger: false, schemaController: NO_SCHEMA_COMPILERS });
   options.beforeRoutes?.(app);

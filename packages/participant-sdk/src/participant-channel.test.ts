@@ -156,3 +156,14 @@ test('a closing service ends its idle channels and answers a call in flight befo
   await busy.ended;
   await closed;
 });
+
+test('a participant created with batchChannel: false takes no upgrade: its batches come through the route and its hooks', async (t) => {
+  const db = openTempDatabase(t);
+  const participant = createParticipant({ service: SERVICE, db, operations: inventoryOperations(db, newCalls()), batchChannel: false, log: () => undefined });
+  t.after(() => participant.close());
+  const app = Fastify();
+  participant.routes(app);
+  const port = await listen(t, app);
+  const refused = (await upgrade(port, {})) as Refused;
+  assert.equal(refused.status, 404, 'the upgrade is an ordinary request to a route that does not exist');
+});

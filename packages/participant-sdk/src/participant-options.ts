@@ -32,6 +32,12 @@ export interface CommonParticipantOptions extends BranchRetentionOptions {
    * routes take only this service's sidecar. Omitted: anyone who can reach them may vote and decide.
    */
   keys?: readonly string[];
+  /**
+   * Default true: a sidecar may send this participant's batches over the batch channel (one connection it
+   * upgrades once, a frame per batch), which runs none of the app's fastify hooks. false: no channel, so every
+   * batch is a request to the HTTP route; for a service that hooks that route (its sidecar then uses HTTP).
+   */
+  batchChannel?: boolean;
 }
 
 /** A participant over a better-sqlite3 database: synchronous hooks that get the same `db`. */
@@ -51,6 +57,7 @@ export interface ResolvedParticipantOptions {
   retention: BranchRetention;
   resourceUsage: boolean;
   keys: readonly string[] | undefined;
+  batchChannel: boolean;
 }
 
 const DEFAULT_LOCK_WAIT_MS = 1000;
@@ -86,5 +93,6 @@ export function resolveParticipantOptions(options: CommonParticipantOptions): Re
     retention: resolveBranchRetention(options),
     resourceUsage: options.resourceUsage ?? true,
     keys: resolveKeys(options.keys),
+    batchChannel: options.batchChannel ?? true,
   };
 }

@@ -42,19 +42,25 @@ function answerBatch(participant: BatchHandler, body: unknown): Promise<BranchBa
   return withHookSpans(batch.items[0]?.service ?? 'unknown', batch, (traced) => participant.handleBatch(traced));
 }
 
-export function mountParticipantRoutes(app: FastifyInstance, participant: BatchHandler, access?: ParticipantAccess): void {
+/** Answers batches over the batch channel on the app's server, until the app closes. */
+function mountBatchChannel(scope: FastifyInstance, participant: BatchHandler, access: ParticipantAccess | undefined): void {
+  const channels = new ParticipantChannels({
+    answer: (body) => answerBatch(participant, body),
+    access,
+    onInternalError: (err) => scope.log.error({ err }, 'a batch over the batch channel failed unexpectedly'),
+  });
+  channels.attach(scope.server);
+  // Before the server stops listening: open channels end once their calls are answered, or closing would wait for them.
+  scope.addHook('preClose', (done) => {
+    channels.close(scope.server);
+    done();
+  });
+}
+
+/** `channel: false` takes no batch channel: every batch comes through the route and the app's hooks. */
+export function mountParticipantRoutes(app: FastifyInstance, participant: BatchHandler, access?: ParticipantAccess, channel = true): void {
   app.register(async (scope) => {
-    const channels = new ParticipantChannels({
-      answer: (body) => answerBatch(participant, body),
-      access,
-      onInternalError: (err) => scope.log.error({ err }, 'a batch over the batch channel failed unexpectedly'),
-    });
-    channels.attach(scope.server);
-    // Before the server stops listening: open channels end once their calls are answered, or closing would wait for them.
-    scope.addHook('preClose', (done) => {
-      channels.close(scope.server);
-      done();
-    });
+    if (channel) mountBatchChannel(scope, participant, access);
     if (access !== undefined) {
       scope.addHook('onRequest', async (request) => assertServiceProof(request.headers.authorization, CallerRole.SIDECAR, access.service, access.keys));
     }

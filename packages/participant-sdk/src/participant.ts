@@ -50,8 +50,8 @@ class SqliteParticipant extends CoreBackedParticipant implements Participant {
 
   /** Bound, so it can be handed over as a plugin: app.register(participant.routes). */
   readonly routes = (app: FastifyInstance): void => {
-    const { service, keys } = this.core.options;
-    mountParticipantRoutes(app, this, keys === undefined ? undefined : { service, keys });
+    const { service, keys, batchChannel } = this.core.options;
+    mountParticipantRoutes(app, this, keys === undefined ? undefined : { service, keys }, batchChannel);
   };
 
   preparedList(): PreparedListResponse {

@@ -99,8 +99,8 @@ class PgParticipantImpl extends CoreBackedParticipant implements PgParticipant {
   }
 
   readonly routes = (app: FastifyInstance): void => {
-    const { service, keys } = this.core.options;
-    mountParticipantRoutes(app, this, keys === undefined ? undefined : { service, keys });
+    const { service, keys, batchChannel } = this.core.options;
+    mountParticipantRoutes(app, this, keys === undefined ? undefined : { service, keys }, batchChannel);
   };
 
   async preparedList(): Promise<PreparedListResponse> {
