@@ -5,6 +5,9 @@
 // wall p50 per batch and each process's CPU per batch (/proc), back to back and GAP ms apart.
 //   node scripts/probes/batch-path.mjs [N=1000] [GAP=10]
 // Then both processes left idle for PROBE_IDLE_SECONDS (5): their CPU per second without any request.
+// `overChannel`: the share of the sidecar's calls to the service that went over the batch channel (the rest are
+// HTTP: the in-doubt resolver's prepared lists, or every batch with TXMESH_BATCH_CHANNEL=off, which both children
+// read from this environment).
 // PROBE_ITEMS=K (1) sends K transactions per batch (K commits of the previous batch's prepares, K new prepares),
 // as a coordinator does under load (about 14 at concurrency 64 with the 4-service order); figures stay per batch.
 // TXMESH_MEMBERS_CHECKOUT=<a built checkout> runs that checkout's sidecar and service (before/after pairs);
