@@ -23,17 +23,20 @@ test('loop delay gauge: a mostly idle loop runs no 10 ms histogram, and a stall 
 
 test('loop delay gauge: a busy loop runs the 10 ms histogram, which sees a stall; idle again, it stops', async (t) => {
   let share = 0.9;
-  const gauge = new LoopDelayGauge({ checkEveryMs: 30, utilization: () => share });
+  // Checks 200 ms apart, so the stall below falls between two of them: only the histogram can see it.
+  const gauge = new LoopDelayGauge({ checkEveryMs: 200, utilization: () => share });
   t.after(() => gauge.close());
-  await sleep(50);
+  await sleep(230);
   assert.equal(gauge.monitoring, true);
-  await sleep(40);
   gauge.take();
+  // A histogram's reset forgets its last tick, so the interval right after it is never recorded
+  // (node:perf_hooks): let two ticks pass, as they do after a report.
+  await sleep(25);
   stall(70);
   await sleep(15);
   const delay = gauge.take();
   assert.ok(delay !== undefined && delay >= 50, `the stall was reported (${delay} ms)`);
   share = 0.05;
-  await sleep(80);
+  await sleep(220);
   assert.equal(gauge.monitoring, false);
 });

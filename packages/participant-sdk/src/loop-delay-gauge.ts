@@ -66,7 +66,11 @@ export class LoopDelayGauge {
     else this.#histogram.disable();
   }
 
-  /** The delay since the previous take, ms (the histogram's p99 or the check's lateness); undefined when none. */
+  /**
+   * The delay since the previous take, ms (the histogram's p99 or the check's lateness); undefined when none.
+   * The histogram's reset drops its last tick, so the first 10 ms after a take are not recorded: a stall that
+   * starts there is seen only if it covers a check.
+   */
   take(): number | undefined {
     const p99Ms = this.#histogram.count > 0 ? this.#histogram.percentile(99) / 1e6 : 0;
     const delayMs = Math.max(p99Ms, this.#lateMs);
