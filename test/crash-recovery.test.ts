@@ -106,7 +106,7 @@ test('service killed after applying commit, before acknowledging: the retried co
   });
   const inventory = cluster.services.get('inventory')!;
   const result = await postJson(`${cluster.coordinators[0]!.url}/v1/transactions`, goodOrder('order-crash-3'));
-  assert.equal(result.body.outcome, 'committed', 'the decision was made before the service died');
+  assert.equal(result.body.outcome, 'committed', `the decision was made before the service died: ${JSON.stringify(result.body)}`);
   await inventory.exited();
 
   await inventory.start();
