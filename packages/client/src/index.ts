@@ -26,6 +26,6 @@ export {
   type TransactionResult,
   type TransactionStatus,
 } from '@txmesh/protocol';
-export { withItemSpans, linksTo, tracerOf, type ItemSpanOptions, type ItemSpans } from './item-spans.ts';
+export { withItemSpans, linksTo, tracerOf, spanNameOf, type ItemSpanOptions, type ItemSpans } from './item-spans.ts';
 export { carrierOf, contextOf } from './trace-carrier.ts';
 export { withTraceHeaders, traceLogFields } from './transaction-span.ts';

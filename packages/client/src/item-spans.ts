@@ -59,6 +59,25 @@ export function tracerOf(scope: string): Tracer {
   return tracer;
 }
 
+/** Options every item span starts with, made once. */
+const ITEM_SPAN_OPTIONS = { kind: SpanKind.SERVER } as const;
+
+/**
+ * `${name} ${action}` for the few names and actions there are, made once: a name built per span was a new string
+ * that the encoder then flattened once more. Bounded, whatever a caller passes as an action.
+ */
+const spanNames = new Map<string, Map<string, string>>();
+const MAX_ACTIONS_PER_NAME = 8;
+export function spanNameOf(name: string, action: string): string {
+  let byAction = spanNames.get(name);
+  if (byAction === undefined) spanNames.set(name, (byAction = new Map()));
+  const known = byAction.get(action);
+  if (known !== undefined) return known;
+  const full = `${name} ${action}`;
+  if (byAction.size < MAX_ACTIONS_PER_NAME) byAction.set(action, full);
+  return full;
+}
+
 /** Runs `handle` over the items, each inside its own span when it carries a trace context. */
 export async function withItemSpans(
   options: ItemSpanOptions,
@@ -79,7 +98,7 @@ export async function withItemSpans(
       spans.push(undefined);
       return item;
     }
-    const span = tracer.startSpan(`${options.name} ${item.action}`, { kind: SpanKind.SERVER }, contextOf(item.trace));
+    const span = tracer.startSpan(spanNameOf(options.name, item.action), ITEM_SPAN_OPTIONS, contextOf(item.trace));
     spans.push(span);
     if (span.isRecording()) {
       span.setAttribute(TraceAttributes.TX_ID, item.txId);

@@ -9,7 +9,8 @@ test('a sampled span goes into a body as W3C traceparent and tracestate, and com
   const span = trace.wrapSpanContext({ ...ids, traceFlags: TraceFlags.SAMPLED, traceState: createTraceState('vendor=a1,other=b2') });
   const carrier = carrierOf(span);
   assert.deepEqual(carrier, { traceparent: `00-${ids.traceId}-${ids.spanId}-01`, tracestate: 'vendor=a1,other=b2' });
-  const back = trace.getSpanContext(contextOf(carrier));
+  // What the next process reads: the body's JSON.
+  const back = trace.getSpanContext(contextOf(JSON.parse(JSON.stringify(carrier)) as typeof carrier));
   assert.deepEqual({ ...back, traceState: back?.traceState?.serialize() }, { ...ids, traceFlags: TraceFlags.SAMPLED, isRemote: true, traceState: 'vendor=a1,other=b2' });
   // No propagator is registered in this process: the body format does not depend on one.
   assert.deepEqual(carrierOf(trace.wrapSpanContext({ ...ids, traceFlags: TraceFlags.SAMPLED })), { traceparent: `00-${ids.traceId}-${ids.spanId}-01` });
@@ -45,4 +46,14 @@ test('a carrier is read at its fixed offsets: anything not exactly vv-<32 hex>-<
   ]) {
     assert.equal(spanContextOf({ traceparent }), undefined, traceparent);
   }
+});
+
+test('a carrier made in this process links back to its span context without a parse, and sends only its strings', () => {
+  const spanContext = { ...ids, traceFlags: TraceFlags.SAMPLED };
+  const carrier = carrierOf(trace.wrapSpanContext(spanContext))!;
+  assert.equal(spanContextOf(carrier), spanContext);
+  assert.deepEqual(Object.keys(carrier), ['traceparent']);
+  const sent = JSON.parse(JSON.stringify(carrier)) as typeof carrier;
+  assert.deepEqual(sent, { traceparent: `00-${ids.traceId}-${ids.spanId}-01` });
+  assert.deepEqual(spanContextOf(sent), { ...spanContext, isRemote: true });
 });

@@ -6,11 +6,20 @@
  */
 import { ROOT_CONTEXT, TraceFlags, createTraceState, isSpanContextValid, trace, type Context, type Span, type SpanContext } from '@opentelemetry/api';
 import type { TraceCarrier } from '@txmesh/protocol';
+import { SpanOnlyContext } from './carried-context.ts';
+
+/**
+ * The span context a carrier was made from in this process, kept on it under a symbol (JSON leaves it out, and it
+ * is not enumerable), so a batch span's link to the branch span that made it reads no string: the coordinator
+ * links every item it sends.
+ */
+const MADE_FROM = Symbol('txmesh.carrier.spanContext');
+type MadeCarrier = TraceCarrier & { [MADE_FROM]?: SpanContext };
 
 /** The context a carried trace context names: the root context when there is none or it is not valid. */
 export function contextOf(carrier: TraceCarrier | undefined): Context {
   const spanContext = carrier === undefined ? undefined : spanContextOf(carrier);
-  return spanContext === undefined ? ROOT_CONTEXT : trace.setSpanContext(ROOT_CONTEXT, spanContext);
+  return spanContext === undefined ? ROOT_CONTEXT : new SpanOnlyContext(trace.wrapSpanContext(spanContext));
 }
 
 /**
@@ -23,7 +32,9 @@ export function carrierOf(span: Span): TraceCarrier | undefined {
   if (!isSpanContextValid(spanContext) || (spanContext.traceFlags & TraceFlags.SAMPLED) === 0) return undefined;
   const traceparent = `00-${spanContext.traceId}-${spanContext.spanId}-${(spanContext.traceFlags & 0xff).toString(16).padStart(2, '0')}`;
   const tracestate = spanContext.traceState?.serialize();
-  return tracestate ? { traceparent, tracestate } : { traceparent };
+  const carrier: MadeCarrier = tracestate ? { traceparent, tracestate } : { traceparent };
+  Object.defineProperty(carrier, MADE_FROM, { value: spanContext });
+  return carrier;
 }
 
 /** A traceparent is `vv-<32 hex trace id>-<16 hex span id>-<2 hex flags>`: 55 characters, dashes at fixed places. */
@@ -47,6 +58,8 @@ function hexAt(text: string, from: number, to: number): boolean {
  * once per hop (its span's parent, or a batch span's link), several times per transaction.
  */
 export function spanContextOf(carrier: TraceCarrier): SpanContext | undefined {
+  const made = (carrier as MadeCarrier)[MADE_FROM];
+  if (made !== undefined) return made;
   const traceparent = carrier.traceparent;
   if (traceparent.length !== TRACEPARENT_LENGTH || traceparent.charCodeAt(2) !== DASH || traceparent.charCodeAt(35) !== DASH || traceparent.charCodeAt(52) !== DASH) return undefined;
   if (!hexAt(traceparent, 0, 2) || !hexAt(traceparent, 3, 35) || !hexAt(traceparent, 36, 52) || !hexAt(traceparent, 53, 55)) return undefined;

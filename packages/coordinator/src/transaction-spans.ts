@@ -5,7 +5,7 @@
  * non-recording span and nothing else is allocated: attributes are set only on recording spans.
  */
 import { INVALID_SPAN_CONTEXT, ROOT_CONTEXT, SpanKind, SpanStatusCode, context, isSpanContextValid, propagation, trace, type Context, type Span } from '@opentelemetry/api';
-import { carrierOf, contextOf, linksTo, tracerOf } from '@txmesh/client';
+import { carrierOf, contextOf, linksTo, spanNameOf, tracerOf } from '@txmesh/client';
 import { SpanNames, TraceAttributes, type TraceCarrier, type TransactionResult } from '@txmesh/protocol';
 
 const SCOPE = '@txmesh/coordinator';
@@ -72,10 +72,12 @@ export function transactionCarrier(t: TransactionTrace): TraceCarrier | undefine
   return t.span ? carrierOf(t.span) : undefined;
 }
 
+const BRANCH_SPAN_OPTIONS = { kind: SpanKind.INTERNAL } as const;
+
 /** One branch's phase (every attempt of its prepare, or of its commit/rollback delivery). */
 export function startBranchSpan(t: TransactionTrace, txId: string, service: string, action: string): Span {
   if (t.span !== undefined && !isSpanContextValid(t.span.spanContext())) return NO_SPAN;
-  const span = tracerOf(SCOPE).startSpan(`${SpanNames.BRANCH} ${action}`, { kind: SpanKind.INTERNAL }, t.context);
+  const span = tracerOf(SCOPE).startSpan(spanNameOf(SpanNames.BRANCH, action), BRANCH_SPAN_OPTIONS, t.context);
   if (span.isRecording()) {
     span.setAttribute(TraceAttributes.TX_ID, txId);
     // The action is in the span's name: no attribute repeats it.
