@@ -35,6 +35,24 @@ test('txmesh bench --telemetry: three clusters take turns (metrics, no SDK, ever
     assert.ok(close(r.otlpOverMetrics, r.committedTps.otlp / r.committedTps.metrics, 0.001, 1e-3), 'a round\'s ratio is otlp / metrics of that round');
     assert.ok(close(r.noSdkOverMetrics, r.committedTps.noSdk / r.committedTps.metrics, 0.001, 1e-3), 'a round\'s ratio is no-sdk / metrics of that round');
   });
+  telemetry.perRound.forEach((r: Record<string, any>, i: number) => {
+    for (const mode of ['metrics', 'noSdk', 'otlp']) {
+      const other = r.otherCpuPercent[mode];
+      assert.ok(typeof other === 'number' && other >= 0 && other <= 100, `round ${i + 1}: ${mode}'s window says how much of the machine other work took (${other})`);
+      assert.equal(other, telemetry[mode].windows[i].otherCpuPercent);
+    }
+  });
+  assert.ok(close(telemetry.ofMedians.otlpOverMetrics, telemetry.otlp.committedTps / telemetry.metrics.committedTps, 0.001, 1e-3), 'the ratio of the modes\' medians is reported too');
+  assert.ok(close(telemetry.ofMedians.noSdkOverMetrics, telemetry.noSdk.committedTps / telemetry.metrics.committedTps, 0.001, 1e-3));
+  for (const mode of ['metrics', 'noSdk', 'otlp']) {
+    const roles = telemetry.cpuMsPerTxByRole[mode];
+    assert.deepEqual(Object.keys(roles).sort(), ['bench', 'coordinators', 'services', 'sidecars'], `${mode}: CPU per committed tx by role`);
+    for (const role of ['coordinators', 'services', 'sidecars']) assert.ok(roles[role] > 0, `${mode}: ${role} used CPU (${roles[role]} ms/tx)`);
+    const windows = telemetry[mode].windows as { coordinatorCommitted: number; cpuMsPerTx: number }[];
+    const committed = windows.reduce((n, w) => n + w.coordinatorCommitted, 0);
+    const cluster = windows.reduce((ms, w) => ms + w.cpuMsPerTx * w.coordinatorCommitted, 0) / committed;
+    assert.ok(close(roles.coordinators + roles.services + roles.sidecars, cluster, 0.02, 0.01), `${mode}: the roles add up to the cluster's CPU per committed tx (${cluster})`);
+  }
   assert.equal(telemetry.otlpOverMetrics, median(telemetry.perRound.map((r: { otlpOverMetrics: number }) => r.otlpOverMetrics)));
   assert.equal(telemetry.noSdkOverMetrics, median(telemetry.perRound.map((r: { noSdkOverMetrics: number }) => r.noSdkOverMetrics)));
   // A committed 4-service transaction makes 17 spans of its own (coordinate, 4 prepare and 4 commit branch

@@ -8,7 +8,8 @@ import type { Outcome } from '@txmesh/protocol';
 import { closedLoop, type LoopTally } from './bench-closed-loop.ts';
 import { round } from './bench-math.ts';
 import { BENCH_CATALOG, QUIESCE_TIMEOUT_MS, clientConnections, shardMaxConnections, type BenchOptions } from './bench-options.ts';
-import { processMemoryMb } from './bench-process.ts';
+import { cpus } from 'node:os';
+import { machineBusyCpuMs, processMemoryMb } from './bench-process.ts';
 import { runFigures, type RunFigures, type RunSpec } from './bench-run-figures.ts';
 import { members, snapshot, waitForDrain, type Snapshot } from './bench-snapshot.ts';
 import type { WorkItem } from './bench-workload.ts';
@@ -63,6 +64,7 @@ export class BenchCluster {
     let after: Snapshot | undefined;
     let spansBefore = 0;
     let spansAfter = 0;
+    const machine = { before: 0, after: 0, benchBefore: process.cpuUsage(), benchMs: 0, startedAt: 0, wallMs: 0 };
     let memory: RunFigures['memoryMb'] = {};
     const tally = await closedLoop({
       concurrency: this.#options.concurrency,
@@ -74,8 +76,15 @@ export class BenchCluster {
       onWindowStart: async () => {
         spansBefore = this.spec.spansReceived?.() ?? 0;
         before = await snapshot(this.cluster);
+        machine.before = machineBusyCpuMs() ?? NaN;
+        machine.benchBefore = process.cpuUsage();
+        machine.startedAt = performance.now();
       },
       onWindowEnd: async () => {
+        machine.after = machineBusyCpuMs() ?? NaN;
+        const bench = process.cpuUsage(machine.benchBefore);
+        machine.benchMs = (bench.user + bench.system) / 1000;
+        machine.wallMs = performance.now() - machine.startedAt;
         spansAfter = this.spec.spansReceived?.() ?? 0;
         after = await snapshot(this.cluster);
         memory = {};
@@ -92,6 +101,9 @@ export class BenchCluster {
       const inWindow = spansAfter - spansBefore;
       figures.spans = { inWindow, perCommittedTx: round(figures.coordinatorCommitted > 0 ? inWindow / figures.coordinatorCommitted : 0, 2) };
     }
+    const membersMs = Object.values(figures.cpuMsByMember).filter(Number.isFinite).reduce((total, ms) => total + ms, 0);
+    const other = machine.after - machine.before - membersMs - machine.benchMs;
+    if (Number.isFinite(other) && machine.wallMs > 0) figures.otherCpuPercent = round(Math.max(0, (100 * other) / (machine.wallMs * cpus().length)), 1);
     figures.pids = Object.fromEntries(members(this.cluster).flatMap((m) => (m.pid === undefined ? [] : [[m.name, m.pid]])));
     return { tally, figures };
   }

@@ -29,6 +29,21 @@ export function processCpuMs(pid: number | undefined): number | undefined {
   }
 }
 
+/**
+ * CPU time every core of the machine spent busy (user, nice, system, irq, softirq, steal) since boot, in ms, from
+ * /proc/stat; undefined off Linux.
+ */
+export function machineBusyCpuMs(): number | undefined {
+  try {
+    const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0] ?? '';
+    const [user, nice, system, , , irq, softirq, steal] = line.trim().split(/\s+/).slice(1).map(Number);
+    const ticks = [user, nice, system, irq, softirq, steal].reduce((total: number, t) => total + (t ?? 0), 0);
+    return Number.isFinite(ticks) && line.startsWith('cpu ') ? (ticks * 1000) / ticksPerSecond() : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Resident set (VmRSS) and its peak (VmHWM) in MB. */
 export function processMemoryMb(pid: number | undefined): { rssMb: number; peakRssMb: number } | undefined {
   if (pid === undefined) return undefined;

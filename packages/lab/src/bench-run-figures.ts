@@ -52,6 +52,12 @@ export interface RunFigures extends OutcomeCounts {
   verified?: Omit<VerifyReport, 'problems'> & { problems: string[]; quiesced: boolean };
   /** Spans the members exported during the window (runs that export to the benchmark's OTLP receiver). */
   spans?: { inWindow: number; perCommittedTx: number };
+  /**
+   * CPU the machine spent during the window on anything but this cluster's members and the benchmark process
+   * (other sessions' work, idle clusters' heartbeats, exports still leaving the previous window's cluster), % of
+   * all its cores: how disturbed the window was. Windows of `txmesh bench --telemetry` only.
+   */
+  otherCpuPercent?: number;
   /** Median latency of a concurrency-1 run after the main window (the idle-path latency). */
   idle?: { concurrency: 1; committed: number; p50Ms: number; p99Ms: number; afterQuiescence: boolean };
 }

@@ -45,7 +45,12 @@ export interface TelemetryRound {
   committedTps: Record<TelemetryMode, number>;
   otlpOverMetrics: number;
   noSdkOverMetrics: number;
+  /** Each window's share of the machine's cores that went to other work (RunFigures.otherCpuPercent). */
+  otherCpuPercent: Record<TelemetryMode, number | undefined>;
 }
+
+/** Members' CPU per committed transaction over all of a mode's windows, by role, and the benchmark process's. */
+export type RoleCpu = Record<string, number>;
 
 export interface TelemetryComparison {
   rounds: number;
@@ -53,8 +58,19 @@ export interface TelemetryComparison {
   /** Medians of the rounds' ratios of committed tx/s (otlp ÷ metrics, no-sdk ÷ metrics). */
   otlpOverMetrics: number;
   noSdkOverMetrics: number;
+  /**
+   * The same ratios taken the other way: each mode's median committed/s over all its windows, divided. Reported
+   * beside the medians of the rounds so that neither way of reading the windows is the only one shown.
+   */
+  ofMedians: { otlpOverMetrics: number; noSdkOverMetrics: number };
   /** Medians of the rounds' ratios of cluster CPU per committed transaction. */
   cpuPerTx: { otlpOverMetrics: number; noSdkOverMetrics: number };
+  /**
+   * Where each mode's CPU went, ms per committed transaction summed over its windows: coordinator, services, sidecars
+   * (the members by role) and bench (the load generator and, with otlp, the receiver), so what tracing adds can be
+   * read per role.
+   */
+  cpuMsPerTxByRole: Record<TelemetryMode, RoleCpu>;
   perRound: TelemetryRound[];
   metrics: TelemetryModeFigures;
   noSdk: TelemetryModeFigures;
@@ -116,18 +132,18 @@ async function alternate(clusters: Map<TelemetryMode, BenchCluster>, options: Be
       windows[mode].push(figures[mode]);
       await cluster(mode).drain(DRAIN_BETWEEN_MS);
     }
-    const over = (a: number, b: number): number => (b > 0 ? Number((a / b).toPrecision(4)) : 0);
     const round_: TelemetryRound = {
       order,
       committedTps: { metrics: figures.metrics.committedTps, noSdk: figures.noSdk.committedTps, otlp: figures.otlp.committedTps },
-      otlpOverMetrics: over(figures.otlp.committedTps, figures.metrics.committedTps),
-      noSdkOverMetrics: over(figures.noSdk.committedTps, figures.metrics.committedTps),
+      otlpOverMetrics: ratio(figures.otlp.committedTps, figures.metrics.committedTps),
+      noSdkOverMetrics: ratio(figures.noSdk.committedTps, figures.metrics.committedTps),
+      otherCpuPercent: { metrics: figures.metrics.otherCpuPercent, noSdk: figures.noSdk.otherCpuPercent, otlp: figures.otlp.otherCpuPercent },
     };
     perRound.push(round_);
-    cpuRatios.otlp.push(over(figures.otlp.cpuMsPerTx, figures.metrics.cpuMsPerTx));
-    cpuRatios.noSdk.push(over(figures.noSdk.cpuMsPerTx, figures.metrics.cpuMsPerTx));
+    cpuRatios.otlp.push(ratio(figures.otlp.cpuMsPerTx, figures.metrics.cpuMsPerTx));
+    cpuRatios.noSdk.push(ratio(figures.noSdk.cpuMsPerTx, figures.metrics.cpuMsPerTx));
     say(
-      `[telemetry round ${r + 1}/${options.telemetryRounds}] ${order.map((m) => `${LABELS[m]} ${figures[m].committedTps} tx/s (${figures[m].cpuMsPerTx} ms CPU/tx)`).join(', ')}: otlp/metrics ${round_.otlpOverMetrics}, no-sdk/metrics ${round_.noSdkOverMetrics}`,
+      `[telemetry round ${r + 1}/${options.telemetryRounds}] ${order.map((m) => `${LABELS[m]} ${figures[m].committedTps} tx/s (${figures[m].cpuMsPerTx} ms CPU/tx, other work ${figures[m].otherCpuPercent ?? '?'} % of the cores)`).join(', ')}: otlp/metrics ${round_.otlpOverMetrics}, no-sdk/metrics ${round_.noSdkOverMetrics}`,
     );
   }
   const summary = {} as Record<TelemetryMode, TelemetryModeFigures>;
@@ -141,14 +157,39 @@ async function alternate(clusters: Map<TelemetryMode, BenchCluster>, options: Be
     windowSec: windowMs / 1000,
     otlpOverMetrics: median(perRound.map((r) => r.otlpOverMetrics)),
     noSdkOverMetrics: median(perRound.map((r) => r.noSdkOverMetrics)),
+    ofMedians: {
+      otlpOverMetrics: ratio(summary.otlp.committedTps, summary.metrics.committedTps),
+      noSdkOverMetrics: ratio(summary.noSdk.committedTps, summary.metrics.committedTps),
+    },
     cpuPerTx: { otlpOverMetrics: median(cpuRatios.otlp), noSdkOverMetrics: median(cpuRatios.noSdk) },
+    cpuMsPerTxByRole: { metrics: roleCpu(windows.metrics), noSdk: roleCpu(windows.noSdk), otlp: roleCpu(windows.otlp) },
     perRound,
     ...summary,
     receiver: { spans: 0, requests: 0 },
   };
   const spans = summary.otlp.spans;
+  const roles = (mode: TelemetryMode): string => Object.entries(comparison.cpuMsPerTxByRole[mode]).map(([role, ms]) => `${role} ${ms}`).join(', ');
+  say(`[telemetry] CPU ms per committed tx by role: metrics ${roles('metrics')}; otlp ${roles('otlp')}; no-sdk ${roles('noSdk')}`);
+  say(`[telemetry] ratios of the modes' medians: otlp/metrics ${comparison.ofMedians.otlpOverMetrics}, no-sdk/metrics ${comparison.ofMedians.noSdkOverMetrics}`);
   say(`[telemetry] medians of ${perRound.length} rounds: otlp/metrics ${comparison.otlpOverMetrics}, no-sdk/metrics ${comparison.noSdkOverMetrics}; CPU per tx otlp/metrics ${comparison.cpuPerTx.otlpOverMetrics}, no-sdk/metrics ${comparison.cpuPerTx.noSdkOverMetrics}${spans ? `; ${spans.perCommittedTx} spans exported per committed transaction` : ''}`);
   return comparison;
+}
+
+const ratio = (a: number, b: number): number => (b > 0 ? Number((a / b).toPrecision(4)) : 0);
+
+/** A member's role is its name's first word (coordinator-0, service-payment, sidecar-payment). */
+function roleCpu(windows: RunFigures[]): RoleCpu {
+  const committed = sum(windows.map((w) => w.coordinatorCommitted));
+  const totals: Record<string, number> = {};
+  for (const w of windows) {
+    for (const [member, ms] of Object.entries(w.cpuMsByMember)) {
+      if (!Number.isFinite(ms)) continue;
+      const role = `${member.split('-')[0]}s`;
+      totals[role] = (totals[role] ?? 0) + ms;
+    }
+    totals.bench = (totals.bench ?? 0) + w.clientCpuMsPerTx * w.coordinatorCommitted;
+  }
+  return Object.fromEntries(Object.entries(totals).map(([role, ms]) => [role, round(committed > 0 ? ms / committed : 0, 3)]));
 }
 
 function summarise(bench: BenchCluster, windows: RunFigures[]): TelemetryModeFigures {
