@@ -153,6 +153,8 @@ export async function main(argv: string[]): Promise<number> {
           batching: envSwitch('TXMESH_BATCHING', onBadEnv),
           // TXMESH_GROUP_COMMIT=off: every decision record fsync'd on its own (naive benchmark mode).
           groupCommit: envSwitch('TXMESH_GROUP_COMMIT', onBadEnv),
+          // TXMESH_COORDINATOR_CHANNEL=off: every batch to a sidecar as an HTTP request, no batch channel.
+          sidecarChannel: envSwitch('TXMESH_COORDINATOR_CHANNEL', onBadEnv),
           inDoubtAfterMs: f.int('in-doubt-after', 10_000, 0, 86_400_000),
           registrationLeaseMs: f.int('registration-lease', 30_000, 1, 86_400_000),
           pruneIntervalMs: f.int('prune-interval', 5_000, 0, 86_400_000),

@@ -89,6 +89,11 @@ export interface CoordinatorOptions {
   idempotencyRetentionMs?: number;
   /** Default true; false fsyncs every decision record on its own (naive mode, for benchmarks). */
   groupCommit?: boolean;
+  /**
+   * Default true: batches go to each sidecar over its batch channel (one upgraded connection, a frame per
+   * batch) while the sidecar takes it, else over HTTP. false (TXMESH_COORDINATOR_CHANNEL=off): always HTTP.
+   */
+  sidecarChannel?: boolean;
   /** false: resource-blind (no admission limit, no overload refusals); an object tunes it. Default on. */
   scheduler?: boolean | SchedulerOptions;
   /** false: one item per request to a sidecar, no window; an object tunes it. Default on. */
@@ -199,7 +204,10 @@ export async function buildCoordinator(opts: CoordinatorOptions, parts: Coordina
     inDoubtCount: () => manager?.inDoubt().length ?? 0,
     refusedOverloaded: () => manager?.stats().refusedOverloaded ?? 0,
   });
-  const transport = new ObservedTransport(parts.transport ?? new HttpBranchTransport(opts.secrets?.[0] !== undefined ? { secret: opts.secrets[0] } : {}), metrics);
+  const transport = new ObservedTransport(
+    parts.transport ?? new HttpBranchTransport({ ...(opts.secrets?.[0] !== undefined ? { secret: opts.secrets[0] } : {}), ...(opts.sidecarChannel === false ? { channel: false } : {}) }),
+    metrics,
+  );
   try {
     log ??= new SqliteDecisionLog(decisionLogPath(opts.dataDir, opts.shard), {
       identity: { cluster: opts.cluster ?? DEFAULT_CLUSTER, shard: opts.shard, shards: opts.shards },

@@ -50,6 +50,11 @@ describe('HttpBranchTransport', () => {
     const response = await transport.send(sidecar.url, items, 2000);
     assert.deepEqual(response.results.map((r) => r.status), ['no', 'ok']);
     assert.deepEqual(sidecar.batches, [{ protocolVersion: PROTOCOL_VERSION, items }]);
+    // This sidecar has no batch channel (an older release): its 404 to the upgrade sends the batches over
+    // HTTP, and the upgrade is not asked for again on every batch.
+    await transport.send(sidecar.url, items, 2000);
+    assert.equal(sidecar.batches.length, 2);
+    assert.deepEqual(transport.channelStats(), { calls: 0, open: 0, refusals: 1 });
   });
 
   it('rejects on a non-200 answer and on a timeout', async (t) => {

@@ -1,9 +1,10 @@
 /**
- * Branch batches over HTTP: POST <sidecar>/txmesh/v1/batch through the one JSON client (a keep-alive Pool
- * per sidecar origin, a time bound per call, a bound on the answer). Every failure leaves as a coded
- * BranchCallError (see branch-errors.ts).
+ * Branch batches to sidecars: over each sidecar's batch channel (sidecar-channels.ts: one upgraded connection, a
+ * frame per batch) while it takes one, else as POST <sidecar>/txmesh/v1/batch through the one JSON client (a
+ * keep-alive Pool per sidecar origin). Either way a time bound per call and a bound on the answer, the same
+ * body, and the same answer handling. Every failure leaves as a coded BranchCallError (see branch-errors.ts).
  */
-import { CallFailure, HttpCallError, JsonHttpClient, withTraceHeaders } from '@txmesh/client';
+import { CallFailure, HttpCallError, JsonHttpClient, withTraceHeaders, type JsonAnswer } from '@txmesh/client';
 import {
   CallerRole,
   HeaderNames,
@@ -13,6 +14,8 @@ import {
   authorizationHeader,
   deriveServiceKey,
   validateBatchResponse,
+  validTraceCarrier,
+  type BatchChannelRequest,
   type BranchBatchResponse,
   type BranchItem,
 } from '@txmesh/protocol';
@@ -26,12 +29,17 @@ import {
   type BranchCallError,
 } from './branch-errors.ts';
 import type { BranchTransport } from './branch-transport.ts';
+import { SidecarChannels } from './sidecar-channels.ts';
 
 export interface HttpBranchTransportOptions {
   /** Keep-alive connections per sidecar. */
   connections?: number;
   /** The cluster secret that signs: each batch then proves to the sidecar that a coordinator sent it. */
   secret?: string;
+  /** false (TXMESH_COORDINATOR_CHANNEL=off): every batch as an HTTP request. Default true. */
+  channel?: boolean;
+  /** How long a sidecar that refused the channel gets its batches over HTTP before it is asked again. */
+  retryRefusedMs?: number;
 }
 
 const MAX_CACHED_HEADERS = 10_000;
@@ -58,14 +66,24 @@ export class HttpBranchTransport implements BranchTransport {
   readonly #secret: string | undefined;
   /** Authorization header per service: two HMACs saved per batch. Bounded by the registered services. */
   readonly #headers = new Map<string, string>();
+  readonly #channels: SidecarChannels | undefined;
 
   constructor(options: HttpBranchTransportOptions = {}) {
     this.#secret = options.secret;
+    this.#channels =
+      options.channel === false
+        ? undefined
+        : new SidecarChannels((service) => this.#authorization(service).authorization, options.retryRefusedMs === undefined ? {} : { retryRefusedMs: options.retryRefusedMs });
     this.#http = new JsonHttpClient({
       timeoutMs: FALLBACK_TIMEOUT_MS,
       connections: options.connections ?? 16,
       headers: { [HeaderNames.PROTOCOL_VERSION]: String(PROTOCOL_VERSION) },
     });
+  }
+
+  /** Batches answered over a batch channel, and what the channels are (tests, stats). */
+  channelStats(): { calls: number; open: number; refusals: number } {
+    return { calls: this.#channels?.calls ?? 0, ...(this.#channels?.stats() ?? { open: 0, refusals: 0 }) };
   }
 
   #authorization(service: string | undefined): Record<string, string> {
@@ -80,15 +98,19 @@ export class HttpBranchTransport implements BranchTransport {
   }
 
   async send(sidecarUrl: string, items: BranchItem[], timeoutMs: number): Promise<BranchBatchResponse> {
-    let answer;
+    // One sidecar serves one service: every item of a batch names it. The active trace context (the batch
+    // span, when tracing) goes in the traceparent header, or over the channel in the body's `trace`.
+    const service = items[0]?.service;
+    const headers = withTraceHeaders(this.#authorization(service));
+    let answer: JsonAnswer | undefined;
     try {
-      answer = await this.#http.request(sidecarUrl, Paths.SIDECAR_BATCH, {
-        body: { protocolVersion: PROTOCOL_VERSION, items },
-        timeoutMs,
-        // One sidecar serves one service: every item of a batch names it. The active trace context (the
-        // batch span, when tracing) goes in the traceparent header.
-        headers: withTraceHeaders(this.#authorization(items[0]?.service)),
-      });
+      if (this.#channels !== undefined) {
+        const request: BatchChannelRequest = { protocolVersion: PROTOCOL_VERSION, items };
+        const trace = validTraceCarrier(headers);
+        if (trace !== undefined) request.trace = trace;
+        answer = await this.#channels.call(sidecarUrl, service, JSON.stringify(request), timeoutMs);
+      }
+      answer ??= await this.#http.request(sidecarUrl, Paths.SIDECAR_BATCH, { body: { protocolVersion: PROTOCOL_VERSION, items }, timeoutMs, headers });
     } catch (err) {
       throw err instanceof HttpCallError ? callFailureOf(err, sidecarUrl, timeoutMs) : branchCallErrorOf(err, sidecarUrl);
     }
@@ -101,6 +123,7 @@ export class HttpBranchTransport implements BranchTransport {
   }
 
   async close(): Promise<void> {
+    this.#channels?.destroy();
     await this.#http.destroy();
   }
 }

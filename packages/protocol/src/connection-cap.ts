@@ -66,6 +66,16 @@ export class ConnectionCap {
     return server;
   }
 
+  /**
+   * For an upgrade (which bypasses the request listener): the refusal when its connection is an excess one,
+   * counted as refused, or undefined when it may be taken.
+   */
+  refusalOf(socket: Socket): TxmeshError | undefined {
+    if (!this.#excess.has(socket)) return undefined;
+    this.#refused += 1;
+    return Object.assign(new TxmeshError('TXM_OVERLOADED', `this server already holds ${this.#max} connections; this one is answered and closed`), { retryAfterSeconds: RETRY_AFTER_SECONDS });
+  }
+
   #refuse(res: ServerResponse): void {
     this.#refused += 1;
     const error = new TxmeshError('TXM_OVERLOADED', `this server already holds ${this.#max} connections; this one is answered and closed`);

@@ -16,3 +16,4 @@ export * from './probe-listener.ts';
 export * from './server-timeouts.ts';
 export * from './json-text.ts';
 export * from './batch-frames.ts';
+export * from './batch-channel-server.ts';

@@ -38,6 +38,8 @@ export const Paths = {
   /** A sidecar posts its service's wait-for edges here (WaitReport), for deadlock detection. */
   WAIT_FOR: '/v1/wait-for',
   SIDECAR_BATCH: '/txmesh/v1/batch',
+  /** The coordinator's batch channel: a GET with `Upgrade: txmesh-batch/1`, then a frame per batch (batch-frames.ts). */
+  SIDECAR_CHANNEL: '/txmesh/v1/channel',
   /** Liveness: the process answers. */
   SIDECAR_HEALTH: '/txmesh/v1/health',
   /** Readiness: every shard accepted the registration (503 TXM_NOT_READY / TXM_SHUTTING_DOWN otherwise). */
@@ -269,6 +271,14 @@ export interface BranchItem {
 export interface BranchBatchRequest {
   protocolVersion: number;
   items: BranchItem[];
+}
+
+/**
+ * A batch over the coordinator's batch channel: a frame has no headers, so the trace context the HTTP request
+ * carries in its traceparent header (the coordinator's batch span) rides in the body.
+ */
+export interface BatchChannelRequest extends BranchBatchRequest {
+  trace?: TraceCarrier;
 }
 
 export const ItemStatus = {

@@ -28,6 +28,7 @@ import {
   type ReadyAnswer,
 } from '@txmesh/protocol';
 import { handleBatch } from './batch-handler.ts';
+import { attachCoordinatorChannel } from './coordinator-channel.ts';
 import { withBatchSpan } from './batch-span.ts';
 import { traceLogFields } from '@txmesh/client';
 import { ControlRoutes } from './control-routes.ts';
@@ -156,8 +157,9 @@ async function assembleSidecar(opts: SidecarOptions): Promise<AssembledSidecar> 
     onSendFailed: (shard, err) => log.debug({ err, shard }, 'wait report to shard failed'),
   });
   const reporter = waitReporter;
-  routes.post(Paths.SIDECAR_BATCH, async (request): Promise<BranchBatchResponse> => {
-    const batch = validateBatchRequest(request.body);
+  /** One batch, from the route or the channel; `traceHeaders` carry the coordinator's batch span. */
+  const answerBatch = async (body: unknown, traceHeaders: Record<string, string | string[] | undefined>): Promise<BranchBatchResponse> => {
+    const batch = validateBatchRequest(body);
     received.batches += 1;
     received.items += batch.items.length;
     const deps = { service: o.service, store, serviceClient, inFlight, log, ...(o.coordinatorUrls.length > 0 ? { shards: o.coordinatorUrls.length } : {}) };
@@ -166,13 +168,24 @@ async function assembleSidecar(opts: SidecarOptions): Promise<AssembledSidecar> 
     try {
       // Naive mode (TXMESH_BATCHING=off): every item is its own service call and its own store write.
       const items = batch.items;
-      results = await withBatchSpan(o.service, request.headers, items, async () =>
+      results = await withBatchSpan(o.service, traceHeaders, items, async () =>
         o.batching ? handleBatch(items, deps) : (await Promise.all(items.map((item) => handleBatch([item], deps)))).flat(),
       );
     } finally {
       ended();
     }
     return { protocolVersion: PROTOCOL_VERSION, results, report: monitor.report() };
+  };
+  routes.post(Paths.SIDECAR_BATCH, (request) => answerBatch(request.body, request.headers));
+  // The coordinator's batch channel on this port: the same batches, admitted once per connection (coordinator-channel.ts).
+  const channels = attachCoordinatorChannel(server, {
+    service: o.service,
+    keys: o.keys,
+    connections,
+    isClosing: () => closing !== undefined,
+    answer: (body, trace) => answerBatch(body, trace),
+    plain: capped,
+    log,
   });
   // Liveness: the process answers, whatever the shards do.
   const health = () => ({ ok: true, service: o.service, ready: registration?.ready ?? false, prepared: store.count() });
@@ -188,6 +201,8 @@ async function assembleSidecar(opts: SidecarOptions): Promise<AssembledSidecar> 
   routes.get(Paths.SIDECAR_STATS, () => ({
     service: o.service,
     batchesReceived: received.batches,
+    batchesOverChannel: channels.calls,
+    coordinatorChannels: channels.openChannels,
     itemsReceived: received.items,
     serviceCalls: serviceClient.requests,
     serviceCallsOverChannel: serviceClient.channelCalls,
@@ -224,6 +239,8 @@ async function assembleSidecar(opts: SidecarOptions): Promise<AssembledSidecar> 
     if (resolveTimer) clearTimeout(resolveTimer);
     proxy.drain();
     routes.drain();
+    // Channels end once their batches in flight are answered; later frames are answered TXM_SHUTTING_DOWN.
+    channels.close();
     // The server finishes in-flight batches first, so their records are written before the store closes.
     await closeServer(server);
     // Aborting outgoing calls makes a running resolver round end quickly; what it did not finish stays
