@@ -27,6 +27,8 @@ import { HttpCallError, type JsonAnswer } from './json-http-client.ts';
 export const DEFAULT_RETRY_REFUSED_MS = 60_000;
 /** The same for a server that refused only because it was busy or closing (429, 503), or was not reached. */
 export const RETRY_BUSY_MS = 1_000;
+/** TCP keep-alive probes on an idle channel start after this long. */
+const KEEP_ALIVE_MS = 30_000;
 /** The longest an upgrade may take (it delays no call: they go over HTTP meanwhile). */
 export const UPGRADE_TIMEOUT_MS = 10_000;
 
@@ -193,6 +195,8 @@ export class BatchChannel {
 
   #opened(socket: Duplex, head: Buffer): void {
     (socket as Socket).setNoDelay?.(true);
+    // An idle channel to a server that vanished (power, cable) is found by TCP keep-alive and closed.
+    (socket as Socket).setKeepAlive?.(true, KEEP_ALIVE_MS);
     const connection = new Connection(socket);
     const reader = new BatchFrameReader(this.#maxAnswerBytes);
     const onData = (chunk: Buffer): void => {

@@ -16,6 +16,11 @@ import { TxmeshError } from './errors.ts';
 import { toTxmeshError } from './http-errors.ts';
 import { parseJsonRefusingPrototypeKeys } from './json-text.ts';
 
+/** How long an ended channel waits for its caller to close its side before the socket is destroyed. */
+export const CHANNEL_CLOSE_GRACE_MS = 2_000;
+/** TCP keep-alive on an idle channel, so one whose caller vanished (power, cable) is found and closed. */
+export const CHANNEL_KEEP_ALIVE_MS = 30_000;
+
 export interface BatchChannelServerOptions {
   /** The path upgrades are taken at. */
   path: string;
@@ -61,6 +66,7 @@ export class BatchChannelServer {
     }
     socket.write(`HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${BATCH_CHANNEL_PROTOCOL}\r\n\r\n`);
     (socket as Socket).setNoDelay?.(true);
+    (socket as Socket).setKeepAlive?.(true, CHANNEL_KEEP_ALIVE_MS);
     this.#serve(socket, head);
     return true;
   }
@@ -68,7 +74,7 @@ export class BatchChannelServer {
   /** Takes no more upgrades; each channel ends once its calls in flight are answered. */
   close(): void {
     this.#closing = true;
-    for (const [socket, channel] of this.#open) if (channel.inFlight === 0) socket.end();
+    for (const [socket, channel] of this.#open) if (channel.inFlight === 0) endChannel(socket);
   }
 
   #serve(socket: Duplex, head: Buffer): void {
@@ -114,8 +120,14 @@ export class BatchChannelServer {
     this.calls += 1;
     if (socket.destroyed || !socket.writable) return;
     socket.write(encodeBatchFrame(frame.id, status, payload));
-    if (this.#closing && channel.inFlight === 0) socket.end();
+    if (this.#closing && channel.inFlight === 0) endChannel(socket);
   }
+}
+
+/** Ends a channel; a caller that does not close its side in time (a stopped process) does not hold the server open. */
+function endChannel(socket: Duplex): void {
+  socket.end();
+  setTimeout(() => socket.destroy(), CHANNEL_CLOSE_GRACE_MS).unref();
 }
 
 /** Refuses an upgrade: the error's status and catalogue body as an HTTP answer, and the end of the socket. */
