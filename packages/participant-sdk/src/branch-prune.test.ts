@@ -47,7 +47,7 @@ test('a rollback after commit changes nothing and is acknowledged, so a stale as
   assert.equal(f.participant.stats().rollbacksAfterCommit, 1, 'and counted');
 });
 
-test('finished branches older than the retention are pruned with their barrier rows; prepared ones never', async (t) => {
+test('finished branches older than the retention are pruned with any barrier rows an older SDK wrote; prepared ones never', async (t) => {
   const f = participantWith(t);
   addStock(f.db, 'apple', 100);
   const committed = txId();
@@ -60,14 +60,17 @@ test('finished branches older than the retention are pruned with their barrier r
   assert.equal((await f.one(prepare(refused, [reserveOp('pear', 1)]))).status, 'no');
   assert.equal((await f.one(prepare(held, [reserveOp('apple', 1)]))).status, 'ok');
   assert.equal(countRows(f.db, 'txm_branches'), 4);
-  const barrierBefore = countRows(f.db, 'txm_barrier');
+  assert.equal(countRows(f.db, 'txm_barrier'), 0, 'the branch row is the barrier: no row per hook');
+  // Barrier rows an SDK before stop 30 wrote for the same branches go with them.
+  const oldBarrier = f.db.prepare(`INSERT INTO txm_barrier (tx_id, op_index, phase, at) VALUES (?, 0, ?, ?)`);
+  for (const [id, phase] of [[committed, 'prepare'], [committed, 'commit'], [held, 'prepare']] as const) oldBarrier.run(id, phase, Date.now());
 
   assert.equal(f.participant.pruneFinishedBranches(), 0, 'nothing is older than the retention yet');
   const later = Date.now() + DEFAULT_BRANCH_RETENTION_MS + 1;
   assert.equal(f.participant.pruneFinishedBranches(later), 3);
   const left = f.db.prepare('SELECT tx_id, state FROM txm_branches').all() as { tx_id: string; state: string }[];
   assert.deepEqual(left, [{ tx_id: held, state: 'prepared' }], 'the prepared branch and its locks stay');
-  assert.equal(countRows(f.db, 'txm_barrier'), 1, `only the held branch's prepare barrier row stays (was ${barrierBefore})`);
+  assert.equal(countRows(f.db, 'txm_barrier'), 1, "only the held branch's old barrier row stays");
   assert.equal(countRows(f.db, 'txm_key_locks'), 1);
   assert.deepEqual(f.participant.preparedList().prepared.map((p) => p.txId), [held]);
   assert.equal((await f.one(commit(held))).status, 'ok', 'the held branch still commits');
@@ -134,6 +137,31 @@ test('a pruned committed branch answers a late commit and refuses a late rollbac
   const forgotten = await f.one(commit(id));
   assert.equal(forgotten.status, 'error');
   assert.equal(forgotten.reason, 'TXM_COMMIT_WITHOUT_PREPARE', 'without proof the commit is refused, not assumed');
+});
+
+test('a tombstone still proves its commit to a participant opened after the prune (a look-up skips the tombstones only for ids newer than the newest one)', async (t) => {
+  const f = participantWith(t);
+  addStock(f.db, 'apple', 10);
+  const id = txId();
+  assert.equal((await f.one(prepare(id, [reserveOp('apple', 2)]))).status, 'ok');
+  assert.equal((await f.one(commit(id))).status, 'ok');
+  assert.equal(f.participant.pruneFinishedBranches(Date.now() + DEFAULT_BRANCH_RETENTION_MS + 1), 1);
+  f.participant.close();
+
+  // The restarted service knows of the tombstone only from the database.
+  const calls = newCalls();
+  const again = createParticipant({ service: SERVICE, db: f.db, operations: inventoryOperations(f.db, calls), log: () => {} });
+  t.after(() => again.close());
+  const late = (await again.handleBatch(batch(commit(id)))).results[0]!;
+  assert.equal(late.status, 'ok', 'acknowledged from the tombstone');
+  const stale = (await again.handleBatch(batch(rollback(id)))).results[0]!;
+  assert.equal(stale.reason, 'ALREADY_COMMITTED');
+  assert.deepEqual(calls, newCalls(), 'no hook ran');
+  // A new transaction still prepares and commits (its look-up finds neither a row nor a tombstone).
+  const fresh = txId();
+  assert.equal((await again.handleBatch(batch(prepare(fresh, [reserveOp('apple', 1)])))).results[0]!.status, 'ok');
+  assert.equal((await again.handleBatch(batch(commit(fresh)))).results[0]!.status, 'ok');
+  assert.deepEqual(stock(f.db, 'apple'), { qty: 7, reserved: 0 });
 });
 
 test('a rolled-back or refused branch leaves no tombstone; a tombstone retention shorter than the row retention is refused', async (t) => {

@@ -83,7 +83,7 @@ export function* isolatedPrepareRule(rows: BranchRows, w: PrepareWrite, ctx: Rul
 /** One prepare with tentative state: its rows, locks and hooks in one savepoint, or a recorded no. */
 export function* prepareRule(rows: BranchRows, w: PrepareWrite, ctx: RuleContext): Steps<PrepareOutcome> {
   const now = Date.now();
-  const stored = yield* call(rows.branch(w.txId));
+  const stored = w.absentSincePlan === true ? undefined : yield* call(rows.branch(w.txId));
   if (stored) return storedOutcome(w.txId, stored);
   const early = refusalBeforeRun(w, now, ctx);
   if (early === 'closing') return closingOutcome(w.txId);

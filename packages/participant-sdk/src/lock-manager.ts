@@ -1,6 +1,7 @@
 /**
  * In-memory shared/exclusive locks on business keys, owned by transaction ids. Durability is not this
- * class's job: the participant mirrors held locks in txm_key_locks.
+ * class's job: the participant stores a prepared branch's keys with its row (SQLite: txm_branches.locks;
+ * PostgreSQL: txm_key_locks).
  *
  * - Readers (shared) share a key; a writer (exclusive) excludes everyone else.
  * - A transaction asking again for a mode it holds (or a weaker one) gets it at once; a shared holder

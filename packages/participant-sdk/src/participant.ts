@@ -2,9 +2,9 @@
  * The participant over a better-sqlite3 database (the default): answers batches of prepare/commit/
  * rollback for this service's branches, with synchronous hooks that share the SDK's SQLite transaction.
  *
- * Durability points: a prepare's business change, its txm_branches 'prepared' row, its barrier rows
- * and its txm_key_locks rows commit in one SQLite transaction (synchronous = FULL) before the yes leaves.
- * A commit/rollback applies its hooks, moves the branch to its outcome and deletes its locks in one
+ * Durability points: a prepare's business change and its txm_branches 'prepared' row (the hooks' barrier,
+ * with the keys it holds) commit in one SQLite transaction (synchronous = FULL) before the yes leaves.
+ * A commit/rollback applies its hooks and moves the branch to its outcome (releasing its keys) in one
  * transaction before the ack leaves. Every vote, yes or no, is stored, so a duplicate gets the same answer.
  * The batching and the rules are shared with every storage (participant-core.ts, branch-rules.ts).
  */
@@ -41,7 +41,11 @@ class SqliteParticipant extends CoreBackedParticipant implements Participant {
 
   constructor(options: ParticipantOptions) {
     const resolved = resolveParticipantOptions(options);
-    const storage = new SqliteStorage(options.db, (call, err) => resolved.log({ event: 'async-hook-rejected', txId: call.txId, phase: call.phase, error: messageOf(err) }));
+    const storage = new SqliteStorage(
+      options.db,
+      (call, err) => resolved.log({ event: 'async-hook-rejected', txId: call.txId, phase: call.phase, error: messageOf(err) }),
+      resolved.retention.clockSkewAllowanceMs,
+    );
     super(new ParticipantCore(resolved, storage, options.operations));
     this.#storage = storage;
     this.core.restoreLocks(storage.heldLocks());

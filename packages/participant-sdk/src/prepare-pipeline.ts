@@ -266,7 +266,10 @@ export class PreparePipeline {
         this.#parts.log({ event: 'prepare-start-failed', txId, error: messageOf(err) });
         return undefined;
       }
-      works.push(this.#plan(items[i]!, stored));
+      const work = this.#plan(items[i]!, stored);
+      // Nothing runs between this look-up and the write but the batch's outcomes, none of them this branch's.
+      if (stored === undefined) work.absentSincePlan = true;
+      works.push(work);
     }
     return works;
   }

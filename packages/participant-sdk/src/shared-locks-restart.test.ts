@@ -38,27 +38,33 @@ test('readers share a key across prepares; a writer and a later reader queue; a 
   assert.deepEqual(after.participant.waits().edges, []);
 });
 
-test('a database whose locks an earlier SDK keyed (key, tx_id) with a by-tx index keeps its locks, keyed by tx_id from then on', async (t) => {
+test('a database whose locks earlier SDKs kept in their own tables (txm_key_locks keyed (key, tx_id), txm_locks) keeps them, in the branch rows from then on', async (t) => {
   const file = tempDatabasePath(t);
   const before = startParticipant(t, { file, lockWaitMs: 5_000 });
   const [reader, writer] = [txId(), txId()];
   assert.equal((await before.one(prepare(reader, [peekOp('a', 'b')]))).status, 'ok');
   assert.equal((await before.one(prepare(writer, [writeOp('c')]))).status, 'ok');
   before.participant.close();
-  // The earlier layout, rows kept: what a service upgraded in place opens.
+  // The earlier layouts, rows kept and the branch rows without their keys: what a service upgraded in place opens.
   before.db.exec(`
-    CREATE TABLE old_locks (key TEXT NOT NULL, tx_id TEXT NOT NULL, mode TEXT NOT NULL CHECK (mode IN ('shared', 'exclusive')), PRIMARY KEY (key, tx_id)) WITHOUT ROWID;
-    INSERT INTO old_locks (key, tx_id, mode) SELECT key, tx_id, mode FROM txm_key_locks;
-    DROP TABLE txm_key_locks;
-    ALTER TABLE old_locks RENAME TO txm_key_locks;
+    DROP VIEW txm_key_locks;
+    UPDATE txm_branches SET locks = NULL;
+    CREATE TABLE txm_key_locks (key TEXT NOT NULL, tx_id TEXT NOT NULL, mode TEXT NOT NULL CHECK (mode IN ('shared', 'exclusive')), PRIMARY KEY (key, tx_id)) WITHOUT ROWID;
     CREATE INDEX txm_key_locks_by_tx ON txm_key_locks (tx_id);
+    INSERT INTO txm_key_locks (key, tx_id, mode) VALUES ('a', '${reader}', 'shared'), ('b', '${reader}', 'shared');
+    CREATE TABLE txm_locks (key TEXT NOT NULL, tx_id TEXT NOT NULL, PRIMARY KEY (key));
+    INSERT INTO txm_locks (key, tx_id) VALUES ('c', '${writer}');
   `);
   before.db.close();
 
   const after = startParticipant(t, { file, lockWaitMs: 5_000 });
-  assert.deepEqual(after.db.prepare(`SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'txm_key_locks'`).all(), [], 'the by-tx index is gone');
-  const key = after.db.prepare(`SELECT name FROM pragma_table_info('txm_key_locks') WHERE pk > 0 ORDER BY pk`).all() as { name: string }[];
-  assert.deepEqual(key.map((c) => c.name), ['tx_id', 'key'], 'the primary key leads with tx_id');
+  const objects = after.db.prepare(`SELECT type, name FROM sqlite_master WHERE name IN ('txm_key_locks', 'txm_key_locks_by_tx', 'txm_locks')`).all();
+  assert.deepEqual(objects, [{ type: 'view', name: 'txm_key_locks' }], 'the old tables are gone; txm_key_locks is a view of the branch rows');
+  const locks = after.db.prepare('SELECT tx_id, locks FROM txm_branches ORDER BY locks').all();
+  assert.deepEqual(locks, [
+    { tx_id: reader, locks: '[["a","shared"],["b","shared"]]' },
+    { tx_id: writer, locks: '[["c","exclusive"]]' },
+  ]);
   const rows = after.db.prepare('SELECT tx_id, key, mode FROM txm_key_locks ORDER BY key').all();
   assert.deepEqual(rows, [
     { tx_id: reader, key: 'a', mode: 'shared' },
@@ -67,7 +73,12 @@ test('a database whose locks an earlier SDK keyed (key, tx_id) with a by-tx inde
   ]);
   const blocked = after.one(prepare(txId(), [writeOp('b')]));
   assert.equal(await settledWithin(blocked, 50), 'pending', 'the restored shared lock keeps a writer out');
+  const alsoBlocked = after.one(prepare(txId(), [peekOp('c')]));
+  assert.equal(await settledWithin(alsoBlocked, 50), 'pending', 'the restored exclusive lock keeps a reader out');
   assert.equal((await after.one(commit(reader))).status, 'ok');
   assert.equal((await blocked).status, 'ok');
-  assert.equal(countRows(after.db, 'txm_key_locks'), 2, "the reader's rows went with its commit");
+  assert.equal((await after.one(commit(writer))).status, 'ok');
+  assert.equal((await alsoBlocked).status, 'ok');
+  assert.equal(countRows(after.db, 'txm_key_locks'), 2, 'the decided branches hold nothing; the two new ones hold their keys');
+  assert.throws(() => after.db.exec(`INSERT INTO txm_key_locks (tx_id, key, mode) VALUES ('x', 'y', 'shared')`), /view/, 'an SDK that would write the old table fails');
 });

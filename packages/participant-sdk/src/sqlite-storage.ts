@@ -62,8 +62,8 @@ export class SqliteStorage extends BarrierStore implements ParticipantStorage, B
   readonly #synchronous: number;
   #unforcedPending = false;
 
-  constructor(db: Database.Database, onLateHookFailure: (call: HookCall, err: unknown) => void) {
-    super(db);
+  constructor(db: Database.Database, onLateHookFailure: (call: HookCall, err: unknown) => void, clockSkewAllowanceMs = 0) {
+    super(db, clockSkewAllowanceMs);
     this.#db = db;
     this.#inTransaction = db.transaction((fn: () => unknown) => fn());
     this.#inSavepoint = db.transaction((fn: () => unknown) => fn());

@@ -57,6 +57,12 @@ export interface PrepareWrite {
   /** A no decided before the transaction; still recorded durably in it. */
   refusal?: Refusal;
   lockFailure?: LockFailure;
+  /**
+   * The branch was read as absent, and nothing can have written it since: a mixed batch's prepare, planned
+   * and written in one synchronous stretch with no outcome of its own in the batch (mixed-batch.ts). The
+   * rule then skips its own look-up.
+   */
+  absentSincePlan?: boolean;
 }
 
 export interface PrepareOutcome {

@@ -130,3 +130,39 @@ test('a call whose answer does not come fails TIMEOUT and the channel stays; one
   channel.destroy();
   await assert.rejects(channel.call(body, 1_000), (err: unknown) => err instanceof HttpCallError && err.failure === CallFailure.CLOSED);
 });
+
+test('a call onto a channel whose socket is closing fails UNREACHABLE at once, before the close is even reported, and the next call reconnects', async (t) => {
+  const service = await startChannelService(t);
+  // The sidecar's end of each upgraded connection, as node:http hands it over.
+  const sockets: Duplex[] = [];
+  const request = http.request;
+  http.request = ((...args: Parameters<typeof http.request>) => {
+    const req = request(...args);
+    req.on('upgrade', (_response, socket: Duplex) => sockets.push(socket));
+    return req;
+  }) as typeof http.request;
+  t.after(() => (http.request = request));
+  const channel = new ServiceChannel({ serviceUrl: service.url, maxAnswerBytes: 1 << 20 });
+  t.after(() => channel.destroy());
+  const body = JSON.stringify({ protocolVersion: PROTOCOL_VERSION, items: [prepare()] });
+
+  for (const [n, closing] of [['destroyed', (s: Duplex) => s.destroy()], ['ended', (s: Duplex) => s.end()]] as const) {
+    assert.equal((await channel.call(body, 60_000))?.status, 200);
+    const socket = sockets.at(-1)!;
+    const order: string[] = [];
+    const closed = new Promise<void>((resolve) => socket.on('close', () => resolve(void order.push('close'))));
+    closing(socket);
+    // Before the fix the frame went onto the dead socket and the call waited for the close (or its deadline).
+    const call = channel.call(body, 60_000).then(
+      () => order.push('answered'),
+      (err: unknown) => order.push(err instanceof HttpCallError ? `${err.failure}${err.nothingSent ? ', nothing sent' : ''}` : String(err)),
+    );
+    await call;
+    // An ended socket closes once the service ends its side too (a service's server keeps half-open sockets).
+    socket.destroy();
+    await closed;
+    assert.deepEqual(order, [`${CallFailure.UNREACHABLE}, nothing sent`, 'close'], `a ${n} socket`);
+  }
+  assert.equal((await channel.call(body, 60_000))?.status, 200, 'the next call opens a new channel');
+  assert.equal(service.upgrades, 3);
+});

@@ -25,6 +25,8 @@ interface PendingCall {
 interface Connection {
   socket: Duplex;
   calls: Map<number, PendingCall>;
+  /** Its socket reported its close: no call may be written onto it any more. */
+  closed: boolean;
 }
 
 export interface ServiceChannelOptions {
@@ -81,6 +83,13 @@ export class ServiceChannel {
   }
 
   #send(connection: Connection, body: string, deadline: CallDeadline, timeoutMs: number): Promise<JsonAnswer> {
+    const { socket } = connection;
+    // A socket that is closing or closed (destroyed, its writable side ended, its close reported) would take
+    // the frame and never answer it: the call fails now, as unreachable, and the next one opens a new channel.
+    if (connection.closed || socket.destroyed || !socket.writable) {
+      if (this.#connection === connection) this.#connection = undefined;
+      return Promise.reject(new HttpCallError(CallFailure.UNREACHABLE, this.#where(), 'the batch channel closed before the call was sent', true));
+    }
     const id = this.#nextId;
     this.#nextId = this.#nextId >= 0xffffffff ? 1 : this.#nextId + 1;
     return new Promise<JsonAnswer>((resolve, reject) => {
@@ -90,7 +99,11 @@ export class ServiceChannel {
         connection.calls.delete(id);
         reject(new HttpCallError(CallFailure.TIMEOUT, this.#where(), `no complete answer within ${timeoutMs} ms`, false));
       });
-      connection.socket.write(encodeBatchFrame(id, 0, body));
+      // A write the socket refuses (it closed meanwhile) fails its call at once, not at its deadline.
+      socket.write(encodeBatchFrame(id, 0, body), (err) => {
+        if (err === undefined || err === null || !connection.calls.delete(id)) return;
+        reject(new HttpCallError(CallFailure.UNREACHABLE, this.#where(), `the batch channel closed while the call was sent: ${err.message}`, false, err));
+      });
     });
   }
 
@@ -130,7 +143,7 @@ export class ServiceChannel {
 
   #opened(socket: Duplex, head: Buffer): Connection {
     (socket as Socket).setNoDelay?.(true);
-    const connection: Connection = { socket, calls: new Map() };
+    const connection: Connection = { socket, calls: new Map(), closed: false };
     const reader = new BatchFrameReader(this.#maxAnswerBytes);
     const onData = (chunk: Buffer): void => {
       let frames: BatchFrame[];
@@ -150,6 +163,7 @@ export class ServiceChannel {
     socket.on('data', onData);
     socket.on('error', () => undefined);
     socket.on('close', () => {
+      connection.closed = true;
       if (this.#connection === connection) this.#connection = undefined;
       const failure = this.#closed ? CallFailure.CLOSED : CallFailure.UNREACHABLE;
       for (const call of connection.calls.values()) call.reject(new HttpCallError(failure, this.#where(), 'the batch channel closed before the answer', false));
