@@ -93,6 +93,7 @@ async function startNodeSdk(env: NodeJS.ProcessEnv, options: TelemetryOptions, p
   env.OTEL_LOGS_EXPORTER ??= 'none';
   const protocol = role ? ownExporterProtocol(env) : undefined;
   const spanProcessor = protocol === undefined ? undefined : await roleSpanProcessor(env, protocol);
+  const roleTracer = spanProcessor !== undefined && roleTracerWanted(env);
   const sdk = new NodeSDK({
     ...(env.OTEL_SERVICE_NAME ? {} : { serviceName: options.defaultServiceName }),
     metricReaders: [prometheus],
@@ -101,11 +102,25 @@ async function startNodeSdk(env: NodeJS.ProcessEnv, options: TelemetryOptions, p
     ...(spanProcessor ? { spanProcessors: [spanProcessor] } : {}),
   });
   sdk.start();
+  // The role's spans over the SDK's configuration, lighter than the SDK's own (otlp/role-tracer.ts); only in front
+  // of txmesh's own span processor, whose encoder reads what those spans keep.
+  if (roleTracer) {
+    const { installRoleTracer } = await import('./otlp/role-tracer.ts');
+    if (!installRoleTracer()) process.stderr.write('txmesh: the OpenTelemetry SDK\'s tracer provider was not the expected one; its own spans are used\n');
+  }
   // A process stops cleanly whatever the collector does: what failed is said, never thrown.
   return () =>
     sdk.shutdown().catch((err: unknown) => {
       process.stderr.write(`txmesh: OpenTelemetry did not shut down cleanly: ${err instanceof Error ? err.message : String(err)}\n`);
     });
+}
+
+/** TXMESH_ROLE_TRACER=sdk keeps the SDK's own spans in a role (comparisons); anything else but unset is refused. */
+function roleTracerWanted(env: NodeJS.ProcessEnv): boolean {
+  const raw = env.TXMESH_ROLE_TRACER?.trim() ?? '';
+  if (raw === '' || raw === 'txmesh') return true;
+  if (raw === 'sdk') return false;
+  throw new Error(`TXMESH_ROLE_TRACER must be "txmesh" (the default) or "sdk", got "${raw}"`);
 }
 
 /**
