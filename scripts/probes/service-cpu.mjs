@@ -8,7 +8,7 @@
 // Prints one JSON line per service: CPU per transaction and per batch (process.cpuUsage), wall per batch;
 // PROBE_FRAMES=1 adds the WAL frames written per batch.
 // TXMESH_MEMBERS_CHECKOUT=<a built checkout> runs that checkout's SDK and examples (before/after pairs).
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -27,6 +27,22 @@ const { resolveCatalog } = await load('examples/ecommerce/dist/catalog.js');
 const { orderRequest, randomOrder, seededRandom } = await load('examples/ecommerce/dist/order-workload.js');
 // The bench's catalogue (packages/lab/src/bench-options.ts): conflicts rare, refusals rarer.
 const catalog = resolveCatalog({ skus: 100_000, stockPerSku: 1_000_000, accounts: 100_000, balancePerAccount: 1_000_000_000 });
+
+/** The WAL's frames, each named by the b-tree its page belongs to (SQLite's dbstat). */
+function walFrames(db, walFile) {
+  const wal = readFileSync(walFile);
+  const pageSize = wal.readUInt32BE(8);
+  const owner = new Map(db.prepare('SELECT name, pageno FROM dbstat').all().map((row) => [row.pageno, row.name]));
+  const byTree = {};
+  let count = 0;
+  for (let at = 32; at + 24 + pageSize <= wal.length; at += 24 + pageSize) {
+    const page = wal.readUInt32BE(at);
+    const name = owner.get(page) ?? (page === 1 ? 'header (page 1)' : 'free or new');
+    byTree[name] = (byTree[name] ?? 0) + 1;
+    count += 1;
+  }
+  return { count, byTree };
+}
 
 async function measure(service) {
   const definition = (await load(`examples/ecommerce/dist/${service}.js`))[`${service}Service`];
@@ -92,7 +108,7 @@ async function measure(service) {
     const cpu = process.cpuUsage(cpuBefore);
     const wallMs = Number(process.hrtime.bigint() - started) / 1e6;
     const after = participant.stats();
-    const frames = FRAMES ? statSync(join(dir, `${service}.db-wal`)).size / (24 + db.pragma('page_size', { simple: true })) : undefined;
+    const frames = FRAMES ? walFrames(db, join(dir, `${service}.db-wal`)) : undefined;
     const cpuMs = (cpu.user + cpu.system) / 1000;
     const round = (n) => Number(n.toFixed(4));
     return {
@@ -103,7 +119,12 @@ async function measure(service) {
       cpuMsPerTx: round(cpuMs / (batches * K)),
       cpuMsPerBatch: round(cpuMs / batches),
       wallMsPerBatch: round(wallMs / batches),
-      ...(frames === undefined ? {} : { walFramesPerBatch: round(frames / batches) }),
+      ...(frames === undefined
+        ? {}
+        : {
+            walFramesPerBatch: round(frames.count / batches),
+            walFramesPerBatchByTree: Object.fromEntries(Object.entries(frames.byTree).sort((a, b) => b[1] - a[1]).map(([name, n]) => [name, round(n / batches)])),
+          }),
       votes: counts,
       batchTransactionsPerBatch: round((after.batchTransactions - stats.batchTransactions) / batches),
       prepareTransactionsPerBatch: round((after.prepareTransactions - stats.prepareTransactions) / batches),
