@@ -6,7 +6,7 @@
 // the next batch, as the coordinator does; a no is rolled back, a yes committed.
 //   node scripts/probes/service-cpu.mjs [SERVICES=inventory,payment,order,shipping] [N=1500] [K=14]
 // Prints one JSON line per service: CPU per transaction and per batch (process.cpuUsage), wall per batch;
-// PROBE_FRAMES=1 adds the WAL frames written per batch.
+// PROBE_FRAMES=1 adds the WAL frames written per batch, by b-tree.
 // TXMESH_MEMBERS_CHECKOUT=<a built checkout> runs that checkout's SDK and examples (before/after pairs).
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -18,6 +18,9 @@ const services = (process.argv[2] ?? 'inventory,payment,order,shipping').split('
 const batches = Number(process.argv[3] ?? 1500);
 const K = Math.max(1, Number(process.argv[4] ?? 14));
 const FRAMES = process.env.PROBE_FRAMES === '1';
+// PROBE_LAG=L (1): a batch's outcomes go out L batches later, so about L x K branches are prepared and undecided
+// at any time and hold their keys, as at concurrency 1000 (L about 6 with K 150).
+const LAG = Math.max(1, Number(process.env.PROBE_LAG ?? 1));
 const WARMUP = Math.max(200, Math.round(4000 / K));
 const checkout = process.env.TXMESH_MEMBERS_CHECKOUT || join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const load = (path) => import(pathToFileURL(join(checkout, path)).href);
@@ -59,12 +62,13 @@ async function measure(service) {
   const random = seededRandom(7);
   let orders = 0;
   const operationsOf = () => orderRequest(randomOrder(random, catalog, `order-${++orders}`)).participants.find((p) => p.service === service).operations;
-  let outcomes = [];
+  // The outcomes of each batch's votes, sent LAG batches later.
+  const lagging = [];
   let again = [];
   const counts = { yes: 0, no: 0, deferred: 0 };
   const batch = async () => {
-    const items = outcomes;
-    outcomes = [];
+    const items = lagging.length >= LAG ? lagging.shift() : [];
+    const outcomes = [];
     const prepares = again;
     again = [];
     while (prepares.length < K) {
@@ -91,6 +95,7 @@ async function measure(service) {
         again.push(item);
       } else throw new Error(`prepare answered ${JSON.stringify(r)}`);
     });
+    lagging.push(outcomes);
   };
   try {
     for (let i = 0; i < WARMUP; i++) await batch();
@@ -116,6 +121,7 @@ async function measure(service) {
       checkout,
       batches,
       preparesPerBatch: K,
+      lag: LAG,
       cpuMsPerTx: round(cpuMs / (batches * K)),
       cpuMsPerBatch: round(cpuMs / batches),
       wallMsPerBatch: round(wallMs / batches),

@@ -123,6 +123,9 @@ export interface HeldLock {
  */
 export const TOMBSTONE_CLOCK_MARGIN_MS = 300_000;
 
+/** Prepared branches remembered in memory at most (beyond it a commit reads its row, as after a restart). */
+const MAX_REMEMBERED_PREPARED = 100_000;
+
 const PRUNE_BATCH = 1000;
 const MAX_PRUNE_BATCHES = 100;
 
@@ -183,6 +186,13 @@ export class BarrierStore {
    */
   #newestTombstoneAt: number;
   readonly #clockMarginMs: number;
+  /**
+   * Branches this process prepared, once the transaction that wrote them is durable, until an outcome is
+   * written for them: their row is 'prepared' with these operations, so the outcome's look-up (and a duplicate
+   * prepare's) is answered without a statement and a parse of the operations. An outcome forgets its branch
+   * before its row moves, so a transaction that fails later leaves the row to be read again, never a stale entry.
+   */
+  readonly #prepared = new Map<string, BranchRecord>();
 
   /** `clockSkewAllowanceMs`: the participant's allowance, added to TOMBSTONE_CLOCK_MARGIN_MS. */
   constructor(db: Database.Database, clockSkewAllowanceMs = 0) {
@@ -235,6 +245,8 @@ export class BarrierStore {
    * clocks' margin): a new transaction's prepare, nearly every miss, then costs one statement, not two.
    */
   branch(txId: string): BranchRecord | undefined {
+    const remembered = this.#prepared.get(txId);
+    if (remembered !== undefined) return remembered;
     const row = this.#getBranchStmt.get(txId);
     if (!row) {
       if ((txTimeOf(txId) ?? -Infinity) > this.#newestTombstoneAt + this.#clockMarginMs) return undefined;
@@ -261,7 +273,14 @@ export class BarrierStore {
 
   /** Moves a branch to its outcome, in the caller's transaction; its keys are held no more (only prepared rows' are). */
   recordDecided(txId: string, state: 'committed' | 'rolled_back', now: number): void {
+    this.#prepared.delete(txId);
     this.#decideStmt.run(state, now, txId);
+  }
+
+  /** Called once the transaction that prepared `txId` with `operations` is durable (see #prepared). */
+  rememberPrepared(txId: string, operations: OperationSpec[], preparedAt: number): void {
+    if (this.#prepared.size >= MAX_REMEMBERED_PREPARED) return;
+    this.#prepared.set(txId, { txId, state: 'prepared', reason: undefined, message: undefined, operations, preparedAt });
   }
 
   /** Marks a voted-no branch as having heard its rollback; its state (and vote) stay. */

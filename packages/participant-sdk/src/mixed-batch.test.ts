@@ -113,3 +113,36 @@ test('readers of one key go together, a writer of it in the same batch takes the
   assert.deepEqual(writes[0], { kind: 'decisions', synchronous: NORMAL, carriesUnforced: false });
   assert.deepEqual(mixed.results.map((r) => r.status)[0], 'ok');
 });
+
+test('a prepare whose key an undecided branch holds does not send its batch the long way: the others go with the commit, it is deferred at once and gets its vote when asked again', async (t) => {
+  const f = startParticipant(t, { lockWaitMs: 5_000 });
+  addStock(f.db, 'a', 5);
+  addStock(f.db, 'b', 5);
+  addStock(f.db, 'x', 5);
+  const [first, holder] = [txId(), txId()];
+  assert.equal((await f.one(prepare(first, [reserveOp('a', 1)]))).status, 'ok');
+  assert.equal((await f.one(prepare(holder, [reserveOp('x', 1)]))).status, 'ok');
+  const writes = recordWrites(t);
+
+  const [takesOver, free, waits] = [txId(), txId(), txId()];
+  const response = await f.participant.handleBatch(
+    batch(commit(first), prepare(takesOver, [reserveOp('a', 1)]), prepare(waits, [reserveOp('x', 1)]), prepare(free, [reserveOp('b', 1)])),
+  );
+  assert.deepEqual(
+    response.results.map((r) => [r.status, r.reason]),
+    [['ok', undefined], ['ok', undefined], ['error', 'PREPARE_DEFERRED'], ['ok', undefined]],
+    'the waiting prepare is deferred at once, not after its lock wait',
+  );
+  assert.deepEqual(writes, [{ kind: 'together', synchronous: FULL, carriesUnforced: false }], 'the commit and the two free prepares in one forced transaction');
+  assert.equal(lockRowsOf(f.db, takesOver), 1);
+  assert.equal(lockRowsOf(f.db, free), 1);
+  assert.equal(lockRowsOf(f.db, waits), 0, 'the deferred one holds nothing yet');
+
+  // Its holder's outcome frees the key; the coordinator's next ask gets the vote.
+  writes.length = 0;
+  const again = await f.participant.handleBatch(batch(commit(holder), prepare(waits, [reserveOp('x', 1)])));
+  assert.deepEqual(again.results.map((r) => r.status), ['ok', 'ok']);
+  assert.equal(lockRowsOf(f.db, waits), 1);
+  assert.deepEqual(stock(f.db, 'x'), { qty: 4, reserved: 1 });
+  assert.deepEqual(f.calls.prepare.filter((c) => c.startsWith(waits)).length, 1, 'its prepare hook ran once');
+});

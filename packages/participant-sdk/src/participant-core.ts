@@ -134,8 +134,10 @@ export class ParticipantCore {
       const unforced = decisions.length > 0 && prepares.length > 0 && storage.forceUnforced !== undefined;
       if (decisions.length > 0) await this.#decisions.run(req.items, decisions, results, unforced);
     }
-    const preparesLeft = together ?? prepares;
-    if (preparesLeft.length > 0) await this.#prepares.run(req.items, preparesLeft, results);
+    const preparesLeft = together?.prepares ?? prepares;
+    // After a mixed batch's transaction the others have their answers: a prepare left waiting is deferred at once.
+    const answered = together !== undefined && together.prepares.length < prepares.length ? { prepared: together.prepared } : undefined;
+    if (preparesLeft.length > 0) await this.#prepares.run(req.items, preparesLeft, results, answered);
     // Nothing leaves before every outcome it may rest on is durable (usually the prepares' write did it).
     if (storage.unforcedPending === true) await this.#forceUnforced(req.items, results);
     this.#counters.batches += 1;

@@ -91,9 +91,11 @@ export class PreparePipeline {
    * answered PREPARE_DEFERRED instead, keeps waiting here, and shares its answer with the coordinator's next
    * ask. So a vote never waits for another transaction's lock wait: a yes held back behind a waiting
    * neighbour would be a wait-for edge no lock shows (its holder's outcome cannot arrive before the batch
-   * answers), and batches joined by such edges deadlock.
+   * answers), and batches joined by such edges deadlock. `othersAnswered`: other items of the batch have their
+   * answers already (the prepares a mixed batch wrote with its outcomes, `prepared` those that voted yes), so
+   * whatever waits for a lock here is deferred at once.
    */
-  async run(items: readonly BranchItem[], indices: readonly number[], results: BranchItemResult[]): Promise<void> {
+  async run(items: readonly BranchItem[], indices: readonly number[], results: BranchItemResult[], othersAnswered?: { prepared: readonly string[] }): Promise<void> {
     const { log } = this.#parts;
     const own: { work: PrepareWork; settle(r: BranchItemResult): void }[] = [];
     const entries: BatchEntry[] = [];
@@ -135,7 +137,7 @@ export class PreparePipeline {
       }
     });
 
-    const preparedHere = new Set<string>();
+    const preparedHere = new Set<string>(othersAnswered?.prepared);
     // Until this batch answers, its prepared branches' votes wait for its branches still waiting for locks.
     const batchWait = this.#options.batchWaits.open(preparedHere, () => entries.filter((e) => !e.done).map((e) => e.txId));
     try {
@@ -164,6 +166,10 @@ export class PreparePipeline {
               queueMicrotask(deferBlocked);
             }
           });
+        }
+        if (othersAnswered !== undefined && !deferQueued) {
+          deferQueued = true;
+          queueMicrotask(deferBlocked);
         }
       });
     } finally {
@@ -244,16 +250,16 @@ export class PreparePipeline {
 
   /**
    * The prepares of a batch that also carries outcomes, planned to be written in the outcomes' transaction
-   * (see mixed-batch.ts). Undefined, and the batch takes the usual path, when one of them is under way
-   * already (a deferred prepare asked again), is named twice, has an outcome in the same batch (that
-   * outcome must be applied before its first look), or when the participant is closing. The storage must
+   * (see mixed-batch.ts), one per index of `indices`. Undefined for a prepare that must take the pipeline
+   * after the outcomes are written: one under way already (a deferred prepare asked again), named a second
+   * time, with an outcome in the same batch (that outcome must be applied before its first look), or whose
+   * stored branch could not be read. Undefined for all when the participant is closing. The storage must
    * answer at once.
    */
-  planWithOutcomes(items: readonly BranchItem[], indices: readonly number[], decided: ReadonlySet<string>): PrepareWork[] | undefined {
+  planWithOutcomes(items: readonly BranchItem[], indices: readonly number[], decided: ReadonlySet<string>): (PrepareWork | undefined)[] | undefined {
     if (this.#options.isClosed()) return undefined;
     const named = new Set<string>();
-    const works: PrepareWork[] = [];
-    for (const i of indices) {
+    return indices.map((i) => {
       const txId = items[i]!.txId;
       if (this.#inflight.has(txId) || decided.has(txId) || named.has(txId)) return undefined;
       named.add(txId);
@@ -269,9 +275,8 @@ export class PreparePipeline {
       const work = this.#plan(items[i]!, stored);
       // Nothing runs between this look-up and the write but the batch's outcomes, none of them this branch's.
       if (stored === undefined) work.absentSincePlan = true;
-      works.push(work);
-    }
-    return works;
+      return work;
+    });
   }
 
   /**
