@@ -103,8 +103,9 @@ export class BatchChannel {
    * Sends one call's body over the open channel. Resolves with the server's answer frame as a JsonAnswer (its
    * status is the HTTP status the server would have answered), or undefined when no channel is open (one is
    * being asked for, or was refused): the caller sends this call over HTTP. Rejects with an HttpCallError.
+   * `body` may be a function: it is called only when the call goes over the channel.
    */
-  async call(body: string, timeoutMs: number): Promise<JsonAnswer | undefined> {
+  async call(body: string | (() => string), timeoutMs: number): Promise<JsonAnswer | undefined> {
     if (this.#closed) throw new HttpCallError(CallFailure.CLOSED, this.#where, 'the channel is closed', true);
     const connection = this.#connection;
     if (connection === undefined || connection.broken) {
@@ -113,7 +114,7 @@ export class BatchChannel {
     }
     const deadline = new CallDeadline(timeoutMs);
     try {
-      return await this.#send(connection, body, deadline, timeoutMs);
+      return await this.#send(connection, typeof body === 'string' ? body : body(), deadline, timeoutMs);
     } finally {
       deadline.clear();
     }

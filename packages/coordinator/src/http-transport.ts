@@ -61,6 +61,14 @@ function callFailureOf(err: HttpCallError, sidecarUrl: string, timeoutMs: number
   }
 }
 
+/** A batch as a channel frame's body: the request's, with the batch span's context that HTTP puts in a header. */
+function channelBody(items: BranchItem[], headers: Record<string, string>): string {
+  const request: BatchChannelRequest = { protocolVersion: PROTOCOL_VERSION, items };
+  const trace = validTraceCarrier(headers);
+  if (trace !== undefined) request.trace = trace;
+  return JSON.stringify(request);
+}
+
 export class HttpBranchTransport implements BranchTransport {
   readonly #http: JsonHttpClient;
   readonly #secret: string | undefined;
@@ -104,12 +112,7 @@ export class HttpBranchTransport implements BranchTransport {
     const headers = withTraceHeaders(this.#authorization(service));
     let answer: JsonAnswer | undefined;
     try {
-      if (this.#channels !== undefined) {
-        const request: BatchChannelRequest = { protocolVersion: PROTOCOL_VERSION, items };
-        const trace = validTraceCarrier(headers);
-        if (trace !== undefined) request.trace = trace;
-        answer = await this.#channels.call(sidecarUrl, service, JSON.stringify(request), timeoutMs);
-      }
+      if (this.#channels !== undefined) answer = await this.#channels.call(sidecarUrl, service, () => channelBody(items, headers), timeoutMs);
       answer ??= await this.#http.request(sidecarUrl, Paths.SIDECAR_BATCH, { body: { protocolVersion: PROTOCOL_VERSION, items }, timeoutMs, headers });
     } catch (err) {
       throw err instanceof HttpCallError ? callFailureOf(err, sidecarUrl, timeoutMs) : branchCallErrorOf(err, sidecarUrl);

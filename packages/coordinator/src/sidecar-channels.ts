@@ -24,8 +24,8 @@ export class SidecarChannels {
     this.#retryRefusedMs = options.retryRefusedMs;
   }
 
-  /** The sidecar's answer over its channel, or undefined when the batch must go over HTTP. */
-  async call(sidecarUrl: string, service: string | undefined, body: string, timeoutMs: number): Promise<JsonAnswer | undefined> {
+  /** The sidecar's answer over its channel, or undefined when the batch must go over HTTP (`body` is then not made). */
+  async call(sidecarUrl: string, service: string | undefined, body: () => string, timeoutMs: number): Promise<JsonAnswer | undefined> {
     const key = `${service ?? ''} ${sidecarUrl}`;
     let channel = this.#channels.get(key);
     if (channel === undefined) {
