@@ -84,34 +84,45 @@ test('a channel broken while a prepare is in flight fails it at once, and the re
   const service = await startService(t);
   const sidecar = await startSidecarFor(t, coordinator.url, service.url);
   // The first transaction's batches go over HTTP while the channel is opened beside them.
-  assert.equal((await begin(coordinator.url, 5_000)).outcome, 'committed');
+  const warm = await begin(coordinator.url, 5_000);
+  assert.equal(warm.outcome, 'committed');
   const deadline = Date.now() + 10_000;
-  while ((await sidecar.stats()).coordinatorChannels !== 1) {
-    assert.ok(Date.now() < deadline, 'the channel opened');
+  const warmCommitted = () => service.batches.some((b) => b.items.some((i) => i.action === 'commit' && i.txId === warm.txId));
+  while ((await sidecar.stats()).coordinatorChannels !== 1 || !warmCommitted()) {
+    assert.ok(Date.now() < deadline, 'the channel opened and the first commit arrived');
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
-  const before = service.batches.length;
 
   // The next prepare is held at the service until the test has broken the channel it came over.
   let arrived: () => void = () => undefined;
   const held = new Promise<void>((resolve) => (arrived = resolve));
   let release: () => void = () => undefined;
   const released = new Promise<void>((resolve) => (release = resolve));
+  let holdNext = true;
   service.before = async (batch) => {
-    if (service.batches.length === before + 1 && batch.items.some((i) => i.action === 'prepare')) {
+    if (holdNext && batch.items.some((i) => i.action === 'prepare')) {
+      holdNext = false;
       arrived();
       await released;
     }
   };
   // A 30 s time bound: a failure noticed only at the deadline would take that long.
+  const overChannel = (await sidecar.stats()).batchesOverChannel;
   const started = performance.now();
   const result = begin(coordinator.url, 30_000);
-  await held;
-  assert.equal(sidecar.sockets.length, 1, 'the prepare came over the channel');
-  sidecar.sockets[0]!.destroy();
-  const answer = await result;
-  const tookMs = performance.now() - started;
-  release();
+  let answer: Awaited<typeof result>;
+  let tookMs: number;
+  try {
+    await held;
+    assert.equal((await sidecar.stats()).batchesOverChannel, overChannel + 1, 'the prepare came over the channel');
+    assert.equal(sidecar.sockets.length, 1);
+    sidecar.sockets[0]!.destroy();
+    answer = await result;
+    tookMs = performance.now() - started;
+  } finally {
+    // Held to the end, the first attempt would keep the sidecar from closing.
+    release();
+  }
   assert.equal(answer.outcome, 'committed', JSON.stringify(answer));
   assert.ok(tookMs < 10_000, `decided in ${Math.round(tookMs)} ms: the broken channel failed the prepare at once and it was retried, not left to its 30 s deadline`);
   const prepares = service.batches.flatMap((b) => b.items).filter((i) => i.action === 'prepare' && i.txId === answer.txId);

@@ -117,7 +117,8 @@ async function assembleSidecar(opts: SidecarOptions): Promise<AssembledSidecar> 
     serviceWaits: (edges) => waitReporter?.note(edges),
   }, signingKey && authorizationHeader(CallerRole.SIDECAR, o.service, signingKey), { batchChannel: o.batchChannel });
   const inFlight = new InFlightPrepares();
-  const received = { batches: 0, items: 0 };
+  /** Batches taken (valid ones, counted as they arrive), of them over the coordinator's channel, and their items. */
+  const received = { batches: 0, overChannel: 0, items: 0 };
   const metrics = new SidecarMetrics(o.service, { preparedRecords: () => store.count(), itemsReceived: () => received.items });
 
   const role = `sidecar of ${o.service}`;
@@ -158,9 +159,10 @@ async function assembleSidecar(opts: SidecarOptions): Promise<AssembledSidecar> 
   });
   const reporter = waitReporter;
   /** One batch, from the route or the channel; `traceHeaders` carry the coordinator's batch span. */
-  const answerBatch = async (body: unknown, traceHeaders: Record<string, string | string[] | undefined>): Promise<BranchBatchResponse> => {
+  const answerBatch = async (body: unknown, traceHeaders: Record<string, string | string[] | undefined>, overChannel: boolean): Promise<BranchBatchResponse> => {
     const batch = validateBatchRequest(body);
     received.batches += 1;
+    if (overChannel) received.overChannel += 1;
     received.items += batch.items.length;
     const deps = { service: o.service, store, serviceClient, inFlight, log, ...(o.coordinatorUrls.length > 0 ? { shards: o.coordinatorUrls.length } : {}) };
     const ended = reporter.batchStarted();
@@ -176,14 +178,14 @@ async function assembleSidecar(opts: SidecarOptions): Promise<AssembledSidecar> 
     }
     return { protocolVersion: PROTOCOL_VERSION, results, report: monitor.report() };
   };
-  routes.post(Paths.SIDECAR_BATCH, (request) => answerBatch(request.body, request.headers));
+  routes.post(Paths.SIDECAR_BATCH, (request) => answerBatch(request.body, request.headers, false));
   // The coordinator's batch channel on this port: the same batches, admitted once per connection (coordinator-channel.ts).
   const channels = attachCoordinatorChannel(server, {
     service: o.service,
     keys: o.keys,
     connections,
     isClosing: () => closing !== undefined,
-    answer: (body, trace) => answerBatch(body, trace),
+    answer: (body, trace) => answerBatch(body, trace, true),
     plain: capped,
     log,
   });
@@ -201,7 +203,7 @@ async function assembleSidecar(opts: SidecarOptions): Promise<AssembledSidecar> 
   routes.get(Paths.SIDECAR_STATS, () => ({
     service: o.service,
     batchesReceived: received.batches,
-    batchesOverChannel: channels.calls,
+    batchesOverChannel: received.overChannel,
     coordinatorChannels: channels.openChannels,
     itemsReceived: received.items,
     serviceCalls: serviceClient.requests,
