@@ -2,11 +2,14 @@
  * Null participants for measuring the coordinator alone (`txmesh bench --loads`, `coordinatorAlone`): one
  * process registers every named service with the shards, as a sidecar would, and answers every branch batch
  * at once: each prepare votes yes, each commit and rollback is acknowledged. It keeps no state and writes
- * nothing, so what a run costs is the coordinator's own work plus the HTTP around it.
+ * nothing, so what a run costs is the coordinator's own work plus the wire around it. Like a real sidecar it takes
+ * the coordinator's batch channel (GET /txmesh/v1/channel, a frame per batch) as well as POST /txmesh/v1/batch,
+ * so the coordinator measured alone sends its batches the way it sends them to real sidecars.
  */
 import type { AddressInfo } from 'node:net';
 import Fastify from 'fastify';
 import {
+  BatchChannelServer,
   CallerRole,
   ItemStatus,
   NO_SCHEMA_COMPILERS,
@@ -17,6 +20,7 @@ import {
   serverLoggerOptions,
   type BranchBatchRequest,
   type BranchBatchResponse,
+  type BranchItem,
   type RegisterServiceResponse,
 } from '@txmesh/protocol';
 
@@ -44,10 +48,21 @@ export interface NullSidecar {
 export async function startNullSidecar(opts: NullSidecarOptions): Promise<NullSidecar> {
   const app = Fastify({ logger: serverLoggerOptions('null-sidecar', opts.logLevel), schemaController: NO_SCHEMA_COMPILERS, bodyLimit: 16 * 1024 * 1024 });
   let answered = 0;
-  app.post(Paths.SIDECAR_BATCH, async (request): Promise<BranchBatchResponse> => {
-    const items = (request.body as BranchBatchRequest).items ?? [];
+  const answer = (items: readonly BranchItem[]): BranchBatchResponse => {
     answered += items.length;
     return { protocolVersion: PROTOCOL_VERSION, results: items.map((item) => ({ txId: item.txId, action: item.action, status: ItemStatus.OK })) };
+  };
+  app.post(Paths.SIDECAR_BATCH, async (request): Promise<BranchBatchResponse> => answer((request.body as BranchBatchRequest).items ?? []));
+  // Credentials are not checked here, on either path: this process stands in for every service of a lab run.
+  const channels = new BatchChannelServer({
+    path: Paths.SIDECAR_CHANNEL,
+    maxPayloadBytes: 16 * 1024 * 1024,
+    admit: () => undefined,
+    answer: async (body) => answer((body as BranchBatchRequest | undefined)?.items ?? []),
+    onInternalError: (err) => app.log.error({ err }, 'a batch over the channel failed'),
+  });
+  app.server.on('upgrade', (req, socket, head) => {
+    if (!channels.handleUpgrade(req, socket, head)) socket.destroy();
   });
   app.get(Paths.SIDECAR_HEALTH, async () => ({ ok: true, answered }));
   await app.listen({ host: opts.host ?? '127.0.0.1', port: opts.port ?? 0 });
@@ -83,6 +98,7 @@ export async function startNullSidecar(opts: NullSidecarOptions): Promise<NullSi
   try {
     beat(await registerAll());
   } catch (err) {
+    channels.close();
     await app.close();
     throw err;
   }
@@ -92,6 +108,7 @@ export async function startNullSidecar(opts: NullSidecarOptions): Promise<NullSi
     close: async () => {
       closed = true;
       clearTimeout(heartbeat);
+      channels.close();
       await app.close();
     },
   };
