@@ -28,8 +28,10 @@ const SECRET = newClusterSecret();
 const KEY = deriveServiceKey(SECRET, 'inventory');
 const COORDINATOR_PROOF = authorizationHeader(CallerRole.COORDINATOR, 'inventory', KEY);
 
-async function startSidecar(t: TestContext, serviceUrl: string) {
-  const sidecar = await buildSidecar({ service: 'inventory', serviceUrl, coordinatorUrls: [], dataDir: tempDir(t), logLevel: 'silent', serviceTimeoutMs: 2000, keys: [KEY] });
+async function startSidecar(t: TestContext, serviceUrl: string, maxConnections?: number) {
+  const sidecar = await buildSidecar({
+    service: 'inventory', serviceUrl, coordinatorUrls: [], dataDir: tempDir(t), logLevel: 'silent', serviceTimeoutMs: 2000, keys: [KEY], ...(maxConnections === undefined ? {} : { maxConnections }),
+  });
   t.after(() => sidecar.close());
   return { ...sidecar, url: await listenOn(sidecar.server) };
 }
@@ -78,6 +80,24 @@ test('an upgrade without the coordinator credential is refused with a code and c
   assert.equal(await channel.call(JSON.stringify({ protocolVersion: PROTOCOL_VERSION, items: [prepare(newTxId(0))] }), 2_000), undefined);
   assert.equal(await channel.settled(), false);
   assert.deepEqual([service.batches.length, (await stats(sidecar.url)).batchesReceived, (await stats(sidecar.url)).coordinatorChannels], [0, 0, 0]);
+});
+
+test('an upgrade on a connection past --max-connections is refused TXM_OVERLOADED with Retry-After', async (t) => {
+  const service = await startFakeService(t);
+  const sidecar = await startSidecar(t, service.url, 1);
+  const { port } = new URL(sidecar.url);
+  // The connection that takes the one place; destroyed before the sidecar closes, which would wait for it.
+  const first = net.connect(Number(port), '127.0.0.1');
+  try {
+    await new Promise((resolve) => first.once('connect', resolve));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const refused = await rawUpgrade(sidecar.url, `Authorization: ${COORDINATOR_PROOF}\r\n`);
+    assert.match(refused, /^HTTP\/1\.1 429 [\s\S]*Retry-After: 1[\s\S]*"TXM_OVERLOADED"/);
+  } finally {
+    first.destroy();
+  }
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  assert.equal((await stats(sidecar.url)).coordinatorChannels, 0, 'no channel was opened');
 });
 
 test('batches over the channel are handled as over the route: one service call, records, results in order, the report', async (t) => {
