@@ -109,6 +109,12 @@ function moveLegacyLocks(db: Database.Database): void {
     SELECT b.tx_id, j.value ->> 0, j.value ->> 1 FROM txm_branches b, json_each(b.locks) j WHERE b.state = 'prepared'`);
 }
 
+/** What is remembered of a branch this process prepared: its row's operations JSON and time. */
+interface RememberedPrepare {
+  operations: string;
+  preparedAt: number;
+}
+
 /** A key a prepared branch holds. */
 export interface HeldLock {
   key: string;
@@ -188,11 +194,14 @@ export class BarrierStore {
   readonly #clockMarginMs: number;
   /**
    * Branches this process prepared, once the transaction that wrote them is durable, until an outcome is
-   * written for them: their row is 'prepared' with these operations, so the outcome's look-up (and a duplicate
-   * prepare's) is answered without a statement and a parse of the operations. An outcome forgets its branch
-   * before its row moves, so a transaction that fails later leaves the row to be read again, never a stale entry.
+   * written for them: their row is 'prepared' with exactly this JSON of its operations, so the outcome's
+   * look-up (and a duplicate prepare's) reads no row; it parses the same text the row holds, so a hook that
+   * changed its arguments' objects changes nothing here either. An outcome forgets its branch before its row
+   * moves, so a transaction that fails later leaves the row to be read again, never a stale entry.
    */
-  readonly #prepared = new Map<string, BranchRecord>();
+  readonly #prepared = new Map<string, RememberedPrepare>();
+  /** Prepared rows the running transaction wrote, until it is durable (kept) or not (dropped). */
+  readonly #written = new Map<string, RememberedPrepare>();
 
   /** `clockSkewAllowanceMs`: the participant's allowance, added to TOMBSTONE_CLOCK_MARGIN_MS. */
   constructor(db: Database.Database, clockSkewAllowanceMs = 0) {
@@ -246,7 +255,9 @@ export class BarrierStore {
    */
   branch(txId: string): BranchRecord | undefined {
     const remembered = this.#prepared.get(txId);
-    if (remembered !== undefined) return remembered;
+    if (remembered !== undefined) {
+      return branchFromRow({ tx_id: txId, state: 'prepared', reason: null, message: null, operations: remembered.operations, prepared_at: remembered.preparedAt });
+    }
     const row = this.#getBranchStmt.get(txId);
     if (!row) {
       if ((txTimeOf(txId) ?? -Infinity) > this.#newestTombstoneAt + this.#clockMarginMs) return undefined;
@@ -260,7 +271,9 @@ export class BarrierStore {
   /** The branch's row with its operations and the keys it holds (one statement: see txm_branches.locks). */
   recordPrepared(txId: string, operations: OperationSpec[], locks: readonly { key: string; mode: LockMode }[], now: number): void {
     const stored: StoredLock[] = locks.map(({ key, mode }) => [key, mode]);
-    this.#insertPreparedStmt.run(txId, JSON.stringify(operations), now, stored.length === 0 ? null : JSON.stringify(stored));
+    const json = JSON.stringify(operations);
+    this.#insertPreparedStmt.run(txId, json, now, stored.length === 0 ? null : JSON.stringify(stored));
+    this.#written.set(txId, { operations: json, preparedAt: now });
   }
 
   recordVotedNo(txId: string, reason: string, message: string | undefined, operations: OperationSpec[], now: number): void {
@@ -277,10 +290,17 @@ export class BarrierStore {
     this.#decideStmt.run(state, now, txId);
   }
 
-  /** Called once the transaction that prepared `txId` with `operations` is durable (see #prepared). */
-  rememberPrepared(txId: string, operations: OperationSpec[], preparedAt: number): void {
-    if (this.#prepared.size >= MAX_REMEMBERED_PREPARED) return;
-    this.#prepared.set(txId, { txId, state: 'prepared', reason: undefined, message: undefined, operations, preparedAt });
+  /**
+   * Once the transaction that wrote them is durable: of the prepared rows it wrote, those of `keep` (the branches
+   * it left prepared; a savepoint may have undone another's) are remembered (see #prepared). Called after every
+   * write transaction, with nothing to keep when it failed.
+   */
+  rememberPrepared(keep: Iterable<string>): void {
+    for (const txId of keep) {
+      const written = this.#written.get(txId);
+      if (written !== undefined && this.#prepared.size < MAX_REMEMBERED_PREPARED) this.#prepared.set(txId, written);
+    }
+    this.#written.clear();
   }
 
   /** Marks a voted-no branch as having heard its rollback; its state (and vote) stay. */

@@ -146,3 +146,27 @@ test('a prepare whose key an undecided branch holds does not send its batch the 
   assert.deepEqual(stock(f.db, 'x'), { qty: 4, reserved: 1 });
   assert.deepEqual(f.calls.prepare.filter((c) => c.startsWith(waits)).length, 1, 'its prepare hook ran once');
 });
+
+test('a commit gets the arguments its prepare stored, even when the prepare hook changed the objects it was given (remembered branches)', async (t) => {
+  const db = openTempDatabase(t);
+  const seen: unknown[] = [];
+  // parseArgs hands the request's own object to the hooks, and the prepare hook changes it.
+  const sloppy = defineOperation<{ n: number }>({
+    parseArgs: (args) => args as { n: number },
+    lockKeys: () => ['k'],
+    prepare: (_ctx, args) => {
+      args.n = 99;
+    },
+    commit: (_ctx, args) => void seen.push(args.n),
+    rollback: () => {},
+  });
+  const participant = createParticipant({ service: SERVICE, db, operations: { sloppy }, log: () => {} });
+  t.after(() => participant.close());
+  const [first, second] = [txId(), txId()];
+  const op = () => ({ op: 'sloppy', args: { n: 1 } });
+  assert.equal((await participant.handleBatch(batch(prepare(first, [op()])))).results[0]!.status, 'ok');
+  // A mixed batch (outcome and prepare together), then an outcome alone: both read the remembered branches.
+  assert.deepEqual((await participant.handleBatch(batch(commit(first), prepare(second, [op()])))).results.map((r) => r.status), ['ok', 'ok']);
+  assert.equal((await participant.handleBatch(batch(commit(second)))).results[0]!.status, 'ok');
+  assert.deepEqual(seen, [1, 1], 'each commit saw the stored arguments');
+});

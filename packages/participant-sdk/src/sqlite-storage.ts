@@ -80,19 +80,21 @@ export class SqliteStorage extends BarrierStore implements ParticipantStorage, B
 
   writePrepares(works: readonly PrepareWrite[], ctx: RuleContext): Written<PrepareOutcome> {
     const results: PrepareOutcome[] = [];
-    this.#forced('prepares', () => {
-      for (const w of works) results.push(runNow(isolatedPrepareRule(this, w, ctx)));
-    });
+    try {
+      this.#forced('prepares', () => {
+        for (const w of works) results.push(runNow(isolatedPrepareRule(this, w, ctx)));
+      });
+    } catch (err) {
+      this.rememberPrepared([]);
+      throw err;
+    }
     this.#rememberPrepared(works, results);
     return { results, transactions: 1 };
   }
 
   /** After the transaction is durable: the branches it left prepared are remembered (see BarrierStore). */
   #rememberPrepared(works: readonly PrepareWrite[], outcomes: readonly PrepareOutcome[]): void {
-    const now = Date.now();
-    works.forEach((w, i) => {
-      if (outcomes[i]?.holdsLocks === true) this.rememberPrepared(w.txId, w.operations, now);
-    });
+    this.rememberPrepared(works.filter((_, i) => outcomes[i]?.holdsLocks === true).map((w) => w.txId));
   }
 
   writeDecisions(items: readonly BranchItem[], ctx: RuleContext, options: DecisionWriteOptions = {}): Written<BranchItemResult> {
@@ -109,15 +111,20 @@ export class SqliteStorage extends BarrierStore implements ParticipantStorage, B
     const decisions: BranchItemResult[] = [];
     let outcomes: PrepareOutcome[] | undefined;
     let written: readonly PrepareWrite[] = [];
-    this.#forced('together', () => {
-      for (const item of items) decisions.push(runNow(decisionRule(this, item, ctx)));
-      const works = prepares(decisions);
-      if (works === undefined) return;
-      written = works;
-      outcomes = [];
-      for (const w of works) outcomes.push(runNow(isolatedPrepareRule(this, w, ctx)));
-    });
-    if (outcomes !== undefined) this.#rememberPrepared(written, outcomes);
+    try {
+      this.#forced('together', () => {
+        for (const item of items) decisions.push(runNow(decisionRule(this, item, ctx)));
+        const works = prepares(decisions);
+        if (works === undefined) return;
+        written = works;
+        outcomes = [];
+        for (const w of works) outcomes.push(runNow(isolatedPrepareRule(this, w, ctx)));
+      });
+    } catch (err) {
+      this.rememberPrepared([]);
+      throw err;
+    }
+    this.#rememberPrepared(written, outcomes ?? []);
     return { decisions, prepares: outcomes };
   }
 
