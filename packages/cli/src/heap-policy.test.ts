@@ -47,5 +47,12 @@ describe('the coordinator heap policy', () => {
       assert.equal(run.status, 2, run.stderr);
       assert.match(run.stderr, message);
     });
+    // The sidecar reads the same policy (at concurrency 1000 V8's own sizing held it past 100 MB).
+    it(`stops \`txmesh sidecar\` at start, before it opens its store, when ${name} is wrong`, () => {
+      const args = [BIN, 'sidecar', '--service', 'inventory', '--service-url', 'http://127.0.0.1:9', '--coordinator', 'http://127.0.0.1:9', '--data', '/nonexistent/never-created', '--insecure'];
+      const run = spawnSync(process.execPath, args, { env: { ...process.env, [name]: value }, encoding: 'utf8', timeout: 30_000 });
+      assert.equal(run.status, 2, run.stderr);
+      assert.match(run.stderr, message);
+    });
   }
 });
