@@ -1,7 +1,7 @@
 /**
  * The calling end of a batch channel (protocol batch-frames.ts): one connection to a server, upgraded once with
  * the caller's credential, then one frame each way per call, calls told apart by an id so several are in flight
- * at once. The coordinator uses it towards each sidecar.
+ * at once. The coordinator uses it towards each sidecar, and each sidecar towards its service.
  *
  * The upgrade is never on a call's path: while no channel is open, `call` starts one in the background and
  * resolves undefined, and the caller sends that call over HTTP. So a slow or hung upgrade costs no call its time
@@ -108,6 +108,9 @@ export class BatchChannel {
   async call(body: string | (() => string), timeoutMs: number): Promise<JsonAnswer | undefined> {
     if (this.#closed) throw new HttpCallError(CallFailure.CLOSED, this.#where, 'the channel is closed', true);
     const connection = this.#connection;
+    // A socket already closing (destroyed, or its writable side ended) whose close is not reported yet would take
+    // the frame and never answer it: it is broken now, and this call goes over HTTP.
+    if (connection !== undefined && !connection.broken && (connection.socket.destroyed || !connection.socket.writable)) this.#broke(connection, 'the channel closed');
     if (connection === undefined || connection.broken) {
       if (this.#connecting === undefined && Date.now() >= this.#refusedUntil) this.#connecting = this.#upgrade().finally(() => (this.#connecting = undefined));
       return undefined;

@@ -1,15 +1,20 @@
 /**
  * HTTP face of a participant, mounted on the service's own fastify app. The routes live in their own
  * encapsulated scope so their error handler (TxmeshError bodies) does not replace the service's. Batches also
- * come over the batch channel (participant-channel.ts) that a sidecar opens on the same server, and are
+ * come over the batch channel (protocol BatchChannelServer) that a sidecar opens on the same server, and are
  * answered there by the same checks and handler as on the route.
  */
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import {
+  BatchChannelServer,
   CallerRole,
   MAX_BATCH_BODY_BYTES,
   Paths,
+  TxmeshError,
   assertServiceProof,
+  refuseUpgrade,
   setTxmeshErrorHandler,
   validateBatchRequest,
   type BranchBatchRequest,
@@ -19,7 +24,6 @@ import {
   type WaitReport,
 } from '@txmesh/protocol';
 import { withHookSpans } from './hook-spans.ts';
-import { ParticipantChannels } from './participant-channel.ts';
 
 export interface BatchHandler {
   handleBatch(req: BranchBatchRequest): Promise<BranchBatchResponse>;
@@ -44,15 +48,28 @@ function answerBatch(participant: BatchHandler, body: unknown): Promise<BranchBa
 
 /** Answers batches over the batch channel on the app's server, until the app closes. */
 function mountBatchChannel(scope: FastifyInstance, participant: BatchHandler, access: ParticipantAccess | undefined): void {
-  const channels = new ParticipantChannels({
+  const channels = new BatchChannelServer({
+    path: Paths.PARTICIPANT_CHANNEL,
+    maxPayloadBytes: MAX_BATCH_BODY_BYTES,
+    // Only the sidecar of this service may hand it branches: checked once, for every batch of the channel.
+    admit(req) {
+      if (access !== undefined) assertServiceProof(req.headers.authorization, CallerRole.SIDECAR, access.service, access.keys);
+    },
     answer: (body) => answerBatch(participant, body),
-    access,
     onInternalError: (err) => scope.log.error({ err }, 'a batch over the batch channel failed unexpectedly'),
   });
-  channels.attach(scope.server);
+  const server = scope.server;
+  const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    if (channels.handleUpgrade(req, socket, head)) return;
+    // Another listener may take it; alone here, nobody would, and the socket would hang.
+    const path = (req.url ?? '').split('?', 1)[0] ?? '';
+    if (server.listenerCount('upgrade') === 1) refuseUpgrade(socket, new TxmeshError('TXM_NOT_FOUND', `no upgrade at ${path.slice(0, 200)}`));
+  };
+  server.on('upgrade', onUpgrade);
   // Before the server stops listening: open channels end once their calls are answered, or closing would wait for them.
   scope.addHook('preClose', (done) => {
-    channels.close(scope.server);
+    channels.close();
+    server.off('upgrade', onUpgrade);
     done();
   });
 }

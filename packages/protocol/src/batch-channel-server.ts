@@ -3,7 +3,7 @@
  * `Upgrade: txmesh-batch/1` is admitted once (credential, closing, capacity: `admit` throws a TxmeshError to
  * refuse, and the refusal is that error's status and body, the socket then closed), after which each frame is
  * one call, parsed and answered by `answer` as the HTTP route would, every refusal a catalogue error's body with
- * its status. The sidecar serves the coordinator's batches with it.
+ * its status. The sidecar serves the coordinator's batches with it, and the participant SDK the sidecar's.
  *
  * close(): upgrades are refused from then on, calls arriving on an open channel are answered TXM_SHUTTING_DOWN,
  * and each channel is ended once its calls in flight are answered, so a closing server is not held open.

@@ -2,7 +2,7 @@
  * Talks to the service's participant routes. A batch call never throws: when the service cannot give a
  * usable answer every item becomes an `error` result, which tells the coordinator to retry it.
  */
-import { DEFAULT_MAX_ANSWER_BYTES, JsonHttpClient, describeAnswer, type JsonAnswer } from '@txmesh/client';
+import { BatchChannel, DEFAULT_MAX_ANSWER_BYTES, JsonHttpClient, describeAnswer, type JsonAnswer } from '@txmesh/client';
 import {
   ItemStatus,
   Paths,
@@ -15,7 +15,6 @@ import {
   type BranchItemResult,
   type WaitEdge,
 } from '@txmesh/protocol';
-import { ServiceChannel } from './service-channel.ts';
 
 export interface PreparedBranch {
   txId: string;
@@ -62,8 +61,8 @@ export class ServiceClient {
   readonly #serviceUrl: string;
   readonly #observer: ServiceObserver | undefined;
   readonly #timeoutMs: number;
-  /** Batches go over the batch channel while the service takes it (service-channel.ts), else over HTTP. */
-  readonly #channel: ServiceChannel | undefined;
+  /** Batches go over the batch channel while the service takes it (client BatchChannel), else over HTTP. */
+  readonly #channel: BatchChannel | undefined;
   /** Calls made to the service (GET /txmesh/v1/stats; the benchmark's requests per transaction). */
   requests = 0;
   /** Of those, batch calls answered over the batch channel. */
@@ -82,7 +81,14 @@ export class ServiceClient {
     this.#observer = observer;
     this.#timeoutMs = timeoutMs;
     this.#http = new JsonHttpClient({ timeoutMs, connections: 16, headers: authorization === undefined ? {} : { authorization } });
-    this.#channel = options.batchChannel === false ? undefined : new ServiceChannel({ serviceUrl, authorization, maxAnswerBytes: DEFAULT_MAX_ANSWER_BYTES });
+    // An https service keeps HTTPS: the channel is for a service next to its sidecar, over loopback.
+    const channel = options.batchChannel !== false && new URL(serviceUrl).protocol === 'http:';
+    this.#channel = channel ? new BatchChannel({ url: serviceUrl, path: Paths.PARTICIPANT_CHANNEL, authorization, maxAnswerBytes: DEFAULT_MAX_ANSWER_BYTES }) : undefined;
+  }
+
+  /** Resolves once an upgrade to the service under way has ended: true when the batch channel is open (tests). */
+  async channelSettled(): Promise<boolean> {
+    return (await this.#channel?.settled()) ?? false;
   }
 
   /** Sends the whole batch in one call; the results are in the order of `items`. */
