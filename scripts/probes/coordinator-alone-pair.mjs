@@ -4,13 +4,17 @@
 // minutes, docs/benchmarks.md). Prints one JSON line per round and a summary: per checkout committed tx/s and
 // the coordinator's CPU per committed transaction (/proc, user + system, all threads), and after ÷ before.
 // A probe for docs/benchmarks.md, not part of the product. Both checkouts built (`npm run build`):
-//   node scripts/probes/coordinator-alone-pair.mjs <before-checkout> [after-checkout=.] [concurrency=64] [seconds=8] [warmup=2] [rounds=3]
+//   node scripts/probes/coordinator-alone-pair.mjs <before-checkout> [after-checkout=.] [concurrency=64] [seconds=8] [warmup=2] [rounds=3] [mode=together]
+// mode `alternate`: in each round one side runs after the other (order alternating), each alone on the machine, as
+// `bench --loads` runs the coordinator alone: what a loop freed of waiting gains shows only when the cores are not
+// already shared by the two sides.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
-const [beforeDir, afterDir = '.', concurrency = '64', seconds = '8', warmup = '2', rounds = '3'] = process.argv.slice(2);
+const [beforeDir, afterDir = '.', concurrency = '64', seconds = '8', warmup = '2', rounds = '3', mode = 'together'] = process.argv.slice(2);
+if (mode !== 'together' && mode !== 'alternate') throw new Error(`mode must be together or alternate: ${mode}`);
 if (!beforeDir) throw new Error('usage: coordinator-alone-pair.mjs <before-checkout> [after-checkout=.] [concurrency] [seconds] [warmup] [rounds]');
 
 // Each side's harness from its own checkout, so its Member spawns that checkout's bin.
@@ -68,10 +72,22 @@ for (let round = 0; round < Number(rounds); round++) {
   // Started in turn, alternating which goes first; then measured in the same seconds.
   const order = round % 2 === 0 ? ['before', 'after'] : ['after', 'before'];
   const runs = [];
-  for (const label of order) runs.push(await start(sides[label], label));
-  const load = loadavg()[0];
-  const results = await Promise.all(runs.map(measure));
-  for (const run of runs) await stop(run);
+  let load = loadavg()[0];
+  let results = [];
+  if (mode === 'alternate') {
+    for (const label of order) {
+      const run = await start(sides[label], label);
+      runs.push(run);
+      results.push(await measure(run));
+      await stop(run);
+    }
+    load = (load + loadavg()[0]) / 2;
+  } else {
+    for (const label of order) runs.push(await start(sides[label], label));
+    load = loadavg()[0];
+    results = await Promise.all(runs.map(measure));
+    for (const run of runs) await stop(run);
+  }
   const by = Object.fromEntries(runs.map((r, i) => [r.label, results[i]]));
   const line = {
     round,
@@ -91,6 +107,7 @@ console.log(
     before: resolve(beforeDir),
     after: resolve(afterDir),
     concurrency: Number(concurrency),
+    mode,
     rounds: lines.length,
     medianCpuAfterOverBefore: median(lines.map((l) => l.cpuAfterOverBefore)),
     medianTpsAfterOverBefore: median(lines.map((l) => l.tpsAfterOverBefore)),
