@@ -9,7 +9,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import Fastify from 'fastify';
-import { PROTOCOL_VERSION, type BranchBatchRequest, type BranchItemResult } from '@txmesh/protocol';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { BatchChannelServer, COMPACT_OK, PROTOCOL_VERSION, Paths, type BatchChannelRequest, type BranchBatchRequest, type BranchItemResult } from '@txmesh/protocol';
 import { decisionLogPath, startCoordinator } from './app.ts';
 import { DispatcherClosedError, SidecarHttpError, TransportTimeoutError } from './branch-errors.ts';
 import { HttpBranchTransport } from './http-transport.ts';
@@ -55,6 +57,47 @@ describe('HttpBranchTransport', () => {
     await transport.send(sidecar.url, items, 2000);
     assert.equal(sidecar.batches.length, 2);
     assert.deepEqual(transport.channelStats(), { calls: 0, open: 0, refusals: 1 });
+  });
+
+  it('asks a sidecar on the batch channel for compact results and reads them as the items\' own results', async (t) => {
+    const bodies: BatchChannelRequest[] = [];
+    const channels = new BatchChannelServer({
+      path: Paths.SIDECAR_CHANNEL,
+      maxPayloadBytes: 1 << 20,
+      admit: () => undefined,
+      // A plain ok as COMPACT_OK, the no in full, as a sidecar answers a request that asks for it.
+      answer: async (body) => {
+        const request = body as BatchChannelRequest;
+        bodies.push(request);
+        return { protocolVersion: PROTOCOL_VERSION, results: request.items.map((i) => (i.action === 'commit' ? COMPACT_OK : { txId: i.txId, action: i.action, status: 'no', reason: 'OUT_OF_STOCK' })) };
+      },
+      onInternalError: () => undefined,
+    });
+    const server = http.createServer((_req, res) => res.writeHead(404).end());
+    server.on('upgrade', (req, socket, head) => void channels.handleUpgrade(req, socket, head));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    t.after(() => {
+      channels.close();
+      server.closeAllConnections();
+      server.close();
+    });
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const transport = new HttpBranchTransport();
+    t.after(() => transport.close());
+    const items = [
+      { action: 'prepare' as const, txId: '0-abc-0000000000000001', service: 'inv', operations: [{ op: 'reserve' }], deadline: Date.now() + 1000 },
+      { action: 'commit' as const, txId: '0-abc-0000000000000002', service: 'inv' },
+    ];
+    // The first batch goes over HTTP (404 here) while the channel opens.
+    await assert.rejects(transport.send(url, items, 2000), SidecarHttpError);
+    await eventually(() => transport.channelStats().open === 1, 'the channel opened');
+    const response = await transport.send(url, items, 2000);
+    assert.equal(bodies[0]?.compactResults, true);
+    assert.deepEqual(response.results, [
+      { txId: items[0]!.txId, action: 'prepare', status: 'no', reason: 'OUT_OF_STOCK' },
+      { txId: items[1]!.txId, action: 'commit', status: 'ok' },
+    ]);
+    assert.equal(transport.channelStats().calls, 1);
   });
 
   it('rejects on a non-200 answer and on a timeout', async (t) => {

@@ -14,6 +14,7 @@ import {
   authorizationHeader,
   deriveServiceKey,
   validateBatchResponse,
+  validateCompactBatchResponse,
   validTraceCarrier,
   type BatchChannelRequest,
   type BranchBatchResponse,
@@ -61,9 +62,12 @@ function callFailureOf(err: HttpCallError, sidecarUrl: string, timeoutMs: number
   }
 }
 
-/** A batch as a channel frame's body: the request's, with the batch span's context that HTTP puts in a header. */
+/**
+ * A batch as a channel frame's body: the request's, with the batch span's context that HTTP puts in a header, asking
+ * for compact results (a plain ok as COMPACT_OK; a sidecar that does not know the field answers in full).
+ */
 function channelBody(items: BranchItem[], headers: Record<string, string>): string {
-  const request: BatchChannelRequest = { protocolVersion: PROTOCOL_VERSION, items };
+  const request: BatchChannelRequest = { protocolVersion: PROTOCOL_VERSION, items, compactResults: true };
   const trace = validTraceCarrier(headers);
   if (trace !== undefined) request.trace = trace;
   return JSON.stringify(request);
@@ -111,15 +115,17 @@ export class HttpBranchTransport implements BranchTransport {
     const service = items[0]?.service;
     const headers = withTraceHeaders(this.#authorization(service));
     let answer: JsonAnswer | undefined;
+    let overChannel = false;
     try {
       if (this.#channels !== undefined) answer = await this.#channels.call(sidecarUrl, service, () => channelBody(items, headers), timeoutMs);
+      overChannel = answer !== undefined;
       answer ??= await this.#http.request(sidecarUrl, Paths.SIDECAR_BATCH, { body: { protocolVersion: PROTOCOL_VERSION, items }, timeoutMs, headers });
     } catch (err) {
       throw err instanceof HttpCallError ? callFailureOf(err, sidecarUrl, timeoutMs) : branchCallErrorOf(err, sidecarUrl);
     }
     if (answer.status !== 200) throw new SidecarHttpError(sidecarUrl, answer.status, { bytes: Buffer.byteLength(answer.text), error: TxmeshError.fromBody(answer.body) });
     try {
-      return validateBatchResponse(answer.body);
+      return overChannel ? validateCompactBatchResponse(answer.body, items) : validateBatchResponse(answer.body);
     } catch (err) {
       throw new BadAnswerError(`sidecar ${sidecarUrl} answered a batch that cannot be used: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
     }

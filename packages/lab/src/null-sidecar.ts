@@ -10,6 +10,7 @@ import type { AddressInfo } from 'node:net';
 import Fastify from 'fastify';
 import {
   BatchChannelServer,
+  COMPACT_OK,
   CallerRole,
   ItemStatus,
   NO_SCHEMA_COMPILERS,
@@ -18,6 +19,7 @@ import {
   authorizationHeader,
   deriveServiceKey,
   serverLoggerOptions,
+  type BatchChannelRequest,
   type BranchBatchRequest,
   type BranchBatchResponse,
   type BranchItem,
@@ -52,13 +54,21 @@ export async function startNullSidecar(opts: NullSidecarOptions): Promise<NullSi
     answered += items.length;
     return { protocolVersion: PROTOCOL_VERSION, results: items.map((item) => ({ txId: item.txId, action: item.action, status: ItemStatus.OK })) };
   };
+  // Over the channel a coordinator that asks for compact results gets every one as COMPACT_OK, as a sidecar answers
+  // plain oks (sidecar coordinator-channel.ts).
+  const answerChannel = (body: BatchChannelRequest | undefined): unknown => {
+    const items = body?.items ?? [];
+    if (body?.compactResults !== true) return answer(items);
+    answered += items.length;
+    return { protocolVersion: PROTOCOL_VERSION, results: items.map(() => COMPACT_OK) };
+  };
   app.post(Paths.SIDECAR_BATCH, async (request): Promise<BranchBatchResponse> => answer((request.body as BranchBatchRequest).items ?? []));
   // Credentials are not checked here, on either path: this process stands in for every service of a lab run.
   const channels = new BatchChannelServer({
     path: Paths.SIDECAR_CHANNEL,
     maxPayloadBytes: 16 * 1024 * 1024,
     admit: () => undefined,
-    answer: async (body) => answer((body as BranchBatchRequest | undefined)?.items ?? []),
+    answer: async (body) => answerChannel(body as BatchChannelRequest | undefined),
     onInternalError: (err) => app.log.error({ err }, 'a batch over the channel failed'),
   });
   app.server.on('upgrade', (req, socket, head) => {

@@ -9,6 +9,7 @@ import type { WaitEdge, WaitReport } from './isolation.ts';
 import { validTraceCarrier } from './trace.ts';
 import {
   BranchAction,
+  COMPACT_OK,
   ItemStatus,
   PROTOCOL_VERSION,
   type BeginTransactionRequest,
@@ -217,6 +218,51 @@ export function validateBatchResponse(body: unknown, limits: RequestLimits = DEF
   if (isPlainObject(fields.report)) response.report = fields.report as unknown as ResourceReport;
   if (isPlainObject(fields.usage)) response.usage = fields.usage as unknown as ServiceUsage;
   return response;
+}
+
+/**
+ * A compact answer to a batch channel request that asked for one (BatchChannelRequest.compactResults): as
+ * validateBatchResponse, except that a result may be COMPACT_OK, read as `ok` for the item at its place. The
+ * plain yes votes and acknowledgements that are nearly every result then cost neither their text nor an object to
+ * parse and check; a full result is checked as ever. A COMPACT_OK past the end of `items` is refused.
+ */
+export function validateCompactBatchResponse(body: unknown, items: readonly BranchItem[], limits: RequestLimits = DEFAULT_LIMITS): BranchBatchResponse {
+  const { list, fields } = batchEnvelope(body, 'results', limits);
+  const results: BranchItemResult[] = [];
+  for (let i = 0; i < list.length; i++) {
+    const raw = list[i];
+    if (raw === COMPACT_OK) {
+      const item = items[i];
+      if (item === undefined) bad(`results[${i}] is ${COMPACT_OK} (ok) for an item that was not sent`);
+      results.push({ txId: item.txId, action: item.action, status: ItemStatus.OK });
+    } else {
+      results.push(itemResult(raw, i));
+    }
+  }
+  const response: BranchBatchResponse = { protocolVersion: PROTOCOL_VERSION, results };
+  if (isPlainObject(fields.report)) response.report = fields.report as unknown as ResourceReport;
+  if (isPlainObject(fields.usage)) response.usage = fields.usage as unknown as ServiceUsage;
+  return response;
+}
+
+/**
+ * The compact form of `response` for a request that asked for it: each result that is a plain `ok` for the
+ * item at its place becomes COMPACT_OK; anything else (a no, an error, a reason or message, another item) stays
+ * the object it is. `items` are the request's; a response that is not a batch response is returned as it is.
+ */
+export function compactBatchResponse(items: unknown, response: unknown): unknown {
+  if (!Array.isArray(items) || !isPlainObject(response) || !Array.isArray(response.results)) return response;
+  const results: unknown[] = response.results;
+  const compact: unknown[] = new Array(results.length);
+  for (let i = 0; i < results.length; i++) {
+    const r: unknown = results[i];
+    const item: unknown = items[i];
+    compact[i] =
+      isPlainObject(r) && isPlainObject(item) && r.status === ItemStatus.OK && r.reason === undefined && r.message === undefined && r.txId === item.txId && r.action === item.action
+        ? COMPACT_OK
+        : r;
+  }
+  return { ...response, results: compact };
 }
 
 function itemResult(raw: unknown, i: number): BranchItemResult {

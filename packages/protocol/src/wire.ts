@@ -279,7 +279,16 @@ export interface BranchBatchRequest {
  */
 export interface BatchChannelRequest extends BranchBatchRequest {
   trace?: TraceCarrier;
+  /**
+   * The caller reads compact answers (validateCompactBatchResponse): a result that is a plain `ok` for the item
+   * at its place (same txId and action, no reason, no message) may be answered as COMPACT_OK instead of the
+   * object. A server that does not know the field answers every result in full, which is read as before.
+   */
+  compactResults?: true;
 }
+
+/** A compact answer's result for "ok, for the item at this place" (BatchChannelRequest.compactResults). */
+export const COMPACT_OK = 1;
 
 export const ItemStatus = {
   /** prepare: voted yes. commit/rollback: acknowledged (applied now or earlier). */

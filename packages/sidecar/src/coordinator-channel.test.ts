@@ -10,6 +10,7 @@ import { test, type TestContext } from 'node:test';
 import { BatchChannel, CallFailure, HttpCallError } from '@txmesh/client';
 import {
   BranchAction,
+  COMPACT_OK,
   CallerRole,
   ItemStatus,
   PROTOCOL_VERSION,
@@ -123,11 +124,19 @@ test('batches over the channel are handled as over the route: one service call, 
   const health = (await readJson(await fetch(`${sidecar.url}${Paths.SIDECAR_HEALTH}`))) as { prepared: number };
   assert.equal(health.prepared, 1, 'the yes vote was recorded');
 
+  // Asked for compact results: the plain yes is COMPACT_OK, the no stays the object it is.
+  const again = newTxId(0);
+  const compactAnswer = await channel.call(JSON.stringify({ protocolVersion: PROTOCOL_VERSION, items: [prepare(again), prepare(refused)], compactResults: true }), 5_000);
+  assert.equal(compactAnswer?.status, 200);
+  const compact = compactAnswer?.body as { results: unknown[] };
+  assert.equal(compact.results[0], COMPACT_OK);
+  assert.deepEqual(compact.results[1], { txId: refused, action: 'prepare', status: 'no' });
+
   const wrongVersion = await channel.call(JSON.stringify({ protocolVersion: 99, items: [prepare(newTxId(0))] }), 5_000);
   assert.equal(wrongVersion?.status, 400);
   assert.equal((wrongVersion?.body as { error: { code: string } }).error.code, 'TXM_PROTOCOL_VERSION');
   const counts = await stats(sidecar.url);
-  assert.deepEqual([counts.batchesReceived, counts.batchesOverChannel, counts.coordinatorChannels, channel.upgrades], [1, 1, 1, 1], 'the refused batch is not counted');
+  assert.deepEqual([counts.batchesReceived, counts.batchesOverChannel, counts.coordinatorChannels, channel.upgrades], [2, 2, 1, 1], 'the refused batch is not counted');
 });
 
 test('a closing sidecar answers the batch in flight over the channel, then ends the channel', async (t) => {

@@ -3,7 +3,8 @@
  * on the sidecar's own port, admitted as the batch route admits a request (the same coordinator credential, not
  * while closing, not on a connection past the cap), then one frame per batch answered as the route answers it.
  * A frame has no headers, so the batch span's trace context (the route's traceparent header) rides in the body
- * as `trace` (protocol BatchChannelRequest).
+ * as `trace` (protocol BatchChannelRequest). A batch that asks for compact results (`compactResults`) gets each plain
+ * `ok` answered as COMPACT_OK, so neither end writes or reads the text of a result that only repeats the item.
  *
  * Any other upgrade (a client's `Upgrade: h2c`, say) is served as the plain request it also is, as node:http
  * did before the sidecar listened for upgrades; one with a body is refused, since its body cannot be read.
@@ -18,6 +19,7 @@ import {
   Paths,
   TxmeshError,
   assertServiceProof,
+  compactBatchResponse,
   isPlainObject,
   refuseUpgrade,
   validTraceCarrier,
@@ -51,7 +53,10 @@ export function attachCoordinatorChannel(server: http.Server, o: CoordinatorChan
       // Only a coordinator may hand this service its branches: checked once, for every batch of the channel.
       if (o.keys !== undefined) assertServiceProof(req.headers.authorization, CallerRole.COORDINATOR, o.service, o.keys);
     },
-    answer: (body) => o.answer(body, traceHeadersOf(body)),
+    answer: async (body) => {
+      const answer = await o.answer(body, traceHeadersOf(body));
+      return isPlainObject(body) && body.compactResults === true ? compactBatchResponse(body.items, answer) : answer;
+    },
     onInternalError: (err) => o.log.error({ err }, 'a batch over the coordinator channel failed unexpectedly'),
   });
   server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
