@@ -4,7 +4,8 @@
 // Prints each round's coordinator CPU per committed transaction (from /proc) and the traced ones' excess over the
 // untraced one, and their medians (the first round warms up and is not counted).
 //   node scripts/probes/coordinator-trace-cost.mjs [rounds=5] [seconds=8] [concurrency=64]
-// TRACED_ENV / SECOND_TRACED_ENV (K=V,K=V): extra environment of the traced coordinator / of a second traced one,
+// TRACED_ENV / SECOND_TRACED_ENV / UNTRACED_ENV (K=V,K=V): extra environment of the traced coordinator / of a second
+// traced one / of the untraced one; PROBE_PROFILE_DIR=<dir> writes a CPU profile of each coordinator under <dir>/<label>,
 // e.g. TRACED_ENV=TXMESH_SEMI_SPACE_MB=4 SECOND_TRACED_ENV=TXMESH_SEMI_SPACE_MB=8.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -19,11 +20,13 @@ const median = (xs) => {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
 
+const profileArgs = (label) => (process.env.PROBE_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${join(process.env.PROBE_PROFILE_DIR, label)}`] : []);
+
 const receiver = await OtlpReceiver.start({ keepSpans: false });
 async function start(label, env) {
   const dir = mkdtempSync(join(tmpdir(), `txmesh-trace-cost-${label}-`));
   const credentials = new ClusterCredentials(dir);
-  const coordinator = new Member(`coordinator-${label}`, 'coordinator', (port) => ['--port', String(port), '--data', dir, '--secret-file', credentials.secretFile, '--metrics-port', '0'], join(dir, 'coordinator.log'), { TXMESH_LOG_LEVEL: 'warn', ...OPTIMISED_ENV, ...env });
+  const coordinator = new Member(`coordinator-${label}`, 'coordinator', (port) => ['--port', String(port), '--data', dir, '--secret-file', credentials.secretFile, '--metrics-port', '0'], join(dir, 'coordinator.log'), { TXMESH_LOG_LEVEL: 'warn', ...OPTIMISED_ENV, ...env }, profileArgs(label));
   const url = await coordinator.start();
   const participants = new Member(`null-sidecar-${label}`, 'null-sidecar', (port) => ['--port', String(port), '--coordinator', url, '--secret-file', credentials.secretFile], join(dir, 'null-sidecar.log'), { TXMESH_LOG_LEVEL: 'warn', ...OPTIMISED_ENV, OTEL_SDK_DISABLED: 'true' });
   await participants.start();
@@ -32,7 +35,7 @@ async function start(label, env) {
   return { label, dir, coordinator, participants, client, committed, next: makeWorkload(1, label, BENCH_CATALOG) };
 }
 
-const runs = [await start('untraced', {}), await start('traced', { ...receiver.benchmarkEnv(), ...envOf(process.env.TRACED_ENV) })];
+const runs = [await start('untraced', envOf(process.env.UNTRACED_ENV)), await start('traced', { ...receiver.benchmarkEnv(), ...envOf(process.env.TRACED_ENV) })];
 if (process.env.SECOND_TRACED_ENV) runs.push(await start('traced-2', { ...receiver.benchmarkEnv(), ...envOf(process.env.SECOND_TRACED_ENV) }));
 const perRound = [];
 try {

@@ -28,5 +28,5 @@ export {
   type TransactionStatus,
 } from '@txmesh/protocol';
 export { withItemSpans, linksTo, tracerOf, spanNameOf, type ItemSpanOptions, type ItemSpans } from './item-spans.ts';
-export { carrierOf, contextOf } from './trace-carrier.ts';
+export { carrierOf, contextOf, contextWithSpan, hasValidIds } from './trace-carrier.ts';
 export { withTraceHeaders, traceLogFields } from './transaction-span.ts';

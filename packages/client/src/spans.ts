@@ -3,4 +3,4 @@
  * hooks' spans under the trace each item carries, without loading the client, its transports and undici's glue.
  */
 export { withItemSpans, linksTo, tracerOf, spanNameOf, type ItemSpanOptions, type ItemSpans } from './item-spans.ts';
-export { carrierOf, contextOf } from './trace-carrier.ts';
+export { carrierOf, contextOf, contextWithSpan, hasValidIds } from './trace-carrier.ts';

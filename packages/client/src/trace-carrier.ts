@@ -9,17 +9,42 @@ import type { TraceCarrier } from '@txmesh/protocol';
 import { SpanOnlyContext } from './carried-context.ts';
 
 /**
- * The span context a carrier was made from in this process, kept on it under a symbol (JSON leaves it out, and it
- * is not enumerable), so a batch span's link to the branch span that made it reads no string: the coordinator
- * links every item it sends.
+ * The span context a carrier was made from in this process, kept on it under a symbol (JSON and Object.keys leave
+ * it out), so a batch span's link to the branch span that made it reads no string: the coordinator links every
+ * item it sends. Written in the carrier's literal: `Object.defineProperty` cost about 350 ns per carrier, nine
+ * carriers per transaction in a coordinator (docs/benchmarks.md, issue 15, stop 31).
  */
 const MADE_FROM = Symbol('txmesh.carrier.spanContext');
 type MadeCarrier = TraceCarrier & { [MADE_FROM]?: SpanContext };
+
+/**
+ * Marks a span context whose ids are known valid: made by txmesh's role tracer from its id generator, or read from a
+ * carrier whose ids were checked here. The api's `isSpanContextValid` runs two regular expressions per call, and a
+ * transaction's spans asked it about 30 times. Symbol.for, so every copy of this module in a process agrees.
+ */
+export const VALID_IDS: unique symbol = Symbol.for('txmesh.spanContext.validIds') as never;
+type MarkedSpanContext = SpanContext & { [VALID_IDS]?: true };
+
+/** isSpanContextValid, without its regular expressions for a context marked VALID_IDS. */
+export function hasValidIds(spanContext: SpanContext): boolean {
+  return (spanContext as MarkedSpanContext)[VALID_IDS] === true || isSpanContextValid(spanContext);
+}
+
+/** `-01` and the other flag suffixes of a traceparent, made once. */
+const FLAG_SUFFIXES = Array.from({ length: 256 }, (_, flags) => `-${flags.toString(16).padStart(2, '0')}`);
 
 /** The context a carried trace context names: the root context when there is none or it is not valid. */
 export function contextOf(carrier: TraceCarrier | undefined): Context {
   const spanContext = carrier === undefined ? undefined : spanContextOf(carrier);
   return spanContext === undefined ? ROOT_CONTEXT : new SpanOnlyContext(trace.wrapSpanContext(spanContext));
+}
+
+/**
+ * `trace.setSpan(parent, span)`, without the api's copy of the parent's Map when the parent is the root context
+ * (every transaction whose request named no trace): a coordinator made one per transaction.
+ */
+export function contextWithSpan(parent: Context, span: Span): Context {
+  return parent === ROOT_CONTEXT ? new SpanOnlyContext(span) : trace.setSpan(parent, span);
 }
 
 /**
@@ -29,11 +54,10 @@ export function contextOf(carrier: TraceCarrier | undefined): Context {
  */
 export function carrierOf(span: Span): TraceCarrier | undefined {
   const spanContext = span.spanContext();
-  if (!isSpanContextValid(spanContext) || (spanContext.traceFlags & TraceFlags.SAMPLED) === 0) return undefined;
-  const traceparent = `00-${spanContext.traceId}-${spanContext.spanId}-${(spanContext.traceFlags & 0xff).toString(16).padStart(2, '0')}`;
+  if ((spanContext.traceFlags & TraceFlags.SAMPLED) === 0 || !hasValidIds(spanContext)) return undefined;
+  const traceparent = `00-${spanContext.traceId}-${spanContext.spanId}${FLAG_SUFFIXES[spanContext.traceFlags & 0xff]!}`;
   const tracestate = spanContext.traceState?.serialize();
-  const carrier: MadeCarrier = tracestate ? { traceparent, tracestate } : { traceparent };
-  Object.defineProperty(carrier, MADE_FROM, { value: spanContext });
+  const carrier: MadeCarrier = tracestate ? { traceparent, tracestate, [MADE_FROM]: spanContext } : { traceparent, [MADE_FROM]: spanContext };
   return carrier;
 }
 
@@ -67,7 +91,7 @@ export function spanContextOf(carrier: TraceCarrier): SpanContext | undefined {
   const spanId = traceparent.slice(36, 52);
   if (traceId === INVALID_TRACE_ID || spanId === INVALID_SPAN_ID) return undefined;
   const traceFlags = (HEX_DIGIT[traceparent.charCodeAt(53)]! << 4) | HEX_DIGIT[traceparent.charCodeAt(54)]!;
-  const spanContext: SpanContext = { traceId, spanId, traceFlags, isRemote: true };
+  const spanContext: MarkedSpanContext = { traceId, spanId, traceFlags, isRemote: true, [VALID_IDS]: true };
   if (carrier.tracestate !== undefined) spanContext.traceState = createTraceState(carrier.tracestate);
   return spanContext;
 }

@@ -5,7 +5,7 @@
  * non-recording span and nothing else is allocated: attributes are set only on recording spans.
  */
 import { INVALID_SPAN_CONTEXT, ROOT_CONTEXT, SpanKind, SpanStatusCode, context, isSpanContextValid, propagation, trace, type Context, type Span } from '@opentelemetry/api';
-import { carrierOf, contextOf, linksTo, spanNameOf, tracerOf } from '@txmesh/client';
+import { carrierOf, contextOf, contextWithSpan, hasValidIds, linksTo, spanNameOf, tracerOf } from '@txmesh/client';
 import { SpanNames, TraceAttributes, type TraceCarrier, type TransactionResult } from '@txmesh/protocol';
 
 const SCOPE = '@txmesh/coordinator';
@@ -14,6 +14,8 @@ const SCOPE = '@txmesh/coordinator';
 export interface TransactionTrace {
   span?: Span;
   context: Context;
+  /** The transaction's span has no valid context (the api's no-op tracer): its branches get NO_SPAN. Asked once. */
+  untraced?: true;
 }
 
 /** The context named by an incoming request's headers (traceparent/tracestate). */
@@ -25,7 +27,7 @@ export function startTransactionSpan(parent: Context, shard: number): Transactio
   const span = tracerOf(SCOPE).startSpan(SpanNames.COORDINATOR_TRANSACTION, { kind: SpanKind.SERVER }, parent);
   if (span.isRecording()) span.setAttribute(TraceAttributes.SHARD, shard);
   // An invalid span (no SDK, no caller's trace) parents nothing: its branches get NO_SPAN, and no context is made for it.
-  return { span, context: isSpanContextValid(span.spanContext()) ? trace.setSpan(parent, span) : parent };
+  return hasValidIds(span.spanContext()) ? { span, context: contextWithSpan(parent, span) } : { span, context: parent, untraced: true };
 }
 
 /**
@@ -76,7 +78,7 @@ const BRANCH_SPAN_OPTIONS = { kind: SpanKind.INTERNAL } as const;
 
 /** One branch's phase (every attempt of its prepare, or of its commit/rollback delivery). */
 export function startBranchSpan(t: TransactionTrace, txId: string, service: string, action: string): Span {
-  if (t.span !== undefined && !isSpanContextValid(t.span.spanContext())) return NO_SPAN;
+  if (t.untraced === true) return NO_SPAN;
   const span = tracerOf(SCOPE).startSpan(spanNameOf(SpanNames.BRANCH, action), BRANCH_SPAN_OPTIONS, t.context);
   if (span.isRecording()) {
     span.setAttribute(TraceAttributes.TX_ID, txId);

@@ -10,8 +10,28 @@ export interface TraceCarrier {
   tracestate?: string;
 }
 
-const TRACEPARENT = /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
 const MAX_TRACESTATE = 512;
+
+/** `vv-<32 hex>-<16 hex>-<2 hex>`: 55 characters, dashes at 2, 35 and 52, lower-case hex everywhere else. */
+const TRACEPARENT_LENGTH = 55;
+const IS_LOWER_HEX = new Uint8Array(128);
+for (const digit of '0123456789abcdef') IS_LOWER_HEX[digit.charCodeAt(0)] = 1;
+const DASH = 45;
+
+/**
+ * The W3C shape, checked at fixed offsets: every batch item's carrier is checked at each hop (the sidecar and the
+ * service, about 16 per transaction), where the regular expression this replaces took about 300 ns each.
+ */
+function isTraceparent(text: string): boolean {
+  if (text.length !== TRACEPARENT_LENGTH) return false;
+  for (let i = 0; i < TRACEPARENT_LENGTH; i++) {
+    const code = text.charCodeAt(i);
+    if (i === 2 || i === 35 || i === 52) {
+      if (code !== DASH) return false;
+    } else if (code >= 128 || IS_LOWER_HEX[code] !== 1) return false;
+  }
+  return true;
+}
 
 /**
  * The carrier when it is well formed, else undefined. A malformed trace context is dropped, not refused
@@ -20,7 +40,7 @@ const MAX_TRACESTATE = 512;
 export function validTraceCarrier(raw: unknown): TraceCarrier | undefined {
   if (typeof raw !== 'object' || raw === null) return undefined;
   const { traceparent, tracestate } = raw as { traceparent?: unknown; tracestate?: unknown };
-  if (typeof traceparent !== 'string' || !TRACEPARENT.test(traceparent)) return undefined;
+  if (typeof traceparent !== 'string' || !isTraceparent(traceparent)) return undefined;
   if (typeof tracestate === 'string' && tracestate.length > 0 && tracestate.length <= MAX_TRACESTATE) return { traceparent, tracestate };
   return { traceparent };
 }

@@ -177,4 +177,29 @@ describe('role tracer', () => {
       trace.disable();
     }
   });
+
+  it('makes ids like the SDK\'s random generator in its place, marked valid, and keeps any other generator\'s', () => {
+    const VALID_IDS = Symbol.for('txmesh.spanContext.validIds');
+    const { role } = providers();
+    const seen = new Set<string>();
+    for (let i = 0; i < 200; i++) {
+      const root = role.startSpan('root', {}, ROOT_CONTEXT);
+      const child = role.startSpan('child', {}, trace.setSpan(ROOT_CONTEXT, root));
+      for (const context of [root.spanContext(), child.spanContext()]) {
+        assert.match(context.traceId, /^[0-9a-f]{32}$/);
+        assert.match(context.spanId, /^[0-9a-f]{16}$/);
+        assert.equal((context as unknown as Record<symbol, unknown>)[VALID_IDS], true);
+        seen.add(context.spanId);
+      }
+      assert.equal(child.spanContext().traceId, root.spanContext().traceId);
+      child.end();
+      root.end();
+    }
+    assert.equal(seen.size, 400, 'every span id differs');
+    const fixed = { generateTraceId: () => 'ab'.repeat(16), generateSpanId: () => 'cd'.repeat(8) };
+    const provider = new TracerProvider({ idGenerator: fixed, spanProcessors: [new Ended()] });
+    const span = new RoleTracerProvider(provider).getTracer('@txmesh/test').startSpan('fixed', {}, ROOT_CONTEXT);
+    assert.deepEqual([span.spanContext().traceId, span.spanContext().spanId], ['ab'.repeat(16), 'cd'.repeat(8)]);
+    assert.equal((span.spanContext() as unknown as Record<symbol, unknown>)[VALID_IDS], undefined);
+  });
 });
