@@ -33,6 +33,35 @@ describe('BatchingDispatcher', () => {
     assert.equal(dispatcher.lanes, 0, 'a lane with nothing queued or unanswered goes: sidecar addresses do not pile up');
   });
 
+  it('send: an item with an ItemAnswer is told its own result or its failure once, in the same batches as submitted items', async () => {
+    const transport = new FakeTransport((i) => (i.txId.endsWith('2') ? { status: 'no', reason: 'OUT_OF_STOCK' } : 'ok'));
+    const dispatcher = new BatchingDispatcher(transport, 8);
+    const heard: string[] = [];
+    const target = (name: string) => ({
+      answered: (r: { txId: string; status: string }) => heard.push(`${name} ${r.txId.slice(-1)} ${r.status}`),
+      failed: (err: unknown) => heard.push(`${name} failed ${(err as Error).message}`),
+    });
+    dispatcher.send('http://a', item(1), 1000, target('a'));
+    const submitted = dispatcher.submit('http://a', item(2), 1000).result;
+    dispatcher.send('http://a', item(4), 1000, target('d'));
+    assert.equal((await submitted).status, 'no');
+    assert.deepEqual(heard, ['a 1 ok', 'd 4 ok']);
+    assert.deepEqual(transport.batches.map((b) => b.items.length), [3]);
+    // A transport failure, and a closed dispatcher (told on a later turn, as a rejected promise would be).
+    const failing = new BatchingDispatcher({
+      send: () => {
+        throw new Error('boom');
+      },
+    });
+    failing.send('http://a', item(5), 1000, target('e'));
+    dispatcher.close();
+    dispatcher.send('http://a', item(6), 1000, target('f'));
+    assert.deepEqual(heard, ['a 1 ok', 'd 4 ok'], 'nothing is told synchronously');
+    // Outcomes linger up to 5 ms for a prepare to ride with.
+    for (let turn = 0; turn < 40 && heard.length < 4; turn++) await new Promise((resolve) => setTimeout(resolve, 5));
+    assert.deepEqual(heard.slice(2).sort(), ['e failed boom', 'f failed the dispatcher is closed: this coordinator is shutting down and sends nothing more']);
+  });
+
   it('refuses a batch limit that could never drain its queue', () => {
     for (const bad of [0, -1, 1.5, Number.NaN]) assert.throws(() => new BatchingDispatcher(new FakeTransport(), bad), RangeError);
   });

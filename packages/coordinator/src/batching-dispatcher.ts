@@ -49,26 +49,64 @@ export interface Dispatch {
 }
 
 /**
+ * Where the result of an item handed to BatchingDispatcher.send goes: called once, with the item's own result
+ * (answered) or with why none came (failed: transport failure, timeout, a bad answer, the dispatcher closing).
+ */
+export interface ItemAnswer {
+  answered(result: BranchItemResult): void;
+  failed(err: unknown): void;
+}
+
+/**
  * One submitted item and its caller's side. It is its own Dispatch: `sent` is made only when someone asks for
- * it (the tests; nothing in the shard does), so an item costs one promise, not two.
+ * it (the tests; nothing in the shard does), so an item costs one promise, not two; and an item sent with an
+ * ItemAnswer (send) costs none: its answer is a call.
  */
 class Queued implements Dispatch {
   readonly item: BranchItem;
   readonly timeoutMs: number;
-  readonly result: Promise<BranchItemResult>;
-  resolve!: (result: BranchItemResult) => void;
-  reject!: (err: unknown) => void;
+  readonly #target: ItemAnswer | undefined;
+  readonly #result: Promise<BranchItemResult> | undefined;
+  #resolve: ((result: BranchItemResult) => void) | undefined;
+  #reject: ((err: unknown) => void) | undefined;
+  #settled = false;
   #handedOver = false;
   #onSent: (() => void) | undefined;
   #sent: Promise<void> | undefined;
 
-  constructor(item: BranchItem, timeoutMs: number) {
+  constructor(item: BranchItem, timeoutMs: number, target?: ItemAnswer) {
     this.item = item;
     this.timeoutMs = timeoutMs;
-    this.result = new Promise<BranchItemResult>((resolve, reject) => {
-      this.resolve = resolve;
-      this.reject = reject;
-    });
+    if (target !== undefined) {
+      this.#target = target;
+    } else {
+      this.#result = new Promise<BranchItemResult>((resolve, reject) => {
+        this.#resolve = resolve;
+        this.#reject = reject;
+      });
+    }
+  }
+
+  /** The item's result (submit); an item sent with an ItemAnswer has no promise. */
+  get result(): Promise<BranchItemResult> {
+    if (this.#result === undefined) throw new Error('an item sent with an ItemAnswer has no result promise');
+    return this.#result;
+  }
+
+  resolve(result: BranchItemResult): void {
+    if (this.#settled) return;
+    this.#settled = true;
+    if (this.#target === undefined) return this.#resolve!(result);
+    const target = this.#target;
+    tell(() => target.answered(result));
+  }
+
+  reject(err: unknown): void {
+    if (this.#settled) return;
+    this.#settled = true;
+    if (this.#target === undefined) return this.#reject!(err);
+    const target = this.#target;
+    tell(() => target.failed(err));
   }
 
   get sent(): Promise<void> {
@@ -81,6 +119,20 @@ class Queued implements Dispatch {
     this.#handedOver = true;
     this.#onSent?.();
     this.#onSent = undefined;
+  }
+}
+
+/**
+ * Runs an ItemAnswer's call. A throw there is a bug of the caller's: it must not keep the rest of the batch from
+ * their answers, and it surfaces as an uncaught exception, as a throw in a promise callback would have.
+ */
+function tell(call: () => void): void {
+  try {
+    call();
+  } catch (err) {
+    queueMicrotask(() => {
+      throw err;
+    });
   }
 }
 
@@ -167,6 +219,26 @@ export class BatchingDispatcher {
       this.#sendBatch(sidecarUrl, undefined, [queued]);
       return queued;
     }
+    this.#enqueue(sidecarUrl, queued);
+    return queued;
+  }
+
+  /**
+   * As submit (never alone), but the result goes to `answer` by a call, on the turn the batch's answer is read,
+   * instead of through a promise: the first attempt of nearly every prepare and outcome goes this way, and a
+   * promise, its two settling functions and the caller's callbacks were a large share of what a transaction
+   * allocated. A closed dispatcher fails the item on a later turn, as a rejected promise would.
+   */
+  send(sidecarUrl: string, item: BranchItem, timeoutMs: number, answer: ItemAnswer): void {
+    if (this.#closed) {
+      queueMicrotask(() => answer.failed(new DispatcherClosedError()));
+      return;
+    }
+    this.#enqueue(sidecarUrl, new Queued(item, timeoutMs, answer));
+  }
+
+  #enqueue(sidecarUrl: string, queued: Queued): void {
+    const item = queued.item;
     let lane = this.#lanes.get(sidecarUrl);
     if (!lane) {
       lane = { queue: [], prepares: 0, inFlight: 0, window: undefined };
@@ -175,7 +247,6 @@ export class BatchingDispatcher {
     lane.queue.push(queued);
     if (item.action === BranchAction.PREPARE) lane.prepares += 1;
     this.#markDirty(sidecarUrl);
-    return queued;
   }
 
   #markDirty(sidecarUrl: string): void {

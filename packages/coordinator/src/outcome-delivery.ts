@@ -7,7 +7,7 @@ import { carrierOf } from '@txmesh/client';
 import { BranchAction, BranchState, Reason, traceLogFieldsOf, type BranchItem, type BranchItemResult, type TraceCarrier } from '@txmesh/protocol';
 import type { Span } from '@opentelemetry/api';
 import { backoffDelayMs } from './backoff.ts';
-import type { BatchingDispatcher } from './batching-dispatcher.ts';
+import type { BatchingDispatcher, ItemAnswer } from './batching-dispatcher.ts';
 import { branchCallErrorOf } from './branch-errors.ts';
 import type { Branch, LiveTx } from './live-transaction.ts';
 import type { ResolvedManagerOptions } from './manager-options.ts';
@@ -108,34 +108,36 @@ export class OutcomeDelivery {
    * allocated per transaction (docs/benchmarks.md). A branch that did not acknowledge it goes on in #retry.
    */
   #deliverBranch(tx: LiveTx, branch: Branch, action: OutcomeAction, fanout: Fanout): void {
-    const run = new DeliveryRun(tx, branch, action, fanout);
+    const run = new DeliveryRun(tx, branch, action, fanout, this.#firstAnswered);
     branch.attempts = 0;
     const { registry, isClosing } = this.#parts;
     const sidecarUrl = isClosing() ? undefined : registry.sidecarUrl(branch.service);
     if (sidecarUrl === undefined) return void this.#retry(run, 1, undefined);
     branch.attempts = 1;
-    let answer: Promise<BranchItemResult>;
-    try {
-      answer = this.#submit(run, sidecarUrl);
-    } catch (err) {
-      return void this.#retry(run, 1, branchCallErrorOf(err));
-    }
-    answer.then(
-      (result) => {
-        if (result.status === 'ok') this.#end(run, true);
-        else void this.#retry(run, 1, { reason: result.reason ?? (result.status === 'no' ? Reason.REFUSED : Reason.ERROR), message: result.message });
-      },
-      (err: unknown) => void this.#retry(run, 1, branchCallErrorOf(err)),
-    );
+    // The answer comes back as a call to the run (an ItemAnswer), not through a promise and two callbacks.
+    this.#parts.dispatcher.send(sidecarUrl, this.#item(run), this.#timeoutOf(run), run);
+  }
+
+  /** The first attempt's answer, or why none came (`result` undefined): acknowledged, or on to #retry. */
+  readonly #firstAnswered = (run: DeliveryRun, result: BranchItemResult | undefined, err: unknown): void => {
+    if (result === undefined) void this.#retry(run, 1, branchCallErrorOf(err));
+    else if (result.status === 'ok') this.#end(run, true);
+    else void this.#retry(run, 1, { reason: result.reason ?? (result.status === 'no' ? Reason.REFUSED : Reason.ERROR), message: result.message });
+  };
+
+  #timeoutOf(run: DeliveryRun): number {
+    const { options } = this.#parts;
+    return options.serviceTimeouts[run.branch.service]?.deliveryTimeoutMs ?? options.deliveryTimeoutMs;
+  }
+
+  #item(run: DeliveryRun): BranchItem {
+    const item: BranchItem = { action: run.action, txId: run.tx.txId, service: run.branch.service };
+    if (run.trace !== undefined) item.trace = run.trace;
+    return item;
   }
 
   #submit(run: DeliveryRun, sidecarUrl: string): Promise<BranchItemResult> {
-    const { dispatcher, options } = this.#parts;
-    const { tx, branch, action } = run;
-    const timeoutMs = options.serviceTimeouts[branch.service]?.deliveryTimeoutMs ?? options.deliveryTimeoutMs;
-    const item: BranchItem = { action, txId: tx.txId, service: branch.service };
-    if (run.trace !== undefined) item.trace = run.trace;
-    return dispatcher.submit(sidecarUrl, item, timeoutMs).result;
+    return this.#parts.dispatcher.submit(sidecarUrl, this.#item(run), this.#timeoutOf(run)).result;
   }
 
   /**
@@ -202,21 +204,31 @@ export class OutcomeDelivery {
   }
 }
 
-/** One branch's delivery: what it delivers, where its end is counted, and its span. */
-class DeliveryRun {
+/** One branch's delivery: what it delivers, where its end is counted, and its span; the ItemAnswer of its first attempt. */
+class DeliveryRun implements ItemAnswer {
   readonly tx: LiveTx;
   readonly branch: Branch;
   readonly action: OutcomeAction;
   readonly fanout: Fanout;
   readonly span: Span;
   readonly trace: TraceCarrier | undefined;
+  readonly #first: (run: DeliveryRun, result: BranchItemResult | undefined, err: unknown) => void;
 
-  constructor(tx: LiveTx, branch: Branch, action: OutcomeAction, fanout: Fanout) {
+  constructor(tx: LiveTx, branch: Branch, action: OutcomeAction, fanout: Fanout, first: (run: DeliveryRun, result: BranchItemResult | undefined, err: unknown) => void) {
     this.tx = tx;
     this.branch = branch;
     this.action = action;
     this.fanout = fanout;
+    this.#first = first;
     this.span = startBranchSpan(tx.trace, tx.txId, branch.service, action);
     this.trace = carrierOf(this.span);
+  }
+
+  answered(result: BranchItemResult): void {
+    this.#first(this, result, undefined);
+  }
+
+  failed(err: unknown): void {
+    this.#first(this, undefined, err);
   }
 }

@@ -8,7 +8,7 @@ import { carrierOf } from '@txmesh/client';
 import { BranchAction, BranchState, Reason, Vote, type BeginTransactionRequest, type BranchItem, type BranchItemResult, type TraceCarrier } from '@txmesh/protocol';
 import type { Span } from '@opentelemetry/api';
 import { backoffDelayMs } from './backoff.ts';
-import type { BatchingDispatcher } from './batching-dispatcher.ts';
+import type { BatchingDispatcher, ItemAnswer } from './batching-dispatcher.ts';
 import { SidecarUnreachableError, branchCallErrorOf } from './branch-errors.ts';
 import type { Branch, LiveTx } from './live-transaction.ts';
 import type { ResolvedManagerOptions } from './manager-options.ts';
@@ -53,6 +53,8 @@ function withDetails<T extends object>(target: T, details: string | undefined): 
 
 export class VoteCollector {
   readonly #parts: VoteCollectorParts;
+  /** Where a first attempt that brought no vote goes on: one function for the collector, not one per prepare. */
+  readonly #again = (run: PrepareRun): void => void this.#retry(run, true);
 
   constructor(parts: VoteCollectorParts) {
     this.#parts = parts;
@@ -109,7 +111,7 @@ export class VoteCollector {
    * continues in #retry.
    */
   #prepare(tx: LiveTx, index: number, deadline: number, count: VoteCount): void {
-    const run = new PrepareRun(tx, index, deadline, count);
+    const run = new PrepareRun(tx, index, deadline, count, this.#again);
     const { dispatcher, scheduler, isClosing } = this.#parts;
     const service = run.branch.service;
     // Most prepares find a free slot: no promise and no turn for them, and no closure to ask whether they were withdrawn.
@@ -120,27 +122,17 @@ export class VoteCollector {
       release(0, false);
       return run.voted({ vote: Vote.NONE, ...run.last });
     }
-    const sentAt = performance.now();
-    let answer: Promise<BranchItemResult>;
+    let sidecarUrl: string;
     try {
-      answer = dispatcher.submit(this.#sidecarOf(service), run.item(), Math.max(1, deadline - Date.now())).result;
+      sidecarUrl = this.#sidecarOf(service);
     } catch (err) {
       run.failed(err);
-      release(performance.now() - sentAt, false);
+      release(0, false);
       return void this.#retry(run, true);
     }
-    answer.then(
-      (result) => {
-        const voted = run.answered(result);
-        release(performance.now() - sentAt, true);
-        if (!voted) void this.#retry(run, true);
-      },
-      (err: unknown) => {
-        run.failed(err);
-        release(performance.now() - sentAt, false);
-        void this.#retry(run, true);
-      },
-    );
+    // The answer comes back as a call to the run (FirstAttempt), not through a promise and two callbacks.
+    run.firstAttempt(release);
+    dispatcher.send(sidecarUrl, run.item(), Math.max(1, deadline - Date.now()), run);
   }
 
   #sidecarOf(service: string): string {
@@ -192,9 +184,9 @@ export class VoteCollector {
         // Re-asked alone: in a batch with other items it would be deferred again as soon as they answer.
         const result = await dispatcher.submit(this.#sidecarOf(branch.service), run.item(), Math.max(1, deadline - Date.now()), run.reasking ? ALONE : undefined).result;
         answered = true;
-        if (run.answered(result)) return;
+        if (run.answer(result)) return;
       } catch (err) {
-        run.failed(err);
+        run.noAnswer(err);
       } finally {
         release(performance.now() - sentAt, answered);
       }
@@ -203,8 +195,11 @@ export class VoteCollector {
   }
 }
 
-/** One branch's prepare: where its vote goes, its span, and the state of its attempts. */
-class PrepareRun {
+/**
+ * One branch's prepare: where its vote goes, its span, and the state of its attempts. It is also the ItemAnswer of
+ * its first attempt (firstAttempt, then the dispatcher calls answered or failed once).
+ */
+class PrepareRun implements ItemAnswer {
   readonly tx: LiveTx;
   readonly branch: Branch;
   readonly deadline: number;
@@ -212,6 +207,10 @@ class PrepareRun {
   readonly #count: VoteCount;
   readonly #span: Span;
   readonly #trace: TraceCarrier | undefined;
+  readonly #again: (run: PrepareRun) => void;
+  /** The first attempt's scheduler slot and when it was sent, until its answer releases the slot. */
+  #release: Release | undefined;
+  #sentAt = 0;
   /** Attempts made (a deferral is not one). */
   n = 1;
   /** Why the latest attempt did not bring a vote. */
@@ -220,14 +219,41 @@ class PrepareRun {
   /** The latest attempt was deferred: the next one is a re-ask, sent alone and without a slot. */
   reasking = false;
 
-  constructor(tx: LiveTx, index: number, deadline: number, count: VoteCount) {
+  constructor(tx: LiveTx, index: number, deadline: number, count: VoteCount, again: (run: PrepareRun) => void) {
     this.tx = tx;
     this.branch = tx.branches[index]!;
     this.deadline = deadline;
     this.#index = index;
     this.#count = count;
+    this.#again = again;
     this.#span = startBranchSpan(tx.trace, tx.txId, this.branch.service, BranchAction.PREPARE);
     this.#trace = carrierOf(this.#span);
+  }
+
+  /** The first attempt is about to be sent holding `release`: its answer (answered / failed) frees it. */
+  firstAttempt(release: Release): void {
+    this.#release = release;
+    this.#sentAt = performance.now();
+  }
+
+  /** ItemAnswer of the first attempt: the vote, or another attempt (VoteCollector.#retry). */
+  answered(result: BranchItemResult): void {
+    const voted = this.answer(result);
+    this.#releaseFirst(true);
+    if (!voted) this.#again(this);
+  }
+
+  /** ItemAnswer of the first attempt: it brought no answer; the next attempt decides what follows. */
+  failed(err: unknown): void {
+    this.noAnswer(err);
+    this.#releaseFirst(false);
+    this.#again(this);
+  }
+
+  #releaseFirst(answered: boolean): void {
+    const release = this.#release;
+    this.#release = undefined;
+    release?.(performance.now() - this.#sentAt, answered);
   }
 
   /** The item of the next attempt, counted as sent. */
@@ -241,7 +267,7 @@ class PrepareRun {
   }
 
   /** An attempt's answer: true when it is the vote (handed on), false when it asks for another attempt. */
-  answered(result: BranchItemResult): boolean {
+  answer(result: BranchItemResult): boolean {
     if (result.status === 'ok') {
       this.voted(YES);
       return true;
@@ -257,7 +283,7 @@ class PrepareRun {
   }
 
   /** An attempt brought no answer (unreachable, timed out, a bad answer). */
-  failed(err: unknown): void {
+  noAnswer(err: unknown): void {
     const failure = branchCallErrorOf(err);
     this.last = { reason: failure.reason, details: failure.message };
     this.reasking = false;
