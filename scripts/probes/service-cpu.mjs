@@ -58,6 +58,8 @@ async function measure(service) {
   })();
   // PROBE_SYNCHRONOUS=NORMAL (never for a measurement of the product): how much of a batch is the fsync.
   if (process.env.PROBE_SYNCHRONOUS) db.pragma(`synchronous = ${process.env.PROBE_SYNCHRONOUS}`);
+  // PROBE_AUTOCHECKPOINT=N: the WAL is checkpointed every N pages instead of SQLite's (or the SDK's) default.
+  if (process.env.PROBE_AUTOCHECKPOINT) db.pragma(`wal_autocheckpoint = ${process.env.PROBE_AUTOCHECKPOINT}`);
   const participant = createParticipant({ service, db, operations: definition.operations, log: () => {} });
   const random = seededRandom(7);
   let orders = 0;

@@ -28,17 +28,26 @@ interface ReservationRow {
   status: 'reserved' | 'committed';
 }
 
+/**
+ * Each hook's usual path is as few statements as it can be (they are most of a service's own CPU under load,
+ * docs/benchmarks.md): the reservation's key makes a repeated prepare a no-op, the hold checks the stock in
+ * its own UPDATE, and commit and rollback move the row and read it in one. The rare paths (a refusal, a hook
+ * run again) read what they need to explain themselves.
+ */
 const statements = statementCache((db) => ({
   item: db.prepare(`SELECT sku, stock, reserved FROM inventory_items WHERE sku = ?`),
   reservation: db.prepare(`SELECT sku, qty, status FROM inventory_reservations WHERE tx_id = ? AND op_index = ?`),
-  hold: db.prepare(`UPDATE inventory_items SET reserved = reserved + ? WHERE sku = ?`),
+  holdIfAvailable: db.prepare(`UPDATE inventory_items SET reserved = reserved + ? WHERE sku = ? AND stock - reserved >= ?`),
   insertReservation: db.prepare(
-    `INSERT INTO inventory_reservations (tx_id, op_index, sku, qty, status, created_at) VALUES (?, ?, ?, ?, 'reserved', ?)`,
+    `INSERT INTO inventory_reservations (tx_id, op_index, sku, qty, status, created_at) VALUES (?, ?, ?, ?, 'reserved', ?)
+     ON CONFLICT (tx_id, op_index) DO NOTHING`,
   ),
   sell: db.prepare(`UPDATE inventory_items SET stock = stock - ?, reserved = reserved - ? WHERE sku = ?`),
-  markCommitted: db.prepare(`UPDATE inventory_reservations SET status = 'committed' WHERE tx_id = ? AND op_index = ?`),
+  markCommitted: db.prepare(
+    `UPDATE inventory_reservations SET status = 'committed' WHERE tx_id = ? AND op_index = ? AND status = 'reserved' RETURNING sku, qty`,
+  ),
   release: db.prepare(`UPDATE inventory_items SET reserved = reserved - ? WHERE sku = ?`),
-  deleteReservation: db.prepare(`DELETE FROM inventory_reservations WHERE tx_id = ? AND op_index = ?`),
+  deleteReservation: db.prepare(`DELETE FROM inventory_reservations WHERE tx_id = ? AND op_index = ? AND status = 'reserved' RETURNING sku, qty`),
 }));
 
 function reservationOf(ctx: HookContext): ReservationRow | undefined {
@@ -52,34 +61,33 @@ const reserve = defineOperation<ReserveArgs>({
   },
   lockKeys: (args) => [`sku:${args.sku}`],
   prepare(ctx, args) {
-    if (reservationOf(ctx) !== undefined) return; // this operation already holds its units
     const s = statements(ctx.db);
+    // Already there: this operation holds its units. A refusal below undoes the row with the branch's savepoint.
+    if (s.insertReservation.run(ctx.txId, ctx.opIndex, args.sku, args.qty, Date.now()).changes === 0) return;
+    if (s.holdIfAvailable.run(args.qty, args.sku, args.qty).changes === 1) return;
     const item = s.item.get(args.sku) as ItemRow | undefined;
     if (item === undefined) throw new BusinessRefusal('UNKNOWN_SKU', `There is no sku ${args.sku}.`);
-    const available = item.stock - item.reserved;
-    if (available < args.qty) {
-      throw new BusinessRefusal('OUT_OF_STOCK', `${args.sku} has ${available} available, ${args.qty} requested.`);
-    }
-    s.hold.run(args.qty, args.sku);
-    s.insertReservation.run(ctx.txId, ctx.opIndex, args.sku, args.qty, Date.now());
+    throw new BusinessRefusal('OUT_OF_STOCK', `${args.sku} has ${item.stock - item.reserved} available, ${args.qty} requested.`);
   },
   commit(ctx) {
-    const row = reservationOf(ctx);
-    if (row?.status === 'committed') return;
-    // Effects come from the reservation row, not the args: the row is what prepare actually held.
-    if (row === undefined) throw new Error(`inventory: commit of ${ctx.txId}/${ctx.opIndex} finds no reservation`);
     const s = statements(ctx.db);
+    // Effects come from the reservation row, not the args: the row is what prepare actually held.
+    const row = s.markCommitted.get(ctx.txId, ctx.opIndex) as Pick<ReservationRow, 'sku' | 'qty'> | undefined;
+    if (row === undefined) {
+      if (reservationOf(ctx)?.status === 'committed') return;
+      throw new Error(`inventory: commit of ${ctx.txId}/${ctx.opIndex} finds no reservation`);
+    }
     s.sell.run(row.qty, row.qty, row.sku);
-    s.markCommitted.run(ctx.txId, ctx.opIndex);
     recordCommittedBranch(ctx.db, ctx.txId);
   },
   rollback(ctx) {
-    const row = reservationOf(ctx);
-    if (row === undefined) return;
-    if (row.status === 'committed') throw new Error(`inventory: rollback of ${ctx.txId}/${ctx.opIndex} after it committed`);
     const s = statements(ctx.db);
+    const row = s.deleteReservation.get(ctx.txId, ctx.opIndex) as Pick<ReservationRow, 'sku' | 'qty'> | undefined;
+    if (row === undefined) {
+      if (reservationOf(ctx)?.status === 'committed') throw new Error(`inventory: rollback of ${ctx.txId}/${ctx.opIndex} after it committed`);
+      return;
+    }
     s.release.run(row.qty, row.sku);
-    s.deleteReservation.run(ctx.txId, ctx.opIndex);
   },
 });
 

@@ -24,16 +24,17 @@ interface OrderRow {
   status: 'pending' | 'confirmed';
 }
 
+/** As inventory's hooks: the usual path of each is as few statements as it can be (see inventory.ts). */
 const statements = statementCache((db) => ({
   byTx: db.prepare(`SELECT order_id, tx_id, status FROM orders WHERE tx_id = ? AND op_index = ?`),
-  byId: db.prepare(`SELECT order_id, tx_id, status FROM orders WHERE order_id = ?`),
   full: db.prepare(`SELECT order_id, tx_id, sku, qty, account, amount, status, created_at, confirmed_at FROM orders WHERE order_id = ?`),
+  // Nothing when the order id or this operation's row exists already (either key).
   insert: db.prepare(
     `INSERT INTO orders (order_id, tx_id, op_index, sku, qty, account, amount, status, created_at)
-     VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?)`,
+     VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?) ON CONFLICT DO NOTHING`,
   ),
-  confirm: db.prepare(`UPDATE orders SET status = 'confirmed', confirmed_at = ? WHERE tx_id = ? AND op_index = ?`),
-  remove: db.prepare(`DELETE FROM orders WHERE tx_id = ? AND op_index = ?`),
+  confirm: db.prepare(`UPDATE orders SET status = 'confirmed', confirmed_at = ? WHERE tx_id = ? AND op_index = ? AND status = 'pending'`),
+  remove: db.prepare(`DELETE FROM orders WHERE tx_id = ? AND op_index = ? AND status = 'pending'`),
 }));
 
 function orderOf(ctx: HookContext): OrderRow | undefined {
@@ -53,25 +54,21 @@ const create = defineOperation<CreateArgs>({
   },
   lockKeys: (args) => [`order:${args.orderId}`],
   prepare(ctx, args) {
-    if (orderOf(ctx) !== undefined) return; // this operation already wrote its order
     const s = statements(ctx.db);
-    if (s.byId.get(args.orderId) !== undefined) {
-      throw new BusinessRefusal('DUPLICATE_ORDER', `Order ${args.orderId} already exists.`);
-    }
-    s.insert.run(args.orderId, ctx.txId, ctx.opIndex, args.sku, args.qty, args.account, args.amount, Date.now());
+    if (s.insert.run(args.orderId, ctx.txId, ctx.opIndex, args.sku, args.qty, args.account, args.amount, Date.now()).changes === 1) return;
+    if (orderOf(ctx) !== undefined) return; // this operation already wrote its order
+    throw new BusinessRefusal('DUPLICATE_ORDER', `Order ${args.orderId} already exists.`);
   },
   commit(ctx) {
-    const row = orderOf(ctx);
-    if (row?.status === 'confirmed') return;
-    if (row === undefined) throw new Error(`order: commit of ${ctx.txId}/${ctx.opIndex} finds no pending order`);
-    statements(ctx.db).confirm.run(Date.now(), ctx.txId, ctx.opIndex);
+    if (statements(ctx.db).confirm.run(Date.now(), ctx.txId, ctx.opIndex).changes === 0) {
+      if (orderOf(ctx)?.status === 'confirmed') return;
+      throw new Error(`order: commit of ${ctx.txId}/${ctx.opIndex} finds no pending order`);
+    }
     recordCommittedBranch(ctx.db, ctx.txId);
   },
   rollback(ctx) {
-    const row = orderOf(ctx);
-    if (row === undefined) return;
-    if (row.status === 'confirmed') throw new Error(`order: rollback of ${ctx.txId}/${ctx.opIndex} after it committed`);
-    statements(ctx.db).remove.run(ctx.txId, ctx.opIndex);
+    if (statements(ctx.db).remove.run(ctx.txId, ctx.opIndex).changes === 1) return;
+    if (orderOf(ctx)?.status === 'confirmed') throw new Error(`order: rollback of ${ctx.txId}/${ctx.opIndex} after it committed`);
   },
 });
 

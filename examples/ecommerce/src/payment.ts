@@ -28,17 +28,21 @@ interface HoldRow {
   status: 'held' | 'committed';
 }
 
+/** As inventory's hooks: the usual path of each is as few statements as it can be (see inventory.ts). */
 const statements = statementCache((db) => ({
   account: db.prepare(`SELECT id, balance, held FROM payment_accounts WHERE id = ?`),
   holdRow: db.prepare(`SELECT account, amount, status FROM payment_holds WHERE tx_id = ? AND op_index = ?`),
-  hold: db.prepare(`UPDATE payment_accounts SET held = held + ? WHERE id = ?`),
+  holdIfAvailable: db.prepare(`UPDATE payment_accounts SET held = held + ? WHERE id = ? AND balance - held >= ?`),
   insertHold: db.prepare(
-    `INSERT INTO payment_holds (tx_id, op_index, account, amount, status, created_at) VALUES (?, ?, ?, ?, 'held', ?)`,
+    `INSERT INTO payment_holds (tx_id, op_index, account, amount, status, created_at) VALUES (?, ?, ?, ?, 'held', ?)
+     ON CONFLICT (tx_id, op_index) DO NOTHING`,
   ),
   take: db.prepare(`UPDATE payment_accounts SET balance = balance - ?, held = held - ? WHERE id = ?`),
-  markCommitted: db.prepare(`UPDATE payment_holds SET status = 'committed' WHERE tx_id = ? AND op_index = ?`),
+  markCommitted: db.prepare(
+    `UPDATE payment_holds SET status = 'committed' WHERE tx_id = ? AND op_index = ? AND status = 'held' RETURNING account, amount`,
+  ),
   release: db.prepare(`UPDATE payment_accounts SET held = held - ? WHERE id = ?`),
-  deleteHold: db.prepare(`DELETE FROM payment_holds WHERE tx_id = ? AND op_index = ?`),
+  deleteHold: db.prepare(`DELETE FROM payment_holds WHERE tx_id = ? AND op_index = ? AND status = 'held' RETURNING account, amount`),
 }));
 
 function holdOf(ctx: HookContext): HoldRow | undefined {
@@ -52,33 +56,32 @@ const charge = defineOperation<ChargeArgs>({
   },
   lockKeys: (args) => [`account:${args.account}`],
   prepare(ctx, args) {
-    if (holdOf(ctx) !== undefined) return; // this operation already holds its money
     const s = statements(ctx.db);
+    // Already there: this operation holds its money. A refusal below undoes the row with the branch's savepoint.
+    if (s.insertHold.run(ctx.txId, ctx.opIndex, args.account, args.amount, Date.now()).changes === 0) return;
+    if (s.holdIfAvailable.run(args.amount, args.account, args.amount).changes === 1) return;
     const account = s.account.get(args.account) as AccountRow | undefined;
     if (account === undefined) throw new BusinessRefusal('UNKNOWN_ACCOUNT', `There is no account ${args.account}.`);
-    const available = account.balance - account.held;
-    if (available < args.amount) {
-      throw new BusinessRefusal('INSUFFICIENT_FUNDS', `${args.account} has ${available} available, ${args.amount} requested.`);
-    }
-    s.hold.run(args.amount, args.account);
-    s.insertHold.run(ctx.txId, ctx.opIndex, args.account, args.amount, Date.now());
+    throw new BusinessRefusal('INSUFFICIENT_FUNDS', `${args.account} has ${account.balance - account.held} available, ${args.amount} requested.`);
   },
   commit(ctx) {
-    const row = holdOf(ctx);
-    if (row?.status === 'committed') return;
-    if (row === undefined) throw new Error(`payment: commit of ${ctx.txId}/${ctx.opIndex} finds no hold`);
     const s = statements(ctx.db);
+    const row = s.markCommitted.get(ctx.txId, ctx.opIndex) as Pick<HoldRow, 'account' | 'amount'> | undefined;
+    if (row === undefined) {
+      if (holdOf(ctx)?.status === 'committed') return;
+      throw new Error(`payment: commit of ${ctx.txId}/${ctx.opIndex} finds no hold`);
+    }
     s.take.run(row.amount, row.amount, row.account);
-    s.markCommitted.run(ctx.txId, ctx.opIndex);
     recordCommittedBranch(ctx.db, ctx.txId);
   },
   rollback(ctx) {
-    const row = holdOf(ctx);
-    if (row === undefined) return;
-    if (row.status === 'committed') throw new Error(`payment: rollback of ${ctx.txId}/${ctx.opIndex} after it committed`);
     const s = statements(ctx.db);
+    const row = s.deleteHold.get(ctx.txId, ctx.opIndex) as Pick<HoldRow, 'account' | 'amount'> | undefined;
+    if (row === undefined) {
+      if (holdOf(ctx)?.status === 'committed') throw new Error(`payment: rollback of ${ctx.txId}/${ctx.opIndex} after it committed`);
+      return;
+    }
     s.release.run(row.amount, row.account);
-    s.deleteHold.run(ctx.txId, ctx.opIndex);
   },
 });
 

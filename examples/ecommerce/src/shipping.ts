@@ -21,15 +21,16 @@ interface ShipmentRow {
   status: 'tentative' | 'scheduled';
 }
 
+/** As inventory's hooks: the usual path of each is as few statements as it can be (see inventory.ts). */
 const statements = statementCache((db) => ({
   byTx: db.prepare(`SELECT order_id, tx_id, status FROM shipments WHERE tx_id = ? AND op_index = ?`),
-  byOrder: db.prepare(`SELECT order_id, tx_id, status FROM shipments WHERE order_id = ?`),
   full: db.prepare(`SELECT order_id, tx_id, address, status, created_at, scheduled_at FROM shipments WHERE order_id = ?`),
+  // Nothing when the order's shipment or this operation's row exists already (either key).
   insert: db.prepare(
-    `INSERT INTO shipments (order_id, tx_id, op_index, address, status, created_at) VALUES (?, ?, ?, ?, 'tentative', ?)`,
+    `INSERT INTO shipments (order_id, tx_id, op_index, address, status, created_at) VALUES (?, ?, ?, ?, 'tentative', ?) ON CONFLICT DO NOTHING`,
   ),
-  schedule: db.prepare(`UPDATE shipments SET status = 'scheduled', scheduled_at = ? WHERE tx_id = ? AND op_index = ?`),
-  remove: db.prepare(`DELETE FROM shipments WHERE tx_id = ? AND op_index = ?`),
+  schedule: db.prepare(`UPDATE shipments SET status = 'scheduled', scheduled_at = ? WHERE tx_id = ? AND op_index = ? AND status = 'tentative'`),
+  remove: db.prepare(`DELETE FROM shipments WHERE tx_id = ? AND op_index = ? AND status = 'tentative'`),
 }));
 
 function shipmentOf(ctx: HookContext): ShipmentRow | undefined {
@@ -44,28 +45,25 @@ const schedule = defineOperation<ScheduleArgs>({
   },
   lockKeys: (args) => [`shipment:${args.orderId}`],
   prepare(ctx, args) {
-    if (shipmentOf(ctx) !== undefined) return; // this operation already booked its shipment
+    const s = statements(ctx.db);
     if (args.address.trim().length === 0) {
+      if (shipmentOf(ctx) !== undefined) return; // this operation already booked its shipment
       throw new BusinessRefusal('UNDELIVERABLE', `Order ${args.orderId} has no delivery address.`);
     }
-    const s = statements(ctx.db);
-    if (s.byOrder.get(args.orderId) !== undefined) {
-      throw new BusinessRefusal('DUPLICATE_SHIPMENT', `Order ${args.orderId} already has a shipment.`);
-    }
-    s.insert.run(args.orderId, ctx.txId, ctx.opIndex, args.address, Date.now());
+    if (s.insert.run(args.orderId, ctx.txId, ctx.opIndex, args.address, Date.now()).changes === 1) return;
+    if (shipmentOf(ctx) !== undefined) return; // this operation already booked its shipment
+    throw new BusinessRefusal('DUPLICATE_SHIPMENT', `Order ${args.orderId} already has a shipment.`);
   },
   commit(ctx) {
-    const row = shipmentOf(ctx);
-    if (row?.status === 'scheduled') return;
-    if (row === undefined) throw new Error(`shipping: commit of ${ctx.txId}/${ctx.opIndex} finds no tentative shipment`);
-    statements(ctx.db).schedule.run(Date.now(), ctx.txId, ctx.opIndex);
+    if (statements(ctx.db).schedule.run(Date.now(), ctx.txId, ctx.opIndex).changes === 0) {
+      if (shipmentOf(ctx)?.status === 'scheduled') return;
+      throw new Error(`shipping: commit of ${ctx.txId}/${ctx.opIndex} finds no tentative shipment`);
+    }
     recordCommittedBranch(ctx.db, ctx.txId);
   },
   rollback(ctx) {
-    const row = shipmentOf(ctx);
-    if (row === undefined) return;
-    if (row.status === 'scheduled') throw new Error(`shipping: rollback of ${ctx.txId}/${ctx.opIndex} after it committed`);
-    statements(ctx.db).remove.run(ctx.txId, ctx.opIndex);
+    if (statements(ctx.db).remove.run(ctx.txId, ctx.opIndex).changes === 1) return;
+    if (shipmentOf(ctx)?.status === 'scheduled') throw new Error(`shipping: rollback of ${ctx.txId}/${ctx.opIndex} after it committed`);
   },
 });
 

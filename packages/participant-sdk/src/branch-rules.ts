@@ -68,16 +68,36 @@ export function prepareFailure(err: unknown, w: PrepareWrite, ctx: RuleContext):
 /**
  * One prepare of a batch that shares one transaction, isolated from the others by a savepoint: whatever
  * fails while recording it (even its refusal) undoes only its own writes and answers an error for it alone;
- * its neighbours still vote as they should. For storages whose `isolated` is a savepoint (SQLite, PostgreSQL
- * tentative), not for native two-phase commit, where each branch is its own transaction anyway.
+ * its neighbours still vote as they should. For storages whose `isolated` is a savepoint and where a failed
+ * statement spoils the whole transaction (PostgreSQL tentative), not for native two-phase commit, where each
+ * branch is its own transaction anyway.
  */
 export function* isolatedPrepareRule(rows: BranchRows, w: PrepareWrite, ctx: RuleContext): Steps<PrepareOutcome> {
   try {
     return yield* call(rows.isolated(() => prepareRule(rows, w, ctx)));
   } catch (err) {
-    ctx.log({ level: 'error', event: 'prepare-item-failed', txId: w.txId, error: messageOf(err) });
-    return { answer: itemResult(prepareOf(w.txId), ItemStatus.ERROR, 'TXM_INTERNAL', 'this branch could not be prepared or refused durably'), holdsLocks: false };
+    return prepareItemFailed(w, err, ctx);
   }
+}
+
+/**
+ * The same answer without the outer savepoint, for SQLite: there a failed statement undoes only itself, and
+ * prepareRule writes nothing outside its own savepoint (the prepared row and the hooks) but its refusal, one
+ * INSERT. So a failure at any point leaves nothing of this branch, as the outer savepoint would have, and a
+ * prepare costs one savepoint instead of two (each a SAVEPOINT and a RELEASE, and its own copy of every page
+ * it changes in the statement journal).
+ */
+export function* guardedPrepareRule(rows: BranchRows, w: PrepareWrite, ctx: RuleContext): Steps<PrepareOutcome> {
+  try {
+    return yield* prepareRule(rows, w, ctx);
+  } catch (err) {
+    return prepareItemFailed(w, err, ctx);
+  }
+}
+
+function prepareItemFailed(w: PrepareWrite, err: unknown, ctx: RuleContext): PrepareOutcome {
+  ctx.log({ level: 'error', event: 'prepare-item-failed', txId: w.txId, error: messageOf(err) });
+  return { answer: itemResult(prepareOf(w.txId), ItemStatus.ERROR, 'TXM_INTERNAL', 'this branch could not be prepared or refused durably'), holdsLocks: false };
 }
 
 /** One prepare with tentative state: its rows, locks and hooks in one savepoint, or a recorded no. */

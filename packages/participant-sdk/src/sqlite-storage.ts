@@ -2,7 +2,9 @@
  * The better-sqlite3 storage adapter (the default): the SDK's tables live in the service's SQLite
  * database (its rows: BarrierStore) and every call answers at once. A set of prepares or decisions is one
  * IMMEDIATE transaction (one fsync with synchronous = FULL), each branch in its own savepoint, so one
- * branch's failure undoes only its own writes. Hooks are synchronous and get the same `db`.
+ * branch's failure undoes only its own writes (a prepare's refusal, one INSERT after its savepoint rolled back,
+ * needs none: a failed SQLite statement undoes only itself; branch-rules.ts, guardedPrepareRule). Hooks are
+ * synchronous and get the same `db`.
  *
  * Outcomes may be written unforced (synchronous = NORMAL for that transaction): the WAL is appended in
  * order and one fsync covers every frame before it, so the next forced transaction makes them durable too.
@@ -21,7 +23,7 @@ import { channel } from 'node:diagnostics_channel';
 import type Database from 'better-sqlite3';
 import type { BranchItem, BranchItemResult } from '@txmesh/protocol';
 import { BarrierStore, type HookPhase } from './barrier-store.ts';
-import { decisionRule, isolatedPrepareRule } from './branch-rules.ts';
+import { decisionRule, guardedPrepareRule } from './branch-rules.ts';
 import type { HookContext, OperationHandlers } from './operation.ts';
 import type { BranchRows, DecisionWriteOptions, HookCall, ParticipantStorage, PrepareOutcome, PrepareWrite, RuleContext, TogetherWritten, Written } from './storage-adapter.ts';
 import { isThenable, runNow, type Steps } from './steps-runner.ts';
@@ -82,7 +84,7 @@ export class SqliteStorage extends BarrierStore implements ParticipantStorage, B
     const results: PrepareOutcome[] = [];
     try {
       this.#forced('prepares', () => {
-        for (const w of works) results.push(runNow(isolatedPrepareRule(this, w, ctx)));
+        for (const w of works) results.push(runNow(guardedPrepareRule(this, w, ctx)));
       });
     } catch (err) {
       this.rememberPrepared([]);
@@ -118,7 +120,7 @@ export class SqliteStorage extends BarrierStore implements ParticipantStorage, B
         if (works === undefined) return;
         written = works;
         outcomes = [];
-        for (const w of works) outcomes.push(runNow(isolatedPrepareRule(this, w, ctx)));
+        for (const w of works) outcomes.push(runNow(guardedPrepareRule(this, w, ctx)));
       });
     } catch (err) {
       this.rememberPrepared([]);
