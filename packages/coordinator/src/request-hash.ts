@@ -42,53 +42,40 @@ function orderedKeys(keys: string[]): string[] {
  * out of an object and written null in an array, as JSON.stringify does.
  */
 export function canonicalJson(value: unknown): string | undefined {
-  if (value === null || typeof value !== 'object') return JSON.stringify(value);
-  const out: string[] = [];
-  writeObjectOrArray(value, out);
-  return out.join('');
+  return canon(value);
 }
 
 /**
- * Appends the pieces of `value`'s text to `out`, joined once at the end: building each level's text as a string
- * of its own and pasting it into its parent's was most of what a keyed begin allocated (a busy shard's profile).
- * False when the value writes nothing (undefined, a function, a symbol).
+ * `value`'s canonical text, built by appending to one string (V8 joins the pieces once, when the text is hashed):
+ * an array of pieces joined at the end, and before it each level's text pasted into its parent's, were most of
+ * what a keyed begin allocated (docs/benchmarks.md). Undefined when the value writes nothing (undefined, a
+ * function, a symbol).
  */
-function write(value: unknown, out: string[]): boolean {
-  if (value === null || typeof value !== 'object') {
-    const text = JSON.stringify(value) as string | undefined;
-    if (text === undefined) return false;
-    out.push(text);
-    return true;
-  }
-  writeObjectOrArray(value, out);
-  return true;
-}
-
-function writeObjectOrArray(value: object, out: string[]): void {
+function canon(value: unknown): string | undefined {
+  if (value === null || typeof value !== 'object') return JSON.stringify(value) as string | undefined;
   if (Array.isArray(value)) {
-    out.push('[');
+    let text = '[';
     for (let i = 0; i < value.length; i++) {
-      if (i > 0) out.push(',');
-      if (!write(value[i], out)) out.push('null');
+      if (i > 0) text += ',';
+      text += canon(value[i]) ?? 'null';
     }
-    out.push(']');
-    return;
+    return `${text}]`;
   }
-  out.push('{');
+  let text = '{';
   let first = true;
   for (const key of orderedKeys(Object.keys(value))) {
-    // The separator and the key go in before the value is known to write anything; taken back if it writes nothing.
-    const mark = out.length;
-    if (!first) out.push(',');
-    out.push(quotedKey(key));
-    if (write((value as Record<string, unknown>)[key], out)) first = false;
-    else out.length = mark;
+    const inner = canon((value as Record<string, unknown>)[key]);
+    if (inner === undefined) continue;
+    text += first ? quotedKey(key) : commaQuotedKey(key);
+    text += inner;
+    first = false;
   }
-  out.push('}');
+  return `${text}}`;
 }
 
-/** JSON text of a key and its colon, kept for the keys seen most (a request repeats the same few names). */
+/** JSON text of a key and its colon (and with the comma before it), kept for the keys seen most (a request repeats the same few names). */
 const QUOTED_KEYS = new Map<string, string>();
+const COMMA_QUOTED_KEYS = new Map<string, string>();
 const MAX_QUOTED_KEYS = 512;
 
 function quotedKey(key: string): string {
@@ -101,14 +88,24 @@ function quotedKey(key: string): string {
   return quoted;
 }
 
+function commaQuotedKey(key: string): string {
+  let quoted = COMMA_QUOTED_KEYS.get(key);
+  if (quoted === undefined) {
+    quoted = `,${JSON.stringify(key)}:`;
+    if (COMMA_QUOTED_KEYS.size >= MAX_QUOTED_KEYS) COMMA_QUOTED_KEYS.clear();
+    COMMA_QUOTED_KEYS.set(key, quoted);
+  }
+  return quoted;
+}
+
 export function requestHash(request: BeginTransactionRequest): string {
   const { participants, timeoutMs, prepareTimeoutMs } = request;
   // The text of { participants, prepareTimeoutMs, timeoutMs } in key order, written without building that object;
   // prepareTimeoutMs only when given, so keys logged before it existed keep their hash.
-  const out: string[] = ['{"participants":'];
-  write(participants, out);
-  if (prepareTimeoutMs !== undefined) out.push(',"prepareTimeoutMs":', JSON.stringify(prepareTimeoutMs));
-  out.push(',"timeoutMs":', JSON.stringify(timeoutMs ?? null), '}');
+  let text = '{"participants":';
+  text += canon(participants) ?? 'null';
+  if (prepareTimeoutMs !== undefined) text += `,"prepareTimeoutMs":${JSON.stringify(prepareTimeoutMs)}`;
+  text += `,"timeoutMs":${JSON.stringify(timeoutMs ?? null)}}`;
   // One call, no Hash object per request.
-  return hash('sha256', out.join(''), 'hex');
+  return hash('sha256', text, 'hex');
 }

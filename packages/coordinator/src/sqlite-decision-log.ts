@@ -9,6 +9,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { validTraceCarrier } from '@txmesh/protocol';
 import { LogLock } from './log-lock.ts';
+import { resultColumn, resultFromColumn } from './logged-result.ts';
 import { stampLogIdentity, type LogIdentity } from './log-identity.ts';
 import {
   GroupCommitLog,
@@ -76,11 +77,13 @@ interface ServiceRow {
 }
 
 function fromRow(row: DecisionRow): DecisionRecord {
+  const state = row.state as DecisionState;
+  const participants = JSON.parse(row.participants) as DecisionRecord['participants'];
   const record: DecisionRecord = {
     txId: row.tx_id,
-    state: row.state as DecisionState,
-    participants: JSON.parse(row.participants) as DecisionRecord['participants'],
-    result: JSON.parse(row.result) as DecisionRecord['result'],
+    state,
+    participants,
+    result: resultFromColumn(row.result, { txId: row.tx_id, state, participants, createdAt: row.created_at, decidedAt: row.decided_at }),
     createdAt: row.created_at,
     decidedAt: row.decided_at,
   };
@@ -212,7 +215,7 @@ export class SqliteDecisionLog extends GroupCommitLog {
             r.idempotencyKey ?? null,
             r.requestHash ?? null,
             JSON.stringify(r.participants),
-            JSON.stringify(r.result),
+            resultColumn(r),
             r.createdAt,
             r.decidedAt,
             r.doneAt ?? null,
