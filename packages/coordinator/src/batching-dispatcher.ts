@@ -97,16 +97,22 @@ class Queued implements Dispatch {
     if (this.#settled) return;
     this.#settled = true;
     if (this.#target === undefined) return this.#resolve!(result);
-    const target = this.#target;
-    tell(() => target.answered(result));
+    try {
+      this.#target.answered(result);
+    } catch (err) {
+      rethrowLater(err);
+    }
   }
 
   reject(err: unknown): void {
     if (this.#settled) return;
     this.#settled = true;
     if (this.#target === undefined) return this.#reject!(err);
-    const target = this.#target;
-    tell(() => target.failed(err));
+    try {
+      this.#target.failed(err);
+    } catch (thrown) {
+      rethrowLater(thrown);
+    }
   }
 
   get sent(): Promise<void> {
@@ -123,17 +129,13 @@ class Queued implements Dispatch {
 }
 
 /**
- * Runs an ItemAnswer's call. A throw there is a bug of the caller's: it must not keep the rest of the batch from
- * their answers, and it surfaces as an uncaught exception, as a throw in a promise callback would have.
+ * A throw in an ItemAnswer's call is a bug of the caller's: it must not keep the rest of the batch from their
+ * answers, and it surfaces as an uncaught exception, as a throw in a promise callback would have.
  */
-function tell(call: () => void): void {
-  try {
-    call();
-  } catch (err) {
-    queueMicrotask(() => {
-      throw err;
-    });
-  }
+function rethrowLater(err: unknown): void {
+  queueMicrotask(() => {
+    throw err;
+  });
 }
 
 interface Lane {

@@ -21,6 +21,8 @@ import { endBranchSpan, startBranchSpan } from './transaction-spans.ts';
 /** What a prepare that took no scheduler slot gives back: nothing. */
 const IGNORED_SLOT: Release = () => {};
 const YES: VoteOutcome = { vote: Vote.YES };
+/** A prepare's `last` before any attempt failed: every run starts with this one object. */
+const NO_ATTEMPT_YET: Failure = Object.freeze({ reason: Reason.UNREACHABLE });
 /** A re-ask goes alone: in a batch with other items it would be deferred again as soon as they answer. */
 const ALONE = { alone: true } as const;
 
@@ -213,8 +215,8 @@ class PrepareRun implements ItemAnswer {
   #sentAt = 0;
   /** Attempts made (a deferral is not one). */
   n = 1;
-  /** Why the latest attempt did not bring a vote. */
-  last: Failure = { reason: Reason.UNREACHABLE };
+  /** Why the latest attempt did not bring a vote (replaced, never changed in place: the first is shared). */
+  last: Failure = NO_ATTEMPT_YET;
   deferrals = 0;
   /** The latest attempt was deferred: the next one is a re-ask, sent alone and without a slot. */
   reasking = false;
