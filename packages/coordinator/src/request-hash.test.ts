@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { describe, it } from 'node:test';
+import type { BeginTransactionRequest } from '@txmesh/protocol';
 import { canonicalJson, requestHash } from './request-hash.ts';
 
 /** How hashes were made before canonicalJson: a key-sorted copy, then JSON.stringify. Logged hashes must not change. */
@@ -43,6 +44,30 @@ describe('the request hash', () => {
       assert.equal(canonicalJson(value), JSON.stringify(sortedCopy(value)));
     }
     assert.equal(canonicalJson({ b: 1, a: [undefined, () => 1, { d: undefined, c: 2 }], when: new Date(0) }), '{"a":[null,null,{"c":2}],"b":1,"when":{}}');
+  });
+
+  it('hashes participants of any shape as the canonical text of the whole request (the validated shape takes a shorter way)', () => {
+    let seed = 11;
+    const random = (): number => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const operation = (): unknown => {
+      const o: Record<string, unknown> = { op: random() < 0.95 ? `op${Math.floor(random() * 9)}` : 7 };
+      if (random() < 0.8) o.args = random() < 0.9 ? randomValue(random, 1) : { a: undefined, b: [undefined] };
+      if (random() < 0.2) o.expectVersion = random() < 0.9 ? Math.floor(random() * 50) : undefined;
+      if (random() < 0.05) o.extra = 'x';
+      // Built in any key order, as a caller's JSON may be.
+      return Object.fromEntries(Object.entries(o).sort(() => random() - 0.5));
+    };
+    for (let i = 0; i < 3000; i++) {
+      const participants = Array.from({ length: 1 + Math.floor(random() * 4) }, () => {
+        const p: Record<string, unknown> = { service: random() < 0.97 ? `svc${Math.floor(random() * 5)}` : undefined, operations: Array.from({ length: 1 + Math.floor(random() * 3) }, operation) };
+        if (random() < 0.03) p.note = random() < 0.5 ? 'x' : undefined;
+        if (random() < 0.02) return random() < 0.5 ? null : [p];
+        return random() < 0.5 ? p : { operations: p.operations, service: p.service, ...(p.note === undefined ? {} : { note: p.note }) };
+      });
+      const request = { participants, ...(i % 4 === 0 ? { timeoutMs: 900 } : {}), ...(i % 5 === 0 ? { prepareTimeoutMs: 300 } : {}) } as unknown as BeginTransactionRequest;
+      const text = canonicalJson({ participants, timeoutMs: request.timeoutMs ?? null, ...(request.prepareTimeoutMs !== undefined ? { prepareTimeoutMs: request.prepareTimeoutMs } : {}) })!;
+      assert.equal(requestHash(request), createHash('sha256').update(text).digest('hex'), text);
+    }
   });
 
   it('does not depend on key order and tells different requests apart', () => {

@@ -98,12 +98,55 @@ function commaQuotedKey(key: string): string {
   return quoted;
 }
 
+/** Own enumerable keys, counted without the array Object.keys would make. */
+function ownKeyCount(value: object): number {
+  let count = 0;
+  for (const key in value) if (Object.hasOwn(value, key)) count += 1;
+  return count;
+}
+
+/**
+ * The canonical text of a validated request's participants, knowing their shape: a participant is exactly
+ * { service, operations } and an operation { op, args?, expectVersion? } (validateBeginRequest builds them so),
+ * written in key order without listing and sorting their keys; only `args` (the caller's own JSON) is walked as any
+ * value is. Undefined when a participant or operation has any other shape: canon() then writes it.
+ */
+function participantsText(participants: readonly unknown[]): string | undefined {
+  let text = '[';
+  for (let i = 0; i < participants.length; i++) {
+    const p = participants[i] as { service?: unknown; operations?: unknown } | null;
+    if (p === null || typeof p !== 'object' || Array.isArray(p) || typeof p.service !== 'string' || !Array.isArray(p.operations) || ownKeyCount(p) !== 2) return undefined;
+    const operations: unknown[] = p.operations;
+    text += i === 0 ? '{"operations":[' : ',{"operations":[';
+    for (let j = 0; j < operations.length; j++) {
+      const o = operations[j] as { op?: unknown; args?: unknown; expectVersion?: unknown } | null;
+      if (o === null || typeof o !== 'object' || Array.isArray(o) || typeof o.op !== 'string') return undefined;
+      const { op, args, expectVersion } = o;
+      if (ownKeyCount(o) !== 1 + (args === undefined ? 0 : 1) + (expectVersion === undefined ? 0 : 1)) return undefined;
+      text += j === 0 ? '{' : ',{';
+      if (args !== undefined) {
+        const argsText = canon(args);
+        if (argsText === undefined) return undefined;
+        text += `"args":${argsText},`;
+      }
+      if (expectVersion !== undefined) {
+        const versionText = canon(expectVersion);
+        if (versionText === undefined) return undefined;
+        text += `"expectVersion":${versionText},`;
+      }
+      text += `"op":${JSON.stringify(op)}}`;
+    }
+    text += `],"service":${JSON.stringify(p.service)}}`;
+  }
+  return `${text}]`;
+}
+
 export function requestHash(request: BeginTransactionRequest): string {
   const { participants, timeoutMs, prepareTimeoutMs } = request;
   // The text of { participants, prepareTimeoutMs, timeoutMs } in key order, written without building that object;
   // prepareTimeoutMs only when given, so keys logged before it existed keep their hash.
   let text = '{"participants":';
-  text += canon(participants) ?? 'null';
+  text += (Array.isArray(participants) ? participantsText(participants) : undefined) ?? canon(participants) ?? 'null';
   if (prepareTimeoutMs !== undefined) text += `,"prepareTimeoutMs":${JSON.stringify(prepareTimeoutMs)}`;
   text += `,"timeoutMs":${JSON.stringify(timeoutMs ?? null)}}`;
   // One call, no Hash object per request.

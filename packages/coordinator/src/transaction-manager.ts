@@ -188,16 +188,17 @@ export class TransactionManager {
 
   #checkServices(request: BeginTransactionRequest): void {
     const now = Date.now();
-    const unknown = request.participants.flatMap((p) => {
+    // A loop that makes an array only for a refusal: every begin runs this.
+    let unknown: string[] | undefined;
+    const services: string[] = [];
+    for (const p of request.participants) {
       const why = this.#registry.unavailable(p.service, now);
-      return why === undefined ? [] : [why];
-    });
-    if (unknown.length > 0) throw new TxmeshError('TXM_UNKNOWN_SERVICE', unknown.join(', '));
+      if (why !== undefined) (unknown ??= []).push(why);
+      services.push(p.service);
+    }
+    if (unknown !== undefined) throw new TxmeshError('TXM_UNKNOWN_SERVICE', unknown.join(', '));
     // Refused before anything is sent or locked, rather than timing out later while holding locks.
-    this.#scheduler.admit(
-      request.participants.map((p) => p.service),
-      request.timeoutMs ?? this.#options.defaultTimeoutMs,
-    );
+    this.#scheduler.admit(services, request.timeoutMs ?? this.#options.defaultTimeoutMs);
   }
 
   /**
