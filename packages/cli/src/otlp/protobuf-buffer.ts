@@ -12,6 +12,8 @@ const WIRE_FIXED32 = 5;
 export const Wire = { VARINT: WIRE_VARINT, FIXED64: WIRE_FIXED64, LENGTH: WIRE_LENGTH, FIXED32: WIRE_FIXED32 } as const;
 
 const INITIAL_BYTES = 64 * 1024;
+/** Up to this many bytes, raw() copies byte by byte. */
+const SMALL_COPY = 32;
 const TWO_32 = 0x1_0000_0000;
 const NANOS_PER_SECOND = 1_000_000_000;
 
@@ -212,9 +214,16 @@ export class ProtobufBuffer {
 
   /** Copies bytes written earlier by another buffer (a cached resource or scope). */
   raw(value: Uint8Array): void {
-    this.#ensure(value.length);
-    this.#buf.set(value, this.#pos);
-    this.#pos += value.length;
+    const length = value.length;
+    this.#ensure(length);
+    if (length > SMALL_COPY) this.#buf.set(value, this.#pos);
+    else {
+      // An attribute key: a loop beats TypedArray#set's call for a few bytes.
+      const buf = this.#buf;
+      const at = this.#pos;
+      for (let i = 0; i < length; i++) buf[at + i] = value[i]!;
+    }
+    this.#pos += length;
   }
 
   #utf8(value: string): void {

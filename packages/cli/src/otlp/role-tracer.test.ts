@@ -15,6 +15,7 @@ import {
 } from '@opentelemetry/sdk-trace';
 import { installRoleTracer, RoleTracerProvider } from './role-tracer.ts';
 import { JsonSpanBatch } from './span-json.ts';
+import { ProtobufSpanBatch } from './span-protobuf.ts';
 
 /** Every span ended, as a span processor sees it. */
 class Ended implements SpanProcessor {
@@ -139,6 +140,30 @@ describe('role tracer', () => {
     assert.ok(ms(timed!.endTime) >= ms(timed!.startTime));
     assert.deepEqual(timed!.attributes, {});
     assert.deepEqual([fixed!.startTime, fixed!.endTime, fixed!.duration], [[1_700_000_000, 0], [1_700_000_000, 250_000_000], [0, 250_000_000]]);
+  });
+
+  it('is written in protobuf from its clock\'s times as it would be from its HrTime arrays', async () => {
+    const { role, ended } = providers();
+    for (let i = 0; i < 50; i++) {
+      const span = role.startSpan('timed', {}, PARENT);
+      if (i % 10 === 0) await new Promise((resolve) => setTimeout(resolve, 1));
+      span.end();
+    }
+    for (const span of ended.spans) {
+      const fromClock = new ProtobufSpanBatch();
+      fromClock.add(span);
+      // The same span, its clock's times hidden: the encoder reads startTime and endTime.
+      const hidden = new Proxy(span, {
+        get: (target, key) => {
+          if (key === 'startEpochMs' || key === 'endEpochMs') return undefined;
+          const value: unknown = Reflect.get(target, key, target);
+          return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+        },
+      });
+      const fromArrays = new ProtobufSpanBatch();
+      fromArrays.add(hidden);
+      assert.deepEqual(Buffer.from(fromClock.seal().request()), Buffer.from(fromArrays.seal().request()));
+    }
   });
 
   it('is what txmesh\'s encoder writes, as it writes the SDK\'s spans', () => {

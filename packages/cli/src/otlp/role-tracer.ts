@@ -49,6 +49,8 @@ export interface RoleTracerConfig {
   limits: SpanLimits;
   ids: IdGenerator;
   processor: SpanProcessor;
+  /** The processor's onEnding, if it has one (the SDK calls it just before a span ends). */
+  onEnding?: (span: Span) => void;
 }
 
 /**
@@ -67,7 +69,12 @@ export function configOfSdkTracer(tracer: Tracer): RoleTracerConfig | undefined 
   if (typeof ids?.generateSpanId !== 'function' || typeof ids.generateTraceId !== 'function') return undefined;
   if (typeof processor?.onEnd !== 'function' || typeof processor.onStart !== 'function') return undefined;
   if (typeof limits !== 'object' || limits === null || typeof resource?.attributes !== 'object' || typeof scope?.name !== 'string') return undefined;
-  return { scope, resource, sampler, limits, ids, processor };
+  // The SDK wraps the processors it was given in a MultiSpanProcessor: with one inside, spans go to it directly.
+  const inner = (processor as { _spanProcessors?: unknown })._spanProcessors;
+  const only = Array.isArray(inner) && inner.length === 1 ? (inner[0] as SpanProcessor) : undefined;
+  const direct = typeof only?.onEnd === 'function' && typeof only.onStart === 'function' ? only : processor;
+  const onEnding = (direct as { onEnding?: unknown }).onEnding;
+  return { scope, resource, sampler, limits, ids, processor: direct, ...(typeof onEnding === 'function' ? { onEnding: onEnding.bind(direct) as (span: Span) => void } : {}) };
 }
 
 /** The provider in front of the SDK's: one role tracer per SDK tracer, made on first use. */
@@ -228,8 +235,6 @@ class RoleSpan implements Span, ReadableSpan {
   name: string;
   readonly kind: SpanKind;
   readonly parentSpanContext: SpanContext | undefined;
-  readonly startTime: HrTime;
-  endTime: HrTime = NOT_ENDED;
   readonly attributes: SpanAttributes = {};
   links: Link[] = NO_LINKS;
   events: TimedEvent[] = NO_EVENTS;
@@ -245,6 +250,14 @@ class RoleSpan implements Span, ReadableSpan {
    */
   readonly #startWallMs: number;
   readonly #startMonotonicMs: number;
+  /**
+   * The end on the span's clock, ms since the epoch; NaN until the span ended, or when the caller gave a time. With
+   * `startEpochMs` it is what txmesh's encoder writes (span-protobuf.ts), without the HrTime arrays, which are made
+   * only when asked for.
+   */
+  endEpochMs = NaN;
+  #startTime: HrTime | undefined;
+  #endTime: HrTime | undefined;
 
   constructor(config: RoleTracerConfig, spanContext: SpanContext, name: string, kind: SpanKind, parent: SpanContext | undefined, startTime: TimeInput | undefined) {
     this.#config = config;
@@ -255,17 +268,35 @@ class RoleSpan implements Span, ReadableSpan {
     if (startTime === undefined) {
       this.#startWallMs = Date.now();
       this.#startMonotonicMs = performance.now();
-      this.startTime = hrOf(this.#startWallMs);
     } else {
       this.#startWallMs = NaN;
       this.#startMonotonicMs = NaN;
-      this.startTime = timeInputToHrTime(startTime);
+      this.#startTime = timeInputToHrTime(startTime);
     }
+  }
+
+  /** The start, ms since the epoch, when the span's clock took it; NaN when the caller gave it. */
+  get startEpochMs(): number {
+    return this.#startWallMs;
+  }
+
+  get startTime(): HrTime {
+    return (this.#startTime ??= hrOf(this.#startWallMs));
+  }
+
+  get endTime(): HrTime {
+    if (!this.#ended) return NOT_ENDED;
+    return (this.#endTime ??= hrOf(this.endEpochMs));
+  }
+
+  /** Now, ms since the epoch, on the span's clock. */
+  #nowMs(): number {
+    return Number.isNaN(this.#startWallMs) ? Date.now() : this.#startWallMs + (performance.now() - this.#startMonotonicMs);
   }
 
   /** Now, on the span's clock. */
   #now(): HrTime {
-    return hrOf(Number.isNaN(this.#startWallMs) ? Date.now() : this.#startWallMs + (performance.now() - this.#startMonotonicMs));
+    return hrOf(this.#nowMs());
   }
 
   get resource(): Resource {
@@ -388,12 +419,18 @@ class RoleSpan implements Span, ReadableSpan {
       diag.error(`${this.name} ${this.#spanContext.traceId}-${this.#spanContext.spanId} - You can only call end() on a span once.`);
       return;
     }
-    const end = endTime === undefined ? this.#now() : timeInputToHrTime(endTime);
-    this.endTime = end[0] < this.startTime[0] || (end[0] === this.startTime[0] && end[1] < this.startTime[1]) ? [this.startTime[0], this.startTime[1]] : end;
-    const processor = this.#config.processor as SpanProcessor & { onEnding?: (span: Span) => void };
-    processor.onEnding?.(this);
+    if (endTime === undefined && !Number.isNaN(this.#startWallMs)) {
+      // Never before the start (the SDK's rule), on the same clock: no arrays.
+      this.endEpochMs = Math.max(this.#startWallMs, this.#nowMs());
+    } else {
+      const start = this.startTime;
+      const end = endTime === undefined ? this.#now() : timeInputToHrTime(endTime);
+      this.#endTime = end[0] < start[0] || (end[0] === start[0] && end[1] < start[1]) ? [start[0], start[1]] : end;
+    }
+    const config = this.#config;
+    config.onEnding?.(this);
     this.#ended = true;
-    processor.onEnd(this);
+    config.processor.onEnd(this);
   }
 
   recordException(exception: Exception, time?: TimeInput): void {

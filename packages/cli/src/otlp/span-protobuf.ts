@@ -92,11 +92,33 @@ function writeAnyValue(out: ProtobufBuffer, value: unknown): void {
   // null and undefined: an empty AnyValue, as the SDK writes them.
 }
 
+/**
+ * Attribute keys as written (tag, length, bytes), made once per key: a process uses a few dozen keys, and each span
+ * wrote three or four of them character by character. Bounded, whatever keys an application makes up.
+ */
+const encodedKeys = new Map<string, Uint8Array>();
+const MAX_ENCODED_KEYS = 256;
+const keyScratch = new ProtobufBuffer(256);
+
+function writeKey(out: ProtobufBuffer, key: string): void {
+  let bytes = encodedKeys.get(key);
+  if (bytes === undefined) {
+    if (encodedKeys.size >= MAX_ENCODED_KEYS) {
+      out.string(KeyValueField.KEY, key);
+      return;
+    }
+    keyScratch.reset();
+    keyScratch.string(KeyValueField.KEY, key);
+    encodedKeys.set(key, (bytes = keyScratch.take()));
+  }
+  out.raw(bytes);
+}
+
 function writeAttributes(out: ProtobufBuffer, field: number, attributes: Attributes | Record<string, unknown>): void {
   for (const key in attributes) {
     if (!Object.hasOwn(attributes, key)) continue;
     const pair = out.begin(field, RESERVE_SMALL);
-    out.string(KeyValueField.KEY, key);
+    writeKey(out, key);
     const value = out.begin(KeyValueField.VALUE, RESERVE_SMALL);
     writeAnyValue(out, (attributes as Record<string, AttributeValue | undefined>)[key]);
     out.end(value, RESERVE_SMALL);
@@ -107,6 +129,24 @@ function writeAttributes(out: ProtobufBuffer, field: number, attributes: Attribu
 function writeTime(out: ProtobufBuffer, field: number, time: HrTime): void {
   out.tag(field, Wire.FIXED64);
   out.hrTime(time[0], time[1]);
+}
+
+/** A time in ms since the epoch (a double, as the role tracer's clock gives it) as fixed64 nanoseconds, no array. */
+function writeTimeMs(out: ProtobufBuffer, field: number, ms: number): void {
+  let seconds = Math.floor(ms / 1e3);
+  let nanos = Math.round((ms - seconds * 1e3) * 1e6);
+  if (nanos >= 1e9) {
+    seconds += 1;
+    nanos -= 1e9;
+  }
+  out.tag(field, Wire.FIXED64);
+  out.hrTime(seconds, nanos);
+}
+
+/** What the role tracer's spans (role-tracer.ts) keep of their times, read instead of the HrTime arrays. */
+interface EpochMsTimes {
+  startEpochMs?: number;
+  endEpochMs?: number;
 }
 
 function writeCount(out: ProtobufBuffer, field: number, count: number | undefined): void {
@@ -151,8 +191,14 @@ function writeSpan(out: ProtobufBuffer, span: ReadableSpan): void {
   // The api's SpanKind starts at INTERNAL = 0; the proto keeps 0 for "unspecified".
   out.tag(SpanField.KIND, Wire.VARINT);
   out.varint32(span.kind + 1);
-  writeTime(out, SpanField.START_TIME, span.startTime);
-  writeTime(out, SpanField.END_TIME, span.endTime);
+  const { startEpochMs, endEpochMs } = span as EpochMsTimes;
+  if (typeof startEpochMs === 'number' && typeof endEpochMs === 'number' && !Number.isNaN(startEpochMs) && !Number.isNaN(endEpochMs)) {
+    writeTimeMs(out, SpanField.START_TIME, startEpochMs);
+    writeTimeMs(out, SpanField.END_TIME, endEpochMs);
+  } else {
+    writeTime(out, SpanField.START_TIME, span.startTime);
+    writeTime(out, SpanField.END_TIME, span.endTime);
+  }
   writeAttributes(out, SpanField.ATTRIBUTES, span.attributes);
   writeCount(out, SpanField.DROPPED_ATTRIBUTES, span.droppedAttributesCount);
   for (const event of span.events) writeEvent(out, event);
