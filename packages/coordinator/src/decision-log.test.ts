@@ -60,6 +60,10 @@ function describeDecisionLog(name: string, factory: LogFactory): void {
       assert.equal(found?.txId, '0-a-0000000000000020');
       assert.equal(found?.requestHash, 'h1');
       assert.equal(log.getByIdempotencyKey('order-8'), undefined);
+      // Two records under one key: the one decided first answers.
+      await log.append(record('0-a-0000000000000021', { idempotencyKey: 'order-9', requestHash: 'first', decidedAt: 1001 }));
+      await log.append(record('0-a-0000000000000022', { idempotencyKey: 'order-9', requestHash: 'second', decidedAt: 5000 }));
+      assert.equal(log.getByIdempotencyKey('order-9')?.requestHash, 'first');
       await log.close();
     });
 

@@ -128,6 +128,7 @@ export class SqliteDecisionLog extends GroupCommitLog {
   readonly #upsertService: Database.Statement;
   readonly #byTxId: Database.Statement<[string], DecisionRow>;
   readonly #byKey: Database.Statement<[string], DecisionRow>;
+  readonly #keyKnown: Database.Statement<[string], number>;
   readonly #unfinished: Database.Statement<[], DecisionRow>;
   readonly #services: Database.Statement<[], ServiceRow>;
   readonly #deleteService: Database.Statement<[string]>;
@@ -190,6 +191,8 @@ export class SqliteDecisionLog extends GroupCommitLog {
     this.#byKey = this.#db.prepare<[string], DecisionRow>(
       'SELECT * FROM decisions WHERE idempotency_key = ? ORDER BY decided_at LIMIT 1',
     );
+    // The ORDER BY above takes a temporary B-tree even when no row matches; nearly every key asked for is new.
+    this.#keyKnown = this.#db.prepare<[string], number>('SELECT 1 FROM decisions WHERE idempotency_key = ? LIMIT 1').pluck();
     this.#unfinished = this.#db.prepare<[], DecisionRow>(
       "SELECT * FROM decisions WHERE state IN ('COMMITTING', 'ABORTING') ORDER BY decided_at",
     );
@@ -302,6 +305,8 @@ export class SqliteDecisionLog extends GroupCommitLog {
   }
 
   getByIdempotencyKey(key: string): DecisionRecord | undefined {
+    // A miss answered by the index alone (0.9 µs against 2.2 µs with the sort, docs/benchmarks.md); a hit reads the first record.
+    if (this.#keyKnown.get(key) === undefined) return undefined;
     const row = this.#byKey.get(key);
     return row && fromRow(row);
   }
