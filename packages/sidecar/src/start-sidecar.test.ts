@@ -1,5 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import { Decision, KEEP_ALIVE_TIMEOUT_MS, REQUEST_TIMEOUT_MS, TxmeshError, newTxId } from '@txmesh/protocol';
 import { buildSidecar, startSidecar } from './sidecar.ts';
 import { SqlitePreparedStore } from './sqlite-prepared-store.ts';
@@ -75,6 +76,24 @@ describe('startSidecar', () => {
     const waiting = sidecar.whenReady();
     await sidecar.close();
     await assert.rejects(waiting, (err: unknown) => err instanceof TxmeshError && err.code === 'TXM_SHUTTING_DOWN');
+  });
+
+  it('closes a connection that never sent a request instead of waiting for it until headersTimeout', async (t) => {
+    const service = await startFakeService(t);
+    const sidecar = await startSidecar({ service: 'inventory', serviceUrl: service.url, coordinatorUrls: [await deadUrl()], dataDir: tempDir(t), logLevel: 'silent' });
+    const { hostname, port } = new URL(sidecar.url);
+    const silent = net.connect(Number(port), hostname);
+    t.after(() => silent.destroy());
+    await new Promise<void>((resolve, reject) => silent.once('connect', resolve).once('error', reject));
+    const closedByServer = new Promise<void>((resolve) => silent.once('close', () => resolve()));
+    let bound: NodeJS.Timeout | undefined;
+    const gaveUp = new Promise<'still open'>((resolve) => (bound = setTimeout(() => resolve('still open'), 10_000)));
+    try {
+      assert.equal(await Promise.race([sidecar.close().then(() => 'closed' as const), gaveUp]), 'closed', 'the sidecar closed while a silent connection was open');
+      await closedByServer;
+    } finally {
+      clearTimeout(bound);
+    }
   });
 
   it('advertises advertiseUrl when given', async (t) => {
