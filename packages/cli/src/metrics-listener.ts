@@ -5,7 +5,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { TxmeshError } from '@txmesh/protocol';
+import { SILENT_CONNECTION_GRACE_MS, TxmeshError } from '@txmesh/protocol';
 import { UsageError } from './args.ts';
 import type { TelemetryOptions } from './telemetry-options.ts';
 
@@ -33,8 +33,18 @@ export function metricsUrlOf(server: Server, options: TelemetryOptions): string 
   return `http://${options.metricsHost}:${(server.address() as AddressInfo).port}/metrics`;
 }
 
+/**
+ * Closes the metrics port. A scrape still running after SILENT_CONNECTION_GRACE_MS, or a connection that never
+ * sent a request (which `server.close` would wait for without bound), is cut: a scraper retries on its next beat.
+ */
 export function closeServer(server: Server): Promise<void> {
-  return new Promise<void>((resolve) => server.close(() => resolve()));
+  return new Promise<void>((resolve) => {
+    const cut = setTimeout(() => server.closeAllConnections(), SILENT_CONNECTION_GRACE_MS);
+    server.close(() => {
+      clearTimeout(cut);
+      resolve();
+    });
+  });
 }
 
 function listenMetricsOn(handler: MetricsHandler, host: string, port: number): Promise<Server> {

@@ -9,6 +9,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import {
   NO_SCHEMA_COMPILERS,
   ConnectionCap,
+  closeWithSilentGrace,
   DEFAULT_MAX_CONNECTIONS,
   startProbeListener,
   LISTEN_BACKLOG,
@@ -265,7 +266,8 @@ export async function buildCoordinator(opts: CoordinatorOptions, parts: Coordina
         running.close();
         metrics.close();
         await inDoubtMonitor.stop();
-        await app.close();
+        // A connection that never sent a request would hold fastify's close without bound.
+        await closeWithSilentGrace(connections, () => app.close());
         await transport.close?.();
         await openLog.close();
       })());

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
@@ -25,4 +26,23 @@ test('--probe-port: liveness and readiness answered on a port of their own, noth
   const other = await fetch(`${coordinator.probeUrl}/v1/services`);
   assert.equal(other.status, 404);
   assert.equal(((await other.json()) as { error: { code: string } }).error.code, 'TXM_NOT_FOUND');
+});
+
+test('close: a connection that never sent a request is closed after a short grace, not waited for', async (t) => {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'txmesh-silent-close-'));
+  t.after(() => fs.rmSync(dataDir, { recursive: true, force: true }));
+  const coordinator = await startCoordinator({ shard: 0, shards: 1, dataDir, secrets: ['a'.repeat(64)] });
+  const { hostname, port } = new URL(coordinator.url);
+  const silent = net.connect(Number(port), hostname);
+  t.after(() => silent.destroy());
+  await new Promise<void>((resolve, reject) => silent.once('connect', resolve).once('error', reject));
+  const closedByServer = new Promise<void>((resolve) => silent.once('close', () => resolve()));
+  let bound: NodeJS.Timeout | undefined;
+  const gaveUp = new Promise<'still open'>((resolve) => (bound = setTimeout(() => resolve('still open'), 10_000)));
+  try {
+    assert.equal(await Promise.race([coordinator.close().then(() => 'closed' as const), gaveUp]), 'closed', 'the coordinator closed while a silent connection was open');
+    await closedByServer;
+  } finally {
+    clearTimeout(bound);
+  }
 });

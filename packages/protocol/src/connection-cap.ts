@@ -5,6 +5,11 @@
  * Retry-After, Connection: close) before any route, parser or hook runs, and the socket closes after the
  * answer. A probe (health, readiness) is served on any connection, so a liveness probe never fails because
  * clients crowd the port; so are, at the coordinator, the few calls sidecars make (their heartbeats). Used by the coordinator and the sidecar through their serverFactory.
+ *
+ * It also knows the connections that have not yet carried a request or an upgrade, so a closing server can
+ * close them (`closeSilentConnections`): Node counts such a connection neither idle nor busy, so
+ * `closeIdleConnections` leaves it and `server.close` waits for it with no bound at all — one client that
+ * connects and sends nothing would hold a SIGTERMed process until it is killed.
  */
 import type { IncomingMessage, RequestListener, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
@@ -14,6 +19,10 @@ import { TxmeshError } from './errors.ts';
 export const LISTEN_BACKLOG = 4096;
 /** Default cap of open connections per server process. */
 export const DEFAULT_MAX_CONNECTIONS = 1000;
+/** How long a closing server waits for a first request on a connection that has sent none before closing it. */
+export const SILENT_CONNECTION_GRACE_MS = 500;
+/** How often a closing server closes the keep-alive connections that fell idle since the last look. */
+const IDLE_SWEEP_MS = 50;
 /** What an excess connection's caller is told to wait before it tries again. */
 const RETRY_AFTER_SECONDS = 1;
 
@@ -30,6 +39,8 @@ export class ConnectionCap {
   readonly #servedPastCap: (path: string) => boolean;
   /** Sockets over the cap when they arrived: decided once, when the connection opens. */
   readonly #excess = new WeakSet<Socket>();
+  /** Open connections that have carried no request and no upgrade yet. */
+  readonly #silent = new Set<Socket>();
   #open = 0;
   #refused = 0;
 
@@ -46,6 +57,7 @@ export class ConnectionCap {
   /** Wraps the server's request listener: excess connections get their answer here. */
   wrap(listener: RequestListener): RequestListener {
     return (req, res) => {
+      this.#silent.delete(req.socket);
       if (this.#excess.has(req.socket) && !this.#servedPastCap(pathOf(req))) this.#refuse(res);
       else listener(req, res);
     };
@@ -59,8 +71,10 @@ export class ConnectionCap {
     server.on(tls ? 'secureConnection' : 'connection', (socket: Socket) => {
       this.#open += 1;
       if (this.#open > this.#max) this.#excess.add(socket);
+      this.#silent.add(socket);
       socket.once('close', () => {
         this.#open -= 1;
+        this.#silent.delete(socket);
       });
     });
     return server;
@@ -71,9 +85,20 @@ export class ConnectionCap {
    * counted as refused, or undefined when it may be taken.
    */
   refusalOf(socket: Socket): TxmeshError | undefined {
+    this.#silent.delete(socket);
     if (!this.#excess.has(socket)) return undefined;
     this.#refused += 1;
     return Object.assign(new TxmeshError('TXM_OVERLOADED', `this server already holds ${this.#max} connections; this one is answered and closed`), { retryAfterSeconds: RETRY_AFTER_SECONDS });
+  }
+
+  /**
+   * Closes every connection that has carried no request or upgrade yet, for a server that is closing; returns how
+   * many. A request in flight, or a keep-alive connection between requests, is left to the server's close.
+   */
+  closeSilentConnections(): number {
+    const silent = [...this.#silent];
+    for (const socket of silent) socket.destroy();
+    return silent.length;
   }
 
   #refuse(res: ServerResponse): void {
@@ -89,6 +114,39 @@ export class ConnectionCap {
     });
     res.end(body);
   }
+}
+
+/**
+ * Runs a server's close (fastify's, or `server.close`) and closes the connections still silent after
+ * SILENT_CONNECTION_GRACE_MS, which that close would otherwise wait for without bound.
+ */
+export async function closeWithSilentGrace<T>(connections: ConnectionCap, close: () => Promise<T>): Promise<T> {
+  const silentSweep = setTimeout(() => connections.closeSilentConnections(), SILENT_CONNECTION_GRACE_MS);
+  try {
+    return await close();
+  } finally {
+    clearTimeout(silentSweep);
+  }
+}
+
+/**
+ * Stops accepting and resolves once the requests in flight have been answered: keep-alive connections are
+ * closed as they fall idle (a request arriving on one while closing is answered, with Connection: close), and a
+ * connection still silent after SILENT_CONNECTION_GRACE_MS is closed.
+ */
+export function closeServer(server: Server, connections: ConnectionCap): Promise<void> {
+  if (!server.listening) return Promise.resolve();
+  return closeWithSilentGrace(
+    connections,
+    () =>
+      new Promise<void>((resolve) => {
+        const sweep = setInterval(() => server.closeIdleConnections(), IDLE_SWEEP_MS);
+        server.close(() => {
+          clearInterval(sweep);
+          resolve();
+        });
+      }),
+  );
 }
 
 function pathOf(req: IncomingMessage): string {

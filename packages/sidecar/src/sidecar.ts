@@ -3,12 +3,12 @@
  * else to the service proxy, plus the registration heartbeat and the in-doubt resolver loop.
  */
 import http from 'node:http';
-import type { Socket } from 'node:net';
 import https from 'node:https';
 import path from 'node:path';
 import { pino, type Logger } from 'pino';
 import {
   CallerRole,
+  closeServer,
   ConnectionCap,
   LISTEN_BACKLOG,
   LIVENESS_STALL_MS,
@@ -148,7 +148,6 @@ async function assembleSidecar(opts: SidecarOptions): Promise<AssembledSidecar> 
   // Past maxConnections a connection's requests (proxied ones too) are refused with a code, probes excepted.
   const capped = connections.wrap(route);
   const server = connections.attach(o.tls ? (https.createServer({ ...o.tls, ...SERVER_TIMEOUTS }, capped) as unknown as http.Server) : http.createServer(SERVER_TIMEOUTS, capped), o.tls !== undefined);
-  const silentConnections = trackSilentConnections(server, o.tls !== undefined);
   // Parser refusals (and a body that trickles in past SERVER_TIMEOUTS) get the catalogue's shape.
   server.on('clientError', answerClientError);
 
@@ -246,7 +245,7 @@ async function assembleSidecar(opts: SidecarOptions): Promise<AssembledSidecar> 
     // Channels end once their batches in flight are answered; later frames are answered TXM_SHUTTING_DOWN.
     channels.close();
     // The server finishes in-flight batches first, so their records are written before the store closes.
-    await closeServer(server, silentConnections);
+    await closeServer(server, connections);
     // Aborting outgoing calls makes a running resolver round end quickly; what it did not finish stays
     // recorded and is resolved after the next start.
     await Promise.all([coordinator.close(), serviceClient.close()]);
@@ -312,50 +311,6 @@ function listen(server: http.Server, host: string, port: number): Promise<void> 
 }
 
 /** How often a closing server looks for keep-alive connections whose last request has been answered. */
-const IDLE_SWEEP_MS = 50;
-/** How long a closing server waits for a request on a connection that has not sent one before closing it. */
-const SILENT_CONNECTION_GRACE_MS = 500;
-
-/**
- * The server's connections that have not yet carried a request or an upgrade. Node counts such a connection
- * neither idle nor busy, so `closeIdleConnections` leaves it, and `server.close` would wait for it until
- * headersTimeout (30 s): one client that connects and sends nothing would hold a shutdown that long.
- */
-function trackSilentConnections(server: http.Server, tls: boolean): Set<Socket> {
-  const silent = new Set<Socket>();
-  server.on(tls ? 'secureConnection' : 'connection', (socket: Socket) => {
-    silent.add(socket);
-    socket.once('close', () => silent.delete(socket));
-  });
-  const spoke = (req: http.IncomingMessage): void => void silent.delete(req.socket);
-  server.on('request', spoke);
-  server.on('upgrade', spoke);
-  return silent;
-}
-
-/**
- * Stops accepting and resolves once the requests in flight have been answered: keep-alive connections are
- * closed as they fall idle (a request arriving on one while closing is answered, with Connection: close), and a
- * connection still silent after SILENT_CONNECTION_GRACE_MS is closed.
- */
-function closeServer(server: http.Server, silentConnections: Set<Socket>): Promise<void> {
-  return new Promise((resolve) => {
-    if (!server.listening) {
-      resolve();
-      return;
-    }
-    const sweep = setInterval(() => server.closeIdleConnections(), IDLE_SWEEP_MS);
-    const silentSweep = setTimeout(() => {
-      for (const socket of silentConnections) socket.destroy();
-    }, SILENT_CONNECTION_GRACE_MS);
-    server.close(() => {
-      clearInterval(sweep);
-      clearTimeout(silentSweep);
-      resolve();
-    });
-  });
-}
-
 /** Builds the sidecar without listening and without background loops (tests, embedding). */
 export async function buildSidecar(opts: SidecarOptions): Promise<{ server: http.Server; close(): Promise<void>; resolveInDoubt(): Promise<number> }> {
   const sidecar = await assembleSidecar(opts);
