@@ -1,6 +1,6 @@
 export { CallDeadline } from './call-deadline.ts';
 export { BatchChannel, DEFAULT_RETRY_REFUSED_MS, RETRY_BUSY_MS, type BatchChannelOptions } from './batch-channel.ts';
-export { RetryLaterError, createTxmeshClient, type ShardAnswer, type TxmeshClient, type TxmeshClientOptions } from './txmesh-client.ts';
+export { DEFAULT_CLIENT_CONNECTIONS, RetryLaterError, createTxmeshClient, type ShardAnswer, type TxmeshClient, type TxmeshClientOptions } from './txmesh-client.ts';
 export {
   CallFailure,
   DEFAULT_MAX_ANSWER_BYTES,

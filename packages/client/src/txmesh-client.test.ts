@@ -177,3 +177,31 @@ test('client: in-doubt and services ask every shard and report a shard that cann
   assert.ok('answer' in services[0]! && services[0].answer.services[0]!.service === 'payment');
   await assert.rejects(client.inDoubt({ olderThanMs: -1 }), (err: unknown) => err instanceof TxmeshError && err.code === 'TXM_BAD_REQUEST');
 });
+
+test('client: by default 100 concurrent transactions are all in flight at one shard at once, none queued in the client', async (t) => {
+  let inFlight = 0;
+  let most = 0;
+  const release: (() => void)[] = [];
+  const app = Fastify();
+  app.post('/v1/transactions', async () => {
+    inFlight += 1;
+    most = Math.max(most, inFlight);
+    // Held until every transaction has arrived (or the test gives up), so the count is of concurrent calls.
+    await new Promise<void>((resolve) => release.push(resolve));
+    inFlight -= 1;
+    const result: TransactionResult = { txId: newTxId(0), outcome: 'committed', participants: [], durationMs: 1 };
+    return result;
+  });
+  const url = await listen(t, app);
+  const client = createTxmeshClient({ coordinatorUrls: [url] });
+  t.after(() => client.close());
+  const all = Promise.all(Array.from({ length: 100 }, () => client.transaction(begin)));
+  const deadline = Date.now() + 5_000;
+  while (most < 100 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+  for (const done of release.splice(0)) done();
+  // Any queued in the client arrive after the first release; answer them too.
+  const drain = setInterval(() => release.splice(0).forEach((done) => done()), 5);
+  t.after(() => clearInterval(drain));
+  await all;
+  assert.equal(most, 100, `only ${most} of 100 transactions were at the shard at once`);
+});

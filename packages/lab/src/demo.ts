@@ -99,7 +99,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
     for (const [name, sidecar] of cluster.sidecars) say(`  ${name.padEnd(9)} service ${cluster.services.get(name)!.url}  sidecar ${sidecar.url}`);
     say(`placing ${options.orders} orders, ${options.concurrency} at a time ...`);
 
-    const client = createTxmeshClient({ coordinatorUrls: cluster.coordinatorUrls, ...cluster.clientOptions });
+    const client = createTxmeshClient({ coordinatorUrls: cluster.coordinatorUrls, connections: options.concurrency, ...cluster.clientOptions });
     const rng = seededRandom(options.seed);
     const requests = Array.from({ length: options.orders }, (_, i) => orderRequest(randomOrder(rng, catalog, `order-${i + 1}`)));
     const heard = new Map<string, Outcome>();
