@@ -35,21 +35,21 @@ async function oneRequest(socket: net.Socket): Promise<void> {
   });
 }
 
-test('closeSilentConnections closes only the connections that never carried a request', async (t) => {
+test('closeSilent closes only the connections that never sent a byte', async (t) => {
   const { connections, port } = await listening(t);
   const silent = await connected(port, t);
   const spoke = await connected(port, t);
   await oneRequest(spoke.socket);
   // The server has accepted both before it is asked.
   while (connections.stats().open < 2) await new Promise((resolve) => setTimeout(resolve, 5));
-  assert.equal(connections.closeSilentConnections(), 1);
+  assert.equal(connections.closeSilent(), 1);
   await silent.closed;
   assert.equal(spoke.socket.destroyed, false, 'a keep-alive connection that carried a request is left to the server');
   // The spoken connection is left open; a closed silent one is not counted any more.
-  assert.equal(connections.closeSilentConnections(), 0);
+  assert.equal(connections.closeSilent(), 0);
 });
 
-test('an upgraded connection has spoken: closeSilentConnections leaves it', async (t) => {
+test('an upgraded connection has spoken: closeSilent leaves it', async (t) => {
   const { connections, server, port } = await listening(t);
   server.on('upgrade', (_req, socket: net.Socket) => {
     // What a server that takes upgrades asks first (the sidecar's channel does).
@@ -61,7 +61,7 @@ test('an upgraded connection has spoken: closeSilentConnections leaves it', asyn
   await new Promise<void>((resolve) => upgraded.socket.once('data', () => resolve()));
   const silent = await connected(port, t);
   while (connections.stats().open < 2) await new Promise((resolve) => setTimeout(resolve, 5));
-  assert.equal(connections.closeSilentConnections(), 1);
+  assert.equal(connections.closeSilent(), 1);
   await silent.closed;
   assert.equal(upgraded.socket.destroyed, false);
 });

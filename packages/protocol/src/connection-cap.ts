@@ -6,21 +6,17 @@
  * answer. A probe (health, readiness) is served on any connection, so a liveness probe never fails because
  * clients crowd the port; so are, at the coordinator, the few calls sidecars make (their heartbeats). Used by the coordinator and the sidecar through their serverFactory.
  *
- * It also knows the connections that have not yet carried a request or an upgrade, so a closing server can
- * close them (`closeSilentConnections`): Node counts such a connection neither idle nor busy, so
- * `closeIdleConnections` leaves it and `server.close` waits for it with no bound at all — one client that
- * connects and sends nothing would hold a SIGTERMed process until it is killed.
+ * It also tracks the server's open connections (OpenConnections), so a closing server closes the silent ones.
  */
 import type { IncomingMessage, RequestListener, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { TxmeshError } from './errors.ts';
+import { OpenConnections, closeWithSilentGrace } from './open-connections.ts';
 
 /** The listen backlog (connections the kernel holds before accept): a burst waits instead of being dropped. */
 export const LISTEN_BACKLOG = 4096;
 /** Default cap of open connections per server process. */
 export const DEFAULT_MAX_CONNECTIONS = 1000;
-/** How long a closing server waits for a first request on a connection that has sent none before closing it. */
-export const SILENT_CONNECTION_GRACE_MS = 500;
 /** How often a closing server closes the keep-alive connections that fell idle since the last look. */
 const IDLE_SWEEP_MS = 50;
 /** What an excess connection's caller is told to wait before it tries again. */
@@ -39,8 +35,7 @@ export class ConnectionCap {
   readonly #servedPastCap: (path: string) => boolean;
   /** Sockets over the cap when they arrived: decided once, when the connection opens. */
   readonly #excess = new WeakSet<Socket>();
-  /** Open connections that have carried no request and no upgrade yet. */
-  readonly #silent = new Set<Socket>();
+  readonly #connections = new OpenConnections();
   #open = 0;
   #refused = 0;
 
@@ -57,7 +52,6 @@ export class ConnectionCap {
   /** Wraps the server's request listener: excess connections get their answer here. */
   wrap(listener: RequestListener): RequestListener {
     return (req, res) => {
-      this.#silent.delete(req.socket);
       if (this.#excess.has(req.socket) && !this.#servedPastCap(pathOf(req))) this.#refuse(res);
       else listener(req, res);
     };
@@ -68,13 +62,12 @@ export class ConnectionCap {
    * socket, so there the count is taken once the handshake is done.
    */
   attach<S extends Server>(server: S, tls: boolean): S {
+    this.#connections.attach(server, tls);
     server.on(tls ? 'secureConnection' : 'connection', (socket: Socket) => {
       this.#open += 1;
       if (this.#open > this.#max) this.#excess.add(socket);
-      this.#silent.add(socket);
       socket.once('close', () => {
         this.#open -= 1;
-        this.#silent.delete(socket);
       });
     });
     return server;
@@ -85,20 +78,14 @@ export class ConnectionCap {
    * counted as refused, or undefined when it may be taken.
    */
   refusalOf(socket: Socket): TxmeshError | undefined {
-    this.#silent.delete(socket);
     if (!this.#excess.has(socket)) return undefined;
     this.#refused += 1;
     return Object.assign(new TxmeshError('TXM_OVERLOADED', `this server already holds ${this.#max} connections; this one is answered and closed`), { retryAfterSeconds: RETRY_AFTER_SECONDS });
   }
 
-  /**
-   * Closes every connection that has carried no request or upgrade yet, for a server that is closing; returns how
-   * many. A request in flight, or a keep-alive connection between requests, is left to the server's close.
-   */
-  closeSilentConnections(): number {
-    const silent = [...this.#silent];
-    for (const socket of silent) socket.destroy();
-    return silent.length;
+  /** Closes the connections that have not sent a byte (see OpenConnections); returns how many. */
+  closeSilent(): number {
+    return this.#connections.closeSilent();
   }
 
   #refuse(res: ServerResponse): void {
@@ -113,19 +100,6 @@ export class ConnectionCap {
       connection: 'close',
     });
     res.end(body);
-  }
-}
-
-/**
- * Runs a server's close (fastify's, or `server.close`) and closes the connections still silent after
- * SILENT_CONNECTION_GRACE_MS, which that close would otherwise wait for without bound.
- */
-export async function closeWithSilentGrace<T>(connections: ConnectionCap, close: () => Promise<T>): Promise<T> {
-  const silentSweep = setTimeout(() => connections.closeSilentConnections(), SILENT_CONNECTION_GRACE_MS);
-  try {
-    return await close();
-  } finally {
-    clearTimeout(silentSweep);
   }
 }
 

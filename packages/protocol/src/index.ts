@@ -12,6 +12,7 @@ export * from './trace.ts';
 export * from './credentials.ts';
 export * from './client-error-answer.ts';
 export * from './connection-cap.ts';
+export * from './open-connections.ts';
 export * from './probe-listener.ts';
 export * from './server-timeouts.ts';
 export * from './json-text.ts';
