@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import { test, type TestContext } from 'node:test';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { request } from 'undici';
@@ -76,3 +76,23 @@ test('routes also mount through app.register', async (t) => {
   assert.deepEqual(await res.body.json(), { service: 'inventory', prepared: [] });
 });
 
+
+test("the service's app.close() closes a connection that never sent a byte after a short grace instead of waiting for it", async (t) => {
+  const f = startParticipant(t);
+  const app = Fastify();
+  f.participant.routes(app);
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  t.after(() => app.close());
+  const silent = net.connect((app.server.address() as AddressInfo).port, '127.0.0.1');
+  t.after(() => silent.destroy());
+  await new Promise<void>((resolve, reject) => silent.once('connect', resolve).once('error', reject));
+  const closedByServer = new Promise<void>((resolve) => silent.once('close', () => resolve()));
+  let bound: NodeJS.Timeout | undefined;
+  const gaveUp = new Promise<'still open'>((resolve) => (bound = setTimeout(() => resolve('still open'), 10_000)));
+  try {
+    assert.equal(await Promise.race([app.close().then(() => 'closed' as const), gaveUp]), 'closed', 'app.close() returned while a silent connection was open');
+    await closedByServer;
+  } finally {
+    clearTimeout(bound);
+  }
+});

@@ -5,12 +5,15 @@
  * answered there by the same checks and handler as on the route.
  */
 import type { IncomingMessage } from 'node:http';
+import tls from 'node:tls';
 import type { Duplex } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import {
   BatchChannelServer,
   CallerRole,
   MAX_BATCH_BODY_BYTES,
+  OpenConnections,
+  SILENT_CONNECTION_GRACE_MS,
   Paths,
   TxmeshError,
   assertServiceProof,
@@ -74,10 +77,31 @@ function mountBatchChannel(scope: FastifyInstance, participant: BatchHandler, ac
   });
 }
 
+/**
+ * The service's `app.close()` closes, 500 ms in, every connection that never sent a byte: fastify's close (and
+ * Node's) waits for such a connection without bound, so one client that connected and sent nothing would hold a
+ * SIGTERMed service until it is killed. Connections that carried a request or an upgrade are left to fastify.
+ */
+function closeSilentConnectionsOnClose(scope: FastifyInstance): void {
+  const connections = new OpenConnections();
+  connections.attach(scope.server, scope.server instanceof tls.Server);
+  let sweep: NodeJS.Timeout | undefined;
+  scope.addHook('preClose', (done) => {
+    sweep = setTimeout(() => connections.closeSilent(), SILENT_CONNECTION_GRACE_MS);
+    sweep.unref();
+    done();
+  });
+  scope.addHook('onClose', (_instance, done) => {
+    clearTimeout(sweep);
+    done();
+  });
+}
+
 /** `channel: false` takes no batch channel: every batch comes through the route and the app's hooks. */
 export function mountParticipantRoutes(app: FastifyInstance, participant: BatchHandler, access?: ParticipantAccess, channel = true): void {
   app.register(async (scope) => {
     if (channel) mountBatchChannel(scope, participant, access);
+    closeSilentConnectionsOnClose(scope);
     if (access !== undefined) {
       scope.addHook('onRequest', async (request) => assertServiceProof(request.headers.authorization, CallerRole.SIDECAR, access.service, access.keys));
     }
