@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
+import { closeBesideSilentClient } from '@txmesh/protocol/testing';
 import { startCoordinator } from './app.ts';
 
 async function started(t: { after(fn: () => unknown): void }) {
@@ -33,16 +33,5 @@ test('close: a connection that never sent a request is closed after a short grac
   t.after(() => fs.rmSync(dataDir, { recursive: true, force: true }));
   const coordinator = await startCoordinator({ shard: 0, shards: 1, dataDir, secrets: ['a'.repeat(64)] });
   const { hostname, port } = new URL(coordinator.url);
-  const silent = net.connect(Number(port), hostname);
-  t.after(() => silent.destroy());
-  await new Promise<void>((resolve, reject) => silent.once('connect', resolve).once('error', reject));
-  const closedByServer = new Promise<void>((resolve) => silent.once('close', () => resolve()));
-  let bound: NodeJS.Timeout | undefined;
-  const gaveUp = new Promise<'still open'>((resolve) => (bound = setTimeout(() => resolve('still open'), 10_000)));
-  try {
-    assert.equal(await Promise.race([coordinator.close().then(() => 'closed' as const), gaveUp]), 'closed', 'the coordinator closed while a silent connection was open');
-    await closedByServer;
-  } finally {
-    clearTimeout(bound);
-  }
+  assert.deepEqual(await closeBesideSilentClient(hostname, Number(port), () => coordinator.close()), { closeReturned: true, connectionClosedByServer: true });
 });

@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
-import net, { type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { test, type TestContext } from 'node:test';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { request } from 'undici';
 import { PROTOCOL_VERSION } from '@txmesh/protocol';
+import { closeBesideSilentClient } from '@txmesh/protocol/testing';
 import { addStock, prepare, reserveOp, startParticipant, txId } from './test-support.ts';
 
 async function listen(t: TestContext, app: FastifyInstance): Promise<string> {
@@ -83,16 +84,6 @@ test("the service's app.close() closes a connection that never sent a byte after
   f.participant.routes(app);
   await app.listen({ host: '127.0.0.1', port: 0 });
   t.after(() => app.close());
-  const silent = net.connect((app.server.address() as AddressInfo).port, '127.0.0.1');
-  t.after(() => silent.destroy());
-  await new Promise<void>((resolve, reject) => silent.once('connect', resolve).once('error', reject));
-  const closedByServer = new Promise<void>((resolve) => silent.once('close', () => resolve()));
-  let bound: NodeJS.Timeout | undefined;
-  const gaveUp = new Promise<'still open'>((resolve) => (bound = setTimeout(() => resolve('still open'), 10_000)));
-  try {
-    assert.equal(await Promise.race([app.close().then(() => 'closed' as const), gaveUp]), 'closed', 'app.close() returned while a silent connection was open');
-    await closedByServer;
-  } finally {
-    clearTimeout(bound);
-  }
+  const { port } = app.server.address() as AddressInfo;
+  assert.deepEqual(await closeBesideSilentClient('127.0.0.1', port, () => app.close()), { closeReturned: true, connectionClosedByServer: true });
 });

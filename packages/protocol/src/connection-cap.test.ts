@@ -3,6 +3,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { test } from 'node:test';
 import { ConnectionCap, closeServer } from './connection-cap.ts';
+import { closeBesideSilentClient } from './testing/silent-client.ts';
 
 async function listening(t: { after(fn: () => unknown): void }) {
   const connections = new ConnectionCap(10, () => false);
@@ -68,14 +69,5 @@ test('an upgraded connection has spoken: closeSilent leaves it', async (t) => {
 
 test('closeServer ends while a connection that never sent a request is open', async (t) => {
   const { connections, server, port } = await listening(t);
-  const silent = await connected(port, t);
-  while (connections.stats().open < 1) await new Promise((resolve) => setTimeout(resolve, 5));
-  let bound: NodeJS.Timeout | undefined;
-  const gaveUp = new Promise<'still open'>((resolve) => (bound = setTimeout(() => resolve('still open'), 10_000)));
-  try {
-    assert.equal(await Promise.race([closeServer(server, connections).then(() => 'closed' as const), gaveUp]), 'closed');
-    await silent.closed;
-  } finally {
-    clearTimeout(bound);
-  }
+  assert.deepEqual(await closeBesideSilentClient('127.0.0.1', port, () => closeServer(server, connections)), { closeReturned: true, connectionClosedByServer: true });
 });

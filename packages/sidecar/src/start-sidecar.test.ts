@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import { Decision, KEEP_ALIVE_TIMEOUT_MS, REQUEST_TIMEOUT_MS, TxmeshError, newTxId } from '@txmesh/protocol';
+import { closeBesideSilentClient } from '@txmesh/protocol/testing';
 import { buildSidecar, startSidecar } from './sidecar.ts';
 import { SqlitePreparedStore } from './sqlite-prepared-store.ts';
 import { deadUrl, startFakeCoordinator, startFakeService, tempDir, waitFor, readJson } from './test-fakes.ts';
@@ -82,18 +82,7 @@ describe('startSidecar', () => {
     const service = await startFakeService(t);
     const sidecar = await startSidecar({ service: 'inventory', serviceUrl: service.url, coordinatorUrls: [await deadUrl()], dataDir: tempDir(t), logLevel: 'silent' });
     const { hostname, port } = new URL(sidecar.url);
-    const silent = net.connect(Number(port), hostname);
-    t.after(() => silent.destroy());
-    await new Promise<void>((resolve, reject) => silent.once('connect', resolve).once('error', reject));
-    const closedByServer = new Promise<void>((resolve) => silent.once('close', () => resolve()));
-    let bound: NodeJS.Timeout | undefined;
-    const gaveUp = new Promise<'still open'>((resolve) => (bound = setTimeout(() => resolve('still open'), 10_000)));
-    try {
-      assert.equal(await Promise.race([sidecar.close().then(() => 'closed' as const), gaveUp]), 'closed', 'the sidecar closed while a silent connection was open');
-      await closedByServer;
-    } finally {
-      clearTimeout(bound);
-    }
+    assert.deepEqual(await closeBesideSilentClient(hostname, Number(port), () => sidecar.close()), { closeReturned: true, connectionClosedByServer: true });
   });
 
   it('advertises advertiseUrl when given', async (t) => {
