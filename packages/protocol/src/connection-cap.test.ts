@@ -3,7 +3,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { test } from 'node:test';
 import { ConnectionCap, closeServer } from './connection-cap.ts';
-import { closeBesideSilentClient } from './testing/silent-client.ts';
+import { closeBesideSilentClient } from './silent-client.ts';
 
 async function listening(t: { after(fn: () => unknown): void }) {
   const connections = new ConnectionCap(10, () => false);

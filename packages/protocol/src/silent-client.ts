@@ -1,7 +1,7 @@
 /**
- * For the tests of every role's close (coordinator, sidecar, participant, example service, metrics port): a client
- * that connects and never sends a byte, which Node's and fastify's close would wait for without bound. Not part of
- * the published package (`files` leaves out `testing`).
+ * `@txmesh/protocol/testing`: for a test of a server's close — txmesh's own (coordinator, sidecar, participant,
+ * example service, metrics port) or a service's — a client that connects and never sends a byte, which Node's and
+ * fastify's close alone would wait for without bound.
  */
 import net from 'node:net';
 
