@@ -35,14 +35,16 @@ async function start(side, label) {
   const participants = new lab.Member('null-sidecar', 'null-sidecar', (port) => ['--port', String(port), '--coordinator', url, '--secret-file', credentials.secretFile], join(dir, 'null-sidecar.log'), env);
   await participants.start();
   const txmesh = client.createTxmeshClient({ coordinatorUrls: [url], connections: Number(concurrency), overloadRetries: 0, credential: credentials.client });
-  const committed = async () => (await (await fetch(`${url}/v1/stats`)).json()).committed;
-  return { side, label, dir, coordinator, participants, txmesh, committed };
+  const stats = async () => await (await fetch(`${url}/v1/stats`)).json();
+  const committed = async () => (await stats()).committed;
+  return { side, label, dir, coordinator, participants, txmesh, committed, stats };
 }
 
 async function measure(run) {
   const { lab } = run.side;
   let cpuBefore = 0;
   let committedBefore = 0;
+  let logBefore = { logFlushes: 0, logRecords: 0 };
   const tally = await lab.closedLoop({
     concurrency: Number(concurrency),
     warmupMs: Number(warmup) * 1000,
@@ -52,11 +54,19 @@ async function measure(run) {
     onWindowStart: async () => {
       cpuBefore = lab.processCpuMs(run.coordinator.pid);
       committedBefore = await run.committed();
+      logBefore = await run.stats();
     },
   });
   const cpuMs = lab.processCpuMs(run.coordinator.pid) - cpuBefore;
   const committed = (await run.committed()) - committedBefore;
-  return { committedTps: Math.round((tally.committed / tally.windowSec) * 10) / 10, coordinatorCpuMsPerTx: Math.round((cpuMs / committed) * 1000) / 1000 };
+  const logAfter = await run.stats();
+  // Decision records per forced group (one fsync each) over the window.
+  const recordsPerFlush = (logAfter.logRecords - logBefore.logRecords) / Math.max(1, logAfter.logFlushes - logBefore.logFlushes);
+  return {
+    committedTps: Math.round((tally.committed / tally.windowSec) * 10) / 10,
+    coordinatorCpuMsPerTx: Math.round((cpuMs / committed) * 1000) / 1000,
+    recordsPerFlush: Math.round(recordsPerFlush * 10) / 10,
+  };
 }
 
 async function stop(run) {
