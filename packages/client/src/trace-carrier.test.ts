@@ -29,7 +29,7 @@ test('no carrier, or one naming an all-zero id, is the root context', () => {
   assert.equal(contextOf({ traceparent: `00-${'0'.repeat(32)}-${ids.spanId}-01` }), ROOT_CONTEXT);
 });
 
-test('a carrier is read at its fixed offsets: anything not exactly vv-<32 hex>-<16 hex>-<2 hex> in lower case names no context', () => {
+test('a carrier is read at its fixed offsets: anything not exactly vv-<32 hex>-<16 hex>-<2 hex> in lower case, or of version ff, names no context', () => {
   const good = `00-${ids.traceId}-${ids.spanId}-01`;
   assert.deepEqual(fieldsOf(spanContextOf({ traceparent: good })), { ...ids, traceFlags: TraceFlags.SAMPLED, isRemote: true });
   assert.equal(spanContextOf({ traceparent: `00-${ids.traceId}-${ids.spanId}-00` })?.traceFlags, TraceFlags.NONE);
@@ -41,6 +41,7 @@ test('a carrier is read at its fixed offsets: anything not exactly vv-<32 hex>-<
     good.toUpperCase(),
     good.replace(/-/g, '_'),
     `0g-${ids.traceId}-${ids.spanId}-01`,
+    `ff-${ids.traceId}-${ids.spanId}-01`,
     `00-${ids.traceId.slice(0, 31)}x-${ids.spanId}-01`,
     `00-${ids.traceId}-${ids.spanId.slice(0, 15)}z-01`,
     `00-${ids.traceId}-${ids.spanId}-0-`,

@@ -64,6 +64,7 @@ export function carrierOf(span: Span): TraceCarrier | undefined {
 /** A traceparent is `vv-<32 hex trace id>-<16 hex span id>-<2 hex flags>`: 55 characters, dashes at fixed places. */
 const TRACEPARENT_LENGTH = 55;
 const DASH = 45;
+const LOWER_F = 102;
 const INVALID_TRACE_ID = '00000000000000000000000000000000';
 const INVALID_SPAN_ID = '0000000000000000';
 
@@ -77,9 +78,10 @@ function hexAt(text: string, from: number, to: number): boolean {
 }
 
 /**
- * The remote span context a carrier names, else undefined (malformed, or an all-zero id). Read at fixed
- * offsets, without splitting the string or the api's regular expressions: every batch item's carrier is read
- * once per hop (its span's parent, or a batch span's link), several times per transaction.
+ * The remote span context a carrier names, else undefined (malformed, version ff, or an all-zero id): what the W3C
+ * propagator's extract reads from the same traceparent and tracestate. Read at fixed offsets, without splitting
+ * the string or the api's regular expressions: every batch item's carrier is read once per hop (its span's parent,
+ * or a batch span's link), several times per transaction.
  */
 export function spanContextOf(carrier: TraceCarrier): SpanContext | undefined {
   const made = (carrier as MadeCarrier)[MADE_FROM];
@@ -87,6 +89,8 @@ export function spanContextOf(carrier: TraceCarrier): SpanContext | undefined {
   const traceparent = carrier.traceparent;
   if (traceparent.length !== TRACEPARENT_LENGTH || traceparent.charCodeAt(2) !== DASH || traceparent.charCodeAt(35) !== DASH || traceparent.charCodeAt(52) !== DASH) return undefined;
   if (!hexAt(traceparent, 0, 2) || !hexAt(traceparent, 3, 35) || !hexAt(traceparent, 36, 52) || !hexAt(traceparent, 53, 55)) return undefined;
+  // Version ff is invalid (W3C Trace Context), and the api's W3C propagator refuses it too.
+  if (traceparent.charCodeAt(0) === LOWER_F && traceparent.charCodeAt(1) === LOWER_F) return undefined;
   const traceId = traceparent.slice(3, 35);
   const spanId = traceparent.slice(36, 52);
   if (traceId === INVALID_TRACE_ID || spanId === INVALID_SPAN_ID) return undefined;

@@ -3,8 +3,9 @@
  * on the sidecar's own port, admitted as the batch route admits a request (the same coordinator credential, not
  * while closing, not on a connection past the cap), then one frame per batch answered as the route answers it.
  * A frame has no headers, so the batch span's trace context (the route's traceparent header) rides in the body
- * as `trace` (protocol BatchChannelRequest). A batch that asks for compact results (`compactResults`) gets each plain
- * `ok` answered as COMPACT_OK, so neither end writes or reads the text of a result that only repeats the item.
+ * as `trace` (protocol BatchChannelRequest), read as the items' carriers are (batch-span.ts). A batch that asks
+ * for compact results (`compactResults`) gets each plain `ok` answered as COMPACT_OK, so neither end writes or reads
+ * the text of a result that only repeats the item.
  *
  * Any other upgrade (a client's `Upgrade: h2c`, say) is served as the plain request it also is, as node:http
  * did before the sidecar listened for upgrades; one with a body is refused, since its body cannot be read.
@@ -34,8 +35,8 @@ export interface CoordinatorChannelOptions {
   keys: readonly string[] | undefined;
   connections: ConnectionCap;
   isClosing(): boolean;
-  /** Answers one batch body as the batch route does; `trace` is the batch span's parent. */
-  answer(body: unknown, trace: Record<string, string>): Promise<unknown>;
+  /** Answers one batch body as the batch route does; `trace` names the batch span's parent (the body's, checked). */
+  answer(body: unknown, trace: TraceCarrier | undefined): Promise<unknown>;
   /** The server's request listener, for upgrades that are not the channel's. */
   plain: http.RequestListener;
   log: Logger;
@@ -54,7 +55,7 @@ export function attachCoordinatorChannel(server: http.Server, o: CoordinatorChan
       if (o.keys !== undefined) assertServiceProof(req.headers.authorization, CallerRole.COORDINATOR, o.service, o.keys);
     },
     answer: async (body) => {
-      const answer = await o.answer(body, traceHeadersOf(body));
+      const answer = await o.answer(body, isPlainObject(body) ? validTraceCarrier(body.trace) : undefined);
       return isPlainObject(body) && body.compactResults === true ? compactBatchResponse(body.items, answer) : answer;
     },
     onInternalError: (err) => o.log.error({ err }, 'a batch over the coordinator channel failed unexpectedly'),
@@ -63,13 +64,6 @@ export function attachCoordinatorChannel(server: http.Server, o: CoordinatorChan
     if (!channels.handleUpgrade(req, socket, head)) servePlain(o.plain, req, socket, head);
   });
   return channels;
-}
-
-/** The batch span's trace context a channel batch carries, as the headers the route would have had. */
-function traceHeadersOf(body: unknown): Record<string, string> {
-  const trace: TraceCarrier | undefined = isPlainObject(body) ? validTraceCarrier(body.trace) : undefined;
-  if (trace === undefined) return {};
-  return trace.tracestate === undefined ? { traceparent: trace.traceparent } : { traceparent: trace.traceparent, tracestate: trace.tracestate };
 }
 
 /** Serves an upgrade request nobody takes as the ordinary request it also is (its answer then ends the connection). */

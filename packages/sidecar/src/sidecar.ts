@@ -30,7 +30,7 @@ import {
 } from '@txmesh/protocol';
 import { handleBatch } from './batch-handler.ts';
 import { attachCoordinatorChannel } from './coordinator-channel.ts';
-import { withBatchSpan } from './batch-span.ts';
+import { withBatchSpan, type BatchSpanParent } from './batch-span.ts';
 import { traceLogFields } from '@txmesh/client';
 import { ControlRoutes } from './control-routes.ts';
 import { CoordinatorClient } from './coordinator-client.ts';
@@ -159,8 +159,8 @@ async function assembleSidecar(opts: SidecarOptions): Promise<AssembledSidecar> 
     onSendFailed: (shard, err) => log.debug({ err, shard }, 'wait report to shard failed'),
   });
   const reporter = waitReporter;
-  /** One batch, from the route or the channel; `traceHeaders` carry the coordinator's batch span. */
-  const answerBatch = async (body: unknown, traceHeaders: Record<string, string | string[] | undefined>, overChannel: boolean): Promise<BranchBatchResponse> => {
+  /** One batch, from the route or the channel; `traceParent` names the coordinator's batch span. */
+  const answerBatch = async (body: unknown, traceParent: BatchSpanParent, overChannel: boolean): Promise<BranchBatchResponse> => {
     const batch = validateBatchRequest(body);
     received.batches += 1;
     if (overChannel) received.overChannel += 1;
@@ -171,7 +171,7 @@ async function assembleSidecar(opts: SidecarOptions): Promise<AssembledSidecar> 
     try {
       // Naive mode (TXMESH_BATCHING=off): every item is its own service call and its own store write.
       const items = batch.items;
-      results = await withBatchSpan(o.service, traceHeaders, items, async () =>
+      results = await withBatchSpan(o.service, traceParent, items, async () =>
         o.batching ? handleBatch(items, deps) : (await Promise.all(items.map((item) => handleBatch([item], deps)))).flat(),
       );
     } finally {
@@ -179,14 +179,14 @@ async function assembleSidecar(opts: SidecarOptions): Promise<AssembledSidecar> 
     }
     return { protocolVersion: PROTOCOL_VERSION, results, report: monitor.report() };
   };
-  routes.post(Paths.SIDECAR_BATCH, (request) => answerBatch(request.body, request.headers, false));
+  routes.post(Paths.SIDECAR_BATCH, (request) => answerBatch(request.body, { headers: request.headers }, false));
   // The coordinator's batch channel on this port: the same batches, admitted once per connection (coordinator-channel.ts).
   const channels = attachCoordinatorChannel(server, {
     service: o.service,
     keys: o.keys,
     connections,
     isClosing: () => closing !== undefined,
-    answer: (body, trace) => answerBatch(body, trace, true),
+    answer: (body, trace) => answerBatch(body, { carrier: trace }, true),
     plain: capped,
     log,
   });

@@ -207,8 +207,10 @@ describe('role tracer', () => {
     const VALID_IDS = Symbol.for('txmesh.spanContext.validIds');
     const { role } = providers();
     const seen = new Set<string>();
+    const seenTraces = new Set<string>();
     for (let i = 0; i < 200; i++) {
       const root = role.startSpan('root', {}, ROOT_CONTEXT);
+      seenTraces.add(root.spanContext().traceId);
       const child = role.startSpan('child', {}, trace.setSpan(ROOT_CONTEXT, root));
       for (const context of [root.spanContext(), child.spanContext()]) {
         assert.match(context.traceId, /^[0-9a-f]{32}$/);
@@ -221,6 +223,9 @@ describe('role tracer', () => {
       root.end();
     }
     assert.equal(seen.size, 400, 'every span id differs');
+    // Each quarter of a trace id is a word of its own (one flat string made of four).
+    const quarters = [0, 1, 2, 3].map((q) => new Set([...seenTraces].map((id) => id.slice(q * 8, q * 8 + 8))));
+    assert.deepEqual(quarters.map((values) => values.size), [200, 200, 200, 200]);
     const fixed = { generateTraceId: () => 'ab'.repeat(16), generateSpanId: () => 'cd'.repeat(8) };
     const provider = new TracerProvider({ idGenerator: fixed, spanProcessors: [new Ended()] });
     const span = new RoleTracerProvider(provider).getTracer('@txmesh/test').startSpan('fixed', {}, ROOT_CONTEXT);
