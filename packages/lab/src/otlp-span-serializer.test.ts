@@ -12,7 +12,7 @@ import { context, SpanKind, SpanStatusCode, trace, TraceFlags, type HrTime } fro
 import { JsonTraceSerializer, ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { InMemorySpanExporter, SimpleSpanProcessor, TracerProvider, type ReadableSpan } from '@opentelemetry/sdk-trace';
-import { JsonSpanSerializer, OtlpHttpProtocol, OtlpHttpSpanExporter, ProtobufSpanSerializer } from 'txmesh/telemetry';
+import { JsonSpanSerializer, OtlpHttpProtocol, OtlpHttpSpanExporter, ProtobufSpanBatch, ProtobufSpanSerializer } from 'txmesh/telemetry';
 import { decodeProtobufExport } from './otlp-protobuf.ts';
 import { OtlpReceiver } from './otlp-receiver.ts';
 import type { OtlpSpan, OtlpValue } from './otlp-export.ts';
@@ -151,6 +151,34 @@ describe('txmesh OTLP protobuf serializer', () => {
     const before = Buffer.from(first).toString('hex');
     serializer.serializeRequest(sampleSpans('y'.repeat(300)));
     assert.equal(Buffer.from(first).toString('hex'), before);
+  });
+
+  it('a sealed batch keeps its own spans until its request is written, whatever is added and sealed after it', () => {
+    const spans = sampleSpans();
+    const half = 3;
+    const alone = (list: ReadableSpan[]): string => {
+      const one = new ProtobufSpanBatch();
+      for (const span of list) one.add(span);
+      return Buffer.from(one.seal().request()).toString('hex');
+    };
+    const batch = new ProtobufSpanBatch();
+    // Rounds, so that later batches are written into the scope buffers earlier requests gave back.
+    for (let round = 0; round < 3; round++) {
+      for (const span of spans.slice(0, half)) batch.add(span);
+      const first = batch.seal();
+      for (const span of spans.slice(half)) batch.add(span);
+      const second = batch.seal();
+      const secondBytes = second.request();
+      const secondHex = Buffer.from(secondBytes).toString('hex');
+      for (const span of [...spans, ...spans]) batch.add(span);
+      const third = batch.seal();
+      assert.equal(Buffer.from(third.request()).toString('hex'), alone([...spans, ...spans]));
+      assert.equal(Buffer.from(first.request()).toString('hex'), alone(spans.slice(0, half)), 'written after two later batches');
+      assert.equal(Buffer.from(secondBytes).toString('hex'), secondHex, 'the bytes handed out stay as they were');
+      assert.equal(second.request(), secondBytes, 'written once');
+      assert.equal(first.count + second.count + third.count, 3 * spans.length);
+    }
+    assert.deepEqual(decodeProtobufExport(Buffer.from(alone(spans), 'hex')), decodeProtobufExport(ProtobufTraceSerializer.serializeRequest(spans)!));
   });
 
   it('reads an ExportTraceServiceResponse: empty is success, partial_success carries rejected spans and the message', () => {

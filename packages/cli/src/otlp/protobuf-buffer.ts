@@ -1,8 +1,8 @@
 /**
- * A protobuf writer over one buffer that lives as long as its exporter: each export request is written into
- * it from the start and copied out once, so a batch of spans costs one allocation for its bytes instead of
- * one per id, string and nested message. Nested messages reserve their length prefix up front (the caller
- * says how many bytes it expects) and shift their content only when the guess was wrong.
+ * A protobuf writer over one growing buffer: a scope's spans are written into one reused from batch to batch, and
+ * an export request into one made for it, so a batch of spans costs one allocation for its bytes instead of one
+ * per id, string and nested message. Nested messages reserve their length prefix up front (the caller says how
+ * many bytes it expects) and shift their content only when the guess was wrong.
  */
 
 const WIRE_VARINT = 0;
@@ -60,6 +60,14 @@ export class ProtobufBuffer {
   /** A copy of what was written since reset(): the transport may still hold it when the next request is written. */
   take(): Uint8Array {
     return new Uint8Array(this.#buf.subarray(0, this.#pos));
+  }
+
+  /**
+   * What was written, without a copy, for a buffer made for one message and then dropped: the view shares the
+   * buffer's memory, so nothing may be written to this buffer afterwards.
+   */
+  written(): Uint8Array {
+    return this.#buf.subarray(0, this.#pos);
   }
 
   tag(field: number, wire: number): void {
@@ -225,6 +233,14 @@ export class ProtobufBuffer {
       v >>>= 7;
     }
     buf[at] = v;
+  }
+
+  /** Copies what another buffer holds (a scope's spans into their request), straight from its memory. */
+  append(other: ProtobufBuffer): void {
+    const length = other.#pos;
+    this.#ensure(length);
+    other.#buf.copy(this.#buf, this.#pos, 0, length);
+    this.#pos += length;
   }
 
   /** Copies bytes written earlier by another buffer (a cached resource or scope). */

@@ -250,7 +250,8 @@ class EncodedOnce<T extends object> {
     this.#write = write;
   }
 
-  writeTo(out: ProtobufBuffer, value: T, cacheable: boolean): void {
+  /** The value's encoding: made once for a cacheable value, each time for another. */
+  bytesOf(value: T, cacheable: boolean): Uint8Array {
     let bytes = this.#bytes.get(value);
     if (bytes === undefined) {
       this.#scratch.reset();
@@ -258,15 +259,25 @@ class EncodedOnce<T extends object> {
       bytes = this.#scratch.take();
       if (cacheable) this.#bytes.set(value, bytes);
     }
-    out.raw(bytes);
+    return bytes;
   }
 }
 
-/** Spans encoded as they are added (span-grouping.ts); each scope's spans go into a buffer reused from batch to batch. */
+/** Room for a string field of this many characters: tag, length and up to 3 bytes per UTF-16 unit. */
+const stringFieldRoom = (text: string | undefined): number => (text ? 6 + 3 * text.length : 0);
+/** Room for a nested message's tag and reserved length. */
+const NESTED_ROOM = 1 + RESERVE_LARGE;
+
+/**
+ * Spans encoded as they are added (span-grouping.ts); each scope's spans go into a buffer reused from batch to batch.
+ * A sealed batch keeps those buffers until its request is written, straight into a buffer made for that request and
+ * handed to the transport without another copy (the transport may hold it past the next request: retries, a timed
+ * out export). Copying each scope's spans out at the seal and the request out of a shared buffer made two more
+ * allocations and copies of every batch, about as much CPU in a traced service as its ids (docs/benchmarks.md).
+ */
 export class ProtobufSpanBatch implements SpanBatch {
   readonly #spare: ProtobufBuffer[] = [];
   readonly #groups = new SpanGroups<ProtobufBuffer>(() => this.#spare.pop() ?? new ProtobufBuffer(SCOPE_BUFFER_BYTES));
-  readonly #request = new ProtobufBuffer();
   readonly #resources = new EncodedOnce<Resource>(writeResource);
   readonly #scopes = new EncodedOnce<InstrumentationScope>(writeScope);
   #count = 0;
@@ -289,39 +300,45 @@ export class ProtobufSpanBatch implements SpanBatch {
   }
 
   seal(): SealedSpans {
-    const chunks = new Map<Resource, [InstrumentationScope, Uint8Array][]>();
-    for (const [resource, scopes] of this.#groups.take()) {
-      const list: [InstrumentationScope, Uint8Array][] = [];
-      for (const [scope, spans] of scopes) {
-        list.push([scope, spans.take()]);
-        spans.reset();
-        this.#spare.push(spans);
-      }
-      chunks.set(resource, list);
-    }
+    const groups = this.#groups.take();
     const count = this.#count;
     this.#count = 0;
-    return { count, resources: [...chunks.keys()], request: () => this.#write(chunks) };
+    let request: Uint8Array | undefined;
+    return { count, resources: [...groups.keys()], request: () => (request ??= this.#write(groups)) };
   }
 
-  /** The request around the sealed spans, in the request buffer (one export is written at a time). */
-  #write(chunks: Map<Resource, [InstrumentationScope, Uint8Array][]>): Uint8Array {
-    const out = this.#request;
-    out.reset();
-    for (const [resource, scopes] of chunks) {
-      const resourceAt = out.begin(Request.RESOURCE_SPANS, RESERVE_LARGE);
-      this.#resources.writeTo(out, resource, resource.asyncAttributesPending !== true);
+  /** The request around the sealed spans; their buffers then go back to the spares. */
+  #write(groups: Map<Resource, Map<InstrumentationScope, ProtobufBuffer>>): Uint8Array {
+    const encoded: [Resource, Uint8Array, [InstrumentationScope, Uint8Array, ProtobufBuffer][]][] = [];
+    let room = 0;
+    for (const [resource, scopes] of groups) {
+      const resourceBytes = this.#resources.bytesOf(resource, resource.asyncAttributesPending !== true);
+      room += NESTED_ROOM + resourceBytes.length + stringFieldRoom(resource.schemaUrl);
+      const list: [InstrumentationScope, Uint8Array, ProtobufBuffer][] = [];
       for (const [scope, spans] of scopes) {
+        const scopeBytes = this.#scopes.bytesOf(scope, true);
+        room += NESTED_ROOM + scopeBytes.length + spans.length + stringFieldRoom(scope.schemaUrl);
+        list.push([scope, scopeBytes, spans]);
+      }
+      encoded.push([resource, resourceBytes, list]);
+    }
+    const out = new ProtobufBuffer(Math.max(room, 1));
+    for (const [resource, resourceBytes, scopes] of encoded) {
+      const resourceAt = out.begin(Request.RESOURCE_SPANS, RESERVE_LARGE);
+      out.raw(resourceBytes);
+      for (const [scope, scopeBytes, spans] of scopes) {
         const scopeAt = out.begin(ResourceSpans.SCOPE_SPANS, RESERVE_LARGE);
-        this.#scopes.writeTo(out, scope, true);
-        out.raw(spans);
+        out.raw(scopeBytes);
+        out.append(spans);
+        spans.reset();
+        this.#spare.push(spans);
         if (scope.schemaUrl) out.string(ScopeSpans.SCHEMA_URL, scope.schemaUrl);
         out.end(scopeAt, RESERVE_LARGE);
       }
       if (resource.schemaUrl) out.string(ResourceSpans.SCHEMA_URL, resource.schemaUrl);
       out.end(resourceAt, RESERVE_LARGE);
     }
-    return out.take();
+    return out.written();
   }
 }
 
