@@ -266,7 +266,7 @@ export async function buildCoordinator(opts: CoordinatorOptions, parts: Coordina
         running.close();
         metrics.close();
         await inDoubtMonitor.stop();
-        // A connection that never sent a request would hold fastify's close without bound.
+        // A connection that never sent a byte would hold fastify's close without bound.
         await closeWithSilentGrace(connections, () => app.close());
         await transport.close?.();
         await openLog.close();

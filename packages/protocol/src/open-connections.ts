@@ -2,8 +2,10 @@
  * A server's open connections, so a closing server can close the *silent* ones: those that have not sent a
  * single byte. Node counts such a connection neither idle nor busy, no timeout of its own ever closes it, and
  * `server.close` (fastify's close too) waits for it without bound — one client that connects and sends nothing
- * would hold a SIGTERMed process until it is killed. A connection that sent part of a request is left to
- * headersTimeout, one between requests to the server's idle close, an upgraded one to its owner.
+ * would hold a SIGTERMed process until it is killed. On a TLS server a connection whose handshake has not
+ * finished is closed the same way: no request can be in flight on it, and only the handshake timeout (120 s by
+ * default) would end it. A connection that sent part of a request is left to headersTimeout, one between
+ * requests to the server's idle close, an upgraded one to its owner.
  */
 import type { Server } from 'node:http';
 import type { Socket } from 'node:net';
@@ -13,22 +15,33 @@ export const SILENT_CONNECTION_GRACE_MS = 500;
 
 export class OpenConnections {
   readonly #sockets = new Set<Socket>();
+  /** On a TLS server: its TCP sockets whose handshake has not finished yet, by their peer's address and port. */
+  readonly #handshaking = new Map<string, Socket>();
 
   /**
-   * Tracks the server's connections. On a TLS server both the TCP socket (silent if no handshake ever began) and,
-   * once the handshake is done, the TLS socket (whose bytesRead counts only the decrypted request bytes).
+   * Tracks the server's connections. On a TLS server both the TCP socket (silent until its handshake is done)
+   * and, once the handshake is done, the TLS socket (whose bytesRead counts only the decrypted request bytes).
    */
   attach<S extends Server>(server: S, tls: boolean): S {
-    server.on('connection', (socket: Socket) => this.#track(socket));
-    if (tls) server.on('secureConnection', (socket: Socket) => this.#track(socket));
+    server.on('connection', (socket: Socket) => {
+      this.#track(socket);
+      if (tls) this.#trackHandshake(socket);
+    });
+    if (tls) {
+      server.on('secureConnection', (socket: Socket) => {
+        // The TLS socket has the same peer as the TCP socket it wraps (public fields, unlike its `_parent`).
+        this.#handshaking.delete(peerOf(socket));
+        this.#track(socket);
+      });
+    }
     return server;
   }
 
-  /** Closes every tracked connection that has not sent a byte; returns how many. */
+  /** Closes every tracked connection that has not sent a byte or not finished its TLS handshake; returns how many. */
   closeSilent(): number {
     let closed = 0;
     for (const socket of this.#sockets) {
-      if (socket.bytesRead === 0) {
+      if (socket.bytesRead === 0 || this.#handshaking.get(peerOf(socket)) === socket) {
         socket.destroy();
         closed += 1;
       }
@@ -40,6 +53,19 @@ export class OpenConnections {
     this.#sockets.add(socket);
     socket.once('close', () => this.#sockets.delete(socket));
   }
+
+  #trackHandshake(socket: Socket): void {
+    const peer = peerOf(socket);
+    this.#handshaking.set(peer, socket);
+    socket.once('close', () => {
+      if (this.#handshaking.get(peer) === socket) this.#handshaking.delete(peer);
+    });
+  }
+}
+
+/** A connection's peer; unique among a server's open connections. */
+function peerOf(socket: Socket): string {
+  return `${socket.remoteAddress ?? ''}|${socket.remotePort ?? ''}`;
 }
 
 /**
