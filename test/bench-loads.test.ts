@@ -21,6 +21,9 @@ test('txmesh bench --loads: concurrency 1 (1 and 4 services), 64, open loop, the
   const pacing = r.pacing;
   assert.equal(pacing.gapMs, 10, 'asleep for about one concurrency-1 transaction');
   for (const trips of [pacing.backToBack, pacing.paced]) assert.ok(trips.p50Ms > 0 && trips.cpuMsPerRequest >= 0);
+  const proxy = r.proxy;
+  assert.ok(proxy.directP50Ms > 0 && proxy.throughSidecarP50Ms > 0 && proxy.sidecarCpuMsPerRequest > 0, 'both ways measured, and the proxied one costs the sidecar CPU');
+  assert.ok(Math.abs(proxy.addedP50Ms - (proxy.throughSidecarP50Ms - proxy.directP50Ms)) < 0.002, 'what the proxy adds is the difference of the two');
   assert.equal(r.clusterWarmupSec, 2);
   assert.ok(r.localBaseline.perCommit.ordersPerSec > 0 && r.localBaseline.batched64.ordersPerSec > 0);
   for (const [name, load, participants, concurrency] of [['c1 one', r.c1.oneService, 1, 1], ['c1 four', r.c1.fourServices, 4, 1], ['c64', r.c64, 4, 64]] as const) {

@@ -75,6 +75,8 @@ export interface LoadsReport {
    * costs a process that was idle, in time and in CPU (sidecar and service together, background timers included).
    */
   pacing: { gapMs: number; backToBack: NullRoundTrips; paced: NullRoundTrips };
+  /** What the sidecar's proxy adds to the service's ordinary traffic at concurrency 1 (see ProxyOverhead). */
+  proxy: ProxyOverhead;
   localBaseline: LocalBaseline;
   c1: { oneService: LoadRun; fourServices: LoadRun };
   c64: LoadRun & { overNullEcho: number };
@@ -82,6 +84,19 @@ export interface LoadsReport {
   /** One coordinator whose four services are null participants (one process that votes yes and acks at once). */
   coordinatorAlone: CoordinatorAlone;
   targets: TargetCheck[];
+}
+
+/**
+ * The inventory service's GET /health straight to the service and through its sidecar's proxy (every path outside
+ * /txmesh/ is proxied), back to back on one kept-alive connection, in alternating blocks: the latency the proxy adds
+ * to a service's ordinary requests, and the sidecar's CPU per proxied request.
+ */
+export interface ProxyOverhead {
+  directP50Ms: number;
+  throughSidecarP50Ms: number;
+  /** throughSidecarP50Ms − directP50Ms. */
+  addedP50Ms: number;
+  sidecarCpuMsPerRequest: number;
 }
 
 export interface CoordinatorAlone {
@@ -147,6 +162,8 @@ export async function runLoadsBench(options: BenchOptions, say: (line: string) =
       `[loads] sidecar→service null round trip back to back: p50 ${pacing.backToBack.p50Ms} ms, ${pacing.backToBack.cpuMsPerRequest} ms CPU; ` +
         `${pacing.gapMs} ms apart: p50 ${pacing.paced.p50Ms} ms, ${pacing.paced.cpuMsPerRequest} ms CPU`,
     );
+    const proxy = await measureProxy(cluster);
+    say(`[loads] the sidecar's proxy at concurrency 1: p50 ${proxy.directP50Ms} ms straight to the service, ${proxy.throughSidecarP50Ms} ms through the sidecar (+${proxy.addedP50Ms} ms), sidecar CPU ${proxy.sidecarCpuMsPerRequest} ms per request`);
     const high = await closed(`c${HIGH_CONCURRENCY}-4svc`, HIGH_CONCURRENCY, false);
     const c64 = { ...high, overNullEcho: round(nullEcho.c64.nullEchoRps > 0 ? high.committedTps / nullEcho.c64.nullEchoRps : 0, 4) };
 
@@ -173,6 +190,7 @@ export async function runLoadsBench(options: BenchOptions, say: (line: string) =
       nullEcho,
       physicalPath,
       pacing,
+      proxy,
       localBaseline,
       c1: { oneService, fourServices },
       c64,
@@ -331,6 +349,29 @@ async function measurePacing(cluster: Cluster, gapMs: number): Promise<LoadsRepo
   const backToBack = await nullRoundTrips(url, 400, 0, pids);
   const paced = await nullRoundTrips(url, 300, gapMs, pids);
   return { gapMs, backToBack, paced };
+}
+
+/** Blocks of each way, alternating, after one unmeasured block each (both sides then run compiled code). */
+const PROXY_BLOCKS = 4;
+const PROXY_REQUESTS_PER_BLOCK = 300;
+
+async function measureProxy(cluster: Cluster): Promise<ProxyOverhead> {
+  const sidecar = cluster.sidecars.get('inventory')!;
+  const ways = { direct: `${cluster.services.get('inventory')!.url}/health`, throughSidecar: `${sidecar.url}/health` };
+  const p50s: Record<keyof typeof ways, number[]> = { direct: [], throughSidecar: [] };
+  const sidecarCpu: number[] = [];
+  for (const url of Object.values(ways)) await nullRoundTrips(url, PROXY_REQUESTS_PER_BLOCK);
+  for (let block = 0; block < PROXY_BLOCKS; block++) {
+    for (const way of block % 2 === 0 ? (['direct', 'throughSidecar'] as const) : (['throughSidecar', 'direct'] as const)) {
+      const trips = await nullRoundTrips(ways[way], PROXY_REQUESTS_PER_BLOCK, 0, way === 'throughSidecar' ? [sidecar.pid] : []);
+      p50s[way].push(trips.p50Ms);
+      if (way === 'throughSidecar') sidecarCpu.push(trips.cpuMsPerRequest);
+    }
+  }
+  const median = (values: number[]): number => round(percentile([...values].sort((a, b) => a - b), 50), 3);
+  const directP50Ms = median(p50s.direct);
+  const throughSidecarP50Ms = median(p50s.throughSidecar);
+  return { directP50Ms, throughSidecarP50Ms, addedP50Ms: round(throughSidecarP50Ms - directP50Ms, 3), sidecarCpuMsPerRequest: median(sidecarCpu) };
 }
 
 /** The targets of issue 18 that these loads measure (the concurrency-1000 ones stay in the main bench). */
