@@ -125,10 +125,10 @@ function roleTracerWanted(env: NodeJS.ProcessEnv): boolean {
 
 /**
  * A role's spans are encoded as each ends and sent with txmesh's own OTLP/HTTP exporter (otlp/span-processor.ts),
- * under the OTEL_BSP_* limits a batch span processor would use.
+ * under the OTEL_BSP_* limits a batch span processor would use, with a role's larger batches where none is set.
  */
 async function roleSpanProcessor(env: NodeJS.ProcessEnv, protocol: OtlpHttpProtocol): Promise<SpanProcessor> {
-  const [{ EncodingSpanProcessor }, { OtlpHttpRequestExporter, spanBatchFor }, { batchLimitsFrom }] = await Promise.all([
+  const [{ EncodingSpanProcessor }, { OtlpHttpRequestExporter, spanBatchFor }, { batchLimitsFrom, ROLE_BATCH_DEFAULTS }] = await Promise.all([
     import('./otlp/span-processor.ts'),
     import('./otlp/span-exporter.ts'),
     import('./otlp/batch-limits.ts'),
@@ -136,7 +136,7 @@ async function roleSpanProcessor(env: NodeJS.ProcessEnv, protocol: OtlpHttpProto
   return new EncodingSpanProcessor({
     batch: spanBatchFor(protocol),
     exporter: new OtlpHttpRequestExporter(protocol),
-    limits: batchLimitsFrom(env),
+    limits: batchLimitsFrom(env, ROLE_BATCH_DEFAULTS),
     onLost: (spans, reason) => process.stderr.write(`txmesh: ${spans} spans could not be exported: ${reason}\n`),
   });
 }
@@ -165,7 +165,7 @@ const prometheusHandler = (prometheus: PrometheusExporter): MetricsHandler => (r
 // txmesh's OTLP/HTTP span exporters, span processor and two encodings, for applications and the lab's tests.
 export { OtlpHttpSpanExporter, OtlpHttpRequestExporter, spanBatchFor, type EncodedSpanRequest } from './otlp/span-exporter.ts';
 export { EncodingSpanProcessor, type EncodedSpanExporter, type SpanProcessorOptions } from './otlp/span-processor.ts';
-export { batchLimitsFrom, type BatchLimits } from './otlp/batch-limits.ts';
+export { batchLimitsFrom, ROLE_BATCH_DEFAULTS, SPEC_BATCH_DEFAULTS, type BatchLimits } from './otlp/batch-limits.ts';
 export { ProtobufSpanSerializer, ProtobufSpanBatch, type TraceExportResponse } from './otlp/span-protobuf.ts';
 export { JsonSpanSerializer, JsonSpanBatch } from './otlp/span-json.ts';
 export type { SpanBatch, SealedSpans } from './otlp/span-grouping.ts';

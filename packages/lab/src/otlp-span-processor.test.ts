@@ -21,6 +21,8 @@ import {
   OtlpHttpProtocol,
   OtlpHttpRequestExporter,
   batchLimitsFrom,
+  ROLE_BATCH_DEFAULTS,
+  SPEC_BATCH_DEFAULTS,
   spanBatchFor,
   type BatchLimits,
   type EncodedSpanExporter,
@@ -122,6 +124,16 @@ describe('txmesh span processor', () => {
     await flushed;
   });
 
+  it("takes the specification's defaults for an application and a role's larger batches, the environment winning over both", () => {
+    assert.deepEqual(batchLimitsFrom({}), { scheduledDelayMillis: 5000, exportTimeoutMillis: 30_000, maxQueueSize: 2048, maxExportBatchSize: 512 });
+    assert.deepEqual(batchLimitsFrom({}), SPEC_BATCH_DEFAULTS);
+    assert.deepEqual(batchLimitsFrom({}, ROLE_BATCH_DEFAULTS), { scheduledDelayMillis: 5000, exportTimeoutMillis: 30_000, maxQueueSize: 8192, maxExportBatchSize: 2048 });
+    assert.equal(batchLimitsFrom({ OTEL_BSP_MAX_EXPORT_BATCH_SIZE: '512' }, ROLE_BATCH_DEFAULTS).maxExportBatchSize, 512);
+    // A smaller queue set alone bounds the role's default batch, as it bounds any batch.
+    assert.deepEqual(batchLimitsFrom({ OTEL_BSP_MAX_QUEUE_SIZE: '1000' }, ROLE_BATCH_DEFAULTS), { ...ROLE_BATCH_DEFAULTS, maxQueueSize: 1000, maxExportBatchSize: 1000 });
+    assert.equal(batchLimitsFrom({ OTEL_BSP_MAX_EXPORT_BATCH_SIZE: 'lots' }, ROLE_BATCH_DEFAULTS).maxExportBatchSize, 2048);
+  });
+
   it('drops spans beyond OTEL_BSP_MAX_QUEUE_SIZE while an export is in flight, and says how many at shutdown', async () => {
     const exporter = new HeldExporter();
     const lost: [number, string][] = [];
@@ -208,19 +220,20 @@ describe('txmesh span processor at shutdown, whatever the collector does', () =>
 
 const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 
-/** A role that makes 600 spans once its telemetry started (one batch of 512 goes out at once, 88 wait). */
+/** A role that makes ROLE_SPANS spans (600 unless set) once its telemetry started; they wait for a batch to fill. */
 const ROLE = `
 import { trace } from '@opentelemetry/api';
 import { serve } from 'txmesh';
 process.exitCode = await serve(async () => {
   const tracer = trace.getTracer('shutdown-test');
-  for (let i = 0; i < 600; i++) tracer.startSpan('work ' + i).end();
+  const spans = Number(process.env.ROLE_SPANS ?? 600);
+  for (let i = 0; i < spans; i++) tracer.startSpan('work ' + i).end();
   return { url: 'http://127.0.0.1:1', close: async () => {} };
 }, { telemetry: { defaultServiceName: 'shutdown-test', metricsPort: 0, metricsHost: '127.0.0.1' } });
 `;
 
 /** Starts the role, waits for its ready line, SIGTERMs it: its exit code, stderr and how long it took to stop. */
-async function stopRole(collectorUrl: string): Promise<{ code: number | null; stderr: string; stopMs: number }> {
+async function stopRole(collectorUrl: string, env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stderr: string; stopMs: number }> {
   const child = spawn(process.execPath, ['--input-type=module', '-e', ROLE], {
     cwd: REPO_ROOT,
     env: {
@@ -229,6 +242,7 @@ async function stopRole(collectorUrl: string): Promise<{ code: number | null; st
       OTEL_EXPORTER_OTLP_ENDPOINT: collectorUrl,
       OTEL_EXPORTER_OTLP_TIMEOUT: '1000',
       OTEL_TRACES_SAMPLER: 'always_on',
+      ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -267,6 +281,24 @@ describe('a txmesh process shuts down cleanly whatever the collector does', () =
       assert.ok(stopMs < 8000, `stopped in ${Math.round(stopMs)} ms`);
       assert.match(stderr, /txmesh: 600 spans could not be exported: /);
       assert.doesNotMatch(stderr, /\n\s+at /, 'no stack trace');
+    });
+  }
+});
+
+describe('a txmesh role sends 2048 spans per export request unless OTEL_BSP_* says otherwise', () => {
+  // The schedule delay is long, so only a full batch goes out before the SIGTERM; the rest goes at shutdown.
+  const cases: [string, NodeJS.ProcessEnv, number][] = [
+    ['by default: a request of 2048 at once, 52 at shutdown', {}, 2],
+    ['OTEL_BSP_MAX_EXPORT_BATCH_SIZE=512: four requests of 512, 52 at shutdown', { OTEL_BSP_MAX_EXPORT_BATCH_SIZE: '512' }, 5],
+  ];
+  for (const [what, env, requests] of cases) {
+    it(what, async (t) => {
+      const receiver = await OtlpReceiver.start({ keepSpans: false });
+      t.after(() => receiver.close());
+      const { code, stderr } = await stopRole(receiver.url, { ROLE_SPANS: '2100', OTEL_BSP_SCHEDULE_DELAY: '60000', ...env });
+      assert.equal(code, 0, stderr);
+      assert.equal(receiver.count, 2100);
+      assert.equal(receiver.requests, requests);
     });
   }
 });

@@ -54,7 +54,7 @@ const RESERVE_SMALL = 1; // key-value pairs, status, values
 const RESERVE_SPAN = 2; // spans, events, links: under 16 KiB
 const RESERVE_LARGE = 3; // resource spans and scope spans: under 2 MiB
 
-/** First size of the buffer of one scope's spans: a batch of 512 coordinator spans takes about 100 KB. */
+/** First size of the buffer of one scope's spans, which grows as needed: a batch of 2048 coordinator spans takes about 400 KB. */
 const SCOPE_BUFFER_BYTES = 16 * 1024;
 
 /** The parsed ExportTraceServiceResponse: what the SDK's response handler logs when spans were rejected. */
